@@ -1,0 +1,1 @@
+"""CLI commands; each module registers its commands on leukos.cli.main.app."""

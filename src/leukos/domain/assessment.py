@@ -1,0 +1,200 @@
+"""The assessment: what the rules found, each part with its working and citations
+(shared/reference/outputs.md). Frozen values; ``to_dict`` gives the JSON contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import MappingProxyType
+from typing import Any, Mapping
+
+__all__ = [
+    "Artefact",
+    "Assessment",
+    "DicResult",
+    "DifferentialEntry",
+    "HyperleukocytosisResult",
+    "LeukapheresisResult",
+    "LeukostasisResult",
+    "Recommendation",
+    "TlsResult",
+    "jsonable",
+]
+
+DISCLAIMER = ("leukos supports clinical decisions; it does not replace clinical judgement. "
+              "It is not a medical device.")
+
+
+def _frozen_map() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+def jsonable(obj: Any) -> Any:
+    """Convert domain values (dataclasses, enums, mappings, datetimes) to JSON-ready data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if hasattr(obj, "to_dict"):
+            return obj.to_dict()
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, float) and obj.is_integer() and abs(obj) < 1e15:
+        return obj
+    return obj
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+@dataclass(frozen=True)
+class HyperleukocytosisResult:
+    present: bool | None
+    threshold_10e9_per_l: float
+    wbc_10e9_per_l: float | None
+    absolute_blasts_10e9_per_l: float | None
+    lineage_notes: tuple[str, ...] = ()
+    working: Mapping[str, Any] = field(default_factory=_frozen_map)
+    citations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class LeukostasisResult:
+    grade: int | None
+    label: str | None
+    organ_grades: Mapping[str, int | None]
+    applicable: bool | None
+    unverified: bool = True
+    notes: tuple[str, ...] = ()
+    working: Mapping[str, Any] = field(default_factory=_frozen_map)
+    citations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class TlsResult:
+    laboratory: bool | None
+    clinical: bool | None
+    criteria_met: tuple[str, ...]
+    criteria_not_assessed: tuple[str, ...]
+    risk: str | None
+    definition: str
+    notes: tuple[str, ...] = ()
+    working: Mapping[str, Any] = field(default_factory=_frozen_map)
+    citations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class DicResult:
+    isth_score: int | None
+    score_range: tuple[int, int]
+    overt: bool | None
+    items: Mapping[str, int | None]
+    notes: tuple[str, ...] = ()
+    working: Mapping[str, Any] = field(default_factory=_frozen_map)
+    citations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class Artefact:
+    code: str
+    lab: str
+    message: str
+    action: str
+    working: Mapping[str, Any] = field(default_factory=_frozen_map)
+    citations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class LeukapheresisResult:
+    indicated: bool | None
+    asfa_category: str | None
+    urgency: str
+    contraindications: tuple[str, ...] = ()
+    apl_suspected: bool = False
+    notes: tuple[str, ...] = ()
+    unverified: bool = False
+    working: Mapping[str, Any] = field(default_factory=_frozen_map)
+    citations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    code: str
+    priority: int  # 1 = act now, 2 = today, 3 = routine / information
+    text: str
+    citations: tuple[str, ...] = ()
+    unverified: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class DifferentialEntry:
+    code: str
+    rank: int
+    likelihood: str  # high | moderate | low
+    supporting: tuple[str, ...] = ()
+    against: tuple[str, ...] = ()
+    next_tests: tuple[str, ...] = ()
+    features_used: Mapping[str, Any] = field(default_factory=_frozen_map)
+    would_change: tuple[str, ...] = ()
+    citations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The result of :func:`leukos.rules.assess` (outputs.md, ``leukos assess --format json``)."""
+
+    leukos_version: str
+    ruleset_version: str
+    case_id: str | None
+    headline: str
+    urgency: str  # emergent | urgent | routine
+    wbc_10e9_per_l: float | None
+    absolute_blasts_10e9_per_l: float | None
+    hyperleukocytosis: HyperleukocytosisResult
+    leukostasis: LeukostasisResult
+    differential: tuple[DifferentialEntry, ...]
+    tls: TlsResult
+    dic: DicResult
+    artefacts: tuple[Artefact, ...]
+    leukapheresis: LeukapheresisResult
+    recommendations: tuple[Recommendation, ...]
+    missing_data: tuple[str, ...]
+    not_assessed: tuple[str, ...]
+    warnings: tuple[str, ...]
+    settings: Mapping[str, Any] = field(default_factory=_frozen_map)
+    references: Mapping[str, Any] = field(default_factory=_frozen_map)
+    disclaimer: str = DISCLAIMER
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)

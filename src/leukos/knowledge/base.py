@@ -1,0 +1,309 @@
+"""Loader and value types of the knowledge base."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from leukos.errors import ErrorDetail, LeukosUserError
+
+__all__ = ["Analyte", "Citation", "KnowledgeBase", "Parameter", "Symptom", "load_knowledge"]
+
+STATUSES = ("V", "P", "U")
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One entry of the citation registry (``data/references/*.toml``)."""
+
+    key: str
+    authors: str
+    title: str
+    venue: str
+    year: int
+    doi: str | None = None
+    url: str | None = None
+    unverified: tuple[str, ...] = ()
+    note: str | None = None
+
+    @property
+    def short(self) -> str:
+        first = self.authors.split(",")[0].strip()
+        return f"{first} {self.year}, {self.venue}"
+
+    @property
+    def link(self) -> str | None:
+        if self.doi:
+            return f"https://doi.org/{self.doi}"
+        return self.url
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "key": self.key,
+            "authors": self.authors,
+            "title": self.title,
+            "venue": self.venue,
+            "year": self.year,
+            "doi": self.doi,
+            "url": self.url,
+        }
+        if self.unverified:
+            d["unverified_fields"] = list(self.unverified)
+        return d
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A threshold, coefficient or setting, with its unit and provenance."""
+
+    key: str
+    value: Any
+    unit: str
+    status: str
+    citations: tuple[str, ...]
+    note: str = ""
+    deviation: str = ""
+    choices: tuple[Any, ...] = ()
+    overridden_from: Any = None
+
+    @property
+    def unverified(self) -> bool:
+        return self.status == "U"
+
+    @property
+    def overridden(self) -> bool:
+        return self.overridden_from is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"value": self.value, "unit": self.unit, "status": self.status,
+                             "citations": list(self.citations)}
+        if self.note:
+            d["note"] = self.note
+        if self.deviation:
+            d["deviation"] = self.deviation
+        if self.choices:
+            d["choices"] = list(self.choices)
+        if self.overridden:
+            d["overridden_from"] = self.overridden_from
+        return d
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """A laboratory quantity of the case format with its canonical unit."""
+
+    name: str
+    label: str
+    unit: str
+    kind: str
+    plausible: tuple[float, float]
+    loinc: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
+    molar_mass_g_per_mol: float | None = None
+    valence: int | None = None
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """A term of the symptom vocabulary (case-format.md) with its coding and grading."""
+
+    term: str
+    organ: str
+    label: str
+    grade: int | None
+    grade_basis: str
+    snomed: tuple[str, ...] = ()
+    icd10cm: tuple[str, ...] = ()
+    synonyms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Everything the rules know, loaded from data. Immutable; overrides make a new one."""
+
+    ruleset_version: str
+    citations: Mapping[str, Citation]
+    parameters: Mapping[str, Parameter]
+    analytes: Mapping[str, Analyte]
+    unit_aliases: Mapping[str, str]
+    symptoms: Mapping[str, Symptom]
+    tables: Mapping[str, Any] = field(default_factory=dict)
+
+    def param(self, key: str) -> Parameter:
+        try:
+            return self.parameters[key]
+        except KeyError:
+            raise KeyError(f"no knowledge parameter {key!r}") from None
+
+    def value(self, key: str) -> Any:
+        return self.param(key).value
+
+    def table(self, name: str) -> Any:
+        return self.tables[name]
+
+    def citation(self, key: str) -> Citation:
+        return self.citations[key]
+
+    def analyte(self, name: str) -> Analyte:
+        return self.analytes[name]
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> KnowledgeBase:
+        """Return a knowledge base with some parameter values replaced (site settings).
+
+        Raises :class:`LeukosUserError` for an unknown key or a value outside the
+        parameter's declared choices.
+        """
+        if not overrides:
+            return self
+        params = dict(self.parameters)
+        problems = []
+        for key, value in overrides.items():
+            if key not in params:
+                import difflib
+
+                close = difflib.get_close_matches(key, params, n=3)
+                problems.append(ErrorDetail(key, value, "a knowledge parameter key",
+                                            f"use one of {close}" if close else "see `leukos rules --params`"))
+                continue
+            p = params[key]
+            if p.choices and value not in p.choices:
+                problems.append(ErrorDetail(key, value, f"one of {list(p.choices)}", "choose one of the listed values"))
+                continue
+            if isinstance(p.value, (int, float)) and not isinstance(p.value, bool):
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    problems.append(ErrorDetail(key, value, f"a number in {p.unit}", "give a number"))
+                    continue
+            params[key] = replace(p, value=value, overridden_from=p.value)
+        if problems:
+            raise LeukosUserError(problems, title="Invalid knowledge-base overrides")
+        return replace(self, parameters=MappingProxyType(params))
+
+
+def _read_toml(name: str) -> dict[str, Any]:
+    return tomllib.loads(resources.files("leukos.knowledge").joinpath("data", name).read_text("utf-8"))
+
+
+def _iter_data(folder: str) -> list[str]:
+    root = resources.files("leukos.knowledge").joinpath("data", folder)
+    return sorted(p.name for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+# Files of rule parameters: each has [params.NAME] tables and may have other sections,
+# kept as raw tables under its file stem.
+def _rule_files() -> list[str]:
+    root = resources.files("leukos.knowledge").joinpath("data", "rules")
+    return sorted(p.name for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+@functools.lru_cache(maxsize=1)
+def _load_default() -> KnowledgeBase:
+    citations: dict[str, Citation] = {}
+    for name in _iter_data("references"):
+        for key, rec in _read_toml(f"references/{name}").items():
+            if key in citations:
+                raise ValueError(f"citation key {key!r} defined twice (references/{name})")
+            citations[key] = Citation(
+                key=key,
+                authors=rec["authors"],
+                title=rec["title"],
+                venue=rec["venue"],
+                year=int(rec["year"]),
+                doi=rec.get("doi"),
+                url=rec.get("url"),
+                unverified=tuple(rec.get("unverified", ())),
+                note=rec.get("note"),
+            )
+
+    analytes = {
+        name: Analyte(
+            name=name,
+            label=rec["label"],
+            unit=rec["unit"],
+            kind=rec["kind"],
+            plausible=(float(rec["plausible"][0]), float(rec["plausible"][1])),
+            loinc=tuple(rec.get("loinc", ())),
+            text=tuple(rec.get("text", ())),
+            molar_mass_g_per_mol=rec.get("molar_mass_g_per_mol"),
+            valence=rec.get("valence"),
+        )
+        for name, rec in _read_toml("labs.toml").items()
+    }
+
+    units = _read_toml("units.toml")
+
+    symptoms = {
+        term: Symptom(
+            term=term,
+            organ=rec["organ"],
+            label=rec["label"],
+            grade=rec.get("grade"),
+            grade_basis=rec.get("grade_basis", ""),
+            snomed=tuple(rec.get("snomed", ())),
+            icd10cm=tuple(rec.get("icd10cm", ())),
+            synonyms=tuple(rec.get("synonyms", ())),
+        )
+        for term, rec in _read_toml("symptoms.toml").items()
+    }
+
+    parameters: dict[str, Parameter] = {}
+    tables: dict[str, Any] = {}
+    for name in _rule_files():
+        stem = name.removesuffix(".toml")
+        data = _read_toml(f"rules/{name}")
+        for pname, rec in data.pop("params", {}).items():
+            key = f"{stem}.{pname}"
+            parameters[key] = Parameter(
+                key=key,
+                value=rec["value"],
+                unit=rec["unit"],
+                status=rec["status"],
+                citations=tuple(rec["citations"]),
+                note=rec.get("note", ""),
+                deviation=rec.get("deviation", ""),
+                choices=tuple(rec.get("choices", ())),
+            )
+        tables[stem] = data
+
+    meta = _read_toml("ruleset.toml")
+    kb = KnowledgeBase(
+        ruleset_version=meta["ruleset_version"],
+        citations=MappingProxyType(citations),
+        parameters=MappingProxyType(parameters),
+        analytes=MappingProxyType(analytes),
+        unit_aliases=MappingProxyType(dict(units["aliases"])),
+        symptoms=MappingProxyType(symptoms),
+        tables=MappingProxyType(tables),
+    )
+    _check(kb)
+    return kb
+
+
+def _check(kb: KnowledgeBase) -> None:
+    """Fail loudly on a broken knowledge base: a developer error, not a user error."""
+    for p in kb.parameters.values():
+        if p.status not in STATUSES:
+            raise ValueError(f"{p.key}: status {p.status!r} not in {STATUSES}")
+        if not p.citations:
+            raise ValueError(f"{p.key}: no citation")
+        for c in p.citations:
+            if c not in kb.citations:
+                raise ValueError(f"{p.key}: unknown citation key {c!r}")
+        if p.choices and p.value not in p.choices:
+            raise ValueError(f"{p.key}: default {p.value!r} not among choices")
+
+
+def load_knowledge(overrides: Mapping[str, Any] | None = None) -> KnowledgeBase:
+    """Load the bundled knowledge base, optionally with site overrides of parameters.
+
+    Examples
+    --------
+    >>> kb = load_knowledge()
+    >>> kb.param("hyperleukocytosis.wbc_threshold").unit
+    '10*9/L'
+    """
+    kb = _load_default()
+    return kb.with_overrides(overrides) if overrides else kb
