@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install lint bench demo clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(wildcard scripts/system-deps/*.sh)
+	for f in scripts/system-deps/*.sh; do [ -f "$$f" ] && bash "$$f" || exit 1; done
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"

@@ -189,7 +189,10 @@ class Case:
     symptoms: tuple[str, ...] | None = None  # None = not recorded; () = recorded as none
     leukostasis_grades: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     findings: Findings = field(default_factory=Findings)
-    source: str = "case"
+    source: str = "case"  # "case" (leukos case format) or "fhir"
+    # What the importer did not use and why (e.g. "Observation/obs-7 ignored: entered-in-error").
+    # Never identifiers of the patient; resource ids only.
+    import_notes: tuple[str, ...] = ()
 
     def lab(self, name: str) -> LabValue | None:
         """The current (latest) value of an analyte, or None if not recorded."""
