@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from leukos import __version__
 from leukos.domain.assessment import jsonable
 from leukos.errors import CaseFormatError, ErrorDetail
-from leukos.interop.case_format import load_case_text
 from leukos.service.deps import api_caller, service_state
+from leukos.service.engines import load_case
 
 __all__ = ["router", "case_request_body", "plan_options"]
 
@@ -59,7 +59,7 @@ async def _case(request: Request):
         raise CaseFormatError(ErrorDetail(field="body", value="", expected="a leukos case (JSON/YAML) or a FHIR Bundle",
                                           fix="send the case as the request body"))
     st = service_state(request)
-    case = load_case_text(body, st.kb, name="body")
+    case = load_case(body, st.kb, name="body")
     request.state.audit_patient = case.id
     return case
 

@@ -14,7 +14,7 @@ from leukos.domain.assessment import Assessment
 from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
 
-__all__ = ["Engines", "EngineUnavailable", "default_engines"]
+__all__ = ["Engines", "EngineUnavailable", "default_engines", "load_case"]
 
 AssessFn = Callable[[Case, KnowledgeBase], Assessment]
 PlanFn = Callable[..., Any]
@@ -77,3 +77,16 @@ def default_engines() -> Engines:
     except ImportError:
         simulate = None
     return Engines(assess_fn=assess, plan_fn=plan_leukapheresis, simulate_fn=simulate)
+
+
+def load_case(text: str | bytes, kb: KnowledgeBase, *, name: str) -> Case:
+    """:func:`leukos.interop.case_format.load_case_text`, with a FHIR Bundle giving 503 (not 500) if the
+    FHIR importer is not in this build."""
+    from leukos.interop.case_format import load_case_text
+
+    try:
+        return load_case_text(text, kb, name=name)
+    except ModuleNotFoundError as exc:
+        if exc.name == "leukos.interop.fhir":
+            raise EngineUnavailable("the FHIR importer (leukos.interop.fhir.case_from_fhir)", exc.name) from None
+        raise

@@ -99,12 +99,12 @@ class JwtVerifier:
                 raise AuthError("jku is not on the allow-list for this issuer")
             client = self._jku_clients.setdefault(jku, PyJWKClient(jku, cache_keys=True, lifespan=300, timeout=5))
             try:
-                return client.get_signing_key(kid).key
+                return client.get_signing_key(kid)
             except jwt.PyJWKClientError:
                 raise AuthError("no key with this kid at the issuer's jku") from None
         if kid not in self._keys:
             raise AuthError("unknown kid")
-        return self._keys[kid].key
+        return self._keys[kid]
 
     def verify(self, token: str, audience: str) -> Caller:
         """Return the caller, or raise :class:`AuthError` with a reason that names no claim value."""
@@ -124,7 +124,10 @@ class JwtVerifier:
         iss = unverified.get("iss")
         if not isinstance(iss, str) or iss not in self.settings.trusted_issuers:
             raise AuthError("issuer is not trusted")
-        key = self._key_for(header, iss)
+        jwk = self._key_for(header, iss)
+        if getattr(jwk, "algorithm_name", None) and jwk.algorithm_name != alg:
+            raise AuthError("JWT alg does not match the algorithm of the key")
+        key = jwk.key
         leeway = self.settings.jwt_leeway_s
         try:
             claims = jwt.decode(
@@ -135,10 +138,10 @@ class JwtVerifier:
         except jwt.InvalidAudienceError:
             raise AuthError("JWT aud is not this endpoint's URL") from None
         except jwt.ImmatureSignatureError:
-            raise AuthError("JWT is not valid yet") from None
+            raise AuthError("JWT iat or nbf is in the future") from None
         except jwt.MissingRequiredClaimError as exc:
             raise AuthError(f"JWT lacks the {exc.claim} claim") from None
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, TypeError, ValueError):
             raise AuthError("JWT signature or claims are invalid") from None
         now = self._clock()
         iat = float(claims["iat"])

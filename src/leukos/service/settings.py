@@ -35,6 +35,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _loopback_only(host: str) -> SettingsError:
+    return SettingsError(ErrorDetail(
+        field="LEUKOS_AUTH_DISABLED", value="1",
+        expected=f"authentication switched off only on a loopback host, not {host!r}",
+        fix="unset LEUKOS_AUTH_DISABLED (or --dev), or bind to 127.0.0.1 for local development"))
+
+
 class ServiceSettings(BaseModel):
     """Settings of one running service. Frozen; ``from_env`` builds it from ``LEUKOS_*``.
 
@@ -87,10 +94,7 @@ class ServiceSettings(BaseModel):
 
     def model_post_init(self, __context: Any) -> None:
         if self.auth_disabled and not is_loopback(self.host):
-            raise SettingsError(ErrorDetail(
-                field="LEUKOS_AUTH_DISABLED", value="1",
-                expected=f"authentication switched off only on a loopback host, not {self.host!r}",
-                fix="unset LEUKOS_AUTH_DISABLED, or bind to 127.0.0.1 for local development"))
+            raise _loopback_only(self.host)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ServiceSettings:
@@ -115,6 +119,9 @@ class ServiceSettings(BaseModel):
             else:
                 raw[name] = text or None
         raw.update({k: v for k, v in overrides.items() if v is not None})
+        host = str(raw.get("host", "127.0.0.1"))
+        if raw.get("auth_disabled") and not is_loopback(host):
+            raise _loopback_only(host)
         try:
             return cls(**raw)
         except ValidationError as exc:

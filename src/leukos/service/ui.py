@@ -23,10 +23,10 @@ from leukos import __version__
 from leukos.domain.assessment import DISCLAIMER, Assessment, jsonable
 from leukos.domain.case import Case
 from leukos.errors import CaseFormatError, ErrorDetail, LeukosUserError
-from leukos.interop.case_format import case_from_dict, load_case_text
+from leukos.interop.case_format import case_from_dict
 from leukos.service.cds.cards import cards_for
 from leukos.service.deps import api_caller, service_state
-from leukos.service.engines import EngineUnavailable
+from leukos.service.engines import EngineUnavailable, load_case
 from leukos.service.views import finding_views
 
 __all__ = ["router", "PageCache", "FORM_LABS"]
@@ -184,13 +184,13 @@ async def ui_assess(request: Request, _caller=Depends(api_caller)) -> HTMLRespon
     partial = request.headers.get("hx-request") == "true"
     try:
         if form.get("paste", "").strip():
-            case = load_case_text(form["paste"], st.kb, name="pasted case")
+            case = load_case(form["paste"], st.kb, name="pasted case")
         elif form.get("example"):
             name = form["example"]
             if name not in _examples(request):
                 raise CaseFormatError(ErrorDetail(field="example", value=name, expected="one of the listed examples",
                                                   fix="pick an example from the list"))
-            case = load_case_text((st.settings.examples_dir / name).read_bytes(), st.kb, name=name)
+            case = load_case((st.settings.examples_dir / name).read_bytes(), st.kb, name=name)
         else:
             case = case_from_dict(case_dict_from_form(form, symptoms, st.kb), st.kb, name="form")
         request.state.audit_patient = case.id
