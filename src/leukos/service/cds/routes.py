@@ -97,15 +97,15 @@ def _require_ids(req: CdsRequest) -> str:
 
 
 async def _case_and_assessment(request: Request, req: CdsRequest) -> tuple[Case, Any, str]:
-    try:
-        from leukos.interop.fhir import case_from_fhir
-    except ImportError:
-        raise EngineUnavailable("the FHIR importer (leukos.interop.fhir.case_from_fhir)", "leukos.interop.fhir") from None
     st = service_state(request)
     patient_id = _require_ids(req)
     request.state.audit_patient = patient_id
     request.state.audit_hook_instance = req.hookInstance
     prefetch = await gather(req, st.kb, timeout_s=st.settings.fhir_timeout_s)
+    try:
+        from leukos.interop.fhir import case_from_fhir
+    except ImportError:
+        raise EngineUnavailable("the FHIR importer (leukos.interop.fhir.case_from_fhir)", "leukos.interop.fhir") from None
     case = case_from_fhir(bundle_from_prefetch(prefetch), st.kb)
     assessment = st.engines.assess(case, st.kb)
     page_url = None
