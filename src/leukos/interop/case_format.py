@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from leukos.domain.case import (
     GENES,
@@ -173,7 +174,7 @@ def _time(value: Any, field: str, problems: list[ErrorDetail]) -> dt.datetime | 
         problems.append(ErrorDetail(field, value, "an ISO 8601 date-time, e.g. 2026-03-01T08:00:00Z",
                                     "write the time in ISO 8601"))
         return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _lab_item(name: str, raw: Any, field: str, conv: UnitConverter, problems: list[ErrorDetail]) -> LabValue | None:
