@@ -45,9 +45,9 @@ def main() -> None:
         case = load_case_text(raw, kb)  # warm caches (unit factors, schema validator)
         assess(case, kb)
         as_json = json.dumps(doc)
-        t_assess = _median_time(lambda: assess(case, kb), args.repeat)
-        t_load = _median_time(lambda: load_case_text(as_json, kb), args.repeat)
-        t_json = _median_time(lambda: json.loads(as_json), args.repeat)
+        t_assess = _median_time(lambda c=case: assess(c, kb), args.repeat)
+        t_load = _median_time(lambda t=as_json: load_case_text(t, kb), args.repeat)
+        t_json = _median_time(lambda t=as_json: json.loads(t), args.repeat)
         fhir = isinstance(doc, dict) and "resourceType" in doc
         rows.append((path.name, fhir, t_assess, t_load, t_json))
     print(f"{'case':34} {'kind':6} {'assess ms':>10} {'load ms':>9} {'load+assess ms':>15} {'x json.loads':>13}")
