@@ -105,3 +105,12 @@ def test_console_script_exits_2_on_user_error(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2
     assert "labs.potassium" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_100_mb_file_is_refused_quickly(tmp_path):
+    """Issue 2 'Bad input': a 100 MB file gives one clear message, exit 2 (read stops at the limit)."""
+    big = tmp_path / "big.json"
+    with big.open("wb") as fh:
+        fh.truncate(100 * 1024 * 1024)
+    r = run("assess", str(big))
+    assert r.exit_code == 2 and "MB" in r.output and "Traceback" not in r.output

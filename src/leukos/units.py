@@ -195,5 +195,7 @@ def converter_for(kb: KnowledgeBase) -> UnitConverter:
     """The (cached) converter of a knowledge base, so that factors are computed once per process."""
     conv = _CONVERTERS.get(id(kb))
     if conv is None or conv._kb is not kb:
+        if len(_CONVERTERS) >= 32:  # knowledge bases with overrides come and go in a server
+            _CONVERTERS.clear()
         conv = _CONVERTERS[id(kb)] = UnitConverter(kb)
     return conv
