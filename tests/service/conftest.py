@@ -92,7 +92,7 @@ def needs_engine():
         from leukos.rules import assess  # noqa: F401
     except ImportError:
         return pytest.mark.skip(reason="leukos.rules.assess is not in this build yet")
-    return pytest.mark.usefixtures()
+    return pytest.mark.skipif(False, reason="in this build")
 
 
 def needs_fhir():
@@ -100,4 +100,4 @@ def needs_fhir():
         from leukos.interop.fhir import case_from_fhir  # noqa: F401
     except ImportError:
         return pytest.mark.skip(reason="leukos.interop.fhir is not in this build yet")
-    return pytest.mark.usefixtures()
+    return pytest.mark.skipif(False, reason="in this build")

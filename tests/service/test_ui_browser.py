@@ -122,7 +122,8 @@ def test_fill_form_assess_why_chart_screenshot(page, live_url):
     else:
         assert "not available" in page.text_content("#plan-unavailable")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "ui-assessment.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "ui-page-full.png"), full_page=True)
+    page.locator("#assessment").screenshot(path=str(SHOTS / "ui-assessment.png"))
     page.emulate_media(media="print")
     assert not page.locator("#case-form").is_visible()  # the print stylesheet hides the form
 
