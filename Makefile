@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard scripts/system-deps/*.sh)
 
 install: $(STAMP)
 
+# The web service on loopback with the bundled examples; authentication is off (--dev, loopback only).
 run: install
-	$(BIN)/leukos demo
+	$(BIN)/leukos serve --host 127.0.0.1 --port 8000 --examples examples --dev
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
@@ -26,6 +27,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_assess.py
+	$(BIN)/python benchmarks/bench_service.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
