@@ -22,7 +22,8 @@ from leukos.service.engines import load_case
 
 __all__ = ["router", "case_request_body", "plan_options"]
 
-router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["api"], responses={
+    401: {"description": "Bearer token (API token or client JWT) missing or refused"}})
 
 USER_ERROR_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["error", "title", "details"],
@@ -48,9 +49,10 @@ def case_request_body() -> dict[str, Any]:
               "properties": {"resourceType": {"const": "Bundle"}, "entry": {"type": "array"}}}
     return {"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"anyOf": [_case_schema(), bundle]}},
-        "application/fhir+json": {"schema": bundle},
-        "application/yaml": {"schema": {"type": "string"}}}},
-        "responses": {"422": _ERROR}}
+        "application/fhir+json": {"schema": bundle}},
+        "description": "A leukos case (JSON; YAML text is accepted too) or a FHIR R4 Bundle"},
+        "responses": {"422": _ERROR, "413": {"description": "Request body too large"},
+                      "503": {"description": "A part of the core (e.g. the planner) is not in this build"}}}
 
 
 async def _case(request: Request):

@@ -11,6 +11,7 @@ stays a 500 with its traceback in the server log.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,17 @@ class ServiceState:
 
 def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def _json_safe(value: Any) -> Any:
+    """A request fragment as JSON can carry it (bytes decoded, anything odd as its repr)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 class BodyTooLarge(Exception):
@@ -178,7 +190,7 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [ErrorDetail(field=".".join(str(p) for p in e.get("loc", ())), value=e.get("input"),
+        details = [ErrorDetail(field=".".join(str(p) for p in e.get("loc", ())), value=_json_safe(e.get("input")),
                                expected=str(e.get("msg")), fix="correct this field (see the OpenAPI schema at /docs)")
                    for e in exc.errors()]
         return _error(422, LeukosUserError(details, title="The request does not match the schema").to_dict())

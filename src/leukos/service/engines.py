@@ -7,8 +7,9 @@ leukapheresis planner lands separately) gives a clear 503 instead of a crash or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from leukos.domain.assessment import Assessment
 from leukos.domain.case import Case

@@ -19,8 +19,9 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jwt
 from jwt import PyJWK, PyJWKClient

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -100,7 +101,7 @@ class ServiceSettings(BaseModel):
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ServiceSettings:
         """Build settings from an environment mapping (``os.environ``) plus explicit overrides."""
         raw: dict[str, Any] = {}
-        for name, info in cls.model_fields.items():
+        for name in cls.model_fields:
             key = "LEUKOS_" + name.upper()
             if key not in environ:
                 continue

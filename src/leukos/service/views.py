@@ -7,8 +7,9 @@ and carries the assessment's own ``working`` and ``citations`` for the "why".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from leukos.domain.assessment import Assessment, jsonable
 from leukos.knowledge import KnowledgeBase

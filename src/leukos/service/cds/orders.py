@@ -9,7 +9,8 @@ whether an order matters is read from the Assessment (``hyperleukocytosis.presen
 from __future__ import annotations
 
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from leukos.domain.assessment import Assessment, jsonable
 from leukos.domain.case import Case

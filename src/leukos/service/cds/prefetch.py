@@ -14,7 +14,8 @@ A key sent as ``null`` means "no data" and is not fetched again.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx

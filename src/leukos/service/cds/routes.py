@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
@@ -30,7 +31,12 @@ from leukos.service.views import finding_views
 
 __all__ = ["router", "hook", "SERVICES", "FeedbackStore"]
 
-router = APIRouter(tags=["cds-hooks"])
+_ERR = {"description": "error: field, value, expected, fix"}
+_RESPONSES = {401: {"description": "CDS client JWT missing or refused"}, 404: {"description": "No such CDS service"},
+              413: {"description": "Request body too large"}, 422: {"description": "Malformed request"},
+              502: {"description": "fhirServer could not be read"},
+              503: {"description": "A part of the core is not in this build"}}
+router = APIRouter(tags=["cds-hooks"], responses={401: _RESPONSES[401]})
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,8 @@ async def _order_select(request: Request, req: CdsRequest) -> list:
 
 
 @router.post("/cds-services/{service_id}", response_model=CdsResponse, response_model_exclude_none=True,
-             summary="Call a CDS service", responses={412: {"description": "Required prefetch missing"}})
+             summary="Call a CDS service",
+             responses={**_RESPONSES, 412: {"description": "Required prefetch missing and no fhirServer"}})
 async def call_service(service_id: str, body: CdsRequest, request: Request,
                        _caller=Depends(cds_caller)) -> CdsResponse:
     svc = SERVICES.get(service_id)
@@ -161,7 +168,8 @@ async def call_service(service_id: str, body: CdsRequest, request: Request,
     return CdsResponse(cards=cards)
 
 
-@router.post("/cds-services/{service_id}/feedback", summary="Card feedback (idempotent)")
+@router.post("/cds-services/{service_id}/feedback", summary="Card feedback (idempotent)",
+             responses={k: _RESPONSES[k] for k in (404, 413, 422)})
 async def feedback(service_id: str, body: Feedback, request: Request, _caller=Depends(cds_caller)) -> dict:
     if service_id not in SERVICES:
         raise HTTPException(404, f"no CDS service {service_id!r}")
