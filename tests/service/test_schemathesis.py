@@ -5,6 +5,7 @@ is not in this build — is allowed and named."""
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -17,8 +18,9 @@ APP = create_app(ServiceSettings(auth_disabled=True, examples_dir=EXAMPLES))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
+@pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_server_errors(case):
     response = case.call()
     if response.status_code == 503:

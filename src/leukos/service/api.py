@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from leukos import __version__
 from leukos.domain.assessment import jsonable
-from leukos.errors import CaseFormatError, ErrorDetail
+from leukos.errors import CaseFormatError, ErrorDetail, FhirInputError
+from leukos.interop.case_format import parse_document
 from leukos.service.deps import api_caller, service_state
 from leukos.service.engines import load_case
 
@@ -61,6 +62,13 @@ async def _case(request: Request):
         raise CaseFormatError(ErrorDetail(field="body", value="", expected="a leukos case (JSON/YAML) or a FHIR Bundle",
                                           fix="send the case as the request body"))
     st = service_state(request)
+    if request.headers.get("content-type", "").startswith("application/fhir+json"):
+        doc = parse_document(body, name="body")
+        if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
+            raise FhirInputError(ErrorDetail(
+                field="body.resourceType", value=doc.get("resourceType") if isinstance(doc, dict) else type(doc).__name__,
+                expected="a FHIR R4 Bundle (resourceType 'Bundle')",
+                fix="send a Bundle as application/fhir+json, or a leukos case as application/json"))
     case = load_case(body, st.kb, name="body")
     request.state.audit_patient = case.id
     return case

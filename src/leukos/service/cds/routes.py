@@ -32,7 +32,7 @@ from leukos.service.views import finding_views
 __all__ = ["router", "hook", "SERVICES", "FeedbackStore"]
 
 _ERR = {"description": "error: field, value, expected, fix"}
-_RESPONSES = {401: {"description": "CDS client JWT missing or refused"}, 404: {"description": "No such CDS service"},
+_RESPONSES = {400: {"description": "Body is not JSON"}, 401: {"description": "CDS client JWT missing or refused"}, 404: {"description": "No such CDS service"},
               413: {"description": "Request body too large"}, 422: {"description": "Malformed request"},
               502: {"description": "fhirServer could not be read"},
               503: {"description": "A part of the core is not in this build"}}
@@ -169,7 +169,7 @@ async def call_service(service_id: str, body: CdsRequest, request: Request,
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="Card feedback (idempotent)",
-             responses={k: _RESPONSES[k] for k in (404, 413, 422)})
+             responses={k: _RESPONSES[k] for k in (400, 404, 413, 422)})
 async def feedback(service_id: str, body: Feedback, request: Request, _caller=Depends(cds_caller)) -> dict:
     if service_id not in SERVICES:
         raise HTTPException(404, f"no CDS service {service_id!r}")
