@@ -69,15 +69,15 @@ def default_engines() -> Engines:
         from leukos.rules import assess
     except ImportError:
         assess = None
+    plan = simulate = None
     try:
-        from leukos.apheresis import plan_leukapheresis
+        from leukos.apheresis import PlanOptions, plan_leukapheresis  # noqa: F401
     except ImportError:
-        plan_leukapheresis = None
-    try:
-        from leukos.apheresis import simulate
-    except ImportError:
-        simulate = None
-    return Engines(assess_fn=assess, plan_fn=plan_leukapheresis, simulate_fn=simulate)
+        pass
+    else:
+        from leukos.service.apheresis_adapter import plan_dict, simulate_dict
+        plan, simulate = plan_dict, simulate_dict
+    return Engines(assess_fn=assess, plan_fn=plan, simulate_fn=simulate)
 
 
 def load_case(text: str | bytes, kb: KnowledgeBase, *, name: str) -> Case:

@@ -6,11 +6,22 @@
     if (!data || !el || !window.Plotly) return;
     var d = JSON.parse(data.textContent);
     var t = d.times_min || [];
-    var traces = [
-      { x: t, y: d.wbc_10e9_per_l, name: "WBC (×10⁹/L)", yaxis: "y" },
-      { x: t, y: d.ionized_calcium_mmol_per_l, name: "Ionised Ca (mmol/L)", yaxis: "y2" },
-      { x: t, y: d.platelets_10e9_per_l, name: "Platelets (×10⁹/L)", yaxis: "y" }
-    ].filter(function (tr) { return tr.y && tr.y.length; });
+    // Each series is {p05, median, p95} (draws of the model) or a plain array.
+    var spec = [
+      ["wbc_10e9_per_l", "WBC (×10⁹/L)", "y", "#a4161a"],
+      ["platelets_10e9_per_l", "Platelets (×10⁹/L)", "y", "#1d4f91"],
+      ["ionized_calcium_mmol_per_l", "Ionised Ca (mmol/L)", "y2", "#8a5a00"]
+    ];
+    var traces = [];
+    spec.forEach(function (s) {
+      var v = d[s[0]];
+      if (!v) return;
+      if (Array.isArray(v)) { traces.push({ x: t, y: v, name: s[1], yaxis: s[2], line: { color: s[3] } }); return; }
+      traces.push({ x: t, y: v.p05, yaxis: s[2], line: { width: 0, color: s[3] }, showlegend: false, hoverinfo: "skip" });
+      traces.push({ x: t, y: v.p95, yaxis: s[2], fill: "tonexty", line: { width: 0, color: s[3] }, opacity: 0.2,
+                    name: s[1] + " p05–p95", hoverinfo: "skip" });
+      traces.push({ x: t, y: v.median, name: s[1] + " median", yaxis: s[2], line: { color: s[3] } });
+    });
     Plotly.newPlot(el, traces, {
       margin: { t: 30 }, xaxis: { title: { text: "minutes" } },
       yaxis: { title: { text: "×10⁹/L" } },
