@@ -119,6 +119,9 @@ def test_fill_form_assess_why_chart_screenshot(page, live_url):
     if engines["simulate"] and engines["plan"]:
         page.wait_for_selector("#sim-chart[data-rendered=true] svg")
         assert page.locator("#order-sheet").count() == 1
+        assert page.locator("#sim-chart .scatterlayer .trace").count() >= 3  # WBC, platelets, iCa
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#sim-chart").screenshot(path=str(SHOTS / "ui-chart.png"))
     else:
         assert "not available" in page.text_content("#plan-unavailable")
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,10 @@
       traces.push({ x: t, y: v.median, name: s[1] + " median", yaxis: s[2], line: { color: s[3] } });
     });
     Plotly.newPlot(el, traces, {
-      margin: { t: 30 }, xaxis: { title: { text: "minutes" } },
+      margin: { t: 30, b: 90 }, xaxis: { title: { text: "minutes" } },
       yaxis: { title: { text: "×10⁹/L" } },
       yaxis2: { title: { text: "mmol/L" }, overlaying: "y", side: "right" },
-      legend: { orientation: "h" }
+      legend: { orientation: "h", y: -0.25 }
     }, { responsive: true, displaylogo: false });
     el.setAttribute("data-rendered", "true");
   }
