@@ -22,6 +22,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,9 +91,10 @@ def main() -> None:
     seconds = min(args.seconds, 120.0)
     port = _free_port()
     leukos = Path(sys.executable).with_name("leukos")
+    audit = Path(tempfile.mkdtemp(prefix="leukos-bench-")) / "audit.jsonl"  # audit on, as deployed
     proc = subprocess.Popen([str(leukos), "serve", "--host", "127.0.0.1", "--port", str(port), "--dev"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "LEUKOS_AUDIT_LOG_PATH": ""})
+                            env={**os.environ, "LEUKOS_AUDIT_LOG_PATH": str(audit)})
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
