@@ -101,3 +101,11 @@ def needs_fhir():
     except ImportError:
         return pytest.mark.skip(reason="leukos.interop.fhir is not in this build yet")
     return pytest.mark.skipif(False, reason="in this build")
+
+
+def needs_planner():
+    try:
+        from leukos.apheresis import PlanOptions, plan_leukapheresis  # noqa: F401
+    except ImportError:
+        return pytest.mark.skip(reason="leukos.apheresis (planner) is not in this build yet")
+    return pytest.mark.skipif(False, reason="in this build")

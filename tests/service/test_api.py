@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import EXAMPLES, needs_engine
+from .conftest import EXAMPLES, needs_engine, needs_planner
 
 BAD_BODIES = [
     # (body, expected field, why: the rule in case-format.md §Units or the parser)
@@ -94,3 +94,38 @@ def test_assess_every_bundled_example(dev_client):
     for path in sorted(EXAMPLES.glob("*.y*ml")):
         r = dev_client.post("/api/assess", content=path.read_bytes())
         assert r.status_code == 200, (path.name, r.text)
+
+
+@needs_planner()
+def test_plan_follows_outputs_md(dev_client):
+    r = dev_client.post("/api/plan", content=(EXAMPLES / "01-aml-leukostasis.yaml").read_bytes())
+    assert r.status_code == 200, r.text
+    for key in ("tbv_l", "volume_to_process_l", "blood_volumes_processed", "duration_min", "predicted", "warnings"):
+        assert key in r.json(), key
+
+
+@needs_planner()
+def test_plan_in_apl_carries_the_contraindication(dev_client):
+    r = dev_client.post("/api/plan", content=(EXAMPLES / "02-apl-coagulopathy.yaml").read_bytes())
+    assert r.status_code in (200, 422), r.text
+    text = r.text.lower()
+    assert "apl" in text or "promyelocytic" in text
+
+
+@needs_planner()
+def test_simulate_series_follow_outputs_md(dev_client):
+    r = dev_client.post("/api/simulate?draws=20&hours_after=12",
+                        content=(EXAMPLES / "01-aml-leukostasis.yaml").read_bytes())
+    assert r.status_code == 200, r.text
+    sim = r.json()
+    n = len(sim["times_min"])
+    for key in ("wbc_10e9_per_l", "ionized_calcium_mmol_per_l", "platelets_10e9_per_l"):
+        assert len(sim[key]["median"]) == n, key
+        assert all(lo <= mid <= hi for lo, mid, hi in zip(sim[key]["p05"], sim[key]["median"], sim[key]["p95"], strict=True))
+    assert sim["times_min"][-1] >= 12 * 60
+    assert sim["draws"] == 20
+
+
+def test_simulate_draws_bounded(dev_client):
+    r = dev_client.post("/api/simulate?draws=100000", content=b"labs: {wbc: 250}")
+    assert r.status_code == 422
