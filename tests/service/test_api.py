@@ -129,3 +129,15 @@ def test_simulate_series_follow_outputs_md(dev_client):
 def test_simulate_draws_bounded(dev_client):
     r = dev_client.post("/api/simulate?draws=100000", content=b"labs: {wbc: 250}")
     assert r.status_code == 422
+
+
+@needs_engine()
+def test_pdf_report_of_an_example(dev_client):
+    pytest.importorskip("weasyprint")
+    r = dev_client.post("/ui/report", data={"example": "01-aml-leukostasis.yaml"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
+    assert 'filename="leukos-report-demo-aml-01.pdf"' in r.headers["content-disposition"]
+    html = dev_client.post("/ui/report?format=html", data={"example": "01-aml-leukostasis.yaml"}).text
+    assert "does not replace clinical judgement" in html and "Findings by urgency" in html
+    assert "References" in html and "Working" in html

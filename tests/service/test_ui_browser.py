@@ -116,6 +116,7 @@ def test_fill_form_assess_why_chart_screenshot(page, live_url):
     assert "wbc" in why.locator("pre.working").text_content().lower()
     assert why.locator("ol.refs li").count() >= 1
     assert page.locator("#card-preview .cds-card").count() >= 1
+    assert page.locator("#pdf-button").count() == 1
     if engines["simulate"] and engines["plan"]:
         page.wait_for_selector("#sim-chart[data-rendered=true] svg")
         assert page.locator("#order-sheet").count() == 1

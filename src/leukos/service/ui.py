@@ -8,6 +8,7 @@ place when it is there. Plotly draws the simulated curves from JSON the server e
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -174,32 +175,61 @@ def _result_context(request: Request, case: Case) -> dict[str, Any]:
     return ctx
 
 
+async def _case_from_form(request: Request) -> tuple[Case, dict[str, str], list[str]]:
+    st = service_state(request)
+    form_data = await request.form()
+    form = {k: v for k, v in form_data.items() if isinstance(v, str) and k != "symptom"}
+    symptoms = [s for s in form_data.getlist("symptom") if isinstance(s, str)]
+    if form.get("paste", "").strip():
+        case = load_case(form["paste"], st.kb, name="pasted case")
+    elif form.get("example"):
+        name = form["example"]
+        if name not in _examples(request):
+            raise CaseFormatError(ErrorDetail(field="example", value=name, expected="one of the listed examples",
+                                              fix="pick an example from the list"))
+        case = load_case((st.settings.examples_dir / name).read_bytes(), st.kb, name=name)
+    else:
+        case = case_from_dict(case_dict_from_form(form, symptoms, st.kb), st.kb, name="form")
+    request.state.audit_patient = case.id
+    return case, form, symptoms
+
+
 @router.post("/ui/assess", response_class=HTMLResponse)
 async def ui_assess(request: Request, _caller=Depends(api_caller)) -> HTMLResponse:
-    st = service_state(request)
     request.state.audit_subtype = "ui-assess"
-    form_data = await request.form()
-    form = {k: v for k, v in form_data.items() if isinstance(v, str)}
-    symptoms = [s for s in form_data.getlist("symptom") if isinstance(s, str)]
     partial = request.headers.get("hx-request") == "true"
     try:
-        if form.get("paste", "").strip():
-            case = load_case(form["paste"], st.kb, name="pasted case")
-        elif form.get("example"):
-            name = form["example"]
-            if name not in _examples(request):
-                raise CaseFormatError(ErrorDetail(field="example", value=name, expected="one of the listed examples",
-                                                  fix="pick an example from the list"))
-            case = load_case((st.settings.examples_dir / name).read_bytes(), st.kb, name=name)
-        else:
-            case = case_from_dict(case_dict_from_form(form, symptoms, st.kb), st.kb, name="form")
-        request.state.audit_patient = case.id
+        case, form, symptoms = await _case_from_form(request)
         ctx = _result_context(request, case)
     except LeukosUserError as exc:
-        ctx = {"error": exc, "form": form}
+        form_data = await request.form()
+        ctx = {"error": exc, "form": {k: v for k, v in form_data.items() if isinstance(v, str)}}
         return _page(request, "_errors.html" if partial else "index.html", ctx, status=422)
-    ctx["form"] = form
+    ctx.update(form=form, symptoms_checked=symptoms)
     return _page(request, "_result.html" if partial else "index.html", ctx)
+
+
+@router.post("/ui/report", response_model=None)
+async def ui_report(request: Request, format: str = "pdf", _caller=Depends(api_caller)) -> Response:
+    """The printable report of the submitted case: PDF (WeasyPrint, if installed) or ``?format=html``."""
+    request.state.audit_subtype = "ui-report"
+    try:
+        case, _form, _symptoms = await _case_from_form(request)
+    except LeukosUserError as exc:
+        return _page(request, "index.html", {"error": exc}, status=422)
+    ctx = _result_context(request, case)
+    html = _TEMPLATES.get_template("report.html").render(**ctx)
+    if format == "html":
+        return HTMLResponse(html, headers=_headers())
+    try:
+        import weasyprint
+    except ImportError:
+        raise EngineUnavailable("PDF output (WeasyPrint, the 'pdf' extra)", "weasyprint") from None
+    css = weasyprint.CSS(filename=str(Path(__file__).parent / "static" / "report.css"))
+    pdf = weasyprint.HTML(string=html).write_pdf(stylesheets=[css])
+    name = "leukos-report-" + re.sub(r"[^A-Za-z0-9._-]", "_", case.id or "case")[:60] + ".pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', **_headers()})
 
 
 @router.get("/ui/cds/{token}", response_class=HTMLResponse)
