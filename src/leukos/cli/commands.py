@@ -1,1 +1,2 @@
 """CLI commands; each module registers its commands on leukos.cli.main.app."""
+from leukos.cli import core_commands  # noqa: F401
