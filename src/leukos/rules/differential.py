@@ -545,6 +545,7 @@ class PhaseResult:
     missing: tuple[str, ...] = ()
     unverified: tuple[str, ...] = ()
     citations: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def cml_phase(case: Case, kb: KnowledgeBase) -> PhaseResult:
@@ -552,17 +553,32 @@ def cml_phase(case: Case, kb: KnowledgeBase) -> PhaseResult:
 
     A phase is only named if the case decides it: BP if any blast-phase criterion holds; AP if
     any accelerated-phase criterion holds; CP if every criterion the case can carry is decided
-    and none holds. Criteria outside the case format (additional chromosomal abnormalities,
+    and none holds. When only the marrow blast % is missing and the blood decides everything
+    else, the phase is named from the blood and a note says that a marrow is needed to exclude
+    a higher phase. Criteria outside the case format (additional chromosomal abnormalities,
     response to therapy) are never assessed and are listed in the CML entry.
     """
     system = kb.value(f"{AREA}.cml_phase_system")
     rows = [r for r in _rules(kb).phases if r["system"] == system]
+    strict = _phase_eval(case, kb, rows, blood_only=False)
+    if strict.phase is None and case.findings.marrow.blasts_pct is None:
+        blood = _phase_eval(case, kb, rows, blood_only=True)
+        if blood.phase is not None:
+            return PhaseResult(**{**blood.__dict__, "notes": (
+                "Marrow blast % not in the case: phase named from the blood only; a marrow is needed to "
+                "exclude a higher phase.",)})
+    return strict
+
+
+def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], *, blood_only: bool) -> PhaseResult:
+    system = kb.value(f"{AREA}.cml_phase_system")
     results: dict[str, list[tuple[Mapping[str, Any], bool | None]]] = {"BP": [], "AP": [], "HR": []}
     for r in rows:
         if "fact" in r:
             v = _FACTS[r["fact"]](case, kb)
         else:
-            iv = _MEASURES[r["measure"]][0](case)
+            measure = "blasts_pb_pct" if blood_only and r["measure"] == "blasts_any_pct" else r["measure"]
+            iv = _MEASURES[measure][0](case)
             v = _compare(iv, r["op"], float(r["value"]))
             if "below" in r:
                 v = _all3([v, _compare(iv, "<", float(r["below"]))])
@@ -729,16 +745,23 @@ def _feature_sources(rules: _Rules, name: str) -> tuple[str, ...]:
     return tuple(spec.get("sources", ()))
 
 
-def _next_tests(case: Case, rules: _Rules, dx: _Dx) -> tuple[list[str], list[str]]:
-    texts, cites = [], []
+def _next_tests(case: Case, rules: _Rules, dx: _Dx) -> tuple[list[str], list[str], list[str]]:
+    texts, shorts, cites = [], [], []
     for key in dx.next_tests:
         t = rules.tests[key]
         decides = t.get("decides", [])
         if decides and all(_source_value(case, s) is not None for s in decides):
             continue
         texts.append(f"{t['text']} {_fmt_cites(t['citations'])}")
+        shorts.append(t.get("short", key))
         cites.extend(t["citations"])
-    return texts, cites
+    return texts, shorts, cites
+
+
+def _short_text(row: _Row, feat: _Feature | None) -> str:
+    label = feat.label if feat is not None else "diagnosis stated in the case"
+    detail = f" ({feat.detail})" if feat is not None and feat.detail else ""
+    return f"{label}{detail}" + (" (U)" if row.status == "U" else "")
 
 
 def _entry(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Feature],
@@ -787,9 +810,12 @@ def _entry(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Fe
     }
     settings: dict[str, Any] = {}
     would = _would_change(case, kb, rules, feats, ranked, s)
-    if dx.code == "CML":
+    if dx.code == "CML" and s.capped_by:
+        working["phase"] = {"phase": None, "reason": "CML excluded by " + ", ".join(s.capped_by)}
+    elif dx.code == "CML":
         ph = cml_phase(case, kb)
         code = ph.code
+        notes.extend(ph.notes)
         settings["differential.cml_phase_system"] = ph.system
         working["phase"] = {"system": ph.system, "phase": ph.phase, "criteria_met": list(ph.met),
                             "high_risk_features": list(ph.high_risk), "not_assessed": list(ph.not_assessed)}
@@ -808,14 +834,25 @@ def _entry(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Fe
     if settings:
         working["settings"] = settings
     if dx.gate and not s.gate_met and s.band != "high":
-        notes.append("Not 'high' without the defining finding(s): " + " or ".join(
-            " + ".join(t if isinstance(t, str) else "(" + " or ".join(t) + ")" for t in alt) for alt in dx.gate))
+        def lab(n: str) -> str:
+            return feats[n].label if n in feats else n
+
+        notes.append("Not 'high' without the defining finding(s): " + " OR ".join(
+            " + ".join(lab(t) if isinstance(t, str) else "(" + " or ".join(map(lab, t)) + ")" for t in alt)
+            for alt in dx.gate))
     elif not dx.gate:
         notes.append("No defining criteria are encoded for this code: it is never ranked 'high'.")
     if dx.outside:
         notes.append("Not in the case format (would also inform this): " + "; ".join(dx.outside))
-    tests, test_cites = _next_tests(case, rules, dx)
+    tests, short_tests, test_cites = _next_tests(case, rules, dx)
     citations.extend(test_cites)
+    working["summary"] = {
+        "for": [_short_text(r, feats.get(r.feature)) for r in s.fired if r.weight > 0]
+        + [t.split(" [", 1)[0] for t in supporting if t.startswith(("phase (", "WHO 2022"))],
+        "context": [_short_text(r, feats.get(r.feature)) for r in s.fired if r.weight == 0],
+        "against": [_short_text(r, feats.get(r.feature)) for r in s.fired if r.weight < 0],
+        "tests": short_tests,
+    }
     return DifferentialEntry(
         code=code,
         rank=rank,
