@@ -135,7 +135,7 @@ def _render_differential(a: Assessment, console: Console) -> None:
         d.add_column(col, **kw)
     for e in a.differential:
         summary = e.working.get("summary", {})
-        pro = summary.get("for", e.supporting)
+        pro = list(summary.get("for", e.supporting)) + [f"({x})" for x in summary.get("context", ())]
         con = summary.get("against", e.against)
         tests = summary.get("tests", e.next_tests)
         style = LIKELIHOOD_STYLE.get(e.likelihood, "")
