@@ -395,13 +395,30 @@ class _Rules:
     diagnoses: Mapping[str, _Dx]
     tests: Mapping[str, Mapping[str, Any]]
     phases: tuple[Mapping[str, Any], ...]
+    mentions: Mapping[str, frozenset[str]]  # code -> features its rows, gate and caps read
 
 
 def _param_key(name: str) -> str:
     return name if "." in name else f"{AREA}.{name}"
 
 
+_RULES_CACHE: dict[int, tuple[KnowledgeBase, _Rules]] = {}
+_RULES_CACHE_MAX = 8
+
+
 def _rules(kb: KnowledgeBase) -> _Rules:
+    """The parsed and checked rules of this knowledge base (cached per knowledge-base object)."""
+    hit = _RULES_CACHE.get(id(kb))
+    if hit is not None and hit[0] is kb:
+        return hit[1]
+    rules = _parse_rules(kb)
+    if len(_RULES_CACHE) >= _RULES_CACHE_MAX:
+        _RULES_CACHE.pop(next(iter(_RULES_CACHE)))
+    _RULES_CACHE[id(kb)] = (kb, rules)
+    return rules
+
+
+def _parse_rules(kb: KnowledgeBase) -> _Rules:
     t = kb.table(AREA)
     settings = {k: kb.value(f"{AREA}.{k}") for k in ("cnl_criteria", "plr_high_criteria")}
     rows: dict[str, list[_Row]] = {}
@@ -419,7 +436,9 @@ def _rules(kb: KnowledgeBase) -> _Rules:
                         tuple(tuple(alt) for alt in gate), tuple(d.get("cap_low_if", ())),
                         tuple(d.get("next_tests", ())), tuple(d.get("notes", ())),
                         tuple(d.get("outside_case_format", ())), tuple(rows.get(code, ())))
-    rules = _Rules(t["features"], dxs, t["tests"], tuple(t["cml_phase"]))
+    mentions = {code: frozenset({r.feature for r in dx.rows} | _gate_terms(dx) | set(dx.caps))
+                for code, dx in dxs.items()}
+    rules = _Rules(t["features"], dxs, t["tests"], tuple(t["cml_phase"]), MappingProxyType(mentions))
     _check(rules, kb)
     return rules
 
@@ -625,13 +644,46 @@ class _Scored:
         return (BANDS.index(self.band), self.score, -self.dx.order)
 
 
-def _value(feats: Mapping[str, _Feature], name: str, case: Case, code: str,
-           forced: Mapping[str, bool]) -> bool | None:
-    if name in forced:
-        return forced[name]
-    if name == "known_diagnosis":
-        return _known_for(case, code)
-    return feats[name].value
+@dataclass
+class _Ctx:
+    """Everything one call of :func:`differential` computes once and reuses."""
+
+    case: Case
+    kb: KnowledgeBase
+    rules: _Rules
+    feats: Mapping[str, _Feature]
+    vals: dict[str, bool | None]
+    known: dict[str, bool | None]
+    in_scope: tuple[_Dx, ...]
+    high_min: float
+    mod_min: float
+    sources: dict[str, Any] = field(default_factory=dict)
+    _by_code: dict[str, dict[str, bool | None]] = field(default_factory=dict)
+
+    def vals_for(self, code: str) -> dict[str, bool | None]:
+        """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
+        v = self._by_code.get(code)
+        if v is None:
+            v = self._by_code[code] = {**self.vals, "known_diagnosis": self.known[code]}
+        return v
+
+    def source(self, path: str) -> Any:
+        if path not in self.sources:
+            self.sources[path] = _source_value(self.case, path)
+        return self.sources[path]
+
+
+def _context(case: Case, kb: KnowledgeBase) -> _Ctx:
+    rules = _rules(kb)
+    feats = _features(case, kb, rules)
+    wbc_normal = _compare(_lab(case, "wbc"), "<=", float(kb.value("hyperleukocytosis.leukocytosis_threshold")))
+    tissue = case.findings.tissue_cytology is not None
+    in_scope = tuple(dx for dx in rules.diagnoses.values()
+                     if not (dx.scope == "blood" and wbc_normal is True) and not (dx.scope == "tissue" and not tissue))
+    return _Ctx(case, kb, rules, feats, {n: f.value for n, f in feats.items()},
+                {code: _known_for(case, code) for code in rules.diagnoses}, in_scope,
+                float(kb.value(f"{AREA}.likelihood_high_min_points")),
+                float(kb.value(f"{AREA}.likelihood_moderate_min_points")))
 
 
 def _gate_met(dx: _Dx, holds: Callable[[str], bool | None]) -> bool:
@@ -641,34 +693,36 @@ def _gate_met(dx: _Dx, holds: Callable[[str], bool | None]) -> bool:
     return False
 
 
-def _score_all(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Feature],
-               forced: Mapping[str, bool] = MappingProxyType({})) -> list[_Scored]:
-    high_min = float(kb.value(f"{AREA}.likelihood_high_min_points"))
-    mod_min = float(kb.value(f"{AREA}.likelihood_moderate_min_points"))
-    wbc_normal = _compare(_lab(case, "wbc"), "<=", float(kb.value("hyperleukocytosis.leukocytosis_threshold")))
-    tissue = case.findings.tissue_cytology is not None
+def _score_one(ctx: _Ctx, dx: _Dx, forced: Mapping[str, bool]) -> _Scored | None:
+    vals = ctx.vals_for(dx.code)
+    if forced:
+        vals = {**vals, **forced}
+    fired = [r for r in dx.rows if vals[r.feature] is True]
+    if not any(r.weight >= 0 for r in fired):
+        return None
+    score = sum(r.weight for r in fired)
+    gate = _gate_met(dx, vals.__getitem__)
+    caps = tuple(c for c in dx.caps if vals[c] is True)
+    band = "high" if score >= ctx.high_min else "moderate" if score >= ctx.mod_min else "low"
+    if band == "high" and not gate:
+        band = "moderate"
+    if caps:
+        band = "low"
+    return _Scored(dx, score, band, gate, caps, fired)
+
+
+def _score_all(ctx: _Ctx, forced: Mapping[str, bool] = MappingProxyType({}),
+               base: Mapping[str, _Scored | None] | None = None) -> list[_Scored]:
+    """Score and rank every diagnosis in scope. With ``base`` (the unforced scores), only the
+    diagnoses whose criteria mention a forced feature are scored again."""
     out = []
-    for dx in rules.diagnoses.values():
-        if dx.scope == "blood" and wbc_normal is True:
-            continue
-        if dx.scope == "tissue" and not tissue:
-            continue
-
-        def holds(name: str, dx=dx) -> bool | None:
-            return _value(feats, name, case, dx.code, forced)
-
-        fired = [r for r in dx.rows if holds(r.feature) is True]
-        if not any(r.weight >= 0 for r in fired):
-            continue
-        score = sum(r.weight for r in fired)
-        gate = _gate_met(dx, holds)
-        caps = tuple(c for c in dx.caps if holds(c) is True)
-        band = "high" if score >= high_min else "moderate" if score >= mod_min else "low"
-        if band == "high" and not gate:
-            band = "moderate"
-        if caps:
-            band = "low"
-        out.append(_Scored(dx, score, band, gate, caps, fired))
+    for dx in ctx.in_scope:
+        if base is not None and not (forced.keys() & ctx.rules.mentions[dx.code]):
+            scored = base.get(dx.code)
+        else:
+            scored = _score_one(ctx, dx, forced)
+        if scored is not None:
+            out.append(scored)
     out.sort(key=_Scored.key, reverse=True)
     return out
 
@@ -709,26 +763,27 @@ def _row_text(row: _Row, feat: _Feature | None) -> str:
     return f"{label}{detail}: {row.text}{flag} {_fmt_cites(row.citations)}"
 
 
-def _would_change(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Feature],
-                  ranked: list[_Scored], me: _Scored) -> list[str]:
+def _would_change(ctx: _Ctx, ranked: list[_Scored], me: _Scored, what_if: dict[str, list[_Scored]]) -> list[str]:
     codes = [s.dx.code for s in ranked]
     my_rank = codes.index(me.dx.code) + 1
     out = []
     seen: set[str] = set()
     names = [r.feature for r in me.dx.rows] + sorted(_gate_terms(me.dx))
     for name in names:
-        if name in seen or name == "known_diagnosis" or feats[name].value is not None:
+        if name in seen or name == "known_diagnosis" or ctx.vals[name] is not None:
             continue
         seen.add(name)
-        again = _score_all(case, kb, rules, feats, {name: True})
+        again = what_if.get(name)
+        if again is None:
+            again = what_if[name] = _score_all(ctx, {name: True}, {x.dx.code: x for x in ranked})
         new = next((s for s in again if s.dx.code == me.dx.code), None)
         if new is None:
             continue
         new_rank = [s.dx.code for s in again].index(me.dx.code) + 1
         if new.band == me.band and new_rank == my_rank:
             continue
-        f = feats[name]
-        where = ", ".join(f.sources) if f.sources else ", ".join(_feature_sources(rules, name))
+        f = ctx.feats[name]
+        where = ", ".join(f.sources) if f.sources else ", ".join(_feature_sources(ctx.rules, name))
         change = []
         if new.band != me.band:
             change.append(f"likelihood {me.band} -> {new.band}")
@@ -745,12 +800,12 @@ def _feature_sources(rules: _Rules, name: str) -> tuple[str, ...]:
     return tuple(spec.get("sources", ()))
 
 
-def _next_tests(case: Case, rules: _Rules, dx: _Dx) -> tuple[list[str], list[str], list[str]]:
+def _next_tests(ctx: _Ctx, dx: _Dx) -> tuple[list[str], list[str], list[str]]:
     texts, shorts, cites = [], [], []
     for key in dx.next_tests:
-        t = rules.tests[key]
+        t = ctx.rules.tests[key]
         decides = t.get("decides", [])
-        if decides and all(_source_value(case, s) is not None for s in decides):
+        if decides and all(ctx.source(s) is not None for s in decides):
             continue
         texts.append(f"{t['text']} {_fmt_cites(t['citations'])}")
         shorts.append(t.get("short", key))
@@ -764,8 +819,9 @@ def _short_text(row: _Row, feat: _Feature | None) -> str:
     return f"{label}{detail}" + (" (U)" if row.status == "U" else "")
 
 
-def _entry(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Feature],
-           ranked: list[_Scored], s: _Scored, rank: int) -> DifferentialEntry:
+def _entry(ctx: _Ctx, ranked: list[_Scored], s: _Scored, rank: int,
+           what_if: dict[str, list[_Scored]]) -> DifferentialEntry:
+    case, kb, rules, feats = ctx.case, ctx.kb, ctx.rules, ctx.feats
     dx = s.dx
     supporting = [_row_text(r, feats.get(r.feature)) for r in s.fired if r.weight >= 0]
     against = [_row_text(r, feats.get(r.feature)) for r in s.fired if r.weight < 0]
@@ -788,13 +844,13 @@ def _entry(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Fe
     # Which case fields were looked at (every decided feature this diagnosis reads)
     features_used: dict[str, Any] = {}
     for r in dx.rows:
-        v = _value(feats, r.feature, case, dx.code, {})
+        v = ctx.known[dx.code] if r.feature == "known_diagnosis" else ctx.vals[r.feature]
         if v is None:
             continue
         sources = ("findings.known_diagnosis",) if r.feature == "known_diagnosis" else \
             (feats[r.feature].sources or _feature_sources(rules, r.feature))
         for src in sources:
-            val = _source_value(case, src)
+            val = ctx.source(src)
             if val is not None:
                 features_used[src] = val
 
@@ -809,7 +865,7 @@ def _entry(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Fe
         "capped_by": list(s.capped_by),
     }
     settings: dict[str, Any] = {}
-    would = _would_change(case, kb, rules, feats, ranked, s)
+    would = _would_change(ctx, ranked, s, what_if)
     if dx.code == "CML" and s.capped_by:
         working["phase"] = {"phase": None, "reason": "CML excluded by " + ", ".join(s.capped_by)}
     elif dx.code == "CML":
@@ -844,7 +900,7 @@ def _entry(case: Case, kb: KnowledgeBase, rules: _Rules, feats: Mapping[str, _Fe
         notes.append("No defining criteria are encoded for this code: it is never ranked 'high'.")
     if dx.outside:
         notes.append("Not in the case format (would also inform this): " + "; ".join(dx.outside))
-    tests, short_tests, test_cites = _next_tests(case, rules, dx)
+    tests, short_tests, test_cites = _next_tests(ctx, dx)
     citations.extend(test_cites)
     working["summary"] = {
         "for": [_short_text(r, feats.get(r.feature)) for r in s.fired if r.weight > 0]
@@ -893,7 +949,7 @@ def differential(case: Case, kb: KnowledgeBase) -> tuple[DifferentialEntry, ...]
     clinical.md §7 (Reding 1998, Granger 2009, Kasuga 2001, Arber 2016, ICC 2022), §8 (EMH vs
     myeloid sarcoma on FNAC), §3c (APL, Sanz 2009/2019).
     """
-    rules = _rules(kb)
-    feats = _features(case, kb, rules)
-    ranked = _score_all(case, kb, rules, feats)
-    return tuple(_entry(case, kb, rules, feats, ranked, s, i) for i, s in enumerate(ranked, start=1))
+    ctx = _context(case, kb)
+    ranked = _score_all(ctx)
+    what_if: dict[str, list[_Scored]] = {}  # feature forced present -> ranking, shared by the entries
+    return tuple(_entry(ctx, ranked, s, i, what_if) for i, s in enumerate(ranked, start=1))
