@@ -627,3 +627,11 @@ def test_adding_a_supporting_finding_never_lowers_that_diagnosis(data):
                 assert other not in t1 or t1[other][0] > r1, (d, other, new_field, new_value, delta)
         if not (touched - {d}) & set(t1):
             assert r1 <= r0, (d, new_field, new_value)
+
+
+def test_placeholder_cytokine_limits_are_flagged_when_used():
+    """clinical.md gives no IL-6/GM-CSF reference range: the ULN is a U placeholder, flagged when it decides."""
+    c = case({"wbc": 70, "neutrophils_pct": 88}, solid_tumor={"present": True}, cytokines={"il6": 60})
+    e = entry(differential(c, KB), "LEUKEMOID_PARANEOPLASTIC")
+    assert any("il6_uln" in u for u in e.unverified)
+    assert any("IL-6 60 pg/mL" in x for x in e.supporting)

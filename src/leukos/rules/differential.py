@@ -525,8 +525,36 @@ def _features(case: Case, kb: KnowledgeBase, rules: _Rules) -> dict[str, _Featur
             detail = "" if iv is None else f"{_DISPLAY.get(spec['measure'], spec['measure'])} {iv.describe(unit)}".strip()
             out[name] = _Feature(name, value, spec["label"], sources, detail, params)
         else:
-            out[name] = _Feature(name, _FACTS[name](case, kb), spec["label"], tuple(spec.get("sources", ())))
+            detail, keys = _fact_detail(name, case, kb)
+            out[name] = _Feature(name, _FACTS[name](case, kb), spec["label"], tuple(spec.get("sources", ())),
+                                 detail, tuple(kb.param(k) for k in keys))
     return out
+
+
+_CYTOKINE_NAMES = {"g_csf": "G-CSF", "gm_csf": "GM-CSF", "il6": "IL-6"}
+
+
+def _fact_detail(name: str, case: Case, kb: KnowledgeBase) -> tuple[str, list[str]]:
+    """What a fact read (for the output) and which parameters it compared against."""
+    if name in ("cytokine_raised", "cytokines_normal"):
+        parts, keys = [], []
+        for c, label in _CYTOKINE_NAMES.items():
+            v = case.findings.cytokines.get(c)
+            if v is not None:
+                key = f"{AREA}.{c}_uln"
+                keys.append(key)
+                parts.append(f"{label} {v:g} pg/mL, ULN {kb.value(key):g}")
+        return "; ".join(parts), keys
+    if name == "coagulopathy":
+        return "", ["management.coagulopathy_fibrinogen_max", "management.coagulopathy_inr_min"]
+    if name == "cnl_wbc":
+        keys = [f"{AREA}.cnl_wbc_min"]
+        if kb.value(f"{AREA}.cnl_criteria") == "ICC2022":
+            keys.append(f"{AREA}.cnl_wbc_min_csf3r_icc")
+        return "", keys
+    if name == "persistent_leukocytosis":
+        return "", [f"{AREA}.cnl_persistence_days", f"{AREA}.cnl_wbc_min"]
+    return "", []
 
 
 def case_features(case: Case, kb: KnowledgeBase) -> Mapping[str, bool | None]:
