@@ -635,3 +635,12 @@ def test_placeholder_cytokine_limits_are_flagged_when_used():
     e = entry(differential(c, KB), "LEUKEMOID_PARANEOPLASTIC")
     assert any("il6_uln" in u for u in e.unverified)
     assert any("IL-6 60 pg/mL" in x for x in e.supporting)
+
+
+def test_edition_settings_appear_in_the_assessment_and_overrides_are_warned():
+    c = case({"wbc": 150, "blasts_pct": 25, "basophils_pct": 2, "promyelocytes_pct": 0, "platelets": 300},
+             genetics={"bcr_abl1": "positive"}, marrow={"blasts_pct": 25})
+    a = assess(c, load_knowledge({"differential.cml_phase_system": "ELN"}))
+    assert a.differential[0].code == "CML_AP"  # ELN: blasts 15-29 % (clinical.md §7c)
+    assert a.settings["differential.cml_phase_system"] == "ELN"
+    assert any("differential.cml_phase_system" in w for w in a.warnings)

@@ -915,6 +915,7 @@ def _entry(ctx: _Ctx, ranked: list[_Scored], s: _Scored, rank: int,
         settings["differential.cnl_criteria"] = kb.value(f"{AREA}.cnl_criteria")
     if dx.code == "LEUKEMOID_PARANEOPLASTIC":
         settings["differential.plr_high_criteria"] = kb.value(f"{AREA}.plr_high_criteria")
+        settings["differential.plr_leukocytosis_min"] = kb.value(f"{AREA}.plr_leukocytosis_min")
     if settings:
         working["settings"] = settings
     if dx.gate and not s.gate_met and s.band != "high":

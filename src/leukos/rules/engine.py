@@ -48,6 +48,9 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
     hl = assess_hyperleukocytosis(case, gaps)
     ls = assess_leukostasis(case, hl, gaps)
     diff = differential_rules.differential(case, kb)
+    for entry in diff:  # edition settings the differential used: shown in settings, overrides warned
+        for key in entry.working.get("settings", {}):
+            gaps.p(key)
     if not differential_rules.IMPLEMENTED:
         gaps.cannot("Differential diagnosis: not implemented in this version")
     tls = assess_tls(case, gaps)
