@@ -135,20 +135,20 @@ def _render_differential(a: Assessment, console: Console) -> None:
         d.add_column(col, **kw)
     for e in a.differential:
         summary = e.working.get("summary", {})
-        pro = list(summary.get("for", e.supporting)) + [f"({x})" for x in summary.get("context", ())]
+        pro = [f"+ {x}" for x in summary.get("for", e.supporting)] + [f"· {x}" for x in summary.get("context", ())]
         con = summary.get("against", e.against)
         tests = summary.get("tests", e.next_tests)
         style = LIKELIHOOD_STYLE.get(e.likelihood, "")
         d.add_row(str(e.rank), f"[bold]{escape(e.code)}[/]" + (f"\n[dim]{escape(e.label)}[/]" if e.label else ""),
                   f"[{style}]{e.likelihood}[/]\n[dim]{e.score:g} pts[/]",
-                  escape("\n".join(f"+ {x}" for x in pro)) or "[dim]-[/]",
+                  escape("\n".join(pro)) or "[dim]-[/]",
                   escape("\n".join(f"- {x}" for x in con)) or "[dim]-[/]",
                   escape("\n".join(tests)) or "[dim]-[/]")
     console.print(d)
-    console.print("[dim](U) = unverified criterion or threshold; points and bands are software choices. "
-                  "--explain shows the features used.[/]")
+    console.print("[dim]+ for, - against, · context (no points); (U) = unverified criterion or threshold; points and "
+                  "likelihood bands are software choices. --explain shows the features used.[/]")
     for e in a.differential:
-        if e.likelihood == "low" and e.code != "APL":
+        if e.likelihood == "low":
             continue
         lines = [escape(n) for n in e.notes if not n.startswith("Not in the case format")]
         lines += [f"would change: {escape(w)}" for w in e.would_change]
