@@ -644,3 +644,9 @@ def test_edition_settings_appear_in_the_assessment_and_overrides_are_warned():
     assert a.differential[0].code == "CML_AP"  # ELN: blasts 15-29 % (clinical.md §7c)
     assert a.settings["differential.cml_phase_system"] == "ELN"
     assert any("differential.cml_phase_system" in w for w in a.warnings)
+
+
+def test_no_wbc_and_nothing_else_is_reported_as_not_assessed_not_as_normal():
+    a = assess(case({"hemoglobin": 9}), KB)
+    assert a.differential == ()
+    assert any(n.startswith("Differential diagnosis: no white cell count") for n in a.not_assessed)
