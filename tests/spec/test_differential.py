@@ -650,3 +650,23 @@ def test_no_wbc_and_nothing_else_is_reported_as_not_assessed_not_as_normal():
     a = assess(case({"hemoglobin": 9}), KB)
     assert a.differential == ()
     assert any(n.startswith("Differential diagnosis: no white cell count") for n in a.not_assessed)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda t: t["diagnoses"]["CML"].update(high_requires=[["basophilia", "toxic_changes"]]), "gate of CML"),
+    (lambda t: t["diagnoses"]["CML"].update(cap_low_if=["splenomegaly"]), "caps of CML"),
+    (lambda t: t["criteria"].append({**t["criteria"][0], "weight": -1}), "both supports and opposes"),
+    (lambda t: t["criteria"].append({**t["criteria"][0], "feature": "no_such_feature"}), "unknown feature"),
+    (lambda t: t["criteria"].append({**t["criteria"][0], "citations": ["no_such_key"]}), "unknown key"),
+])
+def test_rules_that_would_break_the_ranking_invariants_are_rejected(mutate, message):
+    """The monotonicity of the ranking rests on these checks (module docstring)."""
+    import copy
+    import dataclasses
+    from types import MappingProxyType
+
+    table = copy.deepcopy(dict(KB.table("differential")))
+    mutate(table)
+    kb = dataclasses.replace(KB, tables=MappingProxyType({**KB.tables, "differential": table}))
+    with pytest.raises(ValueError, match=message):
+        differential(case({"wbc": 80}), kb)

@@ -468,7 +468,7 @@ def _check(rules: _Rules, kb: KnowledgeBase) -> None:
                     raise ValueError(f"differential: {dx.code}/{r.feature} cites unknown key {c!r}")
             weights.setdefault(r.feature, set()).add((r.weight > 0) - (r.weight < 0))
         for f, signs in weights.items():
-            if 1 in signs and -1 in signs:
+            if -1 in signs and signs - {-1}:  # weight >= 0 counts as supporting (context included)
                 raise ValueError(f"differential: {f} both supports and opposes {dx.code}")
         supporting = {f for f, s in weights.items() if -1 not in s}
         opposing = {f for f, s in weights.items() if -1 in s}
