@@ -908,7 +908,12 @@ def _entry(ctx: _Ctx, ranked: list[_Scored], s: _Scored, rank: int,
         for t in ph.met:
             supporting.append(f"phase ({ph.system}): {t} {_fmt_cites(ph.citations)}")
         for t in ph.high_risk:
-            supporting.append(f"WHO 2022 high-risk feature: {t} {_fmt_cites(ph.citations)}")
+            supporting.append(f"WHO 2022 {t} {_fmt_cites(ph.citations)}")
+        for row in rules.phases:
+            if row["system"] == ph.system and "measure" in row:
+                for src in _MEASURES[row["measure"]][2]:
+                    if ctx.source(src) is not None:
+                        features_used.setdefault(src, ctx.source(src))
         if ph.phase is None:
             would.append(f"CML phase ({ph.system}) undetermined: needs {', '.join(ph.missing) or 'more findings'}")
     if dx.code == "CNL":
