@@ -927,7 +927,7 @@ def _datetime(text: Any) -> dt.datetime | None:
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _obs_time(r: dict) -> dt.datetime | None:
