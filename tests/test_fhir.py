@@ -617,3 +617,12 @@ def test_mutated_example_bundle_never_crashes(path, key, value):
         assert exc.details and all(d.field for d in exc.details)
     else:
         assert case.source == "fhir"
+
+
+def test_unused_observations_are_not_validated_but_a_malformed_code_is():
+    """Only what is read is validated: an Observation whose well-formed code leukos does not use is
+    skipped (with one summary note); a malformed code is validated and reported, never dropped."""
+    case = case_from_fhir(bundle(obs("1751-7", "not-a-number", "g/dL", id="a"), obs("1751-7", 3, "g/dL", id="b")))
+    assert any("2 Observation(s)" in n and "LOINC 1751-7 (x2)" in n for n in case.import_notes)
+    err = _raises(None, bundle({"resourceType": "Observation", "status": "final", "code": "6690-2"}))
+    assert "entry[0].resource.code" in [d.field for d in err.details]
