@@ -626,3 +626,19 @@ def test_unused_observations_are_not_validated_but_a_malformed_code_is():
     assert any("2 Observation(s)" in n and "LOINC 1751-7 (x2)" in n for n in case.import_notes)
     err = _raises(None, bundle({"resourceType": "Observation", "status": "final", "code": "6690-2"}))
     assert "entry[0].resource.code" in [d.field for d in err.details]
+
+
+def test_without_a_patient_resource_all_subjects_must_agree(kb):
+    a = obs("6690-2", 100, "10*9/L", id="a", subject={"reference": "Patient/x"})
+    b = obs("718-7", 9, "g/dL", id="b", subject={"reference": "Patient/y"})
+    err = _raises(kb, bundle(a, b))
+    assert err.details[0].field == "entry[1].resource.subject.reference"
+    c = obs("718-7", 9, "g/dL", id="c", subject={"reference": "Patient/x"})
+    assert case_from_fhir(bundle(a, c), kb).value("hemoglobin") == 9
+
+
+def test_subject_may_reference_the_patient_by_full_url(kb):
+    b = bundle({"resourceType": "Patient", "id": "p1"},
+               obs("6690-2", 100, "10*9/L", subject={"reference": "urn:uuid:1234"}))
+    b["entry"][0]["fullUrl"] = "urn:uuid:1234"
+    assert case_from_fhir(b, kb).value("wbc") == 100

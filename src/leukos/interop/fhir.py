@@ -327,7 +327,7 @@ def _pydantic_detail(prefix: str, err: Mapping[str, Any], *, private: bool, rtyp
         value = "(" + type(value).__name__ + ")"
     spec = f"https://hl7.org/fhir/R4B/{rtype.lower()}.html" if rtype else "https://hl7.org/fhir/R4B/"
     if kind == "missing":
-        return ErrorDetail(path, None, "a required element", f"add it (see {spec})")
+        return ErrorDetail(path, "(missing)", "a required element", f"add it (see {spec})")
     if kind == "extra_forbidden":
         return ErrorDetail(path, loc[-1] if loc else value, "an element defined by FHIR R4 at this place",
                            f"remove it or correct its spelling (see {spec})")
@@ -355,6 +355,7 @@ class _Import:
         self.treatment: list[str] = []
         self.obs_times: list[dt.datetime] = []
         self.skipped_codes: dict[str, int] = {}
+        self.first_subject: str | None = None
 
     # -- bookkeeping --------------------------------------------------------------------------
     def problem(self, detail: ErrorDetail, kind: type[LeukosUserError] = FhirInputError) -> None:
@@ -525,20 +526,32 @@ def _ref(rtype: str, res: Mapping[str, Any], i: int) -> str:
     return f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"{rtype} at entry[{i}]"
 
 
-def _check_subject(res: dict, i: int, patient_id: tuple[str, str | None] | None, full_urls: Mapping[int, str], imp: _Import) -> None:
-    """A Bundle is one patient: a resource about another Patient is an error, not a silent mix."""
-    if patient_id is None:
-        return
-    ref = (res.get("subject") or {}).get("reference")
+def _check_subject(res: dict, i: int, patient_id: tuple[str | None, str | None] | None,
+                   full_urls: Mapping[int, str], imp: _Import) -> None:
+    """A Bundle is one patient: a resource about another patient is an error, not a silent mix.
+
+    With a Patient resource, every ``subject`` must reference it (``Patient/<id>``, an absolute
+    URL ending so, or its fullUrl). Without one, all subjects must be the same reference.
+    """
+    subject = res.get("subject")
+    ref = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(ref, str) or not ref:
         return
-    own = {f"Patient/{patient_id[0]}", patient_id[1]} - {None}
-    if ref in own or ref.endswith(f"/Patient/{patient_id[0]}"):
+    field_ = f"entry[{i}].resource.subject.reference"
+    if patient_id is None:
+        first = imp.first_subject
+        if first is None:
+            imp.first_subject = ref
+        elif ref != first:
+            imp.problem(ErrorDetail(field_, ref, f"the same subject as the other resources ({first})",
+                                    "send one patient per Bundle, with its Patient resource"))
         return
-    if "Patient/" in ref or ref.startswith("urn:"):
-        imp.problem(ErrorDetail(f"entry[{i}].resource.subject.reference", ref,
-                                f"a reference to the Bundle's Patient ({', '.join(sorted(own))})",
-                                "send one patient per Bundle"))
+    pid, full_url = patient_id
+    own = {f"Patient/{pid}" if pid else None, full_url} - {None}
+    if ref in own or (pid and ref.endswith(f"/Patient/{pid}")):
+        return
+    imp.problem(ErrorDetail(field_, ref, f"a reference to the Bundle's Patient ({', '.join(sorted(own))})",
+                            "send one patient per Bundle"))
 
 
 # -- Patient -------------------------------------------------------------------------------------
@@ -576,7 +589,7 @@ def _patient(items: list[tuple[int, dict]], full_urls: Mapping[int, str], imp: _
                 imp.note(f"{_ref('Patient', p, i)}: partial birthDate; the first day of the period is used, "
                          "so the age may be up to a year too high")
     pid = p.get("id") if isinstance(p.get("id"), str) else None
-    return ((pid, full_urls.get(i)) if pid else None), out
+    return ((pid, full_urls.get(i)) if pid or full_urls.get(i) else None), out
 
 
 # -- Observation --------------------------------------------------------------------------------
