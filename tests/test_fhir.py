@@ -642,3 +642,9 @@ def test_subject_may_reference_the_patient_by_full_url(kb):
                obs("6690-2", 100, "10*9/L", subject={"reference": "urn:uuid:1234"}))
     b["entry"][0]["fullUrl"] = "urn:uuid:1234"
     assert case_from_fhir(b, kb).value("wbc") == 100
+
+
+def test_abated_condition_without_clinical_status_is_ignored(kb):
+    c = cond("25064002", clinical=None)
+    c["abatementDateTime"] = "2026-02-01"
+    assert case_from_fhir(bundle(c), kb).symptoms is None

@@ -860,6 +860,9 @@ def _condition(i: int, r: dict, imp: _Import) -> None:
     if clinical in CONDITION_SKIP_CLINICAL:
         imp.note(f"{ref}: clinicalStatus {clinical}; ignored")
         return
+    if clinical is None and any(k.startswith("abatement") and r[k] is not None for k in r):
+        imp.note(f"{ref}: abatement given without clinicalStatus; taken as resolved and ignored")
+        return
     if verification in CONDITION_SKIP_VERIFICATION:
         imp.note(f"{ref}: verificationStatus {verification}; ignored")
         return
@@ -886,8 +889,10 @@ def _condition(i: int, r: dict, imp: _Import) -> None:
                 via_text = text
                 break
     if concept is None:
-        what = f"code {', '.join(codes)}" if codes else "no SNOMED CT or ICD-10-CM code"
-        imp.note(f"{ref}: {what} not used by leukos; skipped")
+        if codes:
+            imp.note(f"{ref}: code {', '.join(codes)} not used by leukos; skipped")
+        else:
+            imp.note(f"{ref}: no SNOMED CT or ICD-10-CM code and no known text; skipped")
         return
     if concept.kind == "remission":
         imp.note(f"{ref}: ICD-10-CM {concept.target} is 'in remission'; ignored like clinicalStatus remission")
