@@ -648,3 +648,43 @@ def test_abated_condition_without_clinical_status_is_ignored(kb):
     c = cond("25064002", clinical=None)
     c["abatementDateTime"] = "2026-02-01"
     assert case_from_fhir(bundle(c), kb).symptoms is None
+
+
+# --- third-party R4 Bundles (carebundle: synthetic FHIR R4 transaction Bundles) -------------------
+
+carebundle = pytest.importorskip("carebundle")
+
+
+@pytest.mark.parametrize("profile", ["healthy", "anaemia", "ckd_stage3"])
+def test_carebundle_transaction_bundles_map(kb, profile):
+    """Bundles from another generator (US Core-profiled Patient with names and identifiers,
+    Encounter, DiagnosticReport, AllergyIntolerance, resources without ids) read without error;
+    every mapped LOINC value equals the Observation's value converted (codes.md LOINC table)."""
+    data = json.loads(carebundle.to_json(carebundle.generate_bundle(profile=profile, seed=7, sex="F")))
+    case = case_from_fhir(data, kb)
+    observations = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
+    by_code = {o["code"]["coding"][0]["code"]: o.get("valueQuantity") for o in observations}
+    assert case.value("wbc") == by_code["6690-2"]["value"]  # 10*3/uL = 10*9/L
+    assert case.value("hemoglobin") == by_code["718-7"]["value"]  # g/dL canonical
+    assert case.value("creatinine") == pytest.approx(by_code["2160-0"]["value"] * 88.4, rel=1e-3)  # clinical.md §10
+    assert case.patient.weight_kg == by_code["29463-7"]["value"] and case.patient.sex is Sex.FEMALE
+    assert case.lab("wbc").source.startswith("fhir:Observation (urn:uuid:")
+    notes = "\n".join(case.import_notes)
+    assert "Encounter" in notes and "Observation(s) with codes leukos does not use" in notes
+    for p in data["entry"][0]["resource"].get("name", []):  # names never reach the notes
+        assert all(part not in notes for part in p.get("given", []) + [p.get("family", "")] if part)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.floats(0.05, 0.5))
+def test_carebundle_defects_give_user_errors_only(seed, rate):
+    """carebundle's injected defects (missing fields, duplicates, unparseable values, unknown code
+    systems, timestamps out of order) give a Case or a LeukosUserError naming a path, never a crash."""
+    data = json.loads(carebundle.to_json(carebundle.generate_bundle(profile="anaemia", seed=seed % 50)))
+    imperfect = carebundle.Imperfection(missing_field=rate, duplicate_entry=rate, out_of_order_timestamp=rate,
+                                        unparseable_value=rate, unknown_code_system=rate)
+    bad, _ = carebundle.inject_defects(data, imperfect, seed=seed)
+    try:
+        case_from_fhir(bad)
+    except LeukosUserError as exc:
+        assert all(d.field.startswith(("entry", "type", "timestamp")) for d in exc.details), messages(exc)

@@ -331,7 +331,9 @@ def _pydantic_detail(prefix: str, err: Mapping[str, Any], *, private: bool, rtyp
     if kind == "extra_forbidden":
         return ErrorDetail(path, loc[-1] if loc else value, "an element defined by FHIR R4 at this place",
                            f"remove it or correct its spelling (see {spec})")
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ").rstrip(".")
+    if value is None:
+        value = "(missing)"
     return ErrorDetail(path, value, f"valid FHIR R4: {msg}", f"correct the element (see {spec})")
 
 
@@ -356,6 +358,7 @@ class _Import:
         self.obs_times: list[dt.datetime] = []
         self.skipped_codes: dict[str, int] = {}
         self.first_subject: str | None = None
+        self.full_urls: dict[int, str] = {}
 
     # -- bookkeeping --------------------------------------------------------------------------
     def problem(self, detail: ErrorDetail, kind: type[LeukosUserError] = FhirInputError) -> None:
@@ -364,6 +367,14 @@ class _Import:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def ref(self, rtype: str, res: Mapping[str, Any], i: int) -> str:
+        """How notes and sources name a resource: ``Observation/<id>``, else its fullUrl, else its entry."""
+        rid = res.get("id")
+        if isinstance(rid, str) and rid:
+            return f"{rtype}/{rid}"
+        url = self.full_urls.get(i)
+        return f"{rtype} ({url})" if url else f"{rtype} at entry[{i}]"
 
     def skip_observation(self, loincs: list[str]) -> None:
         key = ", ".join(loincs) if loincs else "no LOINC code"
@@ -424,6 +435,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     imp = _Import(kb)
     entries = _check_bundle(data, imp)
     imp.raise_if_problems()
+    imp.full_urls = {i: e["fullUrl"] for i, e in entries if isinstance(e.get("fullUrl"), str) and e["fullUrl"]}
 
     validator = _Validator(reuse=_reuse_validated)
     by_type: dict[str, list[tuple[int, dict]]] = {t: [] for t in READ_RESOURCE_TYPES}
@@ -458,7 +470,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
         unknown = [k for k in res if k not in allowed]
         if unknown:
             res = {k: v for k, v in res.items() if k in allowed}
-            imp.note(f"{_ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
+            imp.note(f"{imp.ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
         errors = validator.validate(cls, res)
         for err in errors:
             imp.problem(_pydantic_detail(base, err, private=rtype == "Patient", rtype=rtype))
@@ -469,9 +481,9 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     imp.note_skipped_observations()
     imp.raise_if_problems()
 
-    full_urls = {i: e.get("fullUrl") for i, e in entries if isinstance(e.get("fullUrl"), str)}
+    full_urls = imp.full_urls
     patient_id, patient = _patient(by_type["Patient"], full_urls, imp)
-    medications = {_ref("Medication", r, i): r for i, r in by_type["Medication"]}
+    medications = {imp.ref("Medication", r, i): r for i, r in by_type["Medication"]}
     for i, r in by_type["Medication"]:
         if i in full_urls:
             medications[full_urls[i]] = r
@@ -519,11 +531,6 @@ def _check_bundle(data: Any, imp: _Import) -> list[tuple[int, dict]]:
     for err in _Validator(reuse=False).validate(cls, shell):  # entries are unique: nothing to reuse
         imp.problem(_pydantic_detail("", err, private=False, rtype="Bundle"))
     return [(i, e) for i, e in enumerate(raw_entries) if isinstance(e, dict)]
-
-
-def _ref(rtype: str, res: Mapping[str, Any], i: int) -> str:
-    rid = res.get("id")
-    return f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"{rtype} at entry[{i}]"
 
 
 def _check_subject(res: dict, i: int, patient_id: tuple[str | None, str | None] | None,
@@ -576,7 +583,7 @@ def _patient(items: list[tuple[int, dict]], full_urls: Mapping[int, str], imp: _
         elif gender in ("male", "female"):
             out["sex"] = Sex(gender)
         else:
-            imp.note(f"{_ref('Patient', p, i)}: gender {gender!r} is not used by the rules: sex not recorded")
+            imp.note(f"{imp.ref('Patient', p, i)}: gender {gender!r} is not used by the rules: sex not recorded")
     birth = p.get("birthDate")
     if isinstance(birth, str):
         parsed = _date(birth)
@@ -586,7 +593,7 @@ def _patient(items: list[tuple[int, dict]], full_urls: Mapping[int, str], imp: _
         else:
             out["birth_date"] = parsed
             if len(birth) < 10:
-                imp.note(f"{_ref('Patient', p, i)}: partial birthDate; the first day of the period is used, "
+                imp.note(f"{imp.ref('Patient', p, i)}: partial birthDate; the first day of the period is used, "
                          "so the age may be up to a year too high")
     pid = p.get("id") if isinstance(p.get("id"), str) else None
     return ((pid, full_urls.get(i)) if pid or full_urls.get(i) else None), out
@@ -637,7 +644,7 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
 
 def _observation(i: int, r: dict, imp: _Import) -> None:
     t = imp.t
-    ref = _ref("Observation", r, i)
+    ref = imp.ref("Observation", r, i)
     base = f"entry[{i}].resource"
     status = r.get("status")
     if status not in OBSERVATION_STATUS:
@@ -854,7 +861,7 @@ def _status_code(concept: Any) -> str | None:
 
 def _condition(i: int, r: dict, imp: _Import) -> None:
     t = imp.t
-    ref = _ref("Condition", r, i)
+    ref = imp.ref("Condition", r, i)
     clinical = _status_code(r.get("clinicalStatus"))
     verification = _status_code(r.get("verificationStatus"))
     if clinical in CONDITION_SKIP_CLINICAL:
@@ -932,7 +939,7 @@ def _finding(concept: _Concept, imp: _Import) -> None:
 
 
 def _medication_request(i: int, r: dict, medications: Mapping[str, dict], imp: _Import) -> None:
-    ref = _ref("MedicationRequest", r, i)
+    ref = imp.ref("MedicationRequest", r, i)
     status = r.get("status")
     if status not in MEDREQ_STATUS:
         imp.problem(ErrorDetail(f"entry[{i}].resource.status", status, f"one of {', '.join(MEDREQ_STATUS)}",
