@@ -688,3 +688,11 @@ def test_carebundle_defects_give_user_errors_only(seed, rate):
         case_from_fhir(bad)
     except LeukosUserError as exc:
         assert all(d.field.startswith(("entry", "type", "timestamp")) for d in exc.details), messages(exc)
+
+
+def test_text_fallback_only_without_a_loinc_code(kb):
+    """An unknown LOINC code names another test (5821-4 is not in labs.toml; think of a urine
+    sediment count shown as 'Leukocytes'): its text must not become the blood white cell count."""
+    o = obs("5821-4", 25, "/[HPF]", text="Leukocytes")
+    case = case_from_fhir(bundle(o), kb)
+    assert case.lab("wbc") is None and any("5821-4" in n for n in case.import_notes)

@@ -5,7 +5,8 @@ The Bundle maps into the same frozen :class:`~leukos.domain.case.Case` as the le
 
 * **Observation** (LOINC, UCUM; codes.md "LOINC"): the LOINC code selects the analyte through
   ``kb.analytes[name].loinc``; otherwise ``code.text`` / ``coding.display`` is matched against the
-  analyte's synonyms and the match is noted. Units go through the same converter as the case format
+  analyte's synonyms (only when the Observation has no LOINC code: an unknown LOINC code names
+  another test) and the match is noted. Units go through the same converter as the case format
   (alias table, dimension check, plausibility). Status preliminary/final/amended/corrected is used;
   entered-in-error, cancelled, registered and unknown are skipped with a note. ``comparator`` and
   ``referenceRange[0]`` are kept; every value of an analyte is kept as a time-sorted series (the
@@ -641,7 +642,7 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
             if c["code"] in t.analyte_by_loinc or c["code"] in t.genetics or c["code"] in t.body:
                 return None
             loincs.append(c["code"])
-    if any(_norm(text) in t.analyte_by_text for text in _texts(code)):
+    if not loincs and any(_norm(text) in t.analyte_by_text for text in _texts(code)):
         return None
     return loincs
 
@@ -662,7 +663,9 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
     gene_row = next((t.genetics[c] for c in loincs if c in t.genetics), None)
     body_row = next((t.body[c] for c in loincs if c in t.body), None)
     via_text = None
-    if analyte is None and gene_row is None and body_row is None:
+    # Text only when there is no LOINC code at all: an unknown LOINC code names another test
+    # (urine "Leukocytes" is not the blood count), so its display must not be matched.
+    if not loincs:
         for text in _texts(r.get("code")):
             name = t.analyte_by_text.get(_norm(text))
             if name is not None:
