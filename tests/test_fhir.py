@@ -355,7 +355,7 @@ def test_every_condition_code_in_the_tables_is_in_codes_md(kb):
         pytest.skip("shared/reference/codes.md not available")
     text = CODES_MD.read_text("utf-8")
     data = tomllib.loads(resources.files("leukos.knowledge").joinpath("data", "fhir_codes.toml").read_text("utf-8"))
-    codes = [c for row in data["diagnosis"] + data["finding"] for c in row["snomed"] + row["icd10cm"]]
+    codes = [c for row in data["diagnosis"] + data["finding"] + data["recognised"] for c in row["snomed"] + row["icd10cm"]]
     codes += data["remission"]["icd10cm"] + [row["loinc"] for row in data["genetics"] + data["body"]]
     # codes.md writes siblings as "C92.41/.42": expand that shorthand
     listed = set(re.findall(r"(?<![\w.])([A-Z]?\d[\w-]*(?:\.\w+)?)", text))
@@ -363,7 +363,7 @@ def test_every_condition_code_in_the_tables_is_in_codes_md(kb):
         listed.update(f"{stem}.{s.lstrip('.')}" for s in tail.split("/"))
     missing = [c for c in codes if c not in listed]
     assert not missing
-    citations = {c for section in ("diagnosis", "finding", "genetics", "body", "medication")
+    citations = {c for section in ("diagnosis", "finding", "genetics", "body", "medication", "recognised")
                  for row in data[section] for c in row.get("citations", []) + row.get("rule_citations", [])}
     assert citations and citations <= set(kb.citations)
 
@@ -696,3 +696,9 @@ def test_text_fallback_only_without_a_loinc_code(kb):
     o = obs("5821-4", 25, "/[HPF]", text="Leukocytes")
     case = case_from_fhir(bundle(o), kb)
     assert case.lab("wbc") is None and any("5821-4" in n for n in case.import_notes)
+
+
+def test_recognised_codes_without_a_case_field_say_so(kb):
+    case = case_from_fhir(bundle(cond("267036007")), kb)  # codes.md Dyspnea (rest/exertion not stated)
+    assert case.symptoms is None
+    assert any("dyspnea_rest" in n and "recognised" in n for n in case.import_notes)

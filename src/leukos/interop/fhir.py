@@ -116,7 +116,7 @@ def _norm(text: str) -> str:
 class _Concept:
     """What a Condition code means for the case."""
 
-    kind: str  # diagnosis | symptom | finding | remission
+    kind: str  # diagnosis | symptom | finding | remission | recognised
     target: str  # Diagnosis code, symptom term, or finding target
     value: str | None = None  # organism, tumour site, immunophenotype
     label: str = ""
@@ -177,6 +177,8 @@ def _tables(kb: KnowledgeBase) -> _Tables:
             row["snomed"], row["icd10cm"], row.get("text", ()))
     for term, s in kb.symptoms.items():
         add(_Concept("symptom", term, None, s.label), s.snomed, s.icd10cm, (*s.synonyms, s.label, term))
+    for row in data.get("recognised", ()):
+        add(_Concept("recognised", row["what"], row["hint"], row["what"]), row["snomed"], row["icd10cm"], ())
     for c in data["remission"]["icd10cm"]:
         cond.setdefault(("icd10cm", c), _Concept("remission", c))
     meds = []
@@ -907,6 +909,9 @@ def _condition(i: int, r: dict, imp: _Import) -> None:
             imp.note(f"{ref}: code {', '.join(codes)} not used by leukos; skipped")
         else:
             imp.note(f"{ref}: no SNOMED CT or ICD-10-CM code and no known text; skipped")
+        return
+    if concept.kind == "recognised":
+        imp.note(f"{ref}: {concept.target} recognised; {concept.value}")
         return
     if concept.kind == "remission":
         imp.note(f"{ref}: ICD-10-CM {concept.target} is 'in remission'; ignored like clinicalStatus remission")
