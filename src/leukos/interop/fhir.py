@@ -143,13 +143,17 @@ def _code_file() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-_TABLES: dict[int, tuple[KnowledgeBase, _Tables]] = {}
+# Keyed by the analyte and symptom tables the code tables derive from: site overrides of
+# parameters (KnowledgeBase.with_overrides) share them, so they share the code tables too.
+_TABLES: dict[tuple[int, int], tuple[Any, Any, _Tables]] = {}
+_TABLES_KEPT = 8
 
 
 def _tables(kb: KnowledgeBase) -> _Tables:
-    hit = _TABLES.get(id(kb))
-    if hit is not None and hit[0] is kb:
-        return hit[1]
+    key = (id(kb.analytes), id(kb.symptoms))
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0] is kb.analytes and hit[1] is kb.symptoms:
+        return hit[2]
     data = _code_file()
     by_loinc: dict[str, str] = {}
     by_text: dict[str, str] = {}
@@ -198,7 +202,9 @@ def _tables(kb: KnowledgeBase) -> _Tables:
         body=MappingProxyType({row["loinc"]: row for row in data["body"]}),
         medications=tuple(meds),
     )
-    _TABLES[id(kb)] = (kb, tables)
+    while len(_TABLES) >= _TABLES_KEPT:
+        _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[key] = (kb.analytes, kb.symptoms, tables)
     return tables
 
 
