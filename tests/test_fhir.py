@@ -702,3 +702,15 @@ def test_recognised_codes_without_a_case_field_say_so(kb):
     case = case_from_fhir(bundle(cond("267036007")), kb)  # codes.md Dyspnea (rest/exertion not stated)
     assert case.symptoms is None
     assert any("dyspnea_rest" in n and "recognised" in n for n in case.import_notes)
+
+
+def test_fhir_example_assessed_end_to_end(kb):
+    """The FHIR example is the AML-with-leukostasis story of examples/01 told in FHIR: the same
+    headline findings (WBC 263 > 100, dyspnoea at rest = pulmonary grade 3, laboratory TLS)."""
+    from leukos.rules import assess
+
+    a = assess(load_case_text(EXAMPLE.read_text("utf-8"), kb), kb)
+    assert a.hyperleukocytosis.present is True
+    assert a.leukostasis.grade == 3
+    assert a.tls.laboratory is True
+    assert a.urgency == "emergent"
