@@ -21,7 +21,18 @@ from leukos.rules import assess
 from leukos.rules.differential import BANDS, case_features, cml_phase, differential
 from tests.conftest import EXAMPLES
 
-KB = load_knowledge()
+# Laboratory-specific limits that no source fixes have no default (site_required); these tests
+# play a laboratory that has configured them. Test inputs, not leukos defaults.
+SITE = {
+    "differential.basophilia_abs_min": 0.2,
+    "differential.eosinophilia_abs_min": 0.5,
+    "differential.lymphocyte_predominant_min_pct": 50,
+    "differential.lap_low_max": 20,
+    "differential.lap_high_min": 100,
+    "differential.gm_csf_uln": 10,
+    "differential.il6_uln": 7,
+}
+KB = load_knowledge(SITE)
 
 
 def case(labs: dict[str, Any] | None = None, **findings: Any):
@@ -230,7 +241,7 @@ def test_cml_phase_by_edition(labs, findings, expect, source):
     c = case(labs, genetics={"bcr_abl1": "positive"}, marrow={"blasts_pct": labs.get("blasts_pct", 0)}, **findings) \
         if "blasts_pct" in labs else case(labs, genetics={"bcr_abl1": "positive"}, **findings)
     for system, code in expect.items():
-        kb = load_knowledge({"differential.cml_phase_system": system})
+        kb = load_knowledge({**SITE, "differential.cml_phase_system": system})
         assert cml_phase(c, kb).code == code, (system, source)
         assert entry(differential(c, kb), "CML").code == code, (system, source)
 
@@ -271,7 +282,7 @@ CNL = [
 def test_cnl_by_edition(labs, findings, expect, source):
     c = case(labs, **findings)
     for edition, likelihood in expect.items():
-        kb = load_knowledge({"differential.cnl_criteria": edition})
+        kb = load_knowledge({**SITE, "differential.cnl_criteria": edition})
         e = entry(differential(c, kb), "CNL")
         assert e is not None and e.likelihood == likelihood, (edition, source, e and e.working)
         assert e.working["settings"]["differential.cnl_criteria"] == edition
@@ -280,8 +291,8 @@ def test_cnl_by_edition(labs, findings, expect, source):
 def test_cnl_monocyte_criterion_differs_by_edition():
     """§7d monocytes: WHO 2016 < 1 x10^9/L; ICC 2022 < 10 % of WBC. WBC 40 with 4 % = 1.6 x10^9/L."""
     c = case({**CNL_BASE, "wbc": 40, "monocytes_pct": 4}, genetics={"bcr_abl1": "negative", "csf3r": "positive"})
-    who = entry(differential(c, load_knowledge({"differential.cnl_criteria": "WHO2016"})), "CNL")
-    icc = entry(differential(c, load_knowledge({"differential.cnl_criteria": "ICC2022"})), "CNL")
+    who = entry(differential(c, load_knowledge({**SITE, "differential.cnl_criteria": "WHO2016"})), "CNL")
+    icc = entry(differential(c, load_knowledge({**SITE, "differential.cnl_criteria": "ICC2022"})), "CNL")
     assert points(who).get("monocytes_above_cnl_who2016", 0) < 0
     assert "monocytes_above_cnl_icc2022" not in points(icc)
 
@@ -318,7 +329,7 @@ PLR = [
 
 @pytest.mark.parametrize("change,likelihood,setting,source", PLR)
 def test_plr_kasuga_criteria(change, likelihood, setting, source):
-    kb = load_knowledge({"differential.plr_high_criteria": setting})
+    kb = load_knowledge({**SITE, "differential.plr_high_criteria": setting})
     e = entry(differential(case({"wbc": 70, "neutrophils_pct": 88}, **{**PLR_FULL, **change}), kb),
               "LEUKEMOID_PARANEOPLASTIC")
     assert e.likelihood == likelihood, (source, e.working)
@@ -342,7 +353,7 @@ def test_plr_leukocytosis_threshold_is_a_setting():
     """§7e: > 10 (Kasuga), > 30, > 40, > 50 used by studies: no consensus."""
     c = case({"wbc": 35, "neutrophils_pct": 88}, **PLR_FULL)
     at10 = entry(differential(c, KB), "LEUKEMOID_PARANEOPLASTIC")
-    at40 = entry(differential(c, load_knowledge({"differential.plr_leukocytosis_min": 40})), "LEUKEMOID_PARANEOPLASTIC")
+    at40 = entry(differential(c, load_knowledge({**SITE, "differential.plr_leukocytosis_min": 40})), "LEUKEMOID_PARANEOPLASTIC")
     assert "plr_leukocytosis" in points(at10) and "plr_leukocytosis" not in points(at40)
 
 
@@ -640,7 +651,7 @@ def test_placeholder_cytokine_limits_are_flagged_when_used():
 def test_edition_settings_appear_in_the_assessment_and_overrides_are_warned():
     c = case({"wbc": 150, "blasts_pct": 25, "basophils_pct": 2, "promyelocytes_pct": 0, "platelets": 300},
              genetics={"bcr_abl1": "positive"}, marrow={"blasts_pct": 25})
-    a = assess(c, load_knowledge({"differential.cml_phase_system": "ELN"}))
+    a = assess(c, load_knowledge({**SITE, "differential.cml_phase_system": "ELN"}))
     assert a.differential[0].code == "CML_AP"  # ELN: blasts 15-29 % (clinical.md §7c)
     assert a.settings["differential.cml_phase_system"] == "ELN"
     assert any("differential.cml_phase_system" in w for w in a.warnings)
@@ -670,3 +681,16 @@ def test_rules_that_would_break_the_ranking_invariants_are_rejected(mutate, mess
     kb = dataclasses.replace(KB, tables=MappingProxyType({**KB.tables, "differential": table}))
     with pytest.raises(ValueError, match=message):
         differential(case({"wbc": 80}), kb)
+
+
+def test_unconfigured_laboratory_limits_leave_the_feature_not_assessed():
+    """No source gives a count for 'basophilia' (clinical.md §7b): without the laboratory's limit
+    the feature is unknown, never assumed present or absent."""
+    from leukos.rules.differential import case_features
+
+    c = case({"wbc": 150, "basophils_pct": 6, "eosinophils_pct": 4, "lymphocytes_pct": 80},
+             lap_score=5, cytokines={"il6": 300})
+    plain = case_features(c, load_knowledge())
+    assert plain["basophilia"] is None and plain["eosinophilia"] is None and plain["lap_low"] is None
+    configured = case_features(c, KB)
+    assert configured["basophilia"] is True and configured["eosinophilia"] is True and configured["lap_low"] is True

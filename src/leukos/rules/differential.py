@@ -242,7 +242,8 @@ def _cytokines(case: Case, kb: KnowledgeBase) -> list[bool | None]:
     out = []
     for name in ("g_csf", "gm_csf", "il6"):
         v = case.findings.cytokines.get(name)
-        out.append(_compare(_number(v), ">", float(kb.value(f"{AREA}.{name}_uln"))))
+        p = kb.param(f"{AREA}.{name}_uln")
+        out.append(_compare(_number(v), ">", float(p.value)) if p.configured else None)
     return out
 
 
@@ -516,13 +517,16 @@ def _features(case: Case, kb: KnowledgeBase, rules: _Rules) -> dict[str, _Featur
             fn, unit, sources = _MEASURES[spec["measure"]]
             iv = fn(case)
             params: tuple[Parameter, ...] = ()
+            configured = True
             if "param" in spec:
                 p = kb.param(_param_key(spec["param"]))
-                threshold, params = float(p.value), (p,)
+                threshold, params, configured = float(p.value), (p,), p.configured
             else:
                 threshold = float(spec["value"])
-            value = _compare(iv, spec["op"], threshold)
+            value = _compare(iv, spec["op"], threshold) if configured else None
             detail = "" if iv is None else f"{_DISPLAY.get(spec['measure'], spec['measure'])} {iv.describe(unit)}".strip()
+            if not configured and iv is not None:
+                detail += f" (not assessed: set {params[0].key} to your laboratory's limit)"
             out[name] = _Feature(name, value, spec["label"], sources, detail, params)
         else:
             detail, keys = _fact_detail(name, case, kb)
@@ -543,7 +547,9 @@ def _fact_detail(name: str, case: Case, kb: KnowledgeBase) -> tuple[str, list[st
             if v is not None:
                 key = f"{AREA}.{c}_uln"
                 keys.append(key)
-                parts.append(f"{label} {v:g} pg/mL, ULN {kb.value(key):g}")
+                p = kb.param(key)
+                uln = f"ULN {p.value:g}" if p.configured else f"not assessed: set {key}"
+                parts.append(f"{label} {v:g} pg/mL, {uln}")
         return "; ".join(parts), keys
     if name == "coagulopathy":
         return "", ["management.coagulopathy_fibrinogen_max", "management.coagulopathy_inr_min"]
