@@ -12,6 +12,10 @@ What is fitted (apheresis.md §7.3, §8):
 * ``e_platelet``, ``e_platelet_log_sd`` — to the platelet falls of Lee 2014 (−16.5 %) and the
   1994 COBE series (−27 ± 18 %).
 
+E0 alone is poorly identified by four rows (it drifts to the bound 0.99 with a small C½), so the
+objective adds a weak prior on E0 centred on the published Optia CE1 (53.7 ± 19.8 %, Lopert 2023):
+one prior SD costs as much as a 5-point miss on a row's mean (``PRIOR_WEIGHT``).
+
 Rows are weighted equally (one source, one vote); each row's unreported inputs (volume, TBV,
 pre-count) are the assumptions of ``[calibration.rows]`` in ``rules/apheresis.toml``.
 """
@@ -32,6 +36,7 @@ from leukos.knowledge import KnowledgeBase
 
 __all__ = ["CalibrationResult", "calibrate", "calibration_toml", "row_predictions", "citrate_check"]
 
+PRIOR_WEIGHT = 25.0  # (percentage points)^2 per SD^2 of the E0 prior
 FIT_KEYS = ("e0", "c_half_10e9_per_l", "e0_log_sd", "e_platelet", "e_platelet_log_sd")
 
 
@@ -136,7 +141,10 @@ def _objective_wbc(x, kb, rows, n, seed):
     if not (0.02 < e0 < 0.99 and 5 < ch < 1e5 and 0.01 < sd < 2):
         return 1e6
     pred = row_predictions(_with(kb, {"e0": e0, "c_half_10e9_per_l": ch, "e0_log_sd": sd}), rows, n, seed)
-    err = 0.0
+    # weak prior: E0 near the published Optia CE1 53.7 +/- 19.8 % (Lopert 2023); one SD costs as much as a
+    # 5-point miss of a row's mean fall (software choice, see module docstring)
+    prior = kb.table("apheresis")["calibration"]["e0_prior"]
+    err = PRIOR_WEIGHT * ((e0 - prior["mean"]) / prior["sd"]) ** 2
     for r, p in zip(rows, pred):
         err += (p["mean"] - r["observed_pct"]) ** 2
         if r["observed_sd"]:
