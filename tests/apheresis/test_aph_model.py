@@ -80,7 +80,7 @@ def test_vectorised_rk4_agrees_with_scipy_solve_ivp():
         k_out = pa.pool_ratio * k_in
         y0 = m.initial_state(pa, pat, 1)[:, 0]
 
-        def f(t, y, fl):
+        def f(t, y, fl, pa=pa, k_in=k_in, k_out=k_out):
             return m.rhs(y.reshape(-1, 1), pa, pat, fl, k_in, k_out)[:, 0]
 
         fl_on = (sess.q_wb_l_per_min, sess.q_ac_l_per_min, sess.q_collect_l_per_min, sess.citrate_mmol_per_min, 0.0)

@@ -8,9 +8,10 @@ which method could still run; nothing is assumed.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.knowledge import KnowledgeBase

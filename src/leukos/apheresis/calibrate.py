@@ -23,8 +23,9 @@ pre-count) are the assumptions of ``[calibration.rows]`` in ``rules/apheresis.to
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,7 @@ def _objective_wbc(x, kb, rows, n, seed):
     # 5-point miss of a row's mean fall (software choice, see module docstring)
     prior = kb.table("apheresis")["calibration"]["e0_prior"]
     err = PRIOR_WEIGHT * ((e0 - prior["mean"]) / prior["sd"]) ** 2
-    for r, p in zip(rows, pred):
+    for r, p in zip(rows, pred, strict=True):
         err += (p["mean"] - r["observed_pct"]) ** 2
         if r["observed_sd"]:
             err += (p["sd"] - r["observed_sd"]) ** 2
@@ -158,7 +159,7 @@ def _objective_plt(x, kb, rows, n, seed):
         return 1e6
     pred = row_predictions(_with(kb, {"e_platelet": ep, "e_platelet_log_sd": sd}), rows, n, seed)
     err = 0.0
-    for r, p in zip(rows, pred):
+    for r, p in zip(rows, pred, strict=True):
         err += (p["plt_mean"] - r["platelets_obs_pct"]) ** 2
         if r["platelets_sd"]:
             err += (p["plt_sd"] - r["platelets_sd"]) ** 2
@@ -207,7 +208,7 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
     kb2 = _with(kb1, {"e_platelet": ep, "e_platelet_log_sd": psd})
     pred = row_predictions(kb2, rows, draws, seed)
     out_rows = []
-    for r, p in zip(rows, pred):
+    for r, p in zip(rows, pred, strict=True):
         out_rows.append({
             "id": r["id"], "csv_row": r["csv_row"], "fitted": bool(r["fit"]), "group": r["group"],
             "blood_volumes": round(r["blood_volumes"], 2), "tbv_l": round(r["tbv_l"], 2), "precount": r["pre_note"],
@@ -216,7 +217,7 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
             "observed_sd": r["observed_sd"], "predicted_sd": round(p["sd"], 1), "assumption": r["assumption"]})
     plt_out = [{"id": r["id"], "observed_pct": round(r["platelets_obs_pct"], 1), "predicted_pct": round(p["plt_mean"], 1),
                 "observed_sd": r["platelets_sd"], "predicted_sd": round(p["plt_sd"], 1)}
-               for r, p in zip(rows, pred) if r["platelets_obs_pct"] is not None]
+               for r, p in zip(rows, pred, strict=True) if r["platelets_obs_pct"] is not None]
     return CalibrationResult(params={"e0": e0, "c_half_10e9_per_l": ch, "e0_log_sd": sd, "e_platelet": ep,
                                      "e_platelet_log_sd": psd},
                              rows=tuple(out_rows), platelet_rows=tuple(plt_out), citrate=citrate_check(kb2),
@@ -261,7 +262,7 @@ def calibration_toml(res: CalibrationResult, *, data_sha256: str) -> str:
     lines += ["[fit]", f'data_sha256 = "{data_sha256}"', f"draws = {res.draws}", f"seed = {res.seed}",
               f"objective = {_toml_value(res.objective)}", ""]
     for r in res.rows:
-        lines.append(f"[[fit.rows]]")
+        lines.append("[[fit.rows]]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in r.items()]
         lines.append("")
     for r in res.platelet_rows:

@@ -184,11 +184,15 @@ def integrate(p: ModelParams, pat: PatientState, sessions: tuple[Session, ...], 
     k_in = 1.0 / (p.refill_tau_min * (1.0 + p.pool_ratio))
     k_out = p.pool_ratio * k_in
     y = initial_state(p, pat, n) if y0 is None else np.array(y0, dtype=float)
+    # explicit RK4 is stable for h·λ < 2.78; keep h·λ ≤ 1 for accuracy (small children: fast citrate)
+    lam = float(np.max(np.concatenate([p.citrate_cl_l_per_min / p.citrate_vd_l, k_in + k_out,
+                                       1.0 / p.platelet_tau_min, 1.0 / p.fluid_tau_min])))
+    h_max = 1.0 / lam if lam > 0 else np.inf
     times = [0.0]
     ys = [y.copy()]
     for t0, t1, sess in _grid(sessions, t_end_min, dt_on_min, dt_off_min):
         fl = _flows(sess)
-        dt_nom = dt_on_min if sess is not None else dt_off_min
+        dt_nom = min(dt_on_min if sess is not None else dt_off_min, h_max)
         steps = max(1, int(np.ceil((t1 - t0) / dt_nom - 1e-9)))
         h = (t1 - t0) / steps
         for i in range(steps):

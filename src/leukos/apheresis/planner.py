@@ -260,7 +260,11 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         blood_volumes = _p(kb, "blood_volumes_default")
     coll: dict[str, Any] | None = None
     if collection:
-        coll, blood_volumes = _collection(options, kb, dev, tbv, weight, blood_volumes,
+        # one session is limited by the device's run target (TBV) and its maximum run time
+        q_wb_ml_min = _q_wb_ml_per_min(dev, options, tbv)
+        bv_time = dev["run_time_range_min"][1] * q_wb_ml_min / 1000.0 / tbv
+        bv_max = min(bv_max, bv_time)
+        coll, blood_volumes = _collection(options, kb, dev, tbv, weight, blood_volumes, bv_max,
                                           explicit=options.blood_volumes is not None or options.volume_l is not None)
         citations += coll["citations"]
 
@@ -404,8 +408,16 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         citations=tuple(dict.fromkeys(citations)), leukos_version=__version__, ruleset_version=kb.ruleset_version)
 
 
+def _q_wb_ml_per_min(dev: dict[str, Any], options: PlanOptions, tbv: float) -> float:
+    ratio = options.inlet_to_ac_ratio or dev["inlet_ac_ratio"]
+    if "inlet_flow_ml_per_min" in dev:
+        return dev["inlet_flow_ml_per_min"] * (ratio - 1) / ratio
+    ac = options.ac_rate_ml_per_min_per_l_tbv or dev["ac_rate_ml_per_min_per_l_tbv"]
+    return ac * tbv * (ratio - 1)
+
+
 def _collection(options: PlanOptions, kb: KnowledgeBase, dev: dict[str, Any], tbv: float, weight: float,
-                blood_volumes: float, *, explicit: bool) -> tuple[dict[str, Any], float]:
+                blood_volumes: float, bv_max: float, *, explicit: bool) -> tuple[dict[str, Any], float]:
     """Volume for a target yield: V = target / (CE2 × precount) (Terumo; apheresis.md §3.1, §3.4)."""
     if options.goal == "stem-cells":
         marker, pre, ce_key = "CD34+", options.cd34_per_ul, "ce2_cd34"
@@ -441,7 +453,6 @@ def _collection(options: PlanOptions, kb: KnowledgeBase, dev: dict[str, Any], tb
     v_need = target_cells / (ce * per_l)
     v_range = (target_cells / (hi * per_l), target_cells / (lo * per_l))
     bv_need = v_need / tbv
-    bv_max = kb.value("apheresis.collection_blood_volumes_max")
     one = bv_need <= bv_max
     sessions = max(1, math.ceil(bv_need / bv_max))
     if explicit:
@@ -466,6 +477,7 @@ def _collection(options: PlanOptions, kb: KnowledgeBase, dev: dict[str, Any], tb
         "citations": cites,
     }
     if not one:
-        out["notes"].append(f"{bv_need:.1f} TBV needed > {bv_max:g} TBV per session: plan {sessions} sessions or "
+        out["notes"].append(f"{bv_need:.1f} TBV needed > {bv_max:.2f} TBV per session (device run target and "
+                            f"maximum run time): plan {sessions} sessions or "
                             "expect mobilisation to help.")
     return out, use_bv

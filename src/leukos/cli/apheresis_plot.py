@@ -47,13 +47,13 @@ def _png(path, h, panels, title, tr):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True)
-    for ax, (label, x, thr) in zip(axes, panels):
+    for ax, (label, x, thr) in zip(axes, panels, strict=True):
         lo, med, hi = _bands(x)
         ax.fill_between(h, lo, hi, alpha=0.25, color="tab:blue", label="5-95 %")
         ax.plot(h, med, color="tab:blue", label="median")
         if thr is not None:
             ax.axhline(thr, color="tab:red", ls="--", label=f"symptom threshold {thr}")
-        for s, e in zip(tr.session_starts_min, tr.session_ends_min):
+        for s, e in zip(tr.session_starts_min, tr.session_ends_min, strict=True):
             ax.axvspan(s / 60, e / 60, color="0.9", zorder=0)
         ax.set_ylabel(label)
         ax.legend(loc="best", fontsize=7)
