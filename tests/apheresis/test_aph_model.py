@@ -72,7 +72,7 @@ def test_vectorised_rk4_agrees_with_scipy_solve_ivp():
     s, pat = _settings(), _pat()
     sess = s.session(0.0)
     t_end = s.duration_min + 24 * 60
-    st_ = m.integrate(p, pat, (sess,), t_end)
+    st_ = m.integrate(p, pat, (sess,), np.array([s.duration_min / 3, t_end]))
     for i in range(3):
         pi = p.take(np.array([i]))
         pa = pi.as_arrays()
@@ -86,7 +86,10 @@ def test_vectorised_rk4_agrees_with_scipy_solve_ivp():
         fl_on = (sess.q_wb_l_per_min, sess.q_ac_l_per_min, sess.q_collect_l_per_min, sess.citrate_mmol_per_min, 0.0)
         a = solve_ivp(f, (0, s.duration_min), y0, args=(fl_on,), rtol=1e-9, atol=1e-9)
         b = solve_ivp(f, (s.duration_min, t_end), a.y[:, -1], args=((0.0,) * 5,), rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(st_.y[:, i, -1], b.y[:, -1], rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(st_[:, i, -1], b.y[:, -1], rtol=1e-5, atol=1e-8)
+        a3 = solve_ivp(f, (0, s.duration_min / 3), y0, args=(fl_on,), rtol=1e-9, atol=1e-9)
+        # an output time inside a step (Hermite interpolation)
+        np.testing.assert_allclose(st_[:, i, 0], a3.y[:, -1], rtol=1e-5, atol=1e-8)
 
 
 @settings(max_examples=25, deadline=None)

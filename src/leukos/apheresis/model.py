@@ -16,9 +16,10 @@ State per draw (cells in 10⁹, volumes in L, time in minutes)::
     k_in  = 1/(τ_refill·(1 + R)),  k_out = R·k_in   (pool N_t/N_b = R at equilibrium)
 
 With k = g = 0, φ = 0 and C½ → ∞ the count follows C₀·exp(−E0·V_processed/TBV) (§2.2).
-The integrator is the classical Runge–Kutta scheme on a fixed grid with all draws as numpy
-arrays; being a Runge–Kutta method it conserves the linear invariant
-N_b + N_t + P − G exactly (to rounding), which the tests check.
+All draws are integrated together as numpy arrays: the linear, decoupled states (V, Cit, RBC,
+product volume) by their exact exponential propagators, the others by classical RK4 on a fixed
+grid. A Runge–Kutta method conserves the linear invariant N_b + N_t + P − G exactly (to
+rounding), which the tests check.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["ModelParams", "PatientState", "Session", "State", "rhs", "integrate", "N_STATES"]
+__all__ = ["ModelParams", "PatientState", "Session", "rhs", "integrate", "initial_state", "N_STATES"]
 
 # state indices
 NB, NT, PROD, GROWN, VOL, CIT, PLT, RBC, PVOL = range(9)
@@ -102,14 +103,6 @@ class Session:
         return self.start_min + self.duration_min
 
 
-@dataclass(frozen=True)
-class State:
-    """Integrated states on a time grid: ``y`` has shape (N_STATES, n_draws, n_times)."""
-
-    times_min: np.ndarray
-    y: np.ndarray
-
-
 def _flows(sess: Session | None):
     if sess is None:
         return 0.0, 0.0, 0.0, 0.0, 0.0
@@ -157,7 +150,7 @@ def initial_state(p: ModelParams, pat: PatientState, n: int) -> np.ndarray:
     return y
 
 
-def _grid(sessions: tuple[Session, ...], t_end_min: float, dt_on: float, dt_off: float) -> list[tuple[float, float, Session | None]]:
+def _grid(sessions: tuple[Session, ...], t_end_min: float) -> list[tuple[float, float, Session | None]]:
     """Split [0, t_end] into segments with constant flows: (t0, t1, session or None)."""
     segs: list[tuple[float, float, Session | None]] = []
     t = 0.0
@@ -173,34 +166,130 @@ def _grid(sessions: tuple[Session, ...], t_end_min: float, dt_on: float, dt_off:
     return [(a, b, s) for a, b, s in segs if b > a]
 
 
-def integrate(p: ModelParams, pat: PatientState, sessions: tuple[Session, ...], t_end_min: float,
-              *, dt_on_min: float = 2.0, dt_off_min: float = 10.0, y0: np.ndarray | None = None) -> State:
-    """Integrate all draws with fixed-step RK4 (steps shortened to land on segment edges).
+# States with linear, decoupled dynamics are advanced exactly; the others by RK4.
+LIN = (VOL, CIT, RBC, PVOL)
+RKS = (NB, NT, PROD, GROWN, PLT)
 
-    Returns the states at every grid point (segment edges included).
+
+def _lin_coeffs(p: ModelParams, pat: PatientState, fl) -> tuple[np.ndarray, np.ndarray]:
+    """dx/dt = a − b·x for the linear states (rows in LIN order); arrays (4, n)."""
+    q_wb, q_ac, q_col, r_cit, j_ca = fl
+    n = p.e0.shape[0]
+    b = np.zeros((4, n))
+    a = np.zeros((4, n))
+    b[0] = 1.0 / p.fluid_tau_min
+    a[0] = p.fluid_retained * (q_ac - q_col) + pat.tbv_l * b[0]
+    b[1] = p.citrate_cl_l_per_min / p.citrate_vd_l
+    a[1] = (r_cit - j_ca + p.citrate_cl_l_per_min * pat.citrate_basal_mmol_per_l) / p.citrate_vd_l
+    a[2] = -q_col * p.product_hct
+    a[3] = q_col
+    return a, b
+
+
+def _lin_step(b: np.ndarray, dt) -> tuple[np.ndarray, np.ndarray]:
+    """Propagator of dx/dt = a − b·x over dt: x(t+dt) = x·E + a·Φ."""
+    dt = np.asarray(dt, dtype=float)
+    bd = b * dt
+    e = np.exp(-bd)
+    safe = np.where(b > 0, b, 1.0)
+    phi = np.where(b > 0, -np.expm1(-bd) / safe, dt)
+    return e, phi
+
+
+class _RkRhs:
+    """Right-hand side of the RK4 states given the circulating volume V (all draws)."""
+
+    def __init__(self, p: ModelParams, pat: PatientState, k_in, k_out):
+        self.e0 = p.e0
+        self.inv_c_half = 1.0 / p.c_half_10e9_per_l
+        self.g = p.growth_per_min
+        self.k_in, self.k_out = k_in, k_out
+        self.ep = p.e_platelet
+        self.inv_tau_p = 1.0 / p.platelet_tau_min
+        self.plt_src = (pat.platelets_10e9_per_l or 0.0) * pat.tbv_l * self.inv_tau_p
+
+    def __call__(self, y: np.ndarray, vol: np.ndarray, q_wb: float) -> np.ndarray:
+        nb, nt, plt = y[0], y[1], y[4]
+        d = np.empty_like(y)
+        exch = self.k_out * nb - self.k_in * nt
+        gb = self.g * nb
+        gt = self.g * nt
+        if q_wb > 0.0:
+            c = nb / vol
+            removal = (self.e0 * q_wb) * c / (1.0 + c * self.inv_c_half)
+            d[0] = gb - removal - exch
+            d[2] = removal
+            d[4] = self.plt_src - plt * (self.ep * q_wb / vol + self.inv_tau_p)
+        else:
+            d[0] = gb - exch
+            d[2] = 0.0
+            d[4] = self.plt_src - plt * self.inv_tau_p
+        d[1] = exch + gt
+        d[3] = gb + gt
+        return d
+
+
+def integrate(p: ModelParams, pat: PatientState, sessions: tuple[Session, ...], times_out: np.ndarray,
+              *, dt_on_min: float = 10.0, dt_off_min: float = 30.0, y0: np.ndarray | None = None) -> np.ndarray:
+    """Integrate all draws and return the states at ``times_out``: array (N_STATES, n, len(times_out)).
+
+    Volume, citrate, red cells and product volume are linear and decoupled: they are advanced
+    exactly (exponential propagators). Leukocyte pools, product cells, growth ledger and
+    platelets use classical RK4 with fixed steps (≤ ``dt_on_min`` during a procedure,
+    ≤ ``dt_off_min`` after, and ≤ 1/λ for the fastest exchange/recovery rate); output times
+    inside a step are filled by cubic Hermite interpolation (RK states) and the exact
+    propagator (linear states). Both keep the linear invariant N_b + N_t + P − G exact.
     """
+    times_out = np.asarray(times_out, dtype=float)
     n = p.n
     p = p.as_arrays(n)
     k_in = 1.0 / (p.refill_tau_min * (1.0 + p.pool_ratio))
     k_out = p.pool_ratio * k_in
     y = initial_state(p, pat, n) if y0 is None else np.array(y0, dtype=float)
-    # explicit RK4 is stable for h·λ < 2.78; keep h·λ ≤ 1 for accuracy (small children: fast citrate)
-    lam = float(np.max(np.concatenate([p.citrate_cl_l_per_min / p.citrate_vd_l, k_in + k_out,
-                                       1.0 / p.platelet_tau_min, 1.0 / p.fluid_tau_min])))
+    out = np.empty((N_STATES, n, times_out.size))
+    lam = float(np.max(np.concatenate([k_in + k_out, 1.0 / p.platelet_tau_min, np.abs(p.growth_per_min)])))
     h_max = 1.0 / lam if lam > 0 else np.inf
-    times = [0.0]
-    ys = [y.copy()]
-    for t0, t1, sess in _grid(sessions, t_end_min, dt_on_min, dt_off_min):
+    f_rk = _RkRhs(p, pat, k_in, k_out)
+    rk_idx, lin_idx = list(RKS), list(LIN)
+    yr = y[rk_idx]
+    yl = y[lin_idx]
+    at0 = times_out <= 0.0
+    if at0.any():
+        out[:, :, at0] = y[:, :, None]
+    t_end = float(times_out[-1]) if times_out.size else 0.0
+    for t0, t1, sess in _grid(sessions, t_end):
         fl = _flows(sess)
-        dt_nom = min(dt_on_min if sess is not None else dt_off_min, h_max)
-        steps = max(1, int(np.ceil((t1 - t0) / dt_nom - 1e-9)))
+        q_wb = fl[0]
+        a, b = _lin_coeffs(p, pat, fl)
+        x_inf_a = a  # for the propagator x·E + a·Φ
+        steps = max(1, int(np.ceil((t1 - t0) / min(dt_on_min if sess is not None else dt_off_min, h_max) - 1e-9)))
         h = (t1 - t0) / steps
+        e_h, phi_h = _lin_step(b, h)
+        e_2, phi_2 = _lin_step(b, h / 2)
+        f0 = f_rk(yr, yl[0], q_wb)
         for i in range(steps):
-            k1 = rhs(y, p, pat, fl, k_in, k_out)
-            k2 = rhs(y + 0.5 * h * k1, p, pat, fl, k_in, k_out)
-            k3 = rhs(y + 0.5 * h * k2, p, pat, fl, k_in, k_out)
-            k4 = rhs(y + h * k3, p, pat, fl, k_in, k_out)
-            y = y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-            times.append(t0 + (i + 1) * h)
-            ys.append(y)
-    return State(np.asarray(times), np.stack(ys, axis=-1))
+            ta = t0 + i * h
+            tb = t0 + (i + 1) * h if i < steps - 1 else t1
+            v_mid = yl[0] * e_2[0] + x_inf_a[0] * phi_2[0]
+            yl_new = yl * e_h + x_inf_a * phi_h
+            k1 = f0
+            k2 = f_rk(yr + (0.5 * h) * k1, v_mid, q_wb)
+            k3 = f_rk(yr + (0.5 * h) * k2, v_mid, q_wb)
+            k4 = f_rk(yr + h * k3, yl_new[0], q_wb)
+            yr_new = yr + (h / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
+            f1 = f_rk(yr_new, yl_new[0], q_wb)
+            sel = np.nonzero((times_out > ta) & (times_out <= tb))[0]
+            if sel.size:
+                s_ = (times_out[sel] - ta) / h            # (m,)
+                s2, s3 = s_ * s_, s_ * s_ * s_
+                h00, h10, h01, h11 = 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s_, -2 * s3 + 3 * s2, s3 - s2
+                interp = (yr[:, :, None] * h00 + (h * k1)[:, :, None] * h10 + yr_new[:, :, None] * h01
+                          + (h * f1)[:, :, None] * h11)
+                for j, si in enumerate(rk_idx):
+                    out[si][:, sel] = interp[j]
+                e_s, phi_s = _lin_step(b[:, :, None], times_out[sel][None, None, :] - ta)
+                lin_val = yl[:, :, None] * e_s + x_inf_a[:, :, None] * phi_s
+                for j, si in enumerate(lin_idx):
+                    out[si][:, sel] = lin_val[j]
+            yr, yl, f0 = yr_new, yl_new, f1
+    return out

@@ -145,17 +145,9 @@ class Trajectory:
         return (total - total[:, :1]) / total[:, :1]
 
 
-def _interp(y: np.ndarray, grid: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Linear interpolation along the last axis for all draws at once."""
-    idx = np.clip(np.searchsorted(grid, times, side="left"), 1, len(grid) - 1)
-    t0, t1 = grid[idx - 1], grid[idx]
-    w = np.where(t1 > t0, (times - t0) / np.where(t1 > t0, t1 - t0, 1.0), 1.0)
-    return y[..., idx - 1] * (1.0 - w) + y[..., idx] * w
-
-
 def simulate(plan: ProcedurePlan | tuple[ProcedureSettings, PatientState], params: ModelParams,
              times_min: np.ndarray, *, n_sessions: int = 1, interval_min: float | None = None,
-             dt_on_min: float = 2.0, dt_off_min: float = 10.0) -> Trajectory:
+             dt_on_min: float = 10.0, dt_off_min: float = 30.0) -> Trajectory:
     """Simulate the plan for every parameter draw and report the series at ``times_min``.
 
     Parameters
@@ -181,9 +173,7 @@ def simulate(plan: ProcedurePlan | tuple[ProcedureSettings, PatientState], param
         raise LeukosUserError(ErrorDetail("interval", interval, f"at least the procedure duration ({settings.duration_min:.0f} min)",
                                           "space the sessions further apart"))
     sessions = tuple(settings.session(k * interval) for k in range(n_sessions))
-    t_end = max(float(times[-1]), sessions[-1].end_min)
-    st = m.integrate(params, pat, sessions, t_end, dt_on_min=dt_on_min, dt_off_min=dt_off_min)
-    y = _interp(st.y, st.times_min, times)
+    y = m.integrate(params, pat, sessions, times, dt_on_min=dt_on_min, dt_off_min=dt_off_min)
     return _trajectory(y, times, pat, params, sessions)
 
 
@@ -339,14 +329,11 @@ def update_patient(settings: ProcedureSettings, pat: PatientState, prior: ModelP
     interval = interval_h * 60.0
     # completed session, then the next one with the planned (or given) volume
     sess = (done.session(0.0), nxt.session(interval))
-    t_next_end = sess[1].end_min
-    st = m.integrate(post, pat_obs, sess, t_next_end)
-    times = np.array([done.duration_min, interval, t_next_end])
-    y = _interp(st.y, st.times_min, times)
+    times = np.array([done.duration_min, interval, sess[1].end_min])
+    y = m.integrate(post, pat_obs, sess, times)
     trj = _trajectory(y, times, pat_obs, post, sess)
     next_pre, next_post = trj.wbc_10e9_per_l[:, 1], trj.wbc_10e9_per_l[:, 2]
-    st_prior = m.integrate(prior, pat_obs, sess, t_next_end)
-    yp = _interp(st_prior.y, st_prior.times_min, times)
+    yp = m.integrate(prior, pat_obs, sess, times)
     wprior = yp[m.NB] / yp[m.VOL]
     return PatientUpdate(
         posterior=post, effective_sample_size=round(ess, 1),
