@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from leukos.cli.inputs import parse_overrides, read_case
@@ -110,13 +111,22 @@ def rules_cmd(
             "symptom_grades": {t: {"organ": s.organ, "grade": s.grade, "basis": s.grade_basis} for t, s in kb.symptoms.items()},
         })
         return
-    t = Table(title=f"leukos rules (ruleset {kb.ruleset_version})", expand=True)
-    for col in ("Rule parameter", "Value", "Unit", "Status", "Sources", "Note"):
-        t.add_column(col)
-    for k, p in kb.parameters.items():
-        t.add_row(k, str(p.value), p.unit, p.status, ", ".join(p.citations), p.note)
     console = _console()
-    console.print(t)
+    console.print(f"[bold]leukos rules[/] (ruleset {kb.ruleset_version})")
+    family = None
+    for k, p in kb.parameters.items():
+        fam, name = k.split(".", 1)
+        if fam != family:
+            family = fam
+            console.print(f"\n[bold underline]{fam}[/]")
+        flag = {"V": "green", "P": "yellow", "U": "magenta"}[p.status]
+        console.print(f"  {k} = [bold]{p.value}[/] {p.unit}  [{flag}]\\[{p.status}][/]  sources: {', '.join(p.citations)}")
+        if p.note:
+            console.print(f"      [dim]{escape(p.note)}[/]")
+    console.print("\n[bold underline]leukostasis symptom grades[/] [magenta]\\[U][/] (knowledge/data/symptoms.toml; Novotny 2005 candidate table)")
+    for term, sym in kb.symptoms.items():
+        if sym.organ != "general":
+            console.print(f"  {term} ({sym.organ}): {'not graded' if sym.grade is None else 'grade ' + str(sym.grade)} — [dim]{escape(sym.grade_basis)}[/]")
     console.print("[dim]Status: V seen in a source, P partly seen, U unverified (used only where needed, flagged in outputs). "
                   "`leukos rules --citations` lists the sources.[/]")
 

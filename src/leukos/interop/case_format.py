@@ -41,7 +41,7 @@ from leukos.errors import (
     UnknownTermError,
 )
 from leukos.knowledge import KnowledgeBase, load_knowledge
-from leukos.units import UnitConverter, parse_value_with_unit
+from leukos.units import UnitConverter, converter_for, parse_value_with_unit
 
 __all__ = ["MAX_CASE_BYTES", "parse_document", "case_from_dict", "load_case_text", "converter_for"]
 
@@ -108,16 +108,6 @@ def _validator():
     schema = shipped_case_schema()
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema, format_checker=None)
-
-
-_CONVERTERS: dict[int, UnitConverter] = {}
-
-
-def converter_for(kb: KnowledgeBase) -> UnitConverter:
-    conv = _CONVERTERS.get(id(kb))
-    if conv is None or conv._kb is not kb:
-        conv = _CONVERTERS[id(kb)] = UnitConverter(kb)
-    return conv
 
 
 def _path(parts) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from leukos.domain.case import LabValue
 from leukos.knowledge import KnowledgeBase, Parameter
+from leukos.units import converter_for
 
 
 def above(lv: LabValue | None, threshold: float, *, inclusive: bool) -> bool | None:
@@ -84,6 +85,21 @@ class Gaps:
 
     def v(self, key: str) -> Any:
         return self.p(key).value
+
+    def threshold(self, key: str, analyte: str, *, met_when: str = "above") -> float:
+        """A threshold in the canonical unit of ``analyte``.
+
+        Sources print a criterion in one unit and a rounded equivalent in another (uric acid
+        >= 8 mg/dL = 476 umol/L; calcium <= 7 mg/dL = 1.75 mmol/L). A value at either printed
+        threshold must meet the criterion, so the more inclusive of the two is used: the lower
+        for ``met_when="above"``, the higher for ``met_when="below"``. The difference is the
+        rounding of the source (< 0.5 %).
+        """
+        prm = self.p(key)
+        conv = converter_for(self.kb)
+        values = [(float(prm.value), prm.unit)] + ([prm.also] if prm.also else [])
+        canon = [v if u == self.kb.analyte(analyte).unit else v * conv.factor(analyte, u, field=key) for v, u in values]
+        return min(canon) if met_when == "above" else max(canon)
 
 
 def lab_working(lv: LabValue | None) -> Any:

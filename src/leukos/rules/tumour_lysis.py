@@ -36,16 +36,16 @@ def _criterion(case: Case, name: str, gaps: Gaps, definition: str, child: bool |
     if name == "calcium":
         if howard:
             p = gaps.p("tumour_lysis.calcium_max")
-            total = below(lv, float(p.value), inclusive=False)
+            total = below(lv, gaps.threshold(p.key, "calcium", met_when="below"), inclusive=False)
             ica_p = gaps.p("tumour_lysis.howard_ionized_calcium_max")
             ica = below(case.lab("ionized_calcium"), float(ica_p.value), inclusive=False)
-            w["rule"] = f"total Ca < {p.value} mmol/L (not corrected for albumin) or ionised Ca < {ica_p.value} mmol/L"
+            w["rule"] = f"total Ca < {p.value} {p.unit} (not corrected for albumin) or ionised Ca < {ica_p.value} mmol/L"
             w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"))
             w["threshold"] = param_working(p)
             return any3([total, ica]), w
         p = gaps.p("tumour_lysis.calcium_max")
-        met = below(lv, float(p.value), inclusive=True)
-        w["rule"] = f"<= {p.value} mmol/L"
+        met = below(lv, gaps.threshold(p.key, "calcium", met_when="below"), inclusive=True)
+        w["rule"] = f"<= {p.value} {p.unit}"
         w["threshold"] = param_working(p)
         return _with_change(case, name, met, w, gaps, falling=True), w
     if name == "phosphate":
@@ -53,10 +53,10 @@ def _criterion(case: Case, name: str, gaps: Gaps, definition: str, child: bool |
             adult = gaps.p("tumour_lysis.phosphate_min_adult" if not howard else "tumour_lysis.howard_phosphate_min_adult")
             kid = gaps.p("tumour_lysis.phosphate_min_child")
             # Age unknown: decide only where adult and child thresholds agree.
-            a = above(lv, float(adult.value), inclusive=not howard)
-            c = above(lv, float(kid.value), inclusive=not howard)
+            a = above(lv, gaps.threshold(adult.key, "phosphate"), inclusive=not howard)
+            c = above(lv, gaps.threshold(kid.key, "phosphate"), inclusive=not howard)
             met = a if a == c else None
-            w["rule"] = f"adult {adult.value} / child {kid.value} mmol/L; age unknown"
+            w["rule"] = f"adult {adult.value} / child {kid.value} {kid.unit}; age unknown"
             gaps.need("patient.age_years")
             return (met if howard else _with_change(case, name, met, w, gaps)), w
         key = "tumour_lysis.phosphate_min_child" if child else (
@@ -74,7 +74,7 @@ def _criterion(case: Case, name: str, gaps: Gaps, definition: str, child: bool |
             return met, w
     else:
         p = gaps.p("tumour_lysis.potassium_min")
-    met = above(lv, float(p.value), inclusive=not howard)
+    met = above(lv, gaps.threshold(p.key, name), inclusive=not howard)
     w["rule"] = f"{'>' if howard else '>='} {p.value} {p.unit}"
     w["threshold"] = param_working(p)
     return (met if howard else _with_change(case, name, met, w, gaps)), w
@@ -215,8 +215,8 @@ def assess_tls(case: Case, gaps: Gaps) -> TlsResult:
         base = case.lab("creatinine_baseline") or case.baseline("creatinine")
         rise = gaps.p("tumour_lysis.howard_creatinine_rise")
         if base is not None:
-            renal_crit.append(creat.value - base.value >= float(rise.value))
-            cw["rise_rule"] = f"rise >= {rise.value} umol/L from {base.value:g}"
+            renal_crit.append(creat.value - base.value >= gaps.threshold(rise.key, "creatinine"))
+            cw["rise_rule"] = f"rise >= {rise.value} {rise.unit} from {base.value:g} umol/L"
     symptoms = case.symptoms
     events = None if symptoms is None else any(s in symptoms for s in ("arrhythmia", "seizure"))
     cw["arrhythmia_or_seizure"] = events
