@@ -92,3 +92,12 @@ def test_core_is_a_leaf():
             "bad = [m for m in ('typer','rich','fastapi','starlette','jinja2','duckdb','matplotlib','plotly') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_plan_text_for_collection_and_update():
+    r = runner.invoke(app, ["plan", AML, "--goal", "stem-cells", "--cd34-per-ul", "15", "--target", "4", "--draws", "40"])
+    assert r.exit_code == 0, r.output
+    assert "V = target / (CE2 × precount)" in r.output and "one session reaches the target: NO" in r.output
+    r = runner.invoke(app, ["plan", AML, "--observed-pre", "250", "--observed-post", "190", "--draws", "40"])
+    assert r.exit_code == 0, r.output
+    assert "Updated on the completed session" in r.output

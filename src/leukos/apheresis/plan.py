@@ -43,6 +43,10 @@ class PlanOptions:
     target_cd3_10e9: float | None = None
     draws: int | None = None
     seed: int | None = None
+    # a completed session of this patient: per-patient updating of the next session's prediction
+    observed_pre_wbc_10e9_per_l: float | None = None
+    observed_post_wbc_10e9_per_l: float | None = None
+    observed_volume_l: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class ProcedurePlan:
     predicted: Mapping[str, Any] = field(default_factory=_frozen)
     sessions_to_target: Mapping[str, Any] | None = None
     collection: Mapping[str, Any] | None = None
+    patient_update: Mapping[str, Any] | None = None
     checklist: tuple[Mapping[str, Any], ...] = ()
     contraindications: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -140,6 +145,7 @@ class ProcedurePlan:
             "predicted": dict(self.predicted),
             "sessions_to_target": None if self.sessions_to_target is None else dict(self.sessions_to_target),
             "collection": None if self.collection is None else dict(self.collection),
+            "patient_update": None if self.patient_update is None else dict(self.patient_update),
             "checklist": [dict(c) for c in self.checklist],
             "warnings": list(self.warnings),
             "unverified": list(self.unverified),

@@ -20,7 +20,14 @@ from leukos import __version__
 from leukos.apheresis.blood_volume import estimate_tbv
 from leukos.apheresis.model import PatientState
 from leukos.apheresis.plan import CALCIUM_MODES, GOALS, PlanOptions, ProcedurePlan, ProcedureSettings
-from leukos.apheresis.simulate import kinetics_group, sample_params, sessions_to_target, simulate, summarise
+from leukos.apheresis.simulate import (
+    kinetics_group,
+    sample_params,
+    sessions_to_target,
+    simulate,
+    summarise,
+    update_patient,
+)
 from leukos.domain.assessment import Assessment
 from leukos.domain.case import Case
 from leukos.errors import ErrorDetail, LeukosUserError
@@ -384,6 +391,10 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
             unverified.append("apheresis.target_wbc_10e9_per_l (default target 100, ASFA stop target unverified)")
     citations += ["leukos_calibration", "lopert2023", "lee2014", "jca1994_flow",
                   "chekol2012", "tas2017_citrate", "bauer2005", "kramer2003"]
+    update = _update(options, kb, settings, pat, diagnosis, weight, collection)
+    if update is not None:
+        warnings += list(update["warnings"])
+        citations.append("leukos_calibration")
     plt_post = predicted.get("platelets_post_10e9_per_l")
     if plt_post is not None and plt_post["median"] < plt_lo:
         warnings.append(f"Predicted platelets after the run {plt_post['median']} ×10⁹/L < {plt_lo:g}: plan a transfusion.")
@@ -402,10 +413,34 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         calcium_options=tuple(cal_opts), predicted=MappingProxyType(predicted),
         sessions_to_target=None if stt is None else MappingProxyType(stt),
         collection=None if coll is None else MappingProxyType(coll),
+        patient_update=None if update is None else MappingProxyType(update),
         checklist=tuple(MappingProxyType(c) for c in checklist),
         contraindications=tuple(contraindications), warnings=tuple(dict.fromkeys(warnings)),
         unverified=tuple(dict.fromkeys(unverified)), working=MappingProxyType(working | {"missing_data": missing}),
         citations=tuple(dict.fromkeys(citations)), leukos_version=__version__, ruleset_version=kb.ruleset_version)
+
+
+def _update(options: PlanOptions, kb: KnowledgeBase, settings: ProcedureSettings, pat: PatientState,
+            diagnosis: str | None, weight: float, collection: bool) -> dict[str, Any] | None:
+    """Per-patient updating from an observed completed session (both counts needed)."""
+    pre, post = options.observed_pre_wbc_10e9_per_l, options.observed_post_wbc_10e9_per_l
+    if pre is None and post is None and options.observed_volume_l is None:
+        return None
+    if collection:
+        raise LeukosUserError(ErrorDetail("observed counts", (pre, post), "only for a depletion",
+                                          "drop the observed-session options for a collection"))
+    if pre is None or post is None:
+        missing = "observed_pre_wbc_10e9_per_l" if pre is None else "observed_post_wbc_10e9_per_l"
+        raise LeukosUserError(ErrorDetail(missing, None, "both the pre and the post count of the completed session",
+                                          "give --observed-pre and --observed-post"),
+                              title="The completed session cannot be used")
+    prior = sample_params(kb, diagnosis=diagnosis, weight_kg=weight, n=max(2000, options.draws or 0), seed=options.seed,
+                          liver_dysfunction=options.liver_dysfunction)
+    up = update_patient(settings, pat, prior, observed_pre_10e9_per_l=pre, observed_post_10e9_per_l=post,
+                        volume_processed_l=options.observed_volume_l, log_sd=_p(kb, "wbc_measurement_log_sd"),
+                        interval_h=_p(kb, "session_interval_h"), next_blood_volumes=settings.blood_volumes,
+                        seed=int(_p(kb, "random_seed")))
+    return up.to_dict()
 
 
 def _q_wb_ml_per_min(dev: dict[str, Any], options: PlanOptions, tbv: float) -> float:

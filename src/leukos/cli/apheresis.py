@@ -30,7 +30,7 @@ def _echo_json(data) -> None:
 
 
 def _options(goal: str, target, blood_volumes, volume_l, device, tbv_method, calcium, liver, access,
-             cd34, cd3, recipient_kg, draws):
+             cd34, cd3, recipient_kg, draws, observed=(None, None, None)):
     from leukos.apheresis import PlanOptions
 
     kw = {}
@@ -45,7 +45,9 @@ def _options(goal: str, target, blood_volumes, volume_l, device, tbv_method, cal
     return PlanOptions(goal=goal, blood_volumes=blood_volumes, volume_l=volume_l, device=device, tbv_method=tbv_method,
                        calcium_prophylaxis=calcium, liver_dysfunction=liver,
                        vascular_access={"yes": True, "no": False}.get(access) if access else None,
-                       cd34_per_ul=cd34, cd3_per_ul=cd3, recipient_weight_kg=recipient_kg, draws=draws, **kw)
+                       cd34_per_ul=cd34, cd3_per_ul=cd3, recipient_weight_kg=recipient_kg, draws=draws,
+                       observed_pre_wbc_10e9_per_l=observed[0], observed_post_wbc_10e9_per_l=observed[1],
+                       observed_volume_l=observed[2], **kw)
 
 
 _TARGET_HELP = ("Target: WBC ×10⁹/L for depletion (default 100), CD34+ ×10⁶/kg for stem-cells (required), "
@@ -69,6 +71,9 @@ def plan_cmd(
     cd3: float | None = typer.Option(None, "--cd3-per-ul", help="Pre-collection CD3+ cells/µL (car-t)."),
     recipient_kg: float | None = typer.Option(None, "--recipient-weight-kg", help="Recipient weight (default: the patient)."),
     draws: int | None = typer.Option(None, "--draws", help="Monte Carlo draws behind the predictions."),
+    observed_pre: float | None = typer.Option(None, "--observed-pre", help="Completed session: WBC before (×10⁹/L)."),
+    observed_post: float | None = typer.Option(None, "--observed-post", help="Completed session: WBC after (×10⁹/L)."),
+    observed_volume_l: float | None = typer.Option(None, "--observed-volume-l", help="Completed session: litres processed."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
     settings: list[str] | None = typer.Option(None, "--set", help="Override a knowledge parameter key=value."),
 ) -> None:
@@ -82,7 +87,8 @@ def plan_cmd(
     kb = load_knowledge(parse_overrides(settings))
     c = read_case(case, kb)
     p = plan_leukapheresis(c, _options(goal.value, target, blood_volumes, volume_l, device, tbv_method, calcium, liver,
-                                       access, cd34, cd3, recipient_kg, draws), kb)
+                                       access, cd34, cd3, recipient_kg, draws,
+                                       (observed_pre, observed_post, observed_volume_l)), kb)
     if fmt is OutputFormat.json:
         _echo_json(p.to_dict())
     else:

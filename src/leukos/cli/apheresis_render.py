@@ -80,6 +80,15 @@ def render_plan(p, kb) -> None:
     if st:
         e(f"   Sessions to reach ≤ {st['target_wbc_10e9_per_l']:g} ×10⁹/L (daily): median {st['median']} "
           f"(90 % band {st['p05']}-{st['p95']}); cumulative probability by session: {st['probability_by_session']} %")
+    up = d.get("patient_update")
+    if up:
+        e(f"   Updated on the completed session (observed {up['observed_post_wbc_10e9_per_l']:g} ×10⁹/L after; "
+          f"model had predicted {_b(up['prior_post_wbc'])}):")
+        e(f"     this patient's removal efficiency E0 {_b(up['e0_prior'])} -> {_b(up['e0_posterior'])}")
+        ns = up["next_session"]
+        e(f"     next session ({ns['blood_volumes']} TBV, {ns['starts_h_after_first']:g} h later): pre "
+          f"{_b(ns['pre_wbc_10e9_per_l'])}, post {_b(ns['post_wbc_10e9_per_l'])} ×10⁹/L "
+          f"(before updating: {_b(ns['prior_post_wbc_10e9_per_l'])})")
     e("\nSafety checklist")
     for c in d["checklist"]:
         e(f" - {c['risk']}: watch {c['watch']}.")
