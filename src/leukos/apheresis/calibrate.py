@@ -6,10 +6,10 @@ Pure computation: the caller (``scripts/calibrate.py`` or ``leukos calibrate``) 
 
 What is fitted (apheresis.md §7.3, §8):
 
-* ``e0``, ``c_half_10e9_per_l``, ``e0_log_sd`` — per-pass efficiency E = E0/(1 + C/C½) with
-  between-patient log-normal spread — to the mean and SD of the per-procedure WBC fall of the
+* ``e0``, ``c_half_10e9_per_l``, ``e0_logit_sd`` — per-pass efficiency E = E0/(1 + C/C½) with
+  between-patient logit-normal spread — to the mean and SD of the per-procedure WBC fall of the
   continuous-flow rows (C1-C4), by Nelder–Mead on the Monte Carlo mean (common random numbers);
-* ``e_platelet``, ``e_platelet_log_sd`` — to the platelet falls of Lee 2014 (−16.5 %) and the
+* ``e_platelet``, ``e_platelet_logit_sd`` — to the platelet falls of Lee 2014 (−16.5 %) and the
   1994 COBE series (−27 ± 18 %).
 
 E0 alone is poorly identified by four rows (it drifts to the bound 0.99 with a small C½), so the
@@ -38,7 +38,7 @@ from leukos.knowledge import KnowledgeBase
 __all__ = ["CalibrationResult", "calibrate", "calibration_toml", "row_predictions", "citrate_check"]
 
 PRIOR_WEIGHT = 25.0  # (percentage points)^2 per SD^2 of the E0 prior
-FIT_KEYS = ("e0", "c_half_10e9_per_l", "e0_log_sd", "e_platelet", "e_platelet_log_sd")
+FIT_KEYS = ("e0", "c_half_10e9_per_l", "e0_logit_sd", "e_platelet", "e_platelet_logit_sd")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,9 @@ def _row_inputs(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], n: int
                     "group": a["group"], "settings": s, "tbv_l": tbv, "blood_volumes": s.blood_volumes,
                     "pre": pre_dist if use_dist else np.full(n, pre), "pre_note": "Lee 2014 distribution" if use_dist else "reported",
                     "observed_pct": obs, "observed_sd": a.get("sd_pct"), "platelets_obs_pct": plt_obs, "platelets_sd": plt_sd,
-                    "platelets_pre": 85.0 if rid == "C3" else 150.0, "assumption": a["note"], "csv_note": notes[:120]})
+                    # platelet loss is linear in the model: the % fall does not depend on this starting count
+                    "platelets_pre": 85.0 if rid == "C3" else 150.0,
+                    "observed_ce1": a.get("observed_ce1_pct"), "observed_product_cells": a.get("observed_product_cells_10e9"), "assumption": a["note"], "csv_note": notes[:120]})
     return out
 
 
@@ -132,16 +134,19 @@ def row_predictions(kb: KnowledgeBase, rows: list[dict[str, Any]], n: int, seed:
         tr = simulate((r["settings"], pat), params, np.array([0.0, r["settings"].duration_min]))
         red = 100 * (1 - tr.wbc_10e9_per_l[:, -1] / tr.wbc_10e9_per_l[:, 0])
         pred_plt = 100 * (1 - tr.platelets_10e9_per_l[:, -1] / tr.platelets_10e9_per_l[:, 0])
+        pre, post = tr.wbc_10e9_per_l[:, 0], tr.wbc_10e9_per_l[:, -1]
+        prod = tr.product_cells_10e9[:, -1]
+        ce1 = 100 * prod / (r["settings"].volume_to_process_l * (pre + post) / 2)
         res.append({"mean": float(red.mean()), "sd": float(red.std()), "plt_mean": float(pred_plt.mean()),
-                    "plt_sd": float(pred_plt.std())})
+                    "plt_sd": float(pred_plt.std()), "ce1_mean": float(ce1.mean()), "product_cells_mean": float(prod.mean())})
     return res
 
 
 def _objective_wbc(x, kb, rows, n, seed):
     e0, ch, sd = math.exp(x[0]), math.exp(x[1]), math.exp(x[2])
-    if not (0.02 < e0 < 0.99 and 5 < ch < 1e5 and 0.01 < sd < 2):
+    if not (0.02 < e0 < 0.98 and 5 < ch < 1e5 and 0.01 < sd < 4):
         return 1e6
-    pred = row_predictions(_with(kb, {"e0": e0, "c_half_10e9_per_l": ch, "e0_log_sd": sd}), rows, n, seed)
+    pred = row_predictions(_with(kb, {"e0": e0, "c_half_10e9_per_l": ch, "e0_logit_sd": sd}), rows, n, seed)
     # weak prior: E0 near the published Optia CE1 53.7 +/- 19.8 % (Lopert 2023); one SD costs as much as a
     # 5-point miss of a row's mean fall (software choice, see module docstring)
     prior = kb.table("apheresis")["calibration"]["e0_prior"]
@@ -155,9 +160,9 @@ def _objective_wbc(x, kb, rows, n, seed):
 
 def _objective_plt(x, kb, rows, n, seed):
     ep, sd = math.exp(x[0]), math.exp(x[1])
-    if not (0.0001 < ep < 0.99 and 0.01 < sd < 3):
+    if not (0.0001 < ep < 0.98 and 0.01 < sd < 4):
         return 1e6
-    pred = row_predictions(_with(kb, {"e_platelet": ep, "e_platelet_log_sd": sd}), rows, n, seed)
+    pred = row_predictions(_with(kb, {"e_platelet": ep, "e_platelet_logit_sd": sd}), rows, n, seed)
     err = 0.0
     for r, p in zip(rows, pred, strict=True):
         err += (p["plt_mean"] - r["platelets_obs_pct"]) ** 2
@@ -195,17 +200,17 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
     rows = _row_inputs(kb, csv_rows, draws, seed)
     fit_rows = [r for r in rows if r["fit"] and r["observed_pct"] is not None]
     x0 = np.log([kb.value("apheresis_calibration.e0"), kb.value("apheresis_calibration.c_half_10e9_per_l"),
-                 kb.value("apheresis_calibration.e0_log_sd")])
+                 kb.value("apheresis_calibration.e0_logit_sd")])
     r1 = minimize(_objective_wbc, x0, args=(kb, fit_rows, draws, seed), method="Nelder-Mead",
                   options={"maxiter": maxiter, "xatol": 1e-3, "fatol": 1e-3})
     e0, ch, sd = (float(v) for v in np.exp(r1.x))
-    kb1 = _with(kb, {"e0": e0, "c_half_10e9_per_l": ch, "e0_log_sd": sd})
+    kb1 = _with(kb, {"e0": e0, "c_half_10e9_per_l": ch, "e0_logit_sd": sd})
     plt_rows = [r for r in rows if r["platelets_obs_pct"] is not None]
-    x1 = np.log([kb.value("apheresis_calibration.e_platelet"), kb.value("apheresis_calibration.e_platelet_log_sd")])
+    x1 = np.log([kb.value("apheresis_calibration.e_platelet"), kb.value("apheresis_calibration.e_platelet_logit_sd")])
     r2 = minimize(_objective_plt, x1, args=(kb1, plt_rows, draws, seed), method="Nelder-Mead",
                   options={"maxiter": maxiter // 2, "xatol": 1e-3, "fatol": 1e-3})
     ep, psd = (float(v) for v in np.exp(r2.x))
-    kb2 = _with(kb1, {"e_platelet": ep, "e_platelet_log_sd": psd})
+    kb2 = _with(kb1, {"e_platelet": ep, "e_platelet_logit_sd": psd})
     pred = row_predictions(kb2, rows, draws, seed)
     out_rows = []
     for r, p in zip(rows, pred, strict=True):
@@ -214,12 +219,15 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
             "blood_volumes": round(r["blood_volumes"], 2), "tbv_l": round(r["tbv_l"], 2), "precount": r["pre_note"],
             "observed_pct": r["observed_pct"], "predicted_pct": round(p["mean"], 1),
             "residual_pct_points": None if r["observed_pct"] is None else round(p["mean"] - r["observed_pct"], 1),
-            "observed_sd": r["observed_sd"], "predicted_sd": round(p["sd"], 1), "assumption": r["assumption"]})
+            "observed_sd": r["observed_sd"], "predicted_sd": round(p["sd"], 1),
+            "observed_ce1_pct": r["observed_ce1"], "predicted_ce1_pct": round(p["ce1_mean"], 1),
+            "observed_product_cells_10e9": r["observed_product_cells"],
+            "predicted_product_cells_10e9": round(p["product_cells_mean"], 1), "assumption": r["assumption"]})
     plt_out = [{"id": r["id"], "observed_pct": round(r["platelets_obs_pct"], 1), "predicted_pct": round(p["plt_mean"], 1),
                 "observed_sd": r["platelets_sd"], "predicted_sd": round(p["plt_sd"], 1)}
                for r, p in zip(rows, pred, strict=True) if r["platelets_obs_pct"] is not None]
-    return CalibrationResult(params={"e0": e0, "c_half_10e9_per_l": ch, "e0_log_sd": sd, "e_platelet": ep,
-                                     "e_platelet_log_sd": psd},
+    return CalibrationResult(params={"e0": e0, "c_half_10e9_per_l": ch, "e0_logit_sd": sd, "e_platelet": ep,
+                                     "e_platelet_logit_sd": psd},
                              rows=tuple(out_rows), platelet_rows=tuple(plt_out), citrate=citrate_check(kb2),
                              objective=float(r1.fun), draws=draws, seed=seed)
 
@@ -227,15 +235,15 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
 _NOTES = {
     "e0": ("1", "Per-pass leukocyte removal efficiency at low count, E = E0/(1 + C/C_half)."),
     "c_half_10e9_per_l": ("10*9/L", "Count at which E is halved (E falls as count/leukocrit rise, apheresis.md §7.3a)."),
-    "e0_log_sd": ("1", "Between-patient log-normal SD of E0, fitted to the reported SDs of % fall (16-21 points)."),
+    "e0_logit_sd": ("1", "Between-patient logit-scale SD of E0, fitted to the reported SDs of % fall (16-21 points)."),
     "e_platelet": ("1", "Per-pass platelet removal efficiency."),
-    "e_platelet_log_sd": ("1", "Between-patient log-normal SD of the platelet efficiency."),
+    "e_platelet_logit_sd": ("1", "Between-patient logit-scale SD of the platelet efficiency."),
 }
 _SOURCES = {"e0": ["leukos_calibration", "lopert2023", "lee2014", "jca1994_flow", "chekol2012"],
             "c_half_10e9_per_l": ["leukos_calibration", "lee2014", "chekol2012", "lopert2023", "jca1994_flow"],
-            "e0_log_sd": ["leukos_calibration", "lopert2023", "lee2014", "jca1994_flow"],
+            "e0_logit_sd": ["leukos_calibration", "lopert2023", "lee2014", "jca1994_flow"],
             "e_platelet": ["leukos_calibration", "lee2014", "jca1994_flow"],
-            "e_platelet_log_sd": ["leukos_calibration", "jca1994_flow"]}
+            "e_platelet_logit_sd": ["leukos_calibration", "jca1994_flow"]}
 
 
 def _toml_value(v: Any) -> str:

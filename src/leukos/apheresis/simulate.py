@@ -39,6 +39,12 @@ def _loguniform(rng, lo, hi, n):
     return np.exp(rng.uniform(math.log(lo), math.log(hi), n))
 
 
+def _logit_normal(rng, median: float, sd: float, n: int) -> np.ndarray:
+    """Efficiencies in (0, 1): logit(E) ~ Normal(logit(median), sd)."""
+    z = math.log(median / (1.0 - median)) + rng.normal(0.0, sd, n)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 def _geo(lo, hi):
     return math.sqrt(lo * hi)
 
@@ -83,8 +89,7 @@ def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
                   seed: int | None = None, liver_dysfunction: bool = False) -> ModelParams:
     """Draw ``n`` parameter sets from the population priors (calibrated E, sourced ranges).
 
-    E0 and the platelet efficiency are log-normal around the calibrated medians (clipped to
-    0.01-0.99); pool size, refill time, doubling time and platelet recovery are log-uniform
+    E0 and the platelet efficiency are logit-normal around the calibrated medians; pool size, refill time, doubling time and platelet recovery are log-uniform
     over the ranges of ``disease_kinetics``/``platelet_kinetics``; citrate clearance is uniform
     over 0.35-0.7 L/min (halved with liver dysfunction).
     """
@@ -94,9 +99,9 @@ def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
     kin = kb.table("apheresis")["disease_kinetics"][kinetics_group(kb, diagnosis)]
     plt = kb.table("apheresis")["platelet_kinetics"]
     f = _fixed(kb, weight_kg, liver_dysfunction)
-    e0 = np.clip(kb.value("apheresis_calibration.e0") * np.exp(rng.normal(0, kb.value("apheresis_calibration.e0_log_sd"), n)), 0.01, 0.99)
-    ep = np.clip(kb.value("apheresis_calibration.e_platelet")
-                 * np.exp(rng.normal(0, kb.value("apheresis_calibration.e_platelet_log_sd"), n)), 0.0, 0.99)
+    e0 = _logit_normal(rng, kb.value("apheresis_calibration.e0"), kb.value("apheresis_calibration.e0_logit_sd"), n)
+    ep = _logit_normal(rng, kb.value("apheresis_calibration.e_platelet"),
+                       kb.value("apheresis_calibration.e_platelet_logit_sd"), n)
     lo, hi = kb.value("apheresis.citrate_clearance_low_l_per_min"), kb.value("apheresis.citrate_clearance_high_l_per_min")
     full = np.ones(n)
     return ModelParams(

@@ -150,7 +150,7 @@ def render_simulation(data: dict[str, Any], p) -> None:
         e(f"{h:8.1f} h {wb['median'][i]:9.1f} [{wb['p05'][i]:6.1f}-{wb['p95'][i]:6.1f}] {ica['median'][i]:12.2f} {pl}")
     s = data["summary"]
     e(f"End of procedure: WBC {_b(s['post_wbc_10e9_per_l'])} ×10⁹/L; nadir iCa "
-      f"{_b(s['nadir_ionized_calcium_mmol_per_l'], ' mmol/L')}; product {_b(data['product']['volume_ml'], ' mL')}")
+      f"{_b(s['nadir_ionized_calcium_mmol_per_l'], ' mmol/L')}; product (all sessions) {_b(data['product']['volume_ml'], ' mL')}")
     if "plot" in data:
         e(f"Chart written to {data['plot']}")
     for x in data["warnings"]:
