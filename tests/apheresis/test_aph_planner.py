@@ -142,3 +142,32 @@ def test_plan_with_an_observed_session_updates_the_next_prediction():
     with pytest.raises(LeukosUserError) as e:
         _plan(observed_pre_wbc_10e9_per_l=250)
     assert "observed_post" in str(e.value)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(weight=st.one_of(st.none(), st.floats(2, 250)), height=st.one_of(st.none(), st.floats(45, 210)),
+       age=st.floats(0.05, 90), sex=st.sampled_from(["female", "male"]), wbc=st.floats(1, 1500),
+       plt=st.one_of(st.none(), st.floats(1, 900)), hct=st.one_of(st.none(), st.floats(5, 70)),
+       bv=st.one_of(st.none(), st.floats(0.1, 6)), dx=st.sampled_from(["AML", "ALL", "CML", "CLL", "APL"]))
+def test_planner_gives_a_plan_or_a_user_error_never_a_crash(weight, height, age, sex, wbc, plt, hct, bv, dx):
+    labs = {"wbc": wbc, "hemoglobin": 8.0, "ionized_calcium": 1.1}
+    if plt is not None:
+        labs["platelets"] = plt
+    if hct is not None:
+        labs["hematocrit"] = hct
+    case = make_case(patient={"weight_kg": weight, "height_cm": height, "age_years": age, "sex": sex}, labs=labs,
+                     findings={"known_diagnosis": dx})
+    try:
+        p = plan_leukapheresis(case, PlanOptions(draws=16, blood_volumes=bv), kb())
+    except LeukosUserError:
+        return
+    d = p.to_dict()
+    assert d["tbv_l"] > 0 and d["duration_min"] > 0
+    if dx == "APL":
+        assert p.recommended is False
+    post = d["predicted"]["post_wbc_10e9_per_l"]
+    assert 0 <= post["p05"] <= post["median"] <= post["p95"] <= wbc + 1e-6

@@ -70,7 +70,7 @@ def _settings(kb: KnowledgeBase, tbv: float, weight: float, *, blood_volumes: fl
     if blood_volumes is None:
         blood_volumes = duration_min * q_wb / 1000.0 / tbv
     dur = blood_volumes * tbv * 1000.0 / q_wb
-    q_col = float(dev["collect_rate_ml_per_min"])
+    q_col = float(dev["collect_fraction_of_inlet"]) * q_in
     cit = q_ac / 1000.0 * kb.value("apheresis.acd_a_citrate_mmol_per_l") * (1 - q_col / q_in)
     return ProcedureSettings(device="calibration", tbv_l=tbv, weight_kg=weight, blood_volumes=blood_volumes,
                              volume_to_process_l=blood_volumes * tbv, inlet_flow_ml_per_min=q_in, inlet_to_ac_ratio=r,

@@ -93,7 +93,9 @@ def procedure_settings(*, tbv_l: float, weight_kg: float, options: PlanOptions, 
         raise LeukosUserError(problems, title="The procedure settings are not possible on this device")
     cit_mg_ml = _p(kb, "acd_a_citrate_mg_per_ml")
     cit_mmol_l = _p(kb, "acd_a_citrate_mmol_per_l")
-    q_col = float(dev["collect_rate_ml_per_min"])
+    q_col = float(dev["collect_fraction_of_inlet"]) * q_in
+    w["collect"] = (f"Q_collect = {dev['collect_fraction_of_inlet']:g} × Q_in = {q_col:.2f} mL/min "
+                    f"(product ≈ {q_col * duration:.0f} mL)")
     cit_ret = q_ac / 1000.0 * cit_mmol_l * (1.0 - q_col / q_in)
     w["citrate_returned"] = (f"R_cit = Q_AC × {cit_mmol_l} mmol/L × (1 − Q_collect/Q_in) = {q_ac:.2f} mL/min × "
                              f"{cit_mmol_l / 1000:.4f} mmol/mL × (1 − {q_col:g}/{q_in:.1f}) = {cit_ret:.3f} mmol/min")
