@@ -53,6 +53,7 @@ def _png(path, h, panels, title, tr):
         ax.plot(h, med, color="tab:blue", label="median")
         if thr is not None:
             ax.axhline(thr, color="tab:red", ls="--", label=f"symptom threshold {thr}")
+            ax.set_ylim(bottom=min(float(lo.min()), thr) - 0.05)
         for s, e in zip(tr.session_starts_min, tr.session_ends_min, strict=True):
             ax.axvspan(s / 60, e / 60, color="0.9", zorder=0)
         ax.set_ylabel(label)
