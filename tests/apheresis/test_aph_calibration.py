@@ -27,7 +27,8 @@ def test_calibration_runs_and_reports_every_row():
         assert 0 < r["predicted_pct"] < 100
     text = calibration_toml(res, data_sha256="x")
     data = tomllib.loads(text)
-    assert set(data["params"]) == {"e0", "c_half_10e9_per_l", "e0_logit_sd", "e_platelet", "e_platelet_logit_sd"}
+    assert set(data["params"]) == {"e0", "c_half_10e9_per_l", "e0_logit_sd", "e_platelet", "e_platelet_logit_sd",
+                                   "ica_citrate_slope"}
     assert all(p["status"] == "U" and "leukos_calibration" in p["citations"] for p in data["params"].values())
 
 
@@ -49,7 +50,7 @@ def test_stored_calibration_comes_from_this_data_and_fits_it():
     assert c1["predicted_pct"] < min(r["predicted_pct"] for r in coh)
 
 
-@pytest.mark.parametrize("key", ["e0", "c_half_10e9_per_l", "e0_logit_sd", "e_platelet", "e_platelet_logit_sd"])
+@pytest.mark.parametrize("key", ["e0", "c_half_10e9_per_l", "e0_logit_sd", "e_platelet", "e_platelet_logit_sd", "ica_citrate_slope"])
 def test_fitted_values_are_in_the_knowledge_base(key):
     p = load_knowledge().param(f"apheresis_calibration.{key}")
     assert p.status == "U" and p.value > 0

@@ -9,6 +9,7 @@ What is fitted (apheresis.md §7.3, §8):
 * ``e0``, ``c_half_10e9_per_l``, ``e0_logit_sd`` — per-pass efficiency E = E0/(1 + C/C½) with
   between-patient logit-normal spread — to the mean and SD of the per-procedure WBC fall of the
   continuous-flow rows (C1-C4), by Nelder–Mead on the Monte Carlo mean (common random numbers);
+* ``ica_citrate_slope`` — to Bolan 2001's iCa −33 % at 1.6 mg/kg/min for 90 min (closed form);
 * ``e_platelet``, ``e_platelet_logit_sd`` — to the platelet falls of Lee 2014 (−16.5 %) and the
   1994 COBE series (−27 ± 18 %).
 
@@ -35,10 +36,10 @@ from leukos.apheresis.plan import ProcedureSettings
 from leukos.apheresis.simulate import sample_params, simulate
 from leukos.knowledge import KnowledgeBase
 
-__all__ = ["CalibrationResult", "calibrate", "calibration_toml", "row_predictions", "citrate_check"]
+__all__ = ["CalibrationResult", "calibrate", "calibration_toml", "row_predictions", "citrate_fit"]
 
 PRIOR_WEIGHT = 25.0  # (percentage points)^2 per SD^2 of the E0 prior
-FIT_KEYS = ("e0", "c_half_10e9_per_l", "e0_logit_sd", "e_platelet", "e_platelet_logit_sd")
+FIT_KEYS = ("e0", "c_half_10e9_per_l", "e0_logit_sd", "e_platelet", "e_platelet_logit_sd", "ica_citrate_slope")
 
 
 @dataclass(frozen=True)
@@ -171,25 +172,48 @@ def _objective_plt(x, kb, rows, n, seed):
     return err
 
 
-def citrate_check(kb: KnowledgeBase, n: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Bolan 2001: 1.6 mg/kg/min citrate for 90 min -> iCa −33 %. Predicted with the priors (no fit)."""
+BOLAN_ICA_FALL_PCT = 33.0
+
+
+def citrate_fit(kb: KnowledgeBase, n: int = 200, seed: int = 0) -> tuple[float, dict[str, Any]]:
+    """Fit the iCa–citrate slope to Bolan 2001 (1.6 mg/kg/min for 90 min → iCa −33 %) and check Bauer 2005.
+
+    The fall is linear in the slope, so the fit is closed-form on the median citrate rise:
+    slope = 0.33 × iCa₀ / median ΔCit(90 min). Vd 0.2 L/kg and CL 0.35–0.7 L/min stay as sourced.
+    """
     weight = kb.table("apheresis")["calibration"]["reference_patient"]["weight_kg"]
     tbv = nadler_tbv_l(1.75, weight, "male", kb)
     s = _settings(kb, tbv, weight, duration_min=90)
     q_ac = 1.6 * weight / kb.value("apheresis.acd_a_citrate_mg_per_ml")
     s = replace(s, acd_a_ml_per_min=q_ac, citrate_returned_mmol_per_min=q_ac / 1000 * kb.value("apheresis.acd_a_citrate_mmol_per_l"))
     params = sample_params(kb, diagnosis="AML", weight_kg=weight, n=n, seed=seed)
+    ica0 = kb.value("apheresis.ica_baseline_default_mmol_per_l")
+    basal = kb.value("apheresis.citrate_basal_mmol_per_l")
     pat = PatientState(tbv_l=tbv, wbc_10e9_per_l=10.0, platelets_10e9_per_l=200.0, hemoglobin_g_per_dl=None,
-                       hematocrit_fraction=None, ionized_calcium_mmol_per_l=1.2,
-                       citrate_basal_mmol_per_l=kb.value("apheresis.citrate_basal_mmol_per_l"), weight_kg=weight)
-    tr = simulate((s, pat), params, np.array([0.0, 90.0]))
-    drop = 100 * (1 - tr.ionized_calcium_mmol_per_l[:, -1] / tr.ionized_calcium_mmol_per_l[:, 0])
+                       hematocrit_fraction=None, ionized_calcium_mmol_per_l=ica0,
+                       citrate_basal_mmol_per_l=basal, weight_kg=weight)
+    tr = simulate((s, pat), params, np.array([0.0, 45.0, 90.0]))
+    rise = tr.citrate_mmol_per_l[:, -1] - basal
+    slope = BOLAN_ICA_FALL_PCT / 100.0 * ica0 / float(np.median(rise))
+    drop = 100 * slope * rise / ica0
     q = np.percentile(drop, [5, 50, 95])
-    return {"source": "Bolan 2001 (bolan2001)", "setting": "1.6 mg/kg/min ACD-A citrate, 90 min, 70 kg, iCa0 1.2",
-            "observed_ica_fall_pct": 33.0, "predicted_ica_fall_pct": {"p05": round(q[0], 1), "median": round(q[1], 1),
-                                                                       "p95": round(q[2], 1)},
-            "peak_citrate_mmol_per_l_median": round(float(np.median(tr.citrate_mmol_per_l[:, -1])), 2),
-            "note": "Not fitted: Vd 0.2 L/kg and slope 0.3 are the reference's assumptions; CL uniform 0.35-0.7 L/min."}
+    still_rising = float(np.median(tr.citrate_mmol_per_l[:, -1] - tr.citrate_mmol_per_l[:, 1]))
+    # Bauer 2005: 0.33 mmol/kg/h -> peak 1.19-1.24 mmol/L (controls, CL 0.35 L/min); one-compartment steady state
+    cl = params.citrate_cl_l_per_min
+    css = basal + 0.33 * weight / 60.0 / cl
+    qb = np.percentile(css, [5, 50, 95])
+    check = {"source": "Bolan 2001 (bolan2001); Bauer 2005 (bauer2005)",
+             "setting": f"1.6 mg/kg/min ACD-A citrate for 90 min, {weight:g} kg, iCa0 {ica0} (assumed)",
+             "observed_ica_fall_pct": BOLAN_ICA_FALL_PCT,
+             "fitted_ica_citrate_slope": round(slope, 4),
+             "predicted_ica_fall_pct": {"p05": round(q[0], 1), "median": round(q[1], 1), "p95": round(q[2], 1)},
+             "citrate_rise_45_to_90_min_mmol_per_l": round(still_rising, 3),
+             "bauer_observed_peak_mmol_per_l": "1.19-1.24",
+             "bauer_predicted_steady_state_mmol_per_l": {"p05": round(qb[0], 2), "median": round(qb[1], 2),
+                                                          "p95": round(qb[2], 2)},
+             "note": "Slope fitted (closed form) to Bolan's median; Vd 0.2 L/kg [assumption] and CL 0.35-0.7 L/min kept. "
+                     "Bauer's peak is matched only at the low end of CL (0.35 L/min, his controls)."}
+    return slope, check
 
 
 def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws: int = 300, seed: int = 7,
@@ -211,6 +235,8 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
                   options={"maxiter": maxiter // 2, "xatol": 1e-3, "fatol": 1e-3})
     ep, psd = (float(v) for v in np.exp(r2.x))
     kb2 = _with(kb1, {"e_platelet": ep, "e_platelet_logit_sd": psd})
+    slope, cit = citrate_fit(kb2)
+    kb2 = _with(kb2, {"ica_citrate_slope": slope})
     pred = row_predictions(kb2, rows, draws, seed)
     out_rows = []
     for r, p in zip(rows, pred, strict=True):
@@ -227,8 +253,8 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
                 "observed_sd": r["platelets_sd"], "predicted_sd": round(p["plt_sd"], 1)}
                for r, p in zip(rows, pred, strict=True) if r["platelets_obs_pct"] is not None]
     return CalibrationResult(params={"e0": e0, "c_half_10e9_per_l": ch, "e0_logit_sd": sd, "e_platelet": ep,
-                                     "e_platelet_logit_sd": psd},
-                             rows=tuple(out_rows), platelet_rows=tuple(plt_out), citrate=citrate_check(kb2),
+                                     "e_platelet_logit_sd": psd, "ica_citrate_slope": slope},
+                             rows=tuple(out_rows), platelet_rows=tuple(plt_out), citrate=cit,
                              objective=float(r1.fun), draws=draws, seed=seed)
 
 
@@ -237,13 +263,16 @@ _NOTES = {
     "c_half_10e9_per_l": ("10*9/L", "Count at which E is halved (E falls as count/leukocrit rise, apheresis.md §7.3a)."),
     "e0_logit_sd": ("1", "Between-patient logit-scale SD of E0, fitted to the reported SDs of % fall (16-21 points)."),
     "e_platelet": ("1", "Per-pass platelet removal efficiency."),
+    "ica_citrate_slope": ("1", "iCa fall per mmol/L rise in plasma citrate (first-pass coupling; apheresis.md §5.4 derives ~0.3), "
+                          "fitted to Bolan 2001's -33 % at 1.6 mg/kg/min for 90 min."),
     "e_platelet_logit_sd": ("1", "Between-patient logit-scale SD of the platelet efficiency."),
 }
 _SOURCES = {"e0": ["leukos_calibration", "lopert2023", "lee2014", "jca1994_flow", "chekol2012"],
             "c_half_10e9_per_l": ["leukos_calibration", "lee2014", "chekol2012", "lopert2023", "jca1994_flow"],
             "e0_logit_sd": ["leukos_calibration", "lopert2023", "lee2014", "jca1994_flow"],
             "e_platelet": ["leukos_calibration", "lee2014", "jca1994_flow"],
-            "e_platelet_logit_sd": ["leukos_calibration", "jca1994_flow"]}
+            "e_platelet_logit_sd": ["leukos_calibration", "jca1994_flow"],
+            "ica_citrate_slope": ["leukos_calibration", "bolan2001", "apheresis_md_derived"]}
 
 
 def _toml_value(v: Any) -> str:

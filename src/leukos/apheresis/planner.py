@@ -373,7 +373,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
                             "continuous": f"continuous calcium {_p(kb, 'continuous_calcium_mmol_per_h'):g} mmol/h"}[mode],
             "nadir_ionized_calcium_mmol_per_l": {"p05": round(float(nad[0]), 2), "median": round(float(nad[1]), 2)},
             "citations": {"none": [], "gluconate_per_litre": ["weinstein1996"], "continuous": ["buchta2003"]}[mode]}))
-    unverified += ["apheresis.ica_citrate_slope", "apheresis.citrate_vd_l_per_kg", "apheresis.fluid_retained_fraction",
+    unverified += ["apheresis_calibration.ica_citrate_slope (fitted to one study)", "apheresis.citrate_vd_l_per_kg", "apheresis.fluid_retained_fraction",
                    "apheresis_calibration (fitted E, status U)", f"disease kinetics '{group}' priors"]
     nadir_med = predicted["nadir_ionized_calcium_mmol_per_l"]["median"]
     if nadir_med < _p(kb, "ica_symptom_threshold_mmol_per_l"):

@@ -53,7 +53,7 @@ def _fixed(kb: KnowledgeBase, weight_kg: float, liver_dysfunction: bool) -> dict
     return {
         "c_half_10e9_per_l": kb.value("apheresis_calibration.c_half_10e9_per_l"),
         "citrate_vd_l": kb.value("apheresis.citrate_vd_l_per_kg") * weight_kg,
-        "ica_slope": kb.value("apheresis.ica_citrate_slope"),
+        "ica_slope": kb.value("apheresis_calibration.ica_citrate_slope"),
         "fluid_retained": kb.value("apheresis.fluid_retained_fraction"),
         "fluid_tau_min": kb.value("apheresis.fluid_equilibration_tau_h") * 60.0,
         "product_hct": kb.value("apheresis.product_hct_pct") / 100.0,
