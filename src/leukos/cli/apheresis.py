@@ -111,7 +111,7 @@ def simulate_cmd(
 ) -> None:
     """Simulate the WBC, ionised calcium and platelet course during and after the procedure, with bands."""
     from leukos.apheresis import PlanOptions, median_params, plan_leukapheresis, sample_params, simulate
-    from leukos.apheresis.simulate import band
+    from leukos.apheresis.simulate import summarise
     from leukos.cli.apheresis_render import render_simulation, trajectory_dict
     from leukos.knowledge import load_knowledge
 
@@ -139,9 +139,7 @@ def simulate_cmd(
                                       [k * interval + p.settings.duration_min for k in range(sessions)]]))
     tr = simulate(p, params, times, n_sessions=sessions, interval_min=interval)
     data = trajectory_dict(tr, p)
-    post = tr.wbc_10e9_per_l[:, np.searchsorted(times, p.settings.duration_min)]
-    data["summary"] = dict(p.to_dict()["predicted"]) | {"post_wbc_10e9_per_l": band(post),
-                                                        "draws": tr.n_draws}
+    data["summary"] = summarise(p.settings, p.patient, params)
     if plot is not None:
         from leukos.cli.apheresis_plot import write_plot
 
