@@ -85,13 +85,7 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     console.print(t)
 
     if a.differential:
-        d = Table(title="Differential diagnosis", expand=True, title_justify="left")
-        for col in ("#", "Diagnosis", "Likelihood", "For", "Against", "Next tests"):
-            d.add_column(col)
-        for e in a.differential:
-            d.add_row(str(e.rank), e.code, e.likelihood, escape("; ".join(e.supporting)), escape("; ".join(e.against)),
-                      escape("; ".join(e.next_tests)))
-        console.print(d)
+        _render_differential(a, console)
 
     if a.artefacts:
         console.print("[bold]Possible lab artefacts[/]")
@@ -117,10 +111,8 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
                                 expand=True))
         for art in a.artefacts:
             console.print(Panel(escape(json.dumps(_jsonable(art.working), indent=1, ensure_ascii=False)), title=art.code))
-        if a.differential:
-            for e in a.differential:
-                console.print(Panel(escape(json.dumps(_jsonable(e.features_used), indent=1, ensure_ascii=False)),
-                                    title=f"differential {e.code}: features used"))
+        for e in a.differential:
+            _explain_differential_entry(e, console)
         if a.settings:
             console.print("[bold]Settings[/] " + escape(", ".join(f"{k}={v}" for k, v in a.settings.items())))
         console.print("[bold]References[/]")
@@ -130,6 +122,60 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
             console.print(f"  [{escape(key)}] {escape(ref['authors'])}. {escape(ref['title'])}. {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
     else:
         console.print("[dim]Run with --explain for the working and the references.[/]")
+
+
+LIKELIHOOD_STYLE = {"high": "bold red", "moderate": "yellow", "low": "dim"}
+
+
+def _render_differential(a: Assessment, console: Console) -> None:
+    """The ranked differential as a table; what would change the leading entries below it."""
+    d = Table(title="Differential diagnosis (ranked)", expand=True, title_justify="left", show_lines=True)
+    for col, kw in (("#", {"no_wrap": True}), ("Diagnosis", {}), ("Likelihood", {"no_wrap": True}),
+                    ("For", {}), ("Against", {}), ("Next tests", {})):
+        d.add_column(col, **kw)
+    for e in a.differential:
+        summary = e.working.get("summary", {})
+        pro = [f"+ {x}" for x in summary.get("for", e.supporting)] + [f"· {x}" for x in summary.get("context", ())]
+        con = summary.get("against", e.against)
+        tests = summary.get("tests", e.next_tests)
+        style = LIKELIHOOD_STYLE.get(e.likelihood, "")
+        d.add_row(str(e.rank), f"[bold]{escape(e.code)}[/]" + (f"\n[dim]{escape(e.label)}[/]" if e.label else ""),
+                  f"[{style}]{e.likelihood}[/]\n[dim]{e.score:g} pts[/]",
+                  escape("\n".join(pro)) or "[dim]-[/]",
+                  escape("\n".join(f"- {x}" for x in con)) or "[dim]-[/]",
+                  escape("\n".join(tests)) or "[dim]-[/]")
+    console.print(d)
+    console.print("[dim]+ for, - against, · context (no points); (U) = unverified criterion or threshold; points and "
+                  "likelihood bands are software choices. --explain shows the features used.[/]")
+    for e in a.differential:
+        if e.likelihood == "low":
+            continue
+        lines = [escape(n) for n in e.notes if not n.startswith("Not in the case format")]
+        lines += [f"would change: {escape(w)}" for w in e.would_change]
+        if lines:
+            console.print(f"[bold]{escape(e.code)}[/]: " + "\n  ".join(lines))
+
+
+def _explain_differential_entry(e: Any, console: Console) -> None:
+    body = {
+        "score": e.score,
+        "points": e.working.get("points", []),
+        "high_requires": e.working.get("high_requires", []),
+        "high_requires_met": e.working.get("high_requires_met"),
+        "capped_by": e.working.get("capped_by", []),
+        "features_used": e.features_used,
+        "supporting": e.supporting,
+        "against": e.against,
+        "would_change": e.would_change,
+        "unverified": e.unverified,
+        "notes": e.notes,
+        "next_tests": e.next_tests,
+    }
+    for extra in ("phase", "settings"):
+        if extra in e.working:
+            body[extra] = e.working[extra]
+    console.print(Panel(escape(json.dumps(_jsonable(body), indent=1, ensure_ascii=False)),
+                        title=f"differential #{e.rank} {e.code} ({e.likelihood})"))
 
 
 def _jsonable(x: Any) -> Any:

@@ -72,7 +72,13 @@ class Parameter:
     overridden_from: Any = None
     # The same threshold as the source also prints it in another unit (e.g. 8 mg/dL = 476 umol/L).
     also: tuple[float, str] | None = None
+    # A laboratory-specific limit that no source fixes: no default value; the rule that needs it
+    # reports 'not assessed' until the site sets it (load_knowledge overrides, `--set`).
+    site_required: bool = False
 
+    @property
+    def configured(self) -> bool:
+        return not self.site_required or self.overridden
     @property
     def unverified(self) -> bool:
         return self.status == "U"
@@ -92,6 +98,9 @@ class Parameter:
             d["choices"] = list(self.choices)
         if self.also:
             d["also_printed_as"] = {"value": self.also[0], "unit": self.also[1]}
+        if self.site_required:
+            d["site_required"] = True
+            d["configured"] = self.configured
         if self.overridden:
             d["overridden_from"] = self.overridden_from
         return d
@@ -271,6 +280,7 @@ def _load_default() -> KnowledgeBase:
                 deviation=rec.get("deviation", ""),
                 choices=tuple(rec.get("choices", ())),
                 also=(float(rec["also"]["value"]), rec["also"]["unit"]) if "also" in rec else None,
+                site_required=bool(rec.get("site_required", False)),
             )
         tables[stem] = data
 

@@ -48,6 +48,11 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
     hl = assess_hyperleukocytosis(case, gaps)
     ls = assess_leukostasis(case, hl, gaps)
     diff = differential_rules.differential(case, kb)
+    if not diff and case.lab("wbc") is None and case.findings.tissue_cytology is None:
+        gaps.cannot("Differential diagnosis: no white cell count (and no tissue cytology)")
+    for entry in diff:  # edition settings the differential used: shown in settings, overrides warned
+        for key in entry.working.get("settings", {}):
+            gaps.p(key)
     if not differential_rules.IMPLEMENTED:
         gaps.cannot("Differential diagnosis: not implemented in this version")
     tls = assess_tls(case, gaps)

@@ -1,0 +1,356 @@
+"""Simulation of a planned procedure: time course, uncertainty, sessions to target, per-patient updating.
+
+All Monte Carlo draws are integrated together as numpy arrays (``model.integrate``); no
+Python loop over draws or solver calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from leukos.apheresis import model as m
+from leukos.apheresis.model import ModelParams, PatientState, Session
+from leukos.apheresis.plan import ProcedurePlan, ProcedureSettings
+from leukos.errors import ErrorDetail, LeukosUserError
+from leukos.knowledge import KnowledgeBase
+
+__all__ = ["Trajectory", "simulate", "sample_params", "median_params", "kinetics_group",
+           "sessions_to_target", "update_patient", "PatientUpdate", "summarise", "band"]
+
+PCTS = (5, 50, 95)
+
+
+def kinetics_group(kb: KnowledgeBase, diagnosis: str | None) -> str:
+    """Which disease-kinetics prior applies (acute when the diagnosis is unknown)."""
+    table = kb.table("apheresis")["disease_kinetics"]
+    for name, rec in table.items():
+        if diagnosis in rec["diagnoses"]:
+            return name
+    return "acute"
+
+
+def _loguniform(rng, lo, hi, n):
+    return np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+
+
+def _logit_normal(rng, median: float, sd: float, n: int) -> np.ndarray:
+    """Efficiencies in (0, 1): logit(E) ~ Normal(logit(median), sd)."""
+    z = math.log(median / (1.0 - median)) + rng.normal(0.0, sd, n)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _geo(lo, hi):
+    return math.sqrt(lo * hi)
+
+
+def _fixed(kb: KnowledgeBase, weight_kg: float, liver_dysfunction: bool) -> dict[str, float]:
+    return {
+        "c_half_10e9_per_l": kb.value("apheresis_calibration.c_half_10e9_per_l"),
+        "citrate_vd_l": kb.value("apheresis.citrate_vd_l_per_kg") * weight_kg,
+        "ica_slope": kb.value("apheresis_calibration.ica_citrate_slope"),
+        "fluid_retained": kb.value("apheresis.fluid_retained_fraction"),
+        "fluid_tau_min": kb.value("apheresis.fluid_equilibration_tau_h") * 60.0,
+        "product_hct": kb.value("apheresis.product_hct_pct") / 100.0,
+        "cl_factor": kb.value("apheresis.liver_dysfunction_citrate_factor") if liver_dysfunction else 1.0,
+    }
+
+
+def median_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
+                  liver_dysfunction: bool = False) -> ModelParams:
+    """The central (median) parameter set: one draw."""
+    kin = kb.table("apheresis")["disease_kinetics"][kinetics_group(kb, diagnosis)]
+    plt = kb.table("apheresis")["platelet_kinetics"]
+    f = _fixed(kb, weight_kg, liver_dysfunction)
+    cl = 0.5 * (kb.value("apheresis.citrate_clearance_low_l_per_min") + kb.value("apheresis.citrate_clearance_high_l_per_min"))
+    return ModelParams(
+        e0=np.array([kb.value("apheresis_calibration.e0")]),
+        c_half_10e9_per_l=np.array([f["c_half_10e9_per_l"]]),
+        pool_ratio=np.array([_geo(*kin["pool_ratio_range"])]),
+        refill_tau_min=np.array([_geo(*kin["refill_tau_h_range"]) * 60.0]),
+        growth_per_min=np.array([math.log(2) / (_geo(*kin["doubling_time_h_range"]) * 60.0)]),
+        e_platelet=np.array([kb.value("apheresis_calibration.e_platelet")]),
+        platelet_tau_min=np.array([_geo(*plt["recovery_tau_h_range"]) * 60.0]),
+        citrate_cl_l_per_min=np.array([cl * f["cl_factor"]]),
+        citrate_vd_l=np.array([f["citrate_vd_l"]]),
+        ica_slope=np.array([f["ica_slope"]]),
+        fluid_retained=np.array([f["fluid_retained"]]),
+        fluid_tau_min=np.array([f["fluid_tau_min"]]),
+        product_hct=np.array([f["product_hct"]]),
+    )
+
+
+def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float, n: int,
+                  seed: int | None = None, liver_dysfunction: bool = False) -> ModelParams:
+    """Draw ``n`` parameter sets from the population priors (calibrated E, sourced ranges).
+
+    E0 and the platelet efficiency are logit-normal around the calibrated medians; pool size, refill time, doubling time and platelet recovery are log-uniform
+    over the ranges of ``disease_kinetics``/``platelet_kinetics``; citrate clearance is uniform
+    over 0.35-0.7 L/min (halved with liver dysfunction).
+    """
+    if n < 1:
+        raise LeukosUserError(ErrorDetail("draws", n, "a positive number of draws", "use --draws 100 or more"))
+    rng = np.random.default_rng(kb.value("apheresis.random_seed") if seed is None else seed)
+    kin = kb.table("apheresis")["disease_kinetics"][kinetics_group(kb, diagnosis)]
+    plt = kb.table("apheresis")["platelet_kinetics"]
+    f = _fixed(kb, weight_kg, liver_dysfunction)
+    e0 = _logit_normal(rng, kb.value("apheresis_calibration.e0"), kb.value("apheresis_calibration.e0_logit_sd"), n)
+    ep = _logit_normal(rng, kb.value("apheresis_calibration.e_platelet"),
+                       kb.value("apheresis_calibration.e_platelet_logit_sd"), n)
+    lo, hi = kb.value("apheresis.citrate_clearance_low_l_per_min"), kb.value("apheresis.citrate_clearance_high_l_per_min")
+    full = np.ones(n)
+    return ModelParams(
+        e0=e0,
+        c_half_10e9_per_l=full * f["c_half_10e9_per_l"],
+        pool_ratio=_loguniform(rng, *kin["pool_ratio_range"], n),
+        refill_tau_min=_loguniform(rng, *kin["refill_tau_h_range"], n) * 60.0,
+        growth_per_min=math.log(2) / (_loguniform(rng, *kin["doubling_time_h_range"], n) * 60.0),
+        e_platelet=ep,
+        platelet_tau_min=_loguniform(rng, *plt["recovery_tau_h_range"], n) * 60.0,
+        citrate_cl_l_per_min=rng.uniform(lo, hi, n) * f["cl_factor"],
+        citrate_vd_l=full * f["citrate_vd_l"],
+        ica_slope=full * f["ica_slope"],
+        fluid_retained=full * f["fluid_retained"],
+        fluid_tau_min=full * f["fluid_tau_min"],
+        product_hct=full * f["product_hct"],
+    )
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Predicted time course; series have shape (n_draws, n_times)."""
+
+    times_min: np.ndarray
+    wbc_10e9_per_l: np.ndarray
+    ionized_calcium_mmol_per_l: np.ndarray
+    platelets_10e9_per_l: np.ndarray | None
+    hemoglobin_g_per_dl: np.ndarray | None
+    volume_l: np.ndarray
+    citrate_mmol_per_l: np.ndarray
+    product_volume_ml: np.ndarray
+    product_cells_10e9: np.ndarray
+    circulating_cells_10e9: np.ndarray
+    pool_cells_10e9: np.ndarray
+    grown_cells_10e9: np.ndarray
+    session_ends_min: tuple[float, ...]
+    session_starts_min: tuple[float, ...]
+
+    @property
+    def n_draws(self) -> int:
+        return self.wbc_10e9_per_l.shape[0]
+
+    def conservation_residual(self) -> np.ndarray:
+        """(circulating + pool + product − grown) − initial, relative to the initial total, per draw and time."""
+        total = self.circulating_cells_10e9 + self.pool_cells_10e9 + self.product_cells_10e9 - self.grown_cells_10e9
+        return (total - total[:, :1]) / total[:, :1]
+
+
+def simulate(plan: ProcedurePlan | tuple[ProcedureSettings, PatientState], params: ModelParams,
+             times_min: np.ndarray, *, n_sessions: int = 1, interval_min: float | None = None,
+             dt_on_min: float = 10.0, dt_off_min: float = 30.0) -> Trajectory:
+    """Simulate the plan for every parameter draw and report the series at ``times_min``.
+
+    Parameters
+    ----------
+    plan : ProcedurePlan or (ProcedureSettings, PatientState)
+    params : ModelParams
+        One draw or arrays over draws (``sample_params``).
+    times_min : array
+        Output times in minutes from the start of the first procedure (≥ 0).
+    n_sessions, interval_min : int, float
+        Repeat the procedure ``n_sessions`` times, ``interval_min`` apart (start to start).
+
+    Returns
+    -------
+    Trajectory
+    """
+    settings, pat = (plan.settings, plan.patient) if isinstance(plan, ProcedurePlan) else plan
+    times = np.asarray(times_min, dtype=float)
+    if times.ndim != 1 or times.size == 0 or np.any(times < 0) or np.any(np.diff(times) < 0):
+        raise LeukosUserError(ErrorDetail("times_min", "…", "a non-empty increasing array of times ≥ 0", "check the time grid"))
+    interval = interval_min if interval_min is not None else 24 * 60.0
+    if n_sessions > 1 and interval < settings.duration_min:
+        raise LeukosUserError(ErrorDetail("interval", interval, f"at least the procedure duration ({settings.duration_min:.0f} min)",
+                                          "space the sessions further apart"))
+    sessions = tuple(settings.session(k * interval) for k in range(n_sessions))
+    y = m.integrate(params, pat, sessions, times, dt_on_min=dt_on_min, dt_off_min=dt_off_min)
+    return _trajectory(y, times, pat, params, sessions)
+
+
+def _trajectory(y: np.ndarray, times: np.ndarray, pat: PatientState, params: ModelParams,
+                sessions: tuple[Session, ...]) -> Trajectory:
+    vol = y[m.VOL]
+    p = params.as_arrays()
+    ica = pat.ionized_calcium_mmol_per_l - p.ica_slope[:, None] * (y[m.CIT] - pat.citrate_basal_mmol_per_l)
+    plt = None if pat.platelets_10e9_per_l is None else y[m.PLT] / vol
+    hb = None
+    if pat.hemoglobin_g_per_dl is not None and pat.hematocrit_fraction:
+        rbc0 = pat.hematocrit_fraction * pat.tbv_l
+        hb = pat.hemoglobin_g_per_dl * (y[m.RBC] / rbc0) * (pat.tbv_l / vol)
+    return Trajectory(
+        times_min=times, wbc_10e9_per_l=y[m.NB] / vol, ionized_calcium_mmol_per_l=ica,
+        platelets_10e9_per_l=plt, hemoglobin_g_per_dl=hb, volume_l=vol, citrate_mmol_per_l=y[m.CIT],
+        product_volume_ml=y[m.PVOL] * 1000.0, product_cells_10e9=y[m.PROD],
+        circulating_cells_10e9=y[m.NB], pool_cells_10e9=y[m.NT], grown_cells_10e9=y[m.GROWN],
+        session_ends_min=tuple(s.end_min for s in sessions), session_starts_min=tuple(s.start_min for s in sessions))
+
+
+def band(x: np.ndarray, *, digits: int = 1) -> dict[str, float]:
+    """p05 / median / p95 of draws (a single draw gives all three equal)."""
+    q = np.percentile(np.asarray(x, dtype=float), PCTS)
+    return {"p05": round(float(q[0]), digits), "median": round(float(q[1]), digits), "p95": round(float(q[2]), digits)}
+
+
+def summarise(settings: ProcedureSettings, pat: PatientState, params: ModelParams) -> dict[str, Any]:
+    """The plan's ``predicted`` block: post count, % reduction, nadir iCa, platelets, Hb, product."""
+    end = settings.duration_min
+    times = np.linspace(0.0, end, 61)
+    tr = simulate((settings, pat), params, times)
+    post = tr.wbc_10e9_per_l[:, -1]
+    pre = tr.wbc_10e9_per_l[:, 0]
+    red = 100.0 * (1.0 - post / pre)
+    nadir = tr.ionized_calcium_mmol_per_l.min(axis=1)
+    out: dict[str, Any] = {
+        "draws": tr.n_draws,
+        "at": "end of the procedure (rinse-back not modelled)",
+        "post_wbc_10e9_per_l": band(post),
+        "pct_reduction": band(red),
+        "nadir_ionized_calcium_mmol_per_l": band(nadir, digits=2),
+        "product_volume_ml": band(tr.product_volume_ml[:, -1], digits=0),
+        "product_cells_10e9": band(tr.product_cells_10e9[:, -1], digits=0),
+        "volume_processed_l": round(settings.volume_to_process_l, 2),
+        "circulating_volume_end_l": band(tr.volume_l[:, -1], digits=2),
+    }
+    v_wb = settings.volume_to_process_l
+    prod = tr.product_cells_10e9[:, -1]
+    out["ce2_pct"] = band(100.0 * prod / (pre * v_wb))
+    out["ce1_pct"] = band(100.0 * prod / (v_wb * (pre + post) / 2.0))
+    out["platelets_post_10e9_per_l"] = None if tr.platelets_10e9_per_l is None else band(tr.platelets_10e9_per_l[:, -1])
+    out["hemoglobin_post_g_per_dl"] = None if tr.hemoglobin_g_per_dl is None else band(tr.hemoglobin_g_per_dl[:, -1])
+    return out
+
+
+def sessions_to_target(settings: ProcedureSettings, pat: PatientState, params: ModelParams, *,
+                       target_10e9_per_l: float, max_sessions: int, interval_h: float) -> dict[str, Any]:
+    """How many daily sessions until the end-of-session count is at or below the target (a distribution)."""
+    interval = interval_h * 60.0
+    pre = float(np.median(np.atleast_1d(pat.wbc_10e9_per_l)))
+    base = {"target_wbc_10e9_per_l": target_10e9_per_l, "max_sessions": max_sessions, "interval_h": interval_h,
+            "criterion": "count at the end of a session ≤ target (regrowth and refill between sessions modelled)"}
+    if pre <= target_10e9_per_l:
+        return base | {"median": 0, "p05": 0, "p95": 0, "probability_by_session": [], "not_reached_pct": 0.0,
+                       "note": "already at or below the target"}
+    sessions = tuple(settings.session(k * interval) for k in range(max_sessions))
+    ends = np.array([s.end_min for s in sessions])
+    tr = simulate((settings, pat), params, ends, n_sessions=max_sessions, interval_min=interval)
+    below = tr.wbc_10e9_per_l <= target_10e9_per_l       # (n, max_sessions)
+    reached = below.any(axis=1)
+    first = np.where(reached, below.argmax(axis=1) + 1, max_sessions + 1)
+    prob = [round(100.0 * float(np.mean(first <= k)), 1) for k in range(1, max_sessions + 1)]
+    q = np.percentile(first, PCTS)
+
+    def lab(v):
+        v = int(math.ceil(v))
+        return v if v <= max_sessions else f"> {max_sessions}"
+
+    return base | {"median": lab(q[1]), "p05": lab(q[0]), "p95": lab(q[2]),
+                   "probability_by_session": prob, "not_reached_pct": round(100.0 * float(np.mean(~reached)), 1),
+                   "post_wbc_by_session_median": [round(float(v), 1) for v in np.median(tr.wbc_10e9_per_l, axis=0)]}
+
+
+@dataclass(frozen=True)
+class PatientUpdate:
+    """Parameters updated on an observed session, and the re-predicted next session."""
+
+    posterior: ModelParams
+    effective_sample_size: float
+    prior_post_wbc: Mapping[str, float]
+    posterior_post_wbc: Mapping[str, float]
+    observed_post_wbc_10e9_per_l: float
+    e0_prior: Mapping[str, float]
+    e0_posterior: Mapping[str, float]
+    next_session: Mapping[str, Any]
+    warnings: tuple[str, ...] = ()
+    working: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_dict(self) -> dict[str, Any]:
+        from leukos.domain.assessment import jsonable
+
+        return jsonable({k: getattr(self, k) for k in ("effective_sample_size", "prior_post_wbc", "posterior_post_wbc",
+                                                       "observed_post_wbc_10e9_per_l", "e0_prior", "e0_posterior",
+                                                       "next_session", "warnings", "working")})
+
+
+def update_patient(settings: ProcedureSettings, pat: PatientState, prior: ModelParams, *,
+                   observed_pre_10e9_per_l: float, observed_post_10e9_per_l: float,
+                   volume_processed_l: float | None, log_sd: float, interval_h: float,
+                   next_blood_volumes: float | None = None, seed: int = 0) -> PatientUpdate:
+    """Update one patient's parameters from a completed session and re-predict the next one.
+
+    Importance sampling: every prior draw simulates the completed session (from the observed
+    pre count and the volume actually processed); its weight is the log-normal likelihood of the
+    observed post count; the draws are resampled by weight. The posterior draws then run the
+    completed session, the interval and the next session.
+
+    Raises
+    ------
+    LeukosUserError
+        Non-positive counts or volume, or a post count above the pre count by more than
+        measurement error allows (not a depletion).
+    """
+    problems = []
+    for name, v in (("observed_pre_10e9_per_l", observed_pre_10e9_per_l), ("observed_post_10e9_per_l", observed_post_10e9_per_l)):
+        if not (v > 0):
+            problems.append(ErrorDetail(name, v, "a positive count in 10^9/L", "give the measured count"))
+    if volume_processed_l is not None and not (0 < volume_processed_l <= settings.tbv_l * 5):
+        problems.append(ErrorDetail("volume_processed_l", volume_processed_l, f"0-{settings.tbv_l * 5:.1f} L (≤ 5 TBV)",
+                                    "give the whole-blood volume processed in litres"))
+    if problems:
+        raise LeukosUserError(problems, title="The observed session cannot be used")
+    done = settings.with_volume(volume_processed_l / settings.tbv_l) if volume_processed_l else settings
+    pat_obs = PatientState(**{**pat.__dict__, "wbc_10e9_per_l": observed_pre_10e9_per_l})
+    n = prior.n
+    tr = simulate((done, pat_obs), prior, np.array([done.duration_min]))
+    pred = tr.wbc_10e9_per_l[:, -1]
+    loglik = -0.5 * ((np.log(observed_post_10e9_per_l) - np.log(pred)) / log_sd) ** 2
+    w = np.exp(loglik - loglik.max())
+    w /= w.sum()
+    ess = float(1.0 / np.sum(w**2))
+    rng = np.random.default_rng(seed)
+    # systematic resampling
+    positions = (rng.random() + np.arange(n)) / n
+    idx = np.minimum(np.searchsorted(np.cumsum(w), positions), n - 1)
+    post = prior.take(idx)
+    warnings = []
+    if ess < 0.02 * n or ess < 10:
+        warnings.append(f"The observation is far outside the model's prior (effective sample size {ess:.0f} of {n}); "
+                        "the update rests on few draws - check the counts, their timing and the volume.")
+    nxt = done if next_blood_volumes is None else done.with_volume(next_blood_volumes)
+    interval = interval_h * 60.0
+    # completed session, then the next one with the planned (or given) volume
+    sess = (done.session(0.0), nxt.session(interval))
+    times = np.array([done.duration_min, interval, sess[1].end_min])
+    y = m.integrate(post, pat_obs, sess, times)
+    trj = _trajectory(y, times, pat_obs, post, sess)
+    next_pre, next_post = trj.wbc_10e9_per_l[:, 1], trj.wbc_10e9_per_l[:, 2]
+    yp = m.integrate(prior, pat_obs, sess, times)
+    wprior = yp[m.NB] / yp[m.VOL]
+    return PatientUpdate(
+        posterior=post, effective_sample_size=round(ess, 1),
+        prior_post_wbc=band(pred), posterior_post_wbc=band(post_pred := pred[idx]),
+        observed_post_wbc_10e9_per_l=observed_post_10e9_per_l,
+        e0_prior=band(prior.as_arrays().e0, digits=3), e0_posterior=band(post.e0, digits=3),
+        next_session={"blood_volumes": round(nxt.blood_volumes, 2), "starts_h_after_first": interval_h,
+                      "pre_wbc_10e9_per_l": band(next_pre), "post_wbc_10e9_per_l": band(next_post),
+                      "pct_reduction": band(100 * (1 - next_post / next_pre)),
+                      "prior_post_wbc_10e9_per_l": band(wprior[:, 2])},
+        warnings=tuple(warnings),
+        working={"method": "importance sampling of prior draws, log-normal likelihood", "log_sd": log_sd,
+                 "draws": n, "volume_processed_l": round(done.volume_to_process_l, 2),
+                 "posterior_mean_post_wbc": round(float(np.mean(post_pred)), 1)},
+    )

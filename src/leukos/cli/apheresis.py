@@ -1,0 +1,199 @@
+"""Commands of the leukapheresis core: plan, simulate, calibrate. Parse, call the core, render."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from leukos.cli.inputs import parse_overrides, read_case
+from leukos.cli.main import app, user_errors
+from leukos.errors import ErrorDetail, LeukosUserError
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class Goal(str, Enum):
+    depletion = "depletion"
+    stem_cells = "stem-cells"
+    car_t = "car-t"
+
+
+def _echo_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _options(goal: str, target, blood_volumes, volume_l, device, tbv_method, calcium, liver, access,
+             cd34, cd3, recipient_kg, draws, observed=(None, None, None)):
+    from leukos.apheresis import PlanOptions
+
+    kw = {}
+    if goal == "depletion":
+        kw["target_wbc_10e9_per_l"] = target
+    elif goal == "stem-cells":
+        kw["target_cd34_10e6_per_kg"] = target
+    else:
+        kw["target_cd3_10e9"] = target
+    if draws is not None and not (1 <= draws <= 100_000):
+        raise LeukosUserError(ErrorDetail("--draws", draws, "1-100000", "use e.g. --draws 1000"))
+    return PlanOptions(goal=goal, blood_volumes=blood_volumes, volume_l=volume_l, device=device, tbv_method=tbv_method,
+                       calcium_prophylaxis=calcium, liver_dysfunction=liver,
+                       vascular_access={"yes": True, "no": False}.get(access) if access else None,
+                       cd34_per_ul=cd34, cd3_per_ul=cd3, recipient_weight_kg=recipient_kg, draws=draws,
+                       observed_pre_wbc_10e9_per_l=observed[0], observed_post_wbc_10e9_per_l=observed[1],
+                       observed_volume_l=observed[2], **kw)
+
+
+_TARGET_HELP = ("Target: WBC ×10⁹/L for depletion (default 100), CD34+ ×10⁶/kg for stem-cells (required), "
+                "CD3+ ×10⁹ for car-t (default 2).")
+
+
+@app.command("plan")
+@user_errors
+def plan_cmd(
+    case: str = typer.Argument(..., help="Case file (JSON/YAML or FHIR Bundle), or - for stdin."),
+    goal: Goal = typer.Option(Goal.depletion, "--goal", help="depletion | stem-cells | car-t"),
+    target: float | None = typer.Option(None, "--target", help=_TARGET_HELP),
+    blood_volumes: float | None = typer.Option(None, "--blood-volumes", help="Blood volumes to process (default 2)."),
+    volume_l: float | None = typer.Option(None, "--volume-l", help="Whole-blood volume to process, litres."),
+    device: str | None = typer.Option(None, "--device", help="Device profile (spectra_optia_wbcd, cobe_spectra_lvl, spectra_optia_cmnc)."),
+    tbv_method: str | None = typer.Option(None, "--tbv-method", help="auto | nadler | lemmens | ml_per_kg"),
+    calcium: str | None = typer.Option(None, "--calcium", help="none | gluconate_per_litre | continuous"),
+    liver: bool = typer.Option(False, "--liver-dysfunction", help="Halve citrate clearance and the citrate limit."),
+    access: str | None = typer.Option(None, "--access", help="yes | no: an apheresis-capable line is in place."),
+    cd34: float | None = typer.Option(None, "--cd34-per-ul", help="Pre-collection CD34+ cells/µL (stem-cells)."),
+    cd3: float | None = typer.Option(None, "--cd3-per-ul", help="Pre-collection CD3+ cells/µL (car-t)."),
+    recipient_kg: float | None = typer.Option(None, "--recipient-weight-kg", help="Recipient weight (default: the patient)."),
+    draws: int | None = typer.Option(None, "--draws", help="Monte Carlo draws behind the predictions."),
+    observed_pre: float | None = typer.Option(None, "--observed-pre", help="Completed session: WBC before (×10⁹/L)."),
+    observed_post: float | None = typer.Option(None, "--observed-post", help="Completed session: WBC after (×10⁹/L)."),
+    observed_volume_l: float | None = typer.Option(None, "--observed-volume-l", help="Completed session: litres processed."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
+    settings: list[str] | None = typer.Option(None, "--set", help="Override a knowledge parameter key=value."),
+) -> None:
+    """Plan a leukapheresis (or a PBSC / CAR-T collection): volumes, flows, citrate, predictions, checklist."""
+    from leukos.apheresis import plan_leukapheresis
+    from leukos.cli.apheresis_render import render_plan
+    from leukos.knowledge import load_knowledge
+
+    if access not in (None, "yes", "no"):
+        raise LeukosUserError(ErrorDetail("--access", access, "yes or no", "say whether a line is in place"))
+    kb = load_knowledge(parse_overrides(settings))
+    c = read_case(case, kb)
+    p = plan_leukapheresis(c, _options(goal.value, target, blood_volumes, volume_l, device, tbv_method, calcium, liver,
+                                       access, cd34, cd3, recipient_kg, draws,
+                                       (observed_pre, observed_post, observed_volume_l)), kb)
+    if fmt is OutputFormat.json:
+        _echo_json(p.to_dict())
+    else:
+        render_plan(p, kb)
+
+
+@app.command("simulate")
+@user_errors
+def simulate_cmd(
+    case: str = typer.Argument(..., help="Case file, or - for stdin."),
+    blood_volumes: float | None = typer.Option(None, "--blood-volumes", help="Blood volumes to process (default 2)."),
+    volume_l: float | None = typer.Option(None, "--volume-l", help="Whole-blood volume to process, litres."),
+    hours_after: float = typer.Option(24.0, "--hours-after", help="Hours to follow after the procedure (0-240)."),
+    sessions: int = typer.Option(1, "--sessions", help="Daily sessions to simulate (1-10)."),
+    draws: int = typer.Option(1000, "--draws", help="Monte Carlo draws (1 = the median parameters only)."),
+    calcium: str | None = typer.Option(None, "--calcium", help="none | gluconate_per_litre | continuous"),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a chart: FILE.png (matplotlib) or FILE.html (Plotly, inlined)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
+    settings: list[str] | None = typer.Option(None, "--set", help="Override a knowledge parameter key=value."),
+) -> None:
+    """Simulate the WBC, ionised calcium and platelet course during and after the procedure, with bands."""
+    from leukos.apheresis import PlanOptions, median_params, plan_leukapheresis, sample_params, simulate
+    from leukos.apheresis.simulate import summarise
+    from leukos.cli.apheresis_render import render_simulation, trajectory_dict
+    from leukos.knowledge import load_knowledge
+
+    problems = []
+    if not (0 <= hours_after <= 240):
+        problems.append(ErrorDetail("--hours-after", hours_after, "0-240 hours", "follow at most 10 days"))
+    if not (1 <= sessions <= 10):
+        problems.append(ErrorDetail("--sessions", sessions, "1-10", "simulate at most 10 daily sessions"))
+    if not (1 <= draws <= 100_000):
+        problems.append(ErrorDetail("--draws", draws, "1-100000", "use e.g. --draws 1000"))
+    if plot is not None and plot.suffix.lower() not in (".png", ".html"):
+        problems.append(ErrorDetail("--plot", str(plot), "a .png or .html file name", "e.g. --plot course.png"))
+    if problems:
+        raise LeukosUserError(problems, title="Invalid simulation options")
+    kb = load_knowledge(parse_overrides(settings))
+    c = read_case(case, kb)
+    p = plan_leukapheresis(c, PlanOptions(blood_volumes=blood_volumes, volume_l=volume_l, calcium_prophylaxis=calcium,
+                                          draws=min(draws, 400)), kb)
+    diag = c.diagnosis.value if c.diagnosis is not None else None
+    params = (median_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg) if draws == 1
+              else sample_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg, n=draws))
+    interval = kb.value("apheresis.session_interval_h") * 60.0
+    t_end = (sessions - 1) * interval + p.settings.duration_min + hours_after * 60.0
+    times = np.unique(np.concatenate([np.linspace(0, t_end, 241),
+                                      [k * interval + p.settings.duration_min for k in range(sessions)]]))
+    tr = simulate(p, params, times, n_sessions=sessions, interval_min=interval)
+    data = trajectory_dict(tr, p)
+    data["summary"] = summarise(p.settings, p.patient, params)
+    if plot is not None:
+        from leukos.cli.apheresis_plot import write_plot
+
+        write_plot(tr, p, kb, plot)
+        data["plot"] = str(plot)
+    if fmt is OutputFormat.json:
+        _echo_json(data)
+    else:
+        render_simulation(data, p)
+
+
+@app.command("calibrate")
+@user_errors
+def calibrate_cmd(
+    data: Path | None = typer.Option(None, "--data", help="Calibration CSV (default ../shared/data/leukapheresis_calibration.csv)."),
+    draws: int = typer.Option(300, "--draws"),
+    write: bool = typer.Option(False, "--write", help="Write the fit into the package's knowledge data."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
+) -> None:
+    """Fit the model's population priors to the published calibration data and report the fit."""
+    import csv
+    import hashlib
+
+    from leukos.apheresis.calibrate import calibrate, calibration_toml
+    from leukos.knowledge import load_knowledge
+
+    path = data or Path.cwd().parent / "shared" / "data" / "leukapheresis_calibration.csv"
+    if not path.is_file():
+        raise LeukosUserError(ErrorDetail("--data", str(path), "the calibration CSV", "give --data PATH"))
+    raw = path.read_bytes()[: 1 << 20]
+    rows = list(csv.DictReader(raw.decode("utf-8", "replace").splitlines()))
+    if not rows or "pct_reduction_reported" not in rows[0]:
+        raise LeukosUserError(ErrorDetail("--data", str(path), "the leukapheresis calibration CSV columns",
+                                          "use shared/data/leukapheresis_calibration.csv"))
+    res = calibrate(load_knowledge(), rows, draws=draws)
+    if write:
+        from importlib import resources
+
+        target = Path(str(resources.files("leukos.knowledge").joinpath("data", "rules", "apheresis_calibration.toml")))
+        target.write_text(calibration_toml(res, data_sha256=hashlib.sha256(raw).hexdigest()), "utf-8")
+    out = {"params": dict(res.params), "rows": [dict(r) for r in res.rows],
+           "platelet_rows": [dict(r) for r in res.platelet_rows], "citrate_check": dict(res.citrate)}
+    if fmt is OutputFormat.json:
+        _echo_json(out)
+        return
+    typer.echo("Fitted population priors (status U, citation leukos_calibration):")
+    for k, v in res.params.items():
+        typer.echo(f"  {k:20s} {v:.4g}")
+    typer.echo("\nPer-source WBC fall, % (observed vs predicted mean; SD):")
+    for r in res.rows:
+        typer.echo(f"  {r['id']:4s} {'fit ' if r['fitted'] else 'show'} {r['blood_volumes']:.2f} TBV  observed "
+                   f"{r['observed_pct']}  predicted {r['predicted_pct']}  (SD {r['observed_sd']} vs {r['predicted_sd']})")
+    for r in res.platelet_rows:
+        typer.echo(f"  platelets {r['id']}: observed {r['observed_pct']} predicted {r['predicted_pct']}")
+    cc = res.citrate
+    typer.echo(f"  citrate check: {cc['setting']}: iCa fall observed {cc['observed_ica_fall_pct']} %, "
+               f"predicted {cc['predicted_ica_fall_pct']}")

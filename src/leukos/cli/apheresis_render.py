@@ -1,0 +1,158 @@
+"""Text rendering of plans and simulations: an apheresis order sheet with the arithmetic shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import typer
+
+from leukos.apheresis.simulate import band
+
+DISCLAIMER = "leukos supports clinical decisions; it does not replace clinical judgement. Not a medical device."
+
+
+def _b(d: dict | None, unit: str = "") -> str:
+    if not d:
+        return "n/a"
+    if "p05" in d:
+        return f"{d['median']:g}{unit} (90 % band {d['p05']:g}-{d['p95']:g})"
+    return f"{d['median']:g}{unit}"
+
+
+def render_plan(p, kb) -> None:
+    d = p.to_dict()
+    e = typer.echo
+    title = {"depletion": "THERAPEUTIC LEUKOCYTAPHERESIS (WBC depletion)", "stem-cells": "PBSC COLLECTION (CD34+)",
+             "car-t": "LYMPHOCYTE COLLECTION FOR CAR-T (CD3+)"}[p.goal]
+    e(f"{title} - plan for case {p.case_id or '(no id)'}")
+    e("=" * 78)
+    if p.contraindications:
+        e("*** NOT RECOMMENDED ***")
+        for c in p.contraindications:
+            e(f"  CONTRAINDICATION: {c}")
+        e("  The numbers below are shown for reference only.")
+    elif not p.recommended:
+        e("*** Not indicated by the assessment: plan for reference only ***")
+    w = d["working"]
+    e("\n1. Blood volume")
+    tbv = w["tbv"]
+    e(f"   TBV {d['tbv_l']} L by {d['tbv_method']}: {tbv['formula']}")
+    e(f"   inputs: {tbv['working']}")
+    fl = w["flows"]
+    e(f"\n2. Device: {fl['device_label']}")
+    e(f"   Volume to process: {fl['volume']}")
+    e(f"   {fl['flows']}")
+    e(f"   {fl['whole_blood_flow']}")
+    e(f"   Duration: {fl['duration']}")
+    e("\n3. Anticoagulant and calcium")
+    e(f"   ACD-A {d['acd_a_ml_per_min']} mL/min (inlet:AC {d['inlet_to_ac_ratio']:g}:1)")
+    e(f"   {fl['citrate_dose']}  (symptom-free below {d['citrate_limit_mg_per_kg_per_min']} mg/kg/min)")
+    e(f"   {fl['citrate_returned']}")
+    e("   Calcium prophylaxis (predicted nadir ionised calcium, median [5th pct]):")
+    for o in d["calcium_prophylaxis"]["options"]:
+        mark = "->" if o["mode"] == d["calcium_prophylaxis"]["selected"] else "  "
+        n = o["nadir_ionized_calcium_mmol_per_l"]
+        e(f"   {mark} {o['description']:50s} {o['calcium_mmol_per_h']:5.2f} mmol/h  nadir {n['median']} [{n['p05']}] mmol/L")
+    e(f"   symptom threshold iCa < {kb.value('apheresis.ica_symptom_threshold_mmol_per_l')} mmol/L")
+    e("\n4. Extracorporeal volume")
+    e(f"   {w['ecv']}  -> RBC prime: {'YES' if d['prime_with_rbc'] else 'no'}")
+    if p.collection:
+        c = d["collection"]
+        e(f"\n5. Collection target: {c['target']}")
+        e(f"   {c['formula']}")
+        e(f"   CE2 {c['ce2']:g} (published range {c['ce2_range'][0]:g}-{c['ce2_range'][1]:g}): "
+          f"volume {c['volume_needed_range_l'][0]}-{c['volume_needed_range_l'][1]} L")
+        e(f"   {c['blood_volumes_needed']} TBV needed; one session reaches the target: "
+          f"{'yes' if c['one_session_reaches_target'] else 'NO'} (sessions: {c['sessions_needed']})")
+        e(f"   Expected yield at {c['planned_blood_volumes']} TBV: {c['expected_yield']}")
+        for n in c["notes"]:
+            e(f"   note: {n}")
+    pr = d["predicted"]
+    e(f"\n{'6' if p.collection else '5'}. Predicted ({pr['draws']} Monte Carlo draws, {pr['at']})")
+    if "post_wbc_10e9_per_l" in pr:
+        e(f"   WBC after: {_b(pr['post_wbc_10e9_per_l'])} ×10⁹/L; fall {_b(pr['pct_reduction'], ' %')}")
+        e(f"   product: {_b(pr['product_volume_ml'], ' mL')}, {_b(pr['product_cells_10e9'])} ×10⁹ cells; "
+          f"CE1 {_b(pr['ce1_pct'], ' %')}")
+    e(f"   nadir ionised calcium: {_b(pr['nadir_ionized_calcium_mmol_per_l'], ' mmol/L')}")
+    e(f"   platelets after: {_b(pr.get('platelets_post_10e9_per_l'))} ×10⁹/L;  Hb after: {_b(pr.get('hemoglobin_post_g_per_dl'))} g/dL")
+    st = d.get("sessions_to_target")
+    if st:
+        e(f"   Sessions to reach ≤ {st['target_wbc_10e9_per_l']:g} ×10⁹/L (daily): median {st['median']} "
+          f"(90 % band {st['p05']}-{st['p95']}); cumulative probability by session: {st['probability_by_session']} %")
+    up = d.get("patient_update")
+    if up:
+        e(f"   Updated on the completed session (observed {up['observed_post_wbc_10e9_per_l']:g} ×10⁹/L after; "
+          f"model had predicted {_b(up['prior_post_wbc'])}):")
+        e(f"     this patient's removal efficiency E0 {_b(up['e0_prior'])} -> {_b(up['e0_posterior'])}")
+        ns = up["next_session"]
+        e(f"     next session ({ns['blood_volumes']} TBV, {ns['starts_h_after_first']:g} h later): pre "
+          f"{_b(ns['pre_wbc_10e9_per_l'])}, post {_b(ns['post_wbc_10e9_per_l'])} ×10⁹/L "
+          f"(before updating: {_b(ns['prior_post_wbc_10e9_per_l'])})")
+    e("\nSafety checklist")
+    for c in d["checklist"]:
+        e(f" - {c['risk']}: watch {c['watch']}.")
+        e(f"     threshold: {c['threshold']}; action: {c['action']}")
+    if d["warnings"]:
+        e("\nWarnings")
+        for x in d["warnings"]:
+            e(f" ! {x}")
+    if d["unverified"]:
+        e("\nUnverified inputs (status U; check before relying on them)")
+        for x in d["unverified"]:
+            e(f" ? {x}")
+    e("\nReferences: " + ", ".join(kb.citation(k).short for k in d["citations"][:12]) + (" …" if len(d["citations"]) > 12 else ""))
+    e(f"ruleset {d['ruleset_version']}, leukos {d['leukos_version']}. {DISCLAIMER}")
+
+
+def trajectory_dict(tr, p) -> dict[str, Any]:
+    """JSON block of a simulation: median series plus p05/p95 bands."""
+
+    def series(x):
+        if x is None:
+            return None
+        q = np.percentile(x, [5, 50, 95], axis=0)
+        return {"p05": np.round(q[0], 3).tolist(), "median": np.round(q[1], 3).tolist(), "p95": np.round(q[2], 3).tolist()}
+
+    return {
+        "leukos_version": p.leukos_version, "ruleset_version": p.ruleset_version, "case_id": p.case_id,
+        "recommended": p.recommended, "contraindications": list(p.contraindications),
+        "blood_volumes_processed": round(p.settings.blood_volumes, 2), "duration_min": round(p.settings.duration_min),
+        "session_starts_min": list(tr.session_starts_min), "session_ends_min": [round(t, 1) for t in tr.session_ends_min],
+        "times_min": np.round(tr.times_min, 2).tolist(),
+        "wbc_10e9_per_l": series(tr.wbc_10e9_per_l),
+        "ionized_calcium_mmol_per_l": series(tr.ionized_calcium_mmol_per_l),
+        "platelets_10e9_per_l": series(tr.platelets_10e9_per_l),
+        "hemoglobin_g_per_dl": series(tr.hemoglobin_g_per_dl),
+        "product": {"volume_ml": band(tr.product_volume_ml[:, -1], digits=0),
+                    "cells_10e9": band(tr.product_cells_10e9[:, -1], digits=0)},
+        "draws": tr.n_draws,
+        "warnings": list(p.warnings),
+    }
+
+
+def render_simulation(data: dict[str, Any], p) -> None:
+    e = typer.echo
+    if p.contraindications:
+        e("*** LEUKAPHERESIS NOT RECOMMENDED: " + " ".join(p.contraindications))
+    e(f"Simulated course: {data['blood_volumes_processed']} TBV over {data['duration_min']} min, {data['draws']} draws")
+    t = np.asarray(data["times_min"])
+    wb = data["wbc_10e9_per_l"]
+    ica = data["ionized_calcium_mmol_per_l"]
+    plt = data["platelets_10e9_per_l"]
+    picks = sorted(set(np.searchsorted(t, [0, *data["session_ends_min"], t[-1]]).tolist()))
+    step = max(1, len(t) // 12)
+    rows = sorted(set(list(range(0, len(t), step)) + picks))
+    e(f"{'time':>10} {'WBC median [5-95]':>26} {'iCa mmol/L':>12} {'platelets':>10}")
+    for i in rows:
+        h = t[i] / 60.0
+        pl = f"{plt['median'][i]:10.0f}" if plt else f"{'n/a':>10}"
+        e(f"{h:8.1f} h {wb['median'][i]:9.1f} [{wb['p05'][i]:6.1f}-{wb['p95'][i]:6.1f}] {ica['median'][i]:12.2f} {pl}")
+    s = data["summary"]
+    e(f"End of procedure: WBC {_b(s['post_wbc_10e9_per_l'])} ×10⁹/L; nadir iCa "
+      f"{_b(s['nadir_ionized_calcium_mmol_per_l'], ' mmol/L')}; product (all sessions) {_b(data['product']['volume_ml'], ' mL')}")
+    if "plot" in data:
+        e(f"Chart written to {data['plot']}")
+    for x in data["warnings"]:
+        e(f" ! {x}")
+    e(DISCLAIMER)

@@ -1,0 +1,103 @@
+"""CLI: plan, simulate, calibrate through typer's CliRunner (exit 2, no traceback for bad input)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leukos.cli.main import app, register
+
+from .helpers import CALIBRATION_CSV, REPO
+
+register()
+runner = CliRunner()
+AML = str(REPO / "examples" / "01-aml-leukostasis.yaml")
+APL = str(REPO / "examples" / "02-apl-coagulopathy.yaml")
+
+
+def test_plan_text_and_json():
+    r = runner.invoke(app, ["plan", AML, "--draws", "60"])
+    assert r.exit_code == 0, r.output
+    assert "Q_wb = Q_in × (R−1)/R" in r.output and "Safety checklist" in r.output
+    r = runner.invoke(app, ["plan", AML, "--format", "json", "--draws", "60", "--target", "80"])
+    d = json.loads(r.output)
+    assert d["tbv_method"] == "nadler" and d["sessions_to_target"]["target_wbc_10e9_per_l"] == 80
+
+
+def test_plan_apl_says_not_recommended():
+    r = runner.invoke(app, ["plan", APL, "--draws", "40"])
+    assert r.exit_code == 0 and "NOT RECOMMENDED" in r.output
+    d = json.loads(runner.invoke(app, ["plan", APL, "--draws", "40", "-f", "json"]).output)
+    assert d["recommended"] is False and d["contraindications"]
+
+
+def test_plan_from_stdin_and_collection():
+    text = Path(AML).read_text(encoding="utf-8")
+    r = runner.invoke(app, ["plan", "-", "--goal", "car-t", "--cd3-per-ul", "800", "-f", "json", "--draws", "40"], input=text)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["collection"]["marker"] == "CD3+"
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "/no/such/case.yaml"],
+    ["plan", AML, "--blood-volumes", "9"],
+    ["plan", AML, "--goal", "stem-cells"],
+    ["plan", AML, "--access", "maybe"],
+    ["simulate", AML, "--hours-after", "-3"],
+    ["simulate", AML, "--draws", "0"],
+    ["simulate", AML, "--plot", "chart.pdf"],
+])
+def test_bad_input_exits_2_without_traceback(args):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
+
+
+def test_simulate_json_and_plots(tmp_path):
+    r = runner.invoke(app, ["simulate", AML, "--draws", "200", "--hours-after", "24", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert len(d["times_min"]) == len(d["wbc_10e9_per_l"]["median"])
+    assert d["wbc_10e9_per_l"]["p05"][-1] <= d["wbc_10e9_per_l"]["median"][-1] <= d["wbc_10e9_per_l"]["p95"][-1]
+    assert {"post_wbc_10e9_per_l", "pct_reduction"} <= set(d["summary"])
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "c.png"
+    r = runner.invoke(app, ["simulate", AML, "--draws", "100", "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pytest.importorskip("plotly")
+    html = tmp_path / "c.html"
+    r = runner.invoke(app, ["simulate", AML, "--draws", "100", "--sessions", "2", "--plot", str(html)])
+    assert r.exit_code == 0, r.output
+    page = html.read_text("utf-8")
+    # plotly.js inlined (4+ MB), no <script src=...> from a CDN
+    assert "<script src=" not in page and "<script" in page and len(page) > 1_000_000
+
+
+def test_calibrate_command_reports_fit():
+    r = runner.invoke(app, ["calibrate", "--data", str(CALIBRATION_CSV), "--draws", "40", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert len(d["rows"]) == 5 and "citrate_check" in d
+
+
+def test_core_is_a_leaf():
+    code = ("import sys, leukos.apheresis, leukos.apheresis.calibrate; "
+            "bad = [m for m in ('typer','rich','fastapi','starlette','jinja2','duckdb','matplotlib','plotly') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_plan_text_for_collection_and_update():
+    r = runner.invoke(app, ["plan", AML, "--goal", "stem-cells", "--cd34-per-ul", "15", "--target", "4", "--draws", "40"])
+    assert r.exit_code == 0, r.output
+    assert "V = target / (CE2 × precount)" in r.output and "one session reaches the target: NO" in r.output
+    r = runner.invoke(app, ["plan", AML, "--observed-pre", "250", "--observed-post", "190", "--draws", "40"])
+    assert r.exit_code == 0, r.output
+    assert "Updated on the completed session" in r.output
