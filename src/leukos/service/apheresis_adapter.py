@@ -4,7 +4,8 @@ The planner's API: ``plan_leukapheresis(case, PlanOptions, kb, assessment=None) 
 (``to_dict()`` = outputs.md ``leukos plan``) and ``simulate(plan, params, times, ...) -> Trajectory``
 (series of shape draws × times). This module maps the request options onto ``PlanOptions`` and
 summarises a trajectory as outputs.md ``leukos simulate`` does (median and p05/p95 bands per series,
-plus the plan's ``predicted`` block); it computes nothing clinical of its own.
+plus ``summarise`` of the same draws); it computes nothing clinical of its own. The lead may later
+move ``leukos.cli.apheresis_render.trajectory_dict`` into the core and call it from both surfaces.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def _series(x: np.ndarray | None) -> dict[str, list[float]] | None:
 def simulate_dict(case: Case, options: dict[str, Any], kb: KnowledgeBase) -> dict:
     """outputs.md ``leukos simulate --format json`` for one session."""
     from leukos.apheresis import median_params, plan_leukapheresis, sample_params, simulate
+    from leukos.apheresis.simulate import summarise
 
     p = plan_leukapheresis(case, _options(options), kb)
     draws = int(options.get("draws") or DEFAULT_DRAWS)
@@ -73,6 +75,7 @@ def simulate_dict(case: Case, options: dict[str, Any], kb: KnowledgeBase) -> dic
         "platelets_10e9_per_l": _series(tr.platelets_10e9_per_l),
         "product": {"volume_ml": _series(tr.product_volume_ml[:, -1:]),
                     "cells_10e9": _series(tr.product_cells_10e9[:, -1:])},
-        "summary": plan.get("predicted"), "draws": tr.n_draws,
+        # the predicted block from the same parameter draws as the course (as `leukos simulate`)
+        "summary": summarise(p.settings, p.patient, params), "draws": tr.n_draws,
         "warnings": plan.get("warnings", []), "citations": plan.get("citations", []),
     }
