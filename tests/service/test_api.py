@@ -67,11 +67,18 @@ def test_openapi_documents_the_case_body(dev_client):
     assert "422" in spec["paths"]["/api/assess"]["post"]["responses"]
 
 
-def test_plan_without_planner_is_503_not_500(dev_client):
-    r = dev_client.post("/api/plan", content=b"labs: {wbc: 250}")
-    if r.status_code != 503:
-        pytest.skip("the planner is in this build")
-    assert "not available" in r.json()["title"]
+def test_a_part_missing_from_the_build_is_503_not_500(tmp_path):
+    from leukos.rules import assess
+    from leukos.service.app import create_app
+    from leukos.service.engines import Engines
+    from leukos.service.settings import ServiceSettings
+
+    from .conftest import Client
+    c = Client(create_app(ServiceSettings(auth_disabled=True), engines=Engines(assess_fn=assess)))
+    for path in ("/api/plan", "/api/simulate"):
+        r = c.post(path, content=b"labs: {wbc: 250}")
+        assert r.status_code == 503 and "not available" in r.json()["title"], path
+    assert c.get("/api/health").json()["engines"] == {"assess": True, "plan": False, "simulate": False}
 
 
 @needs_engine()
