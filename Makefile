@@ -12,13 +12,14 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard scripts/system-deps/*.sh)
 	for f in scripts/system-deps/*.sh; do if [ -f "$$f" ]; then bash "$$f" || exit 1; fi; done
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,plot]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,plot,web,pdf]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# The web service on loopback with the bundled examples; authentication is off (--dev, loopback only).
 run: install
-	$(BIN)/leukos demo
+	$(BIN)/leukos serve --host 127.0.0.1 --port 8000 --examples examples --dev
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
@@ -27,6 +28,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_assess.py
 	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_service.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,78 @@
+"""Render assessment views as CDS Hooks cards (https://cds-hooks.hl7.org/2.0/#card-attributes).
+
+The card ``detail`` is GitHub-flavoured Markdown carrying the basis of the finding — inputs,
+intermediate numbers, references — so that a clinician can review it independently (FDA 2022 CDS
+guidance, criterion 4). ``uuid`` is derived from the hook instance and the finding, so the same
+call gives the same card ids (feedback stays idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from leukos import __version__
+from leukos.domain.assessment import Assessment
+from leukos.service.cds.models import Card, Link, Source
+from leukos.service.views import FindingView
+
+__all__ = ["cards_for", "card_from_view", "short_summary", "markdown_detail", "source_for"]
+
+_NS = uuid.UUID("5d1c7c2e-7d4b-4b8e-9f57-6c1e0c7a1e55")  # leukos card namespace (uuid5)
+SUMMARY_MAX = 139  # spec: "<140-character summary"
+
+
+def short_summary(text: str) -> str:
+    """One line, at most 139 characters (ellipsis if cut)."""
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
+
+
+def _working_md(working: Mapping[str, Any], limit: int = 3000) -> str:
+    text = json.dumps(working, indent=1, ensure_ascii=False, default=str)
+    if len(text) > limit:
+        text = text[:limit] + "\n…"
+    return "```json\n" + text + "\n```"
+
+
+def markdown_detail(view: FindingView, a: Assessment) -> str:
+    lines = [f"**{view.title}**", ""]
+    lines += [f"- {p}" for p in view.points]
+    if a.missing_data:
+        lines += ["", f"Missing data (not assumed normal): {', '.join(a.missing_data)}"]
+    if view.unverified:
+        lines += ["", "_Part of this rule uses a threshold marked unverified (U) in the leukos knowledge base._"]
+    if view.working:
+        lines += ["", "<details><summary>Working</summary>", "", _working_md(view.working), "", "</details>"]
+    if view.citations:
+        lines += ["", "References:"]
+        for c in view.citations:
+            ref = f"[{c.text}]({c.url})" if c.url else c.text
+            lines.append(f"- {ref}{' (some fields unverified)' if c.unverified else ''}")
+    lines += ["", f"leukos {a.leukos_version}, ruleset {a.ruleset_version}. {a.disclaimer}"]
+    return "\n".join(lines)
+
+
+def source_for(base_url: str) -> Source:
+    return Source(label=f"leukos {__version__} (extreme leukocytosis decision support)", url=f"{base_url}/about")
+
+
+def card_from_view(view: FindingView, a: Assessment, *, hook_instance: str, base_url: str,
+                   page_url: str | None) -> Card:
+    links = [Link(label="Open in leukos (assessment, working, plan)", url=page_url, type="absolute")] if page_url else None
+    return Card(
+        uuid=str(uuid.uuid5(_NS, f"{hook_instance}/{view.key}")),
+        summary=short_summary(view.summary),
+        detail=markdown_detail(view, a),
+        indicator=view.indicator,  # type: ignore[arg-type]
+        source=source_for(base_url),
+        links=links,
+    )
+
+
+def cards_for(views: list[FindingView], a: Assessment, *, hook_instance: str, base_url: str,
+              page_url: str | None) -> list[Card]:
+    """One card per view, most urgent first; ``[]`` when there is nothing to say."""
+    return [card_from_view(v, a, hook_instance=hook_instance, base_url=base_url, page_url=page_url) for v in views]

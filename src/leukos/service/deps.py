@@ -1,0 +1,51 @@
+"""FastAPI dependencies: the service state and who is calling."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from leukos.service.security import AuthError, Caller, check_api_token
+
+__all__ = ["service_state", "api_caller", "cds_caller"]
+
+
+def service_state(request: Request):
+    return request.app.state.leukos
+
+
+def _bearer(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("an Authorization: Bearer token is required")
+    return token.strip()
+
+
+def _remember(request: Request, caller: Caller) -> Caller:
+    request.state.caller = caller
+    return caller
+
+
+def _jwt(request: Request, token: str) -> Caller:
+    st = service_state(request)
+    audience = st.settings.endpoint_url(str(request.base_url), request.url.path)
+    return st.verifier.verify(token, audience)
+
+
+def api_caller(request: Request) -> Caller:
+    """REST API and UI: the static API token, or a CDS-style client JWT (aud = this URL)."""
+    st = service_state(request)
+    if st.settings.auth_disabled:
+        return _remember(request, Caller(kind="anonymous-dev"))
+    token = _bearer(request)
+    if check_api_token(st.settings, token):
+        return _remember(request, Caller(kind="api-token"))
+    return _remember(request, _jwt(request, token))
+
+
+def cds_caller(request: Request) -> Caller:
+    """CDS Hooks endpoints (discovery included): a CDS client JWT only."""
+    st = service_state(request)
+    if st.settings.auth_disabled:
+        return _remember(request, Caller(kind="anonymous-dev"))
+    return _remember(request, _jwt(request, _bearer(request)))

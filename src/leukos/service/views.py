@@ -1,0 +1,123 @@
+"""What the service shows, derived from an :class:`~leukos.domain.assessment.Assessment`.
+
+CDS cards, the web page and the printable report all render these views; none recomputes a
+finding (STYLE.md §6). A view only selects, orders and words what the assessment already says,
+and carries the assessment's own ``working`` and ``citations`` for the "why".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from leukos.domain.assessment import Assessment, jsonable
+from leukos.knowledge import KnowledgeBase
+
+__all__ = ["FindingView", "CitationView", "finding_views", "cite", "INDICATOR_ORDER"]
+
+# CDS Hooks card indicators, most urgent first (https://cds-hooks.hl7.org/2.0/#card-attributes).
+INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_URGENCY_TO_INDICATOR = {"emergent": "critical", "urgent": "warning", "routine": "info"}
+
+
+@dataclass(frozen=True)
+class CitationView:
+    key: str
+    text: str
+    url: str | None
+    unverified: bool
+
+
+@dataclass(frozen=True)
+class FindingView:
+    """One finding as shown: an indicator, a one-line summary and the basis."""
+
+    key: str  # hyperleukocytosis | tls | dic | artefact:<code> | apl | missing
+    title: str
+    indicator: str  # critical | warning | info
+    summary: str
+    points: tuple[str, ...] = ()
+    working: Mapping[str, Any] = field(default_factory=dict)
+    citations: tuple[CitationView, ...] = ()
+    unverified: bool = False
+
+
+def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[CitationView, ...]:
+    """Resolve citation keys to short texts and links; an unknown key is shown as such, not dropped."""
+    out = []
+    for k in dict.fromkeys(keys):
+        c = kb.citations.get(k)
+        if c is None:
+            out.append(CitationView(k, f"{k} (not in the citation registry)", None, True))
+        else:
+            out.append(CitationView(k, f"{c.short}. {c.title}", c.link, bool(c.unverified)))
+    return tuple(out)
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    return "not recorded" if v is None else f"{v:g} {unit}"
+
+
+def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
+    """The findings of an assessment that call for attention, most urgent first."""
+    views: list[FindingView] = []
+    hl, ls = a.hyperleukocytosis, a.leukostasis
+
+    if a.leukapheresis.apl_suspected:
+        views.append(FindingView(
+            key="apl", title="APL known or suspected", indicator="critical",
+            summary="APL known or suspected: leukapheresis is not recommended; see contraindications",
+            points=tuple(a.leukapheresis.contraindications) + tuple(a.leukapheresis.notes),
+            working=jsonable(a.leukapheresis.working), citations=cite(kb, a.leukapheresis.citations)))
+
+    if hl.present or (ls.grade or 0) > 0:
+        indicator = _URGENCY_TO_INDICATOR.get(a.urgency, "warning")
+        if hl.present and indicator == "info":
+            indicator = "warning"
+        points = [f"WBC {_fmt(hl.wbc_10e9_per_l, '×10⁹/L')} (threshold {hl.threshold_10e9_per_l:g} ×10⁹/L)",
+                  f"Absolute blasts {_fmt(hl.absolute_blasts_10e9_per_l, '×10⁹/L')}"]
+        if ls.grade is not None:
+            organs = ", ".join(f"{k} {v}" for k, v in ls.organ_grades.items())
+            points.append(f"Leukostasis grade {ls.grade} ({ls.label}); organ grades: {organs}")
+        points += list(hl.lineage_notes) + list(ls.notes)
+        points += [f"[{r.priority}] {r.text}" for r in a.recommendations if r.priority <= 2]
+        lp = a.leukapheresis
+        if lp.indicated is not None:
+            points.append(f"Leukapheresis: {'indicated' if lp.indicated else 'not indicated'}"
+                          f"{f', ASFA category {lp.asfa_category}' if lp.asfa_category else ''}, urgency {lp.urgency}")
+        views.append(FindingView(
+            key="hyperleukocytosis", title="Hyperleukocytosis / leukostasis", indicator=indicator,
+            summary=a.headline, points=tuple(points),
+            working={"hyperleukocytosis": jsonable(hl.working), "leukostasis": jsonable(ls.working),
+                     "leukapheresis": jsonable(a.leukapheresis.working)},
+            citations=cite(kb, tuple(hl.citations) + tuple(ls.citations) + tuple(a.leukapheresis.citations)
+                           + tuple(c for r in a.recommendations if r.priority <= 2 for c in r.citations)),
+            unverified=ls.unverified or a.leukapheresis.unverified))
+
+    tls = a.tls
+    if tls.laboratory or tls.clinical:
+        kind = "Clinical" if tls.clinical else "Laboratory"
+        views.append(FindingView(
+            key="tls", title="Tumour lysis syndrome", indicator="critical" if tls.clinical else "warning",
+            summary=f"{kind} tumour lysis syndrome ({tls.definition}): {', '.join(tls.criteria_met)}",
+            points=tuple(tls.notes) + ((f"Not assessed: {', '.join(tls.criteria_not_assessed)}",)
+                                       if tls.criteria_not_assessed else ()),
+            working=jsonable(tls.working), citations=cite(kb, tls.citations)))
+
+    dic = a.dic
+    if dic.overt:
+        views.append(FindingView(
+            key="dic", title="Disseminated intravascular coagulation", indicator="warning",
+            summary=f"Overt DIC: ISTH score {dic.isth_score} (range {dic.score_range[0]}-{dic.score_range[1]})",
+            points=tuple(f"{k}: {v}" for k, v in dic.items.items()) + tuple(dic.notes),
+            working=jsonable(dic.working), citations=cite(kb, dic.citations)))
+
+    for art in a.artefacts:
+        views.append(FindingView(
+            key=f"artefact:{art.code}", title=f"Possible laboratory artefact ({art.lab})", indicator="warning",
+            summary=art.message, points=(art.action,), working=jsonable(art.working),
+            citations=cite(kb, art.citations)))
+
+    views.sort(key=lambda v: INDICATOR_ORDER[v.indicator])
+    return views
