@@ -139,14 +139,17 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     params = ScreenParams.from_kb(kb, now=now, gap_hours=options.gap_hours)
     own_backend = backend is None
     backend = backend or _backend_for(options, input_path, spark_session)
+    cached = []
     try:
         src = read_source(backend, input_path, options.fmt, kb, columns=options.columns)
         with _Poller(backend, progress, "scan"):
             raw = src.obs.cache()
+            cached.append(raw)
             pairs = raw.select("analyte", "unit").distinct().to_pyarrow().to_pylist()
         factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
         with _Poller(backend, progress, "clean"):
             clean = clean_observations(raw, factor_table(factors, kb), params).cache()
+            cached.append(clean)
             counts = exclusion_counts(clean).to_pyarrow().to_pylist()
             unknown = unknown_units(clean).to_pyarrow().to_pylist()
             persons = int(clean.person_id.nunique().to_pyarrow().as_py())
@@ -170,6 +173,8 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
         return ScreenResult(summary=summary, episodes=pa.table(ep), episodes_path=ep_path,
                             summary_path=summary_path, report_path=report_path)
     finally:
+        for table in reversed(cached):
+            table.release()
         if own_backend:
             backend.close()
 
