@@ -238,3 +238,42 @@ def _summary(kb, params, options, input_path, engine, rows_read, persons, counts
         "mapping": src.mapping,
         "warnings": warnings,
     }
+
+
+def find_episodes(backend: Backend, obs, params: ScreenParams, kb: KnowledgeBase, events=None):
+    """Run the episode expression on ``obs`` (an ibis table in the common shape) with ``backend``.
+
+    Returns (episodes as a pyarrow Table, clean rows' exclusion counts). For tests and small
+    inputs; :func:`screen` does the same with caching and progress.
+    """
+    con = backend.con
+    pairs = con.to_pyarrow(obs.select("analyte", "unit").distinct()).to_pylist()
+    factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
+    clean = clean_observations(obs, factor_table(factors, kb), params)
+    counts = con.to_pyarrow(exclusion_counts(clean)).to_pylist()
+    return con.to_pyarrow(episodes(clean, params, events)), counts
+
+
+def observations_table(rows):
+    """An ibis memtable in the common observation shape from :class:`leukos.screening.reference.Obs` rows."""
+    import ibis
+    import pyarrow as pa
+
+    schema = pa.schema([("person_id", pa.string()), ("ts", pa.timestamp("us")), ("analyte", pa.string()),
+                        ("value", pa.float64()), ("value_given", pa.bool_()), ("unit", pa.string()),
+                        ("comparator", pa.string())])
+    data = {"person_id": [r.person_id for r in rows], "ts": [r.ts for r in rows],
+            "analyte": [r.analyte for r in rows], "value": [r.value for r in rows],
+            "value_given": [r.given() for r in rows], "unit": [r.unit for r in rows],
+            "comparator": [r.comparator for r in rows]}
+    return ibis.memtable(pa.table(data, schema=schema))
+
+
+def events_table(rows):
+    """An ibis memtable of (person_id, ts, kind) treatment events."""
+    import ibis
+    import pyarrow as pa
+
+    schema = pa.schema([("person_id", pa.string()), ("ts", pa.timestamp("us")), ("kind", pa.string())])
+    return ibis.memtable(pa.table({"person_id": [r[0] for r in rows], "ts": [r[1] for r in rows],
+                                   "kind": [r[2] for r in rows]}, schema=schema))
