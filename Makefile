@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard scripts/system-deps/*.sh)
 	for f in scripts/system-deps/*.sh; do [ -f "$$f" ] && bash "$$f" || exit 1; done
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,screen,spark]"
 	touch $(STAMP)
 
 install: $(STAMP)
