@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test install lint bench demo clean
 
 $(STAMP): pyproject.toml constraints.txt $(wildcard scripts/system-deps/*.sh)
-	for f in scripts/system-deps/*.sh; do [ -f "$$f" ] && bash "$$f" || exit 1; done
+	for f in scripts/system-deps/*.sh; do if [ -f "$$f" ]; then bash "$$f" || exit 1; fi; done
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,screen,spark]"

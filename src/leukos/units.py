@@ -28,7 +28,7 @@ from leukos.errors import ErrorDetail, ImplausibleValueError, UnitError
 if TYPE_CHECKING:
     from leukos.knowledge import Analyte, KnowledgeBase
 
-__all__ = ["UnitConverter", "normalise_unit", "parse_value_with_unit"]
+__all__ = ["UnitConverter", "converter_for", "normalise_unit", "parse_value_with_unit"]
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
 # x10E3/uL, x10^3/uL, ×10⁹/L, 10^9/L, 10E9/L, 10*9/L (with optional leading x/×/* and spaces)
@@ -186,3 +186,16 @@ def _examples(a: Analyte) -> str:
 
 def _wrong(a: Analyte) -> str:
     return f"the unit has the wrong dimension for {a.label.lower()}; use one of: {_examples(a)}"
+
+
+_CONVERTERS: dict[int, UnitConverter] = {}
+
+
+def converter_for(kb: KnowledgeBase) -> UnitConverter:
+    """The (cached) converter of a knowledge base, so that factors are computed once per process."""
+    conv = _CONVERTERS.get(id(kb))
+    if conv is None or conv._kb is not kb:
+        if len(_CONVERTERS) >= 32:  # knowledge bases with overrides come and go in a server
+            _CONVERTERS.clear()
+        conv = _CONVERTERS[id(kb)] = UnitConverter(kb)
+    return conv

@@ -3,8 +3,8 @@
 from leukos.domain.assessment import (
     Artefact,
     Assessment,
-    DifferentialEntry,
     DicResult,
+    DifferentialEntry,
     HyperleukocytosisResult,
     LeukapheresisResult,
     LeukostasisResult,

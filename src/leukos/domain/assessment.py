@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "Artefact",
@@ -156,6 +157,13 @@ class Recommendation:
 
 @dataclass(frozen=True)
 class DifferentialEntry:
+    """One ranked diagnosis of the differential (rules/differential.py).
+
+    ``score`` is the sum of the criterion points (``working["points"]``); ``unverified`` lists
+    the unverified (U) criteria, thresholds and choices the entry rests on; ``notes`` carries
+    caveats (e.g. the APL safety note) and findings the case format cannot carry.
+    """
+
     code: str
     rank: int
     likelihood: str  # high | moderate | low
@@ -165,6 +173,11 @@ class DifferentialEntry:
     features_used: Mapping[str, Any] = field(default_factory=_frozen_map)
     would_change: tuple[str, ...] = ()
     citations: tuple[str, ...] = ()
+    label: str = ""
+    score: float = 0.0
+    unverified: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    working: Mapping[str, Any] = field(default_factory=_frozen_map)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)

@@ -8,10 +8,10 @@ original spelling is kept in ``LabValue.given`` so that every output can show wh
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
-from typing import Mapping
 
 __all__ = [
     "Sex",

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from leukos.domain.case import (
     GENES,
@@ -40,7 +41,7 @@ from leukos.errors import (
     UnknownTermError,
 )
 from leukos.knowledge import KnowledgeBase, load_knowledge
-from leukos.units import UnitConverter, parse_value_with_unit
+from leukos.units import UnitConverter, converter_for, parse_value_with_unit
 
 __all__ = ["MAX_CASE_BYTES", "parse_document", "case_from_dict", "load_case_text", "converter_for"]
 
@@ -109,16 +110,6 @@ def _validator():
     return cls(schema, format_checker=None)
 
 
-_CONVERTERS: dict[int, UnitConverter] = {}
-
-
-def converter_for(kb: KnowledgeBase) -> UnitConverter:
-    conv = _CONVERTERS.get(id(kb))
-    if conv is None or conv._kb is not kb:
-        conv = _CONVERTERS[id(kb)] = UnitConverter(kb)
-    return conv
-
-
 def _path(parts) -> str:
     out = ""
     for p in parts:
@@ -173,7 +164,7 @@ def _time(value: Any, field: str, problems: list[ErrorDetail]) -> dt.datetime | 
         problems.append(ErrorDetail(field, value, "an ISO 8601 date-time, e.g. 2026-03-01T08:00:00Z",
                                     "write the time in ISO 8601"))
         return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _lab_item(name: str, raw: Any, field: str, conv: UnitConverter, problems: list[ErrorDetail]) -> LabValue | None:

@@ -55,7 +55,6 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
     kb = kb or load_knowledge()
     labs = {name: _lab_schema(a.unit, a.label) for name, a in kb.analytes.items()}
     symptoms = sorted(kb.symptoms)
-    number = {"type": ["number", "null"]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from leukos.errors import ErrorDetail, LeukosUserError
 
@@ -69,6 +70,8 @@ class Parameter:
     deviation: str = ""
     choices: tuple[Any, ...] = ()
     overridden_from: Any = None
+    # The same threshold as the source also prints it in another unit (e.g. 8 mg/dL = 476 umol/L).
+    also: tuple[float, str] | None = None
 
     @property
     def unverified(self) -> bool:
@@ -87,6 +90,8 @@ class Parameter:
             d["deviation"] = self.deviation
         if self.choices:
             d["choices"] = list(self.choices)
+        if self.also:
+            d["also_printed_as"] = {"value": self.also[0], "unit": self.also[1]}
         if self.overridden:
             d["overridden_from"] = self.overridden_from
         return d
@@ -265,6 +270,7 @@ def _load_default() -> KnowledgeBase:
                 note=rec.get("note", ""),
                 deviation=rec.get("deviation", ""),
                 choices=tuple(rec.get("choices", ())),
+                also=(float(rec["also"]["value"]), rec["also"]["unit"]) if "also" in rec else None,
             )
         tables[stem] = data
 

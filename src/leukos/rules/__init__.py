@@ -1,0 +1,5 @@
+"""The assessment rules. ``assess(case, kb)`` runs them all; each module is one rule family."""
+
+from leukos.rules.engine import assess
+
+__all__ = ["assess"]

@@ -1,0 +1,185 @@
+"""Text rendering of an assessment for a clinician: headline, actions by urgency, findings,
+artefacts, what could not be assessed; the working and references with --explain."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from leukos.domain.assessment import Assessment
+
+__all__ = ["render_assessment"]
+
+URGENCY_STYLE = {"emergent": "bold white on red", "urgent": "bold black on yellow", "routine": "bold black on green"}
+PRIORITY = {1: "Act now", 2: "Today", 3: "Also"}
+
+
+def _yn(v: bool | None, yes: str = "yes", no: str = "no") -> str:
+    return "not assessed" if v is None else (yes if v else no)
+
+
+def _cites(keys, a: Assessment) -> str:
+    if not keys:
+        return ""
+    return " [dim]\\[" + "; ".join(escape(_short(a, k)) for k in keys) + "][/]"
+
+
+def _short(a: Assessment, key: str) -> str:
+    ref = a.references.get(key)
+    if not ref:
+        return key
+    first = ref["authors"].split(",")[0].strip()
+    if first.startswith("("):  # authors not recorded: name the venue instead
+        first = re.sub(r"\s*\d{4}$", "", ref["venue"].split(";")[0].strip())
+    return f"{first} {ref['year']}"
+
+
+def render_assessment(a: Assessment, console: Console, *, explain: bool = False) -> None:
+    console.print(f"[dim]leukos {a.leukos_version} · ruleset {a.ruleset_version}"
+                  + (f" · case {escape(a.case_id)}" if a.case_id else "") + "[/]")
+    console.print(f"[italic]{escape(a.disclaimer)}[/]")
+    console.print(Panel(Text(a.headline), title=a.urgency.upper(), style=URGENCY_STYLE.get(a.urgency, ""), expand=True))
+
+    if a.recommendations:
+        for prio in (1, 2, 3):
+            recs = [r for r in a.recommendations if r.priority == prio]
+            if not recs:
+                continue
+            console.print(f"[bold]{PRIORITY[prio]}[/]")
+            for r in recs:
+                flag = " [magenta](unverified)[/]" if r.unverified else ""
+                console.print(f"  • {escape(r.text)}{flag}{_cites(r.citations, a)}")
+
+    t = Table(title="Findings", show_lines=False, expand=True, title_justify="left")
+    t.add_column("Finding", style="bold", no_wrap=True)
+    t.add_column("Result")
+    hl = a.hyperleukocytosis
+    blasts = f"; absolute blasts {hl.absolute_blasts_10e9_per_l:g} x10^9/L" if hl.absolute_blasts_10e9_per_l is not None else ""
+    wbc = "missing" if hl.wbc_10e9_per_l is None else f"{hl.wbc_10e9_per_l:g} x10^9/L"
+    t.add_row("Hyperleukocytosis", f"{_yn(hl.present, 'present', 'absent')} — WBC {wbc} (threshold > {hl.threshold_10e9_per_l:g}){blasts}"
+              + "".join(f"\n[dim]{escape(n)}[/]" for n in hl.lineage_notes))
+    ls = a.leukostasis
+    organs = ", ".join(f"{o} {'?' if g is None else g}" for o, g in ls.organ_grades.items())
+    grade = "not graded" if ls.grade is None else f"grade {ls.grade} ({ls.label})"
+    t.add_row("Leukostasis", f"{grade} — organs: {organs} [magenta](grading table unverified)[/]"
+              + "".join(f"\n[dim]{escape(n)}[/]" for n in ls.notes if "unverified" not in n))
+    tls = a.tls
+    crit = ", ".join(tls.criteria_met) or "none"
+    t.add_row("Tumour lysis", f"laboratory {_yn(tls.laboratory)} (criteria met: {crit}); clinical {_yn(tls.clinical)}; "
+              f"risk {tls.risk or 'not assessed'} [dim]({tls.definition})[/]")
+    dic = a.dic
+    score = f"{dic.isth_score}" if dic.isth_score is not None else f"{dic.score_range[0]}-{dic.score_range[1]} (incomplete)"
+    t.add_row("DIC (ISTH)", f"score {score}; overt {_yn(dic.overt)}")
+    lk = a.leukapheresis
+    t.add_row("Leukapheresis", f"indicated {_yn(lk.indicated)}"
+              + (f"; ASFA category {lk.asfa_category}" if lk.asfa_category else "")
+              + "".join(f"\n[red bold]CONTRAINDICATED: {escape(c)}[/]" for c in lk.contraindications)
+              + "".join(f"\n[dim]{escape(n)}[/]" for n in lk.notes))
+    console.print(t)
+
+    if a.differential:
+        _render_differential(a, console)
+
+    if a.artefacts:
+        console.print("[bold]Possible lab artefacts[/]")
+        for art in a.artefacts:
+            console.print(f"  ⚠ [bold]{art.lab}[/]: {escape(art.message)}\n    [green]Action:[/] {escape(art.action)}{_cites(art.citations, a)}")
+
+    if a.not_assessed or a.missing_data:
+        console.print("[bold]Could not assess[/]")
+        for n in a.not_assessed:
+            console.print(f"  – {escape(n)}")
+        if a.missing_data:
+            console.print(f"  Missing: {escape(', '.join(a.missing_data))}")
+    if a.warnings:
+        console.print("[bold]Warnings[/]")
+        for w in a.warnings:
+            console.print(f"  ! {escape(w)}")
+
+    if explain:
+        console.print("[bold]Working[/]")
+        for name in ("hyperleukocytosis", "leukostasis", "tls", "dic", "leukapheresis"):
+            part = getattr(a, name)
+            console.print(Panel(escape(json.dumps(_jsonable(part.working), indent=1, ensure_ascii=False)), title=name,
+                                expand=True))
+        for art in a.artefacts:
+            console.print(Panel(escape(json.dumps(_jsonable(art.working), indent=1, ensure_ascii=False)), title=art.code))
+        for e in a.differential:
+            _explain_differential_entry(e, console)
+        if a.settings:
+            console.print("[bold]Settings[/] " + escape(", ".join(f"{k}={v}" for k, v in a.settings.items())))
+        console.print("[bold]References[/]")
+        for key, ref in a.references.items():
+            link = f" https://doi.org/{ref['doi']}" if ref.get("doi") else (f" {ref['url']}" if ref.get("url") else "")
+            unver = " (unverified: " + ", ".join(ref["unverified_fields"]) + ")" if ref.get("unverified_fields") else ""
+            console.print(f"  [{escape(key)}] {escape(ref['authors'])}. {escape(ref['title'])}. {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
+    else:
+        console.print("[dim]Run with --explain for the working and the references.[/]")
+
+
+LIKELIHOOD_STYLE = {"high": "bold red", "moderate": "yellow", "low": "dim"}
+
+
+def _render_differential(a: Assessment, console: Console) -> None:
+    """The ranked differential as a table; what would change the leading entries below it."""
+    d = Table(title="Differential diagnosis (ranked)", expand=True, title_justify="left", show_lines=True)
+    for col, kw in (("#", {"no_wrap": True}), ("Diagnosis", {}), ("Likelihood", {"no_wrap": True}),
+                    ("For", {}), ("Against", {}), ("Next tests", {})):
+        d.add_column(col, **kw)
+    for e in a.differential:
+        summary = e.working.get("summary", {})
+        pro = [f"+ {x}" for x in summary.get("for", e.supporting)] + [f"· {x}" for x in summary.get("context", ())]
+        con = summary.get("against", e.against)
+        tests = summary.get("tests", e.next_tests)
+        style = LIKELIHOOD_STYLE.get(e.likelihood, "")
+        d.add_row(str(e.rank), f"[bold]{escape(e.code)}[/]" + (f"\n[dim]{escape(e.label)}[/]" if e.label else ""),
+                  f"[{style}]{e.likelihood}[/]\n[dim]{e.score:g} pts[/]",
+                  escape("\n".join(pro)) or "[dim]-[/]",
+                  escape("\n".join(f"- {x}" for x in con)) or "[dim]-[/]",
+                  escape("\n".join(tests)) or "[dim]-[/]")
+    console.print(d)
+    console.print("[dim]+ for, - against, · context (no points); (U) = unverified criterion or threshold; points and "
+                  "likelihood bands are software choices. --explain shows the features used.[/]")
+    for e in a.differential:
+        if e.likelihood == "low":
+            continue
+        lines = [escape(n) for n in e.notes if not n.startswith("Not in the case format")]
+        lines += [f"would change: {escape(w)}" for w in e.would_change]
+        if lines:
+            console.print(f"[bold]{escape(e.code)}[/]: " + "\n  ".join(lines))
+
+
+def _explain_differential_entry(e: Any, console: Console) -> None:
+    body = {
+        "score": e.score,
+        "points": e.working.get("points", []),
+        "high_requires": e.working.get("high_requires", []),
+        "high_requires_met": e.working.get("high_requires_met"),
+        "capped_by": e.working.get("capped_by", []),
+        "features_used": e.features_used,
+        "supporting": e.supporting,
+        "against": e.against,
+        "would_change": e.would_change,
+        "unverified": e.unverified,
+        "notes": e.notes,
+        "next_tests": e.next_tests,
+    }
+    for extra in ("phase", "settings"):
+        if extra in e.working:
+            body[extra] = e.working[extra]
+    console.print(Panel(escape(json.dumps(_jsonable(body), indent=1, ensure_ascii=False)),
+                        title=f"differential #{e.rank} {e.code} ({e.likelihood})"))
+
+
+def _jsonable(x: Any) -> Any:
+    from leukos.domain.assessment import jsonable
+
+    return jsonable(x)
+

@@ -1,0 +1,111 @@
+"""Small helpers shared by the rules: tri-state comparisons and the gap collector.
+
+Comparisons honour a result's comparator (``>1000`` above the analyser range, ``<0.5`` below
+the limit of detection) and answer ``None`` when the answer is unknown, so that a missing or
+censored value is never read as normal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from leukos.domain.case import LabValue
+from leukos.knowledge import KnowledgeBase, Parameter
+from leukos.units import converter_for
+
+
+def above(lv: LabValue | None, threshold: float, *, inclusive: bool) -> bool | None:
+    """Is the true value above ``threshold`` (``>=`` when inclusive)? None when unknown."""
+    if lv is None:
+        return None
+    v, c = lv.value, lv.comparator
+    if c is None:
+        return v >= threshold if inclusive else v > threshold
+    if c in (">", ">="):
+        if v > threshold or (v == threshold and (c == ">" or inclusive)):
+            return True
+        return None
+    # c in ("<", "<="): the true value is below v
+    if v < threshold or (v == threshold and (c == "<" or not inclusive)):
+        return False
+    return None
+
+
+def below(lv: LabValue | None, threshold: float, *, inclusive: bool) -> bool | None:
+    """Is the true value below ``threshold`` (``<=`` when inclusive)? None when unknown."""
+    a = above(lv, threshold, inclusive=not inclusive)
+    return None if a is None else not a
+
+
+def any3(values: Iterable[bool | None]) -> bool | None:
+    """Three-valued OR: True if any is True, False if all are False, else None."""
+    vals = list(values)
+    if any(v is True for v in vals):
+        return True
+    if all(v is False for v in vals):
+        return False
+    return None
+
+
+def param_working(p: Parameter) -> dict[str, Any]:
+    d: dict[str, Any] = {"value": p.value, "unit": p.unit, "status": p.status, "source": list(p.citations)}
+    if p.overridden:
+        d["overridden_from"] = p.overridden_from
+    return d
+
+
+@dataclass
+class Gaps:
+    """Collects what could not be assessed, what was missing and which parameters were used."""
+
+    kb: KnowledgeBase
+    missing: list[str] = field(default_factory=list)
+    not_assessed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    used_params: dict[str, Parameter] = field(default_factory=dict)
+
+    def need(self, name: str) -> None:
+        if name not in self.missing:
+            self.missing.append(name)
+
+    def cannot(self, text: str) -> None:
+        if text not in self.not_assessed:
+            self.not_assessed.append(text)
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def p(self, key: str) -> Parameter:
+        prm = self.kb.param(key)
+        self.used_params[key] = prm
+        return prm
+
+    def v(self, key: str) -> Any:
+        return self.p(key).value
+
+    def threshold(self, key: str, analyte: str, *, met_when: str = "above") -> float:
+        """A threshold in the canonical unit of ``analyte``.
+
+        Sources print a criterion in one unit and a rounded equivalent in another (uric acid
+        >= 8 mg/dL = 476 umol/L; calcium <= 7 mg/dL = 1.75 mmol/L). A value at either printed
+        threshold must meet the criterion, so the more inclusive of the two is used: the lower
+        for ``met_when="above"``, the higher for ``met_when="below"``. The difference is the
+        rounding of the source (< 0.5 %).
+        """
+        prm = self.p(key)
+        conv = converter_for(self.kb)
+        values = [(float(prm.value), prm.unit)] + ([prm.also] if prm.also else [])
+        canon = [v if u == self.kb.analyte(analyte).unit else v * conv.factor(analyte, u, field=key) for v, u in values]
+        return min(canon) if met_when == "above" else max(canon)
+
+
+def lab_working(lv: LabValue | None) -> Any:
+    return None if lv is None else lv.to_working()
+
+
+def fmt(x: float) -> str:
+    """Compact number for messages: 250, 7.7, 0.45."""
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"

@@ -1,0 +1,128 @@
+"""``assess(case, kb) -> Assessment``: every rule, in order, with what it could not assess."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from leukos import __version__
+from leukos.domain.assessment import Assessment, HyperleukocytosisResult, LeukostasisResult
+from leukos.domain.case import Case
+from leukos.knowledge import KnowledgeBase, load_knowledge
+from leukos.rules import differential as differential_rules
+from leukos.rules._common import Gaps, fmt
+from leukos.rules.artefacts import assess_artefacts
+from leukos.rules.coagulation import assess_dic
+from leukos.rules.hyperleukocytosis import assess_hyperleukocytosis
+from leukos.rules.leukostasis import assess_leukostasis
+from leukos.rules.management import apl_status, assess_leukapheresis, recommendations, urgency
+from leukos.rules.tumour_lysis import assess_tls
+
+__all__ = ["assess"]
+
+
+def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
+    """Assess one case: hyperleukocytosis, leukostasis, differential, TLS, DIC, artefacts, management.
+
+    Parameters
+    ----------
+    case : Case
+        A validated case (``leukos.interop.case_format.load_case_text`` or ``case_from_fhir``).
+    kb : KnowledgeBase, optional
+        The knowledge base (with any site overrides); the bundled one by default.
+
+    Returns
+    -------
+    Assessment
+        Every part with its working and citations; ``missing_data`` and ``not_assessed`` say
+        what could not be assessed. Pure function: no I/O, no clock.
+
+    Examples
+    --------
+    >>> from leukos.interop.case_format import case_from_dict
+    >>> a = assess(case_from_dict({"labs": {"wbc": 250}, "symptoms": []}))
+    >>> a.hyperleukocytosis.present, a.leukostasis.grade
+    (True, 0)
+    """
+    kb = kb or load_knowledge()
+    gaps = Gaps(kb)
+    hl = assess_hyperleukocytosis(case, gaps)
+    ls = assess_leukostasis(case, hl, gaps)
+    diff = differential_rules.differential(case, kb)
+    if not diff and case.lab("wbc") is None and case.findings.tissue_cytology is None:
+        gaps.cannot("Differential diagnosis: no white cell count (and no tissue cytology)")
+    for entry in diff:  # edition settings the differential used: shown in settings, overrides warned
+        for key in entry.working.get("settings", {}):
+            gaps.p(key)
+    if not differential_rules.IMPLEMENTED:
+        gaps.cannot("Differential diagnosis: not implemented in this version")
+    tls = assess_tls(case, gaps)
+    dic = assess_dic(case, gaps)
+    arts = assess_artefacts(case, hl, gaps)
+    apl = apl_status(case, dic, gaps)
+    lk = assess_leukapheresis(case, hl, ls, apl, gaps)
+    urg = urgency(hl, ls, tls, apl, gaps)
+    recs = recommendations(case, hl, ls, tls, dic, arts, lk, apl, gaps)
+
+    for key, p in gaps.used_params.items():
+        if p.overridden:
+            gaps.warn(f"Setting {key} = {p.value!r} (default {p.overridden_from!r}) changed by the site configuration.")
+    if ls.grade is not None:
+        gaps.warn("The leukostasis grading table (Novotny 2005) is unverified: organ descriptors and aggregation are status U.")
+    for note in case.import_notes:
+        gaps.warn(note)
+
+    cited: list[str] = []
+    for part in (hl, ls, tls, dic, lk, *arts, *recs, *diff):
+        cited += list(part.citations)
+    for p in gaps.used_params.values():
+        cited += list(p.citations)
+    references = {k: kb.citation(k).to_dict() for k in dict.fromkeys(cited)}
+    settings = {k: p.value for k, p in gaps.used_params.items() if p.choices}
+
+    return Assessment(
+        leukos_version=__version__,
+        ruleset_version=kb.ruleset_version,
+        case_id=case.id,
+        headline=_headline(hl, ls, apl.suspected, urg, tls.laboratory, dic.overt),
+        urgency=urg,
+        wbc_10e9_per_l=hl.wbc_10e9_per_l,
+        absolute_blasts_10e9_per_l=hl.absolute_blasts_10e9_per_l,
+        hyperleukocytosis=hl,
+        leukostasis=ls,
+        differential=diff,
+        tls=tls,
+        dic=dic,
+        artefacts=arts,
+        leukapheresis=lk,
+        recommendations=recs,
+        missing_data=tuple(gaps.missing),
+        not_assessed=tuple(gaps.not_assessed),
+        warnings=tuple(gaps.warnings),
+        settings=MappingProxyType(settings),
+        references=MappingProxyType(references),
+    )
+
+
+def _headline(hl: HyperleukocytosisResult, ls: LeukostasisResult, apl: bool, urg: str, tls_lab: bool | None,
+              dic_overt: bool | None) -> str:
+    parts: list[str] = []
+    if hl.wbc_10e9_per_l is None:
+        parts.append("White cell count missing: hyperleukocytosis not assessed")
+    elif hl.present:
+        blasts = f", blasts {fmt(hl.absolute_blasts_10e9_per_l)}" if hl.absolute_blasts_10e9_per_l is not None else ""
+        parts.append(f"Hyperleukocytosis: WBC {fmt(hl.wbc_10e9_per_l)}{blasts} x10^9/L")
+    elif hl.present is False:
+        parts.append(f"No hyperleukocytosis (WBC {fmt(hl.wbc_10e9_per_l)} x10^9/L)")
+    else:
+        parts.append("Hyperleukocytosis undecided (censored WBC)")
+    if ls.grade is not None and ls.applicable:
+        parts.append(f"leukostasis grade {ls.grade} ({ls.label})")
+    elif ls.grade is None and hl.present:
+        parts.append("leukostasis not graded")
+    if apl:
+        parts.append("APL known or suspected: no leukapheresis, ATRA now")
+    if tls_lab:
+        parts.append("laboratory TLS")
+    if dic_overt:
+        parts.append("overt DIC")
+    return "; ".join(parts) + f" — {urg.upper()}"

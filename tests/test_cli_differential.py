@@ -1,0 +1,51 @@
+"""The differential in `leukos assess`: a ranked table in text, the features used with --explain."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from leukos.cli.main import app, register
+from tests.conftest import EXAMPLES
+
+register()
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args), env={"COLUMNS": "160"})
+
+
+def test_assess_shows_the_differential_as_a_table():
+    r = run("assess", str(EXAMPLES / "21-reactive-leukemoid-c-difficile.yaml"))
+    assert r.exit_code == 0, r.output
+    for fragment in ("Differential diagnosis", "LEUKEMOID_REACTIVE", "Likelihood", "Next tests",
+                     "Clostridioides difficile infection", "CSF3R mutation"):
+        assert fragment in r.output, fragment
+    assert r.output.index("LEUKEMOID_REACTIVE") < r.output.index("CNL")
+
+
+def test_explain_shows_the_features_used_and_points():
+    r = run("assess", str(EXAMPLES / "24-emh-lymph-node.yaml"), "--explain")
+    assert r.exit_code == 0, r.output
+    assert "differential #1 EMH (high)" in r.output
+    assert "features_used" in r.output and "findings.tissue_cytology.trilineage_precursors" in r.output
+    assert '"points"' in r.output
+
+
+def test_json_differential_entries_carry_the_contract_keys():
+    r = run("assess", str(EXAMPLES / "23-cml-blast-phase.yaml"), "--format", "json")
+    d = json.loads(r.output)
+    top = d["differential"][0]
+    assert top["code"] == "CML_BP" and top["rank"] == 1 and top["likelihood"] == "high"
+    for key in ("supporting", "against", "next_tests", "citations", "features_used", "would_change"):
+        assert key in top
+    assert all(k in d["references"] for e in d["differential"] for k in e["citations"])
+
+
+def test_edition_can_be_set_from_the_command_line():
+    r = run("assess", str(EXAMPLES / "23-cml-blast-phase.yaml"), "--format", "json",
+            "--set", "differential.cml_phase_system=ELN")
+    d = json.loads(r.output)
+    assert d["settings"]["differential.cml_phase_system"] == "ELN"
