@@ -1,3 +1,3 @@
 """CLI commands; each module registers its commands on leukos.cli.main.app."""
+import leukos.cli.screening  # noqa: F401  (leukos screen, leukos synth omop)
 from leukos.cli import core_commands  # noqa: F401
-from leukos.cli import screening  # noqa: E402,F401  (leukos screen, leukos synth omop)

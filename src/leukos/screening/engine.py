@@ -209,7 +209,8 @@ def _summary(kb, params, options, input_path, engine, rows_read, persons, counts
         warnings.append(f"{excluded['future_time']} results are dated after the run time ({params.now.isoformat()})")
     if any(r["peak_censored"] for r in ep_rows):
         warnings.append("some peaks are censored ('>' results above the analyser range): the true peak is higher")
-    warnings.append("phosphate TLS criterion uses the adult threshold: lab tables carry no age")
+    warnings.append("lab tables carry no age: the phosphate TLS criterion is decided only where the adult and child "
+                    "thresholds agree; the 25 % change criteria of Cairo-Bishop are not assessed")
     return {
         "leukos_version": __version__,
         "ruleset_version": kb.ruleset_version,

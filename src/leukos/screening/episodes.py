@@ -73,6 +73,7 @@ class ScreenParams:
     uric_acid_min: float
     potassium_min: float
     phosphate_min: float
+    phosphate_min_child: float
     calcium_max: float
     tls_inclusive: bool  # Cairo-Bishop: >= / <= ; Howard: > / <
     pseudohyperkalemia_potassium_min: float
@@ -80,6 +81,11 @@ class ScreenParams:
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase, *, now: datetime, gap_hours: float | None = None) -> ScreenParams:
+        # Thresholds in canonical units exactly as the per-patient rules compute them (a source's
+        # two printed equivalents, e.g. 7 mg/dL = 1.75 mmol/L: the more inclusive one is used).
+        from leukos.rules._common import Gaps
+
+        gaps = Gaps(kb)
         definition = kb.value("tumour_lysis.definition")
         howard = definition == "howard"
         return cls(
@@ -89,14 +95,18 @@ class ScreenParams:
             chemistry_hours_before=24.0 * float(kb.value("screening.chemistry_days_before")),
             chemistry_hours_after=24.0 * float(kb.value("screening.chemistry_days_after")),
             tls_definition=definition,
-            uric_acid_min=float(kb.value("tumour_lysis.howard_uric_acid_min" if howard else "tumour_lysis.uric_acid_min")),
-            potassium_min=float(kb.value("tumour_lysis.potassium_min")),
-            # Adults: the lab tables carry no age, so the adult phosphate threshold is used.
-            phosphate_min=float(kb.value("tumour_lysis.howard_phosphate_min_adult" if howard
-                                         else "tumour_lysis.phosphate_min_adult")),
-            calcium_max=float(kb.value("tumour_lysis.calcium_max")),
+            uric_acid_min=gaps.threshold("tumour_lysis.howard_uric_acid_min" if howard
+                                         else "tumour_lysis.uric_acid_min", "uric_acid"),
+            potassium_min=gaps.threshold("tumour_lysis.potassium_min", "potassium"),
+            # Lab tables carry no age: like the per-patient engine with age unknown, the phosphate
+            # criterion is decided only where the adult and child thresholds agree.
+            phosphate_min=gaps.threshold("tumour_lysis.howard_phosphate_min_adult" if howard
+                                         else "tumour_lysis.phosphate_min_adult", "phosphate"),
+            phosphate_min_child=gaps.threshold("tumour_lysis.phosphate_min_child", "phosphate"),
+            calcium_max=gaps.threshold("tumour_lysis.calcium_max", "calcium", met_when="below"),
             tls_inclusive=not howard,
-            # "High potassium with extreme leukocytosis may be spurious": high = the TLS potassium criterion.
+            # "High potassium with extreme leukocytosis may be spurious": high = the TLS potassium
+            # criterion, as in rules/artefacts.py.
             pseudohyperkalemia_potassium_min=float(kb.value("tumour_lysis.potassium_min")),
             now=now,
         )
@@ -232,24 +242,24 @@ def episodes(clean, params: ScreenParams, events=None):
 
     # TLS laboratory criteria on the attached values (null when the value is missing).
     p = params
-    if p.tls_inclusive:
-        crit = {"tls_uric_acid": out.uric_acid_umol_per_l >= p.uric_acid_min,
-                "tls_potassium": out.potassium_mmol_per_l >= p.potassium_min,
-                "tls_phosphate": out.phosphate_mmol_per_l >= p.phosphate_min,
-                "tls_calcium": out.calcium_mmol_per_l <= p.calcium_max}
-    else:
-        crit = {"tls_uric_acid": out.uric_acid_umol_per_l > p.uric_acid_min,
-                "tls_potassium": out.potassium_mmol_per_l > p.potassium_min,
-                "tls_phosphate": out.phosphate_mmol_per_l > p.phosphate_min,
-                "tls_calcium": out.calcium_mmol_per_l < p.calcium_max}
+    def ge(col, limit):
+        return col >= limit if p.tls_inclusive else col > limit
+
+    phos_adult, phos_child = ge(out.phosphate_mmol_per_l, p.phosphate_min), ge(out.phosphate_mmol_per_l,
+                                                                            p.phosphate_min_child)
+    crit = {"tls_uric_acid": ge(out.uric_acid_umol_per_l, p.uric_acid_min),
+            "tls_potassium": ge(out.potassium_mmol_per_l, p.potassium_min),
+            "tls_phosphate": ibis.ifelse(phos_adult == phos_child, phos_adult, ibis.null("boolean")),
+            "tls_calcium": (out.calcium_mmol_per_l <= p.calcium_max) if p.tls_inclusive
+            else (out.calcium_mmol_per_l < p.calcium_max)}
     out = out.mutate(**crit)
     met = sum(ibis.ifelse(out[c].coalesce(False), 1, 0) for c in crit)
-    any_missing = out.tls_uric_acid.isnull()
-    for c in ("tls_potassium", "tls_phosphate", "tls_calcium"):
-        any_missing = any_missing | out[c].isnull()
-    out = out.mutate(tls_criteria_met=met.cast("int64"))
-    out = out.mutate(tls_laboratory=ibis.cases((out.tls_criteria_met >= 2, True), (any_missing, ibis.null("boolean")),
-                                               else_=False),
+    unknown = sum(ibis.ifelse(out[c].isnull(), 1, 0) for c in crit)
+    out = out.mutate(tls_criteria_met=met.cast("int64"), _unknown=unknown)
+    # As the per-patient engine: True with >= 2 criteria met, False when < 2 could still be met.
+    out = out.mutate(tls_laboratory=ibis.cases((out.tls_criteria_met >= 2, True),
+                                               (out.tls_criteria_met + out._unknown < 2, False),
+                                               else_=ibis.null("boolean")),
                      pseudohyperkalemia_possible=out.potassium_mmol_per_l >= p.pseudohyperkalemia_potassium_min)
     flags = ibis.ifelse(out.tls_laboratory.coalesce(False), ",TLS_LABORATORY", "")
     flags = flags.concat(ibis.ifelse(out.pseudohyperkalemia_possible.coalesce(False), ",PSEUDOHYPERKALEMIA_POSSIBLE", ""))

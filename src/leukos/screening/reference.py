@@ -159,14 +159,17 @@ def _attach(ep: dict, rows: list[dict], params: ScreenParams, events) -> None:
             return v <= limit if upper else v >= limit
         return v < limit if upper else v > limit
 
+    phos_a = cmp(ep["phosphate_mmol_per_l"], params.phosphate_min, False)
+    phos_c = cmp(ep["phosphate_mmol_per_l"], params.phosphate_min_child, False)
     crit = {"tls_uric_acid": cmp(ep["uric_acid_umol_per_l"], params.uric_acid_min, False),
             "tls_potassium": cmp(ep["potassium_mmol_per_l"], params.potassium_min, False),
-            "tls_phosphate": cmp(ep["phosphate_mmol_per_l"], params.phosphate_min, False),
+            "tls_phosphate": phos_a if phos_a == phos_c else None,
             "tls_calcium": cmp(ep["calcium_mmol_per_l"], params.calcium_max, True)}
     ep.update(crit)
     met = sum(1 for v in crit.values() if v)
     ep["tls_criteria_met"] = met
-    ep["tls_laboratory"] = True if met >= 2 else (None if any(v is None for v in crit.values()) else False)
+    unknown = sum(1 for v in crit.values() if v is None)
+    ep["tls_laboratory"] = True if met >= 2 else (False if met + unknown < 2 else None)
     k = ep["potassium_mmol_per_l"]
     ep["pseudohyperkalemia_possible"] = None if k is None else k >= params.pseudohyperkalemia_potassium_min
     flags = []
