@@ -49,6 +49,17 @@ class Backend:
         raise LeukosUserError(ErrorDetail("INPUT", str(path), "a .csv or .parquet file",
                                           "export the table as CSV (with a header row) or Parquet"))
 
+    def temp_table(self, name: str, data):
+        """Register a small pyarrow table as a temporary table (DuckDB) or temp view (Spark)."""
+        if self.name == "spark":
+            session = self.con._session
+            import pyarrow as pa
+
+            ddl = ", ".join(f"{f.name} {'double' if pa.types.is_floating(f.type) else 'string'}" for f in data.schema)
+            session.createDataFrame(data.to_pandas(), schema=ddl).createOrReplaceTempView(name)
+            return self.con.table(name)
+        return self.con.create_table(name, data, temp=True)
+
     def progress(self) -> float | None:
         """Percentage done of the running query (DuckDB only), or None."""
         return self._progress() if self._progress else None

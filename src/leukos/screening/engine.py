@@ -148,7 +148,7 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             pairs = raw.select("analyte", "unit").distinct().to_pyarrow().to_pylist()
         factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
         with _Poller(backend, progress, "clean"):
-            clean = clean_observations(raw, factor_table(factors, kb), params).cache()
+            clean = clean_observations(raw, factor_table(factors, kb, backend), params).cache()
             cached.append(clean)
             counts = exclusion_counts(clean).to_pyarrow().to_pylist()
             unknown = unknown_units(clean).to_pyarrow().to_pylist()
@@ -157,6 +157,7 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             ep = episodes(clean, params, src.events).to_pyarrow()
         with _Poller(backend, progress, "count"):
             rows_read = int(src.rows_read.to_pyarrow().as_py())
+        ep = _naive_utc(ep)
         ep = ep.replace_schema_metadata({"leukos_version": __version__, "ruleset_version": kb.ruleset_version})
         ep_path = out / "episodes.parquet"
         pq.write_table(ep, ep_path)
@@ -177,6 +178,18 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             table.release()
         if own_backend:
             backend.close()
+
+
+def _naive_utc(table):
+    """Timestamps as naive UTC (Spark returns them zoned, DuckDB naive): one schema for both engines."""
+    import pyarrow as pa
+
+    fields = []
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type):
+            f = f.with_type(pa.timestamp("us"))
+        fields.append(f)
+    return table.cast(pa.schema(fields))
 
 
 def _summary(kb, params, options, input_path, engine, rows_read, persons, counts, unknown, factors, ep, src,

@@ -44,8 +44,14 @@ def unit_factors(pairs, kb: KnowledgeBase, converter: UnitConverter | None = Non
     return out
 
 
-def factor_table(factors: list[UnitFactor], kb: KnowledgeBase):
-    """An ibis memtable ``f_analyte, f_unit, factor, low, high`` of the known factors."""
+def factor_table(factors: list[UnitFactor], kb: KnowledgeBase, backend=None):
+    """An ibis table ``f_analyte, f_unit, factor, low, high`` of the known factors.
+
+    With ``backend``, the table is created in the engine (a temporary table or view), which
+    cached expressions need on Spark; without, an ibis memtable.
+    """
+    import uuid
+
     import ibis
     import pyarrow as pa
 
@@ -57,4 +63,7 @@ def factor_table(factors: list[UnitFactor], kb: KnowledgeBase):
         "low": pa.array([kb.analyte(f.analyte).plausible[0] for f in known], pa.float64()),
         "high": pa.array([kb.analyte(f.analyte).plausible[1] for f in known], pa.float64()),
     })
-    return ibis.memtable(data)
+    if backend is None:
+        return ibis.memtable(data)
+    name = f"leukos_unit_factors_{uuid.uuid4().hex[:12]}"
+    return backend.temp_table(name, data)
