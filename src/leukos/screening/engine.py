@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from leukos.screening.episodes import (
     episodes,
     exclusion_counts,
     unknown_units,
+    usable,
 )
 from leukos.screening.factors import factor_table, unit_factors
 from leukos.screening.sources import read_source
@@ -136,7 +138,11 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     now = options.now or datetime.now(UTC).replace(tzinfo=None)
-    params = ScreenParams.from_kb(kb, now=now, gap_hours=options.gap_hours)
+    # The parameters need the UCUM registry (thresholds printed in mg/dL), which takes a second or
+    # two to build: build it in a thread while the engine scans (the engine releases the GIL).
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukos-params")
+    params_future = pool.submit(ScreenParams.from_kb, kb, now=now, gap_hours=options.gap_hours)
+    pool.shutdown(wait=False)
     own_backend = backend is None
     backend = backend or _backend_for(options, input_path, spark_session)
     cached = []
@@ -146,15 +152,18 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             raw = src.obs.cache()
             cached.append(raw)
             pairs = raw.select("analyte", "unit").distinct().to_pyarrow().to_pylist()
+        params = params_future.result()
         factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
         with _Poller(backend, progress, "clean"):
-            clean = clean_observations(raw, factor_table(factors, kb, backend), params).cache()
-            cached.append(clean)
-            counts = exclusion_counts(clean).to_pyarrow().to_pylist()
+            clean = clean_observations(raw, factor_table(factors, kb, backend), params)
+            valid = usable(clean).cache()
+            cached.append(valid)
+            counts = _with_duplicates(exclusion_counts(clean).to_pyarrow().to_pylist(),
+                                      _analyte_counts(valid).to_pyarrow().to_pylist())
             unknown = unknown_units(clean).to_pyarrow().to_pylist()
-            persons = int(clean.person_id.nunique().to_pyarrow().as_py())
+            persons = int(raw.person_id.nunique().to_pyarrow().as_py())
         with _Poller(backend, progress, "episodes"):
-            ep = episodes(clean, params, src.events).to_pyarrow()
+            ep = episodes(valid, params, src.events).to_pyarrow()
         with _Poller(backend, progress, "count"):
             rows_read = int(src.rows_read.to_pyarrow().as_py())
         ep = _naive_utc(ep)
@@ -178,6 +187,25 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             table.release()
         if own_backend:
             backend.close()
+
+
+def _analyte_counts(valid):
+    return valid.group_by("analyte").aggregate(n=valid.count())
+
+
+def _with_duplicates(counts: list[dict], distinct: list[dict]) -> list[dict]:
+    """Split each analyte's usable rows into used (distinct) and ``duplicate``."""
+    kept = {r["analyte"]: r["n"] for r in distinct}
+    out = []
+    for r in counts:
+        if r["exclusion"] is None:
+            used = kept.get(r["analyte"], 0)
+            out.append({"analyte": r["analyte"], "exclusion": None, "n": used})
+            if r["n"] > used:
+                out.append({"analyte": r["analyte"], "exclusion": "duplicate", "n": r["n"] - used})
+        else:
+            out.append(r)
+    return out
 
 
 def _naive_utc(table):
@@ -264,8 +292,10 @@ def find_episodes(backend: Backend, obs, params: ScreenParams, kb: KnowledgeBase
     pairs = con.to_pyarrow(obs.select("analyte", "unit").distinct()).to_pylist()
     factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
     clean = clean_observations(obs, factor_table(factors, kb), params)
-    counts = con.to_pyarrow(exclusion_counts(clean)).to_pylist()
-    return con.to_pyarrow(episodes(clean, params, events)), counts
+    valid = usable(clean)
+    counts = _with_duplicates(con.to_pyarrow(exclusion_counts(clean)).to_pylist(),
+                              con.to_pyarrow(_analyte_counts(valid)).to_pylist())
+    return con.to_pyarrow(episodes(valid, params, events)), counts
 
 
 def observations_table(rows):

@@ -155,21 +155,21 @@ def clean_observations(obs, factors, params: ScreenParams):
         (censored_bad, "censored_indeterminate"),
         else_=ibis.null("string"),
     )
-    c = j.select(person_id=j.person_id, ts=j.ts, analyte=j.analyte, value=canon, unit=j.unit,
-                 comparator=j.comparator, exclusion=exclusion)
-    # Duplicates: the same person, analyte, time, value and comparator more than once.
-    ok = c.filter(c.exclusion.isnull())
-    w = ibis.window(group_by=[ok.person_id, ok.analyte, ok.ts, ok.value, ok.comparator.coalesce("")],
-                    order_by=[ok.person_id])
-    ok = ok.mutate(exclusion=ibis.ifelse(ibis.row_number().over(w) > 0, "duplicate", ibis.null("string")))
-    return ok.union(c.filter(c.exclusion.notnull()))
+    return j.select(person_id=j.person_id, ts=j.ts, analyte=j.analyte, value=canon, unit=j.unit,
+                    comparator=j.comparator, exclusion=exclusion)
 
 
-def episodes(clean, params: ScreenParams, events=None):
-    """Hyperleukocytosis episodes, one row per episode (columns :data:`EPISODE_COLUMNS`)."""
+def usable(clean):
+    """The rows without an exclusion, each once: a repeat of the same person, analyte, time, value
+    and comparator is a duplicate (counted as ``duplicate``: rows before minus rows after)."""
+    ok = clean.filter(clean.exclusion.isnull())
+    return ok.select("person_id", "ts", "analyte", "value", "comparator").distinct()
+
+
+def episodes(valid, params: ScreenParams, events=None):
+    """Hyperleukocytosis episodes from :func:`usable` rows, one row per episode (:data:`EPISODE_COLUMNS`)."""
     import ibis
 
-    valid = clean.filter(clean.exclusion.isnull())
     thr = params.wbc_threshold
     cmp_key = valid.comparator.coalesce("")
     wbc = valid.filter(valid.analyte == "wbc").mutate(cmp_key=cmp_key)
