@@ -1,5 +1,6 @@
 """CLI commands; each module registers its commands on leukos.cli.main.app."""
 import leukos.cli.apheresis  # noqa: F401
+import leukos.cli.screening  # noqa: F401  (leukos screen, leukos synth omop)
 from leukos.cli import (
     core_commands,  # noqa: F401
     service,  # noqa: F401

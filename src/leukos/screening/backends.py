@@ -1,0 +1,137 @@
+"""Engines the screening expression runs on: DuckDB (default, embedded) and Spark (local or cluster).
+
+Both are reached through ibis, so the episode logic in :mod:`leukos.screening.episodes` is one
+expression for both. This module only connects, reads files and reports progress.
+
+Spark binds loopback only unless a master is given (``SPARK_LOCAL_IP=127.0.0.1``,
+``spark.driver.bindAddress=127.0.0.1``, no UI): shared/reference/interop-and-stack.md §4, §9.4.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leukos.errors import ErrorDetail, LeukosUserError
+
+__all__ = ["Backend", "connect_duckdb", "connect_spark", "spark_session"]
+
+ENGINES = ("duckdb", "spark")
+
+
+@dataclass
+class Backend:
+    """An ibis connection plus how to read files on it."""
+
+    name: str
+    con: Any
+    _progress: Callable[[], float] | None = field(default=None, repr=False)
+
+    def read(self, path: Path, *, table_name: str | None = None):
+        """Register a CSV or Parquet file (or folder of Parquet files) as an ibis table.
+
+        CSV columns are read as text so that a stray word in a numeric column cannot stop the
+        run: the sources cast them and count what does not parse.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if path.is_dir() or suffix == ".parquet":
+            target = str(path / "*.parquet") if path.is_dir() and self.name == "duckdb" else str(path)
+            return self.con.read_parquet(target, table_name=table_name)
+        if suffix in (".csv", ".tsv", ".txt", ".gz"):
+            if self.name == "duckdb":
+                return self.con.read_csv(str(path), table_name=table_name, all_varchar=True, header=True)
+            return self.con.read_csv(str(path), table_name=table_name, inferSchema=False, header=True)
+        raise LeukosUserError(ErrorDetail("INPUT", str(path), "a .csv or .parquet file",
+                                          "export the table as CSV (with a header row) or Parquet"))
+
+    def temp_table(self, name: str, data):
+        """Register a small pyarrow table as a temporary table (DuckDB) or temp view (Spark)."""
+        if self.name == "spark":
+            session = self.con._session
+            import pyarrow as pa
+
+            ddl = ", ".join(f"{f.name} {'double' if pa.types.is_floating(f.type) else 'string'}" for f in data.schema)
+            session.createDataFrame(data.to_pandas(), schema=ddl).createOrReplaceTempView(name)
+            return self.con.table(name)
+        return self.con.create_table(name, data, temp=True)
+
+    def progress(self) -> float | None:
+        """Percentage done of the running query (DuckDB only), or None."""
+        return self._progress() if self._progress else None
+
+    def close(self) -> None:
+        if self.name == "duckdb":
+            self.con.disconnect()
+
+
+def connect_duckdb(database: str | Path | None = None, *, memory_limit: str | None = None,
+                   temp_directory: str | Path | None = None, threads: int | None = None,
+                   read_only: bool = True) -> Backend:
+    """An in-process DuckDB: spills to ``temp_directory`` above ``memory_limit``."""
+    import ibis
+
+    if database is not None:
+        con = ibis.duckdb.connect(str(database), read_only=read_only)
+    else:
+        con = ibis.duckdb.connect()
+    raw = con.con
+    if memory_limit:
+        raw.execute(f"SET memory_limit = '{_sql_text(memory_limit)}'")
+    if temp_directory:
+        raw.execute(f"SET temp_directory = '{_sql_text(str(temp_directory))}'")
+    if threads:
+        raw.execute(f"SET threads = {int(threads)}")
+    raw.execute("SET enable_progress_bar = true")
+    raw.execute("SET enable_progress_bar_print = false")
+    raw.execute("SET preserve_insertion_order = false")  # lets large scans stream and spill
+
+    def progress() -> float | None:
+        try:
+            value = raw.query_progress()
+        except Exception:  # noqa: BLE001 - progress is best effort; a failed poll must not stop the run
+            return None
+        return None if value is None or value < 0 else float(value)
+
+    return Backend("duckdb", con, progress)
+
+
+_spark_lock = threading.Lock()
+
+
+def spark_session(master: str | None = None, *, app_name: str = "leukos-screen"):
+    """Get or create a Spark session (local[2] on loopback unless a master is given)."""
+    from pyspark.sql import SparkSession
+
+    with _spark_lock:
+        master = master or os.environ.get("LEUKOS_SPARK_MASTER") or "local[2]"
+        builder = SparkSession.builder.appName(app_name).master(master)
+        if master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
+                       .config("spark.driver.host", "127.0.0.1"))
+        partitions = "4" if master.startswith("local") else "200"
+        builder = (builder.config("spark.ui.enabled", "false")
+                   .config("spark.sql.session.timeZone", "UTC")
+                   .config("spark.sql.shuffle.partitions", os.environ.get("LEUKOS_SPARK_PARTITIONS", partitions))
+                   .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                   .config("spark.sql.ansi.enabled", "false"))
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+        return session
+
+
+def connect_spark(session=None, *, master: str | None = None) -> Backend:
+    """An ibis connection on a Spark session (created on loopback if not given)."""
+    import ibis
+
+    session = session or spark_session(master)
+    return Backend("spark", ibis.pyspark.connect(session))
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")

@@ -1,0 +1,323 @@
+"""Run a screening: read a source, clean, find episodes, write episodes.parquet + summary.json + report.html.
+
+The same expressions (:mod:`leukos.screening.episodes`) run on DuckDB or Spark; this module
+only orchestrates. Memory stays bounded: the large lab table is scanned once, filtered to the
+analytes screening uses and materialised by the engine (DuckDB spills to ``temp_directory``
+above ``memory_limit``); only small results (unit pairs, counts, episodes) reach Python.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from leukos import __version__
+from leukos.errors import ErrorDetail, LeukosUserError
+from leukos.knowledge import KnowledgeBase, load_knowledge
+from leukos.screening.backends import ENGINES, Backend, connect_duckdb, connect_spark
+from leukos.screening.episodes import (
+    EXCLUSION_REASONS,
+    ScreenParams,
+    clean_observations,
+    episodes,
+    exclusion_counts,
+    unknown_units,
+    usable,
+)
+from leukos.screening.factors import factor_table, unit_factors
+from leukos.screening.sources import read_source
+
+__all__ = ["ScreenOptions", "ScreenResult", "screen", "FORMATS"]
+
+FORMATS = ("omop", "mimic", "table")
+
+
+@dataclass(frozen=True)
+class ScreenOptions:
+    """How to run a screening (not clinical parameters: those come from the knowledge base)."""
+
+    fmt: str = "omop"
+    engine: str = "duckdb"
+    gap_hours: float | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    memory_limit: str | None = None
+    temp_directory: str | None = None
+    threads: int | None = None
+    spark_master: str | None = None
+    now: datetime | None = None  # results after this are "future"; default: the time of the run (UTC)
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    summary: dict[str, Any]
+    episodes: Any  # pyarrow.Table
+    episodes_path: Path
+    summary_path: Path
+    report_path: Path | None
+
+
+class _Poller:
+    """Polls the engine's progress from a thread and hands it to a callback."""
+
+    def __init__(self, backend: Backend, callback: Callable[[str, float | None], None] | None, stage: str):
+        self.backend, self.callback, self.stage = backend, callback, stage
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        if self.callback:
+            self.callback(self.stage, None)
+            if self.backend.name == "duckdb":
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.2):
+            pct = self.backend.progress()
+            if pct is not None:
+                self.callback(self.stage, pct)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        if self.callback and exc[0] is None:
+            self.callback(self.stage, 100.0)
+
+
+def _backend_for(options: ScreenOptions, input_path: Path, spark_session=None) -> Backend:
+    if options.engine not in ENGINES:
+        raise LeukosUserError(ErrorDetail("--engine", options.engine, "duckdb or spark", "choose one of them"))
+    if options.engine == "spark":
+        return connect_spark(spark_session, master=options.spark_master)
+    db = input_path if input_path.is_file() and input_path.suffix.lower() in (".duckdb", ".db", ".ddb") else None
+    return connect_duckdb(db, memory_limit=options.memory_limit, temp_directory=options.temp_directory,
+                          threads=options.threads)
+
+
+def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOptions = ScreenOptions(),
+           kb: KnowledgeBase | None = None, backend: Backend | None = None, spark_session=None,
+           progress: Callable[[str, float | None], None] | None = None) -> ScreenResult:
+    """Screen a lab source for hyperleukocytosis episodes.
+
+    Parameters
+    ----------
+    input_path
+        OMOP folder or DuckDB database, MIMIC folder or labevents file, or a long table.
+    out_dir
+        Where ``episodes.parquet``, ``summary.json`` and ``report.html`` are written.
+    options
+        Format, engine and resource settings.
+    backend, spark_session
+        An existing engine connection (tests reuse one Spark session).
+    progress
+        Called with (stage, percent or None) while the engine works.
+
+    Raises
+    ------
+    LeukosUserError
+        Missing tables/columns, unknown format or engine.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t0 = time.perf_counter()
+    kb = kb or load_knowledge()
+    input_path = Path(input_path)
+    if options.fmt not in FORMATS:
+        raise LeukosUserError(ErrorDetail("--format", options.fmt, ", ".join(FORMATS), "choose one of them"))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    now = options.now or datetime.now(UTC).replace(tzinfo=None)
+    # The parameters need the UCUM registry (thresholds printed in mg/dL), which takes a second or
+    # two to build: build it in a thread while the engine scans (the engine releases the GIL).
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukos-params")
+    params_future = pool.submit(ScreenParams.from_kb, kb, now=now, gap_hours=options.gap_hours)
+    pool.shutdown(wait=False)
+    own_backend = backend is None
+    backend = backend or _backend_for(options, input_path, spark_session)
+    cached = []
+    try:
+        src = read_source(backend, input_path, options.fmt, kb, columns=options.columns)
+        with _Poller(backend, progress, "scan"):
+            raw = src.obs.cache()
+            cached.append(raw)
+            pairs = raw.select("analyte", "unit").distinct().to_pyarrow().to_pylist()
+        params = params_future.result()
+        factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
+        with _Poller(backend, progress, "clean"):
+            clean = clean_observations(raw, factor_table(factors, kb, backend), params)
+            valid = usable(clean).cache()
+            cached.append(valid)
+            counts = _with_duplicates(exclusion_counts(clean).to_pyarrow().to_pylist(),
+                                      _analyte_counts(valid).to_pyarrow().to_pylist())
+            unknown = unknown_units(clean).to_pyarrow().to_pylist()
+            persons = int(raw.person_id.nunique().to_pyarrow().as_py())
+        with _Poller(backend, progress, "episodes"):
+            ep = episodes(valid, params, src.events).to_pyarrow()
+        with _Poller(backend, progress, "count"):
+            rows_read = int(src.rows_read.to_pyarrow().as_py())
+        ep = _naive_utc(ep)
+        ep = ep.replace_schema_metadata({"leukos_version": __version__, "ruleset_version": kb.ruleset_version})
+        ep_path = out / "episodes.parquet"
+        pq.write_table(ep, ep_path)
+        seconds = time.perf_counter() - t0
+        summary = _summary(kb, params, options, input_path, backend.name, rows_read, persons, counts, unknown,
+                           factors, ep, src, seconds)
+        summary_path = out / "summary.json"
+        summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", "utf-8")
+        report_path = None
+        if options.report:
+            from leukos.screening.report import write_report
+
+            report_path = write_report(out / "report.html", summary, ep)
+        return ScreenResult(summary=summary, episodes=pa.table(ep), episodes_path=ep_path,
+                            summary_path=summary_path, report_path=report_path)
+    finally:
+        for table in reversed(cached):
+            table.release()
+        if own_backend:
+            backend.close()
+
+
+def _analyte_counts(valid):
+    return valid.group_by("analyte").aggregate(n=valid.count())
+
+
+def _with_duplicates(counts: list[dict], distinct: list[dict]) -> list[dict]:
+    """Split each analyte's usable rows into used (distinct) and ``duplicate``."""
+    kept = {r["analyte"]: r["n"] for r in distinct}
+    out = []
+    for r in counts:
+        if r["exclusion"] is None:
+            used = kept.get(r["analyte"], 0)
+            out.append({"analyte": r["analyte"], "exclusion": None, "n": used})
+            if r["n"] > used:
+                out.append({"analyte": r["analyte"], "exclusion": "duplicate", "n": r["n"] - used})
+        else:
+            out.append(r)
+    return out
+
+
+def _naive_utc(table):
+    """Timestamps as naive UTC (Spark returns them zoned, DuckDB naive): one schema for both engines."""
+    import pyarrow as pa
+
+    fields = []
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type):
+            f = f.with_type(pa.timestamp("us"))
+        fields.append(f)
+    return table.cast(pa.schema(fields))
+
+
+def _summary(kb, params, options, input_path, engine, rows_read, persons, counts, unknown, factors, ep, src,
+             seconds) -> dict[str, Any]:
+    screened = sum(r["n"] for r in counts)
+    excluded = {reason: 0 for reason in EXCLUSION_REASONS}
+    by_analyte: dict[str, dict[str, int]] = {}
+    used = 0
+    for r in counts:
+        a = by_analyte.setdefault(r["analyte"], {"used": 0})
+        if r["exclusion"] is None:
+            a["used"] += r["n"]
+            used += r["n"]
+        else:
+            excluded[r["exclusion"]] = excluded.get(r["exclusion"], 0) + r["n"]
+            a[r["exclusion"]] = a.get(r["exclusion"], 0) + r["n"]
+    reasons = {f.analyte + "|" + f.unit: f.reason for f in factors if f.factor is None}
+    unknown_list = [{"analyte": r["analyte"], "unit": r["unit"], "rows": r["n"],
+                     "why": reasons.get(f"{r['analyte']}|{r['unit'] or ''}")}
+                    for r in sorted(unknown, key=lambda r: (-r["n"], r["analyte"], r["unit"] or ""))]
+    ep_rows = ep.to_pylist()
+    unverified = [p for p in ("screening.episode_gap_hours", "screening.chemistry_days_before",
+                              "screening.chemistry_days_after", "tumour_lysis.definition",
+                              "hyperleukocytosis.wbc_threshold")
+                  if kb.param(p).status != "V"]
+    warnings = []
+    if excluded["unknown_unit"]:
+        warnings.append(f"{excluded['unknown_unit']} results had a unit that could not be converted: see unknown_units")
+    if excluded["future_time"]:
+        warnings.append(f"{excluded['future_time']} results are dated after the run time ({params.now.isoformat()})")
+    if any(r["peak_censored"] for r in ep_rows):
+        warnings.append("some peaks are censored ('>' results above the analyser range): the true peak is higher")
+    warnings.append("lab tables carry no age: the phosphate TLS criterion is decided only where the adult and child "
+                    "thresholds agree; the 25 % change criteria of Cairo-Bishop are not assessed")
+    return {
+        "leukos_version": __version__,
+        "ruleset_version": kb.ruleset_version,
+        "engine": engine,
+        "format": options.fmt,
+        "input": input_path.name,
+        "rows_read": rows_read,
+        "rows_screened": screened,
+        "rows_used": used,
+        "persons": persons,
+        "persons_with_episodes": len({r["person_id"] for r in ep_rows}),
+        "episodes": len(ep_rows),
+        "episodes_with_tls_laboratory": sum(1 for r in ep_rows if r["tls_laboratory"]),
+        "episodes_with_cytoreduction": sum(1 for r in ep_rows if r["first_cytoreduction_ts"] is not None),
+        "cytoreduction_data": src.events is not None,
+        "seconds": round(seconds, 3),
+        "excluded": excluded,
+        "by_analyte": by_analyte,
+        "unknown_units": unknown_list,
+        "unit_factors": [{"analyte": f.analyte, "unit": f.unit, "factor": f.factor} for f in factors
+                         if f.factor is not None],
+        "parameters": params.to_dict(),
+        "unverified_parameters": unverified,
+        "citations": params.citations(),
+        "notes": src.notes,
+        "mapping": src.mapping,
+        "warnings": warnings,
+    }
+
+
+def find_episodes(backend: Backend, obs, params: ScreenParams, kb: KnowledgeBase, events=None):
+    """Run the episode expression on ``obs`` (an ibis table in the common shape) with ``backend``.
+
+    Returns (episodes as a pyarrow Table, clean rows' exclusion counts). For tests and small
+    inputs; :func:`screen` does the same with caching and progress.
+    """
+    con = backend.con
+    pairs = con.to_pyarrow(obs.select("analyte", "unit").distinct()).to_pylist()
+    factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
+    clean = clean_observations(obs, factor_table(factors, kb), params)
+    valid = usable(clean)
+    counts = _with_duplicates(con.to_pyarrow(exclusion_counts(clean)).to_pylist(),
+                              con.to_pyarrow(_analyte_counts(valid)).to_pylist())
+    return con.to_pyarrow(episodes(valid, params, events)), counts
+
+
+def observations_table(rows):
+    """An ibis memtable in the common observation shape from :class:`leukos.screening.reference.Obs` rows."""
+    import ibis
+    import pyarrow as pa
+
+    schema = pa.schema([("person_id", pa.string()), ("ts", pa.timestamp("us")), ("analyte", pa.string()),
+                        ("value", pa.float64()), ("value_given", pa.bool_()), ("unit", pa.string()),
+                        ("comparator", pa.string())])
+    data = {"person_id": [r.person_id for r in rows], "ts": [r.ts for r in rows],
+            "analyte": [r.analyte for r in rows], "value": [r.value for r in rows],
+            "value_given": [r.given() for r in rows], "unit": [r.unit for r in rows],
+            "comparator": [r.comparator for r in rows]}
+    return ibis.memtable(pa.table(data, schema=schema))
+
+
+def events_table(rows):
+    """An ibis memtable of (person_id, ts, kind) treatment events."""
+    import ibis
+    import pyarrow as pa
+
+    schema = pa.schema([("person_id", pa.string()), ("ts", pa.timestamp("us")), ("kind", pa.string())])
+    return ibis.memtable(pa.table({"person_id": [r[0] for r in rows], "ts": [r[1] for r in rows],
+                                   "kind": [r[2] for r in rows]}, schema=schema))
