@@ -87,20 +87,25 @@ class Gaps:
         return self.p(key).value
 
     def threshold(self, key: str, analyte: str, *, met_when: str = "above") -> float:
-        """A threshold in the canonical unit of ``analyte``.
+        """:func:`threshold`, recording the parameter as used."""
+        self.p(key)
+        return threshold(self.kb, key, analyte, met_when=met_when)
 
-        Sources print a criterion in one unit and a rounded equivalent in another (uric acid
-        >= 8 mg/dL = 476 umol/L; calcium <= 7 mg/dL = 1.75 mmol/L). A value at either printed
-        threshold must meet the criterion, so the more inclusive of the two is used: the lower
-        for ``met_when="above"``, the higher for ``met_when="below"``. The difference is the
-        rounding of the source (< 0.5 %).
-        """
-        prm = self.p(key)
-        conv = converter_for(self.kb)
-        values = [(float(prm.value), prm.unit)] + ([prm.also] if prm.also else [])
-        canon = [v if u == self.kb.analyte(analyte).unit else v * conv.factor(analyte, u, field=key) for v, u in values]
-        return min(canon) if met_when == "above" else max(canon)
 
+def threshold(kb: KnowledgeBase, key: str, analyte: str, *, met_when: str = "above") -> float:
+    """A threshold parameter in the canonical unit of ``analyte``.
+
+    Sources print a criterion in one unit and a rounded equivalent in another (uric acid
+    >= 8 mg/dL = 476 umol/L; calcium <= 7 mg/dL = 1.75 mmol/L). A value at either printed
+    threshold must meet the criterion, so the more inclusive of the two is used: the lower for
+    ``met_when="above"``, the higher for ``met_when="below"``. The difference is the rounding of
+    the source (< 0.5 %). Every surface (per-patient rules, batch screening) uses this function.
+    """
+    prm = kb.param(key)
+    conv = converter_for(kb)
+    values = [(float(prm.value), prm.unit)] + ([prm.also] if prm.also else [])
+    canon = [v if u == kb.analyte(analyte).unit else v * conv.factor(analyte, u, field=key) for v, u in values]
+    return min(canon) if met_when == "above" else max(canon)
 
 def lab_working(lv: LabValue | None) -> Any:
     return None if lv is None else lv.to_working()

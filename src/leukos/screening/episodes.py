@@ -83,9 +83,8 @@ class ScreenParams:
     def from_kb(cls, kb: KnowledgeBase, *, now: datetime, gap_hours: float | None = None) -> ScreenParams:
         # Thresholds in canonical units exactly as the per-patient rules compute them (a source's
         # two printed equivalents, e.g. 7 mg/dL = 1.75 mmol/L: the more inclusive one is used).
-        from leukos.rules._common import Gaps
+        from leukos.rules import threshold
 
-        gaps = Gaps(kb)
         definition = kb.value("tumour_lysis.definition")
         howard = definition == "howard"
         return cls(
@@ -95,15 +94,15 @@ class ScreenParams:
             chemistry_hours_before=24.0 * float(kb.value("screening.chemistry_days_before")),
             chemistry_hours_after=24.0 * float(kb.value("screening.chemistry_days_after")),
             tls_definition=definition,
-            uric_acid_min=gaps.threshold("tumour_lysis.howard_uric_acid_min" if howard
+            uric_acid_min=threshold(kb, "tumour_lysis.howard_uric_acid_min" if howard
                                          else "tumour_lysis.uric_acid_min", "uric_acid"),
-            potassium_min=gaps.threshold("tumour_lysis.potassium_min", "potassium"),
+            potassium_min=threshold(kb, "tumour_lysis.potassium_min", "potassium"),
             # Lab tables carry no age: like the per-patient engine with age unknown, the phosphate
             # criterion is decided only where the adult and child thresholds agree.
-            phosphate_min=gaps.threshold("tumour_lysis.howard_phosphate_min_adult" if howard
+            phosphate_min=threshold(kb, "tumour_lysis.howard_phosphate_min_adult" if howard
                                          else "tumour_lysis.phosphate_min_adult", "phosphate"),
-            phosphate_min_child=gaps.threshold("tumour_lysis.phosphate_min_child", "phosphate"),
-            calcium_max=gaps.threshold("tumour_lysis.calcium_max", "calcium", met_when="below"),
+            phosphate_min_child=threshold(kb, "tumour_lysis.phosphate_min_child", "phosphate"),
+            calcium_max=threshold(kb, "tumour_lysis.calcium_max", "calcium", met_when="below"),
             tls_inclusive=not howard,
             # "High potassium with extreme leukocytosis may be spurious": high = the TLS potassium
             # criterion, as in rules/artefacts.py.
