@@ -1,4 +1,4 @@
-"""The web UI in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
+"""The web UI in a real browser: Debian's chromium driven by Playwright (never Playwright's own browser download).
 
 Fills the case form, reads the assessment, opens the 'why', renders the chart when the simulator
 is in the build, and saves a screenshot under artefacts/screenshots/ (gitignored).
