@@ -49,6 +49,16 @@ def any3(values: Iterable[bool | None]) -> bool | None:
     return None
 
 
+def all3(values: Iterable[bool | None]) -> bool | None:
+    """Three-valued AND: True if all are True, False if any is False, else None."""
+    vals = list(values)
+    if all(v is True for v in vals):
+        return True
+    if any(v is False for v in vals):
+        return False
+    return None
+
+
 def param_working(p: Parameter) -> dict[str, Any]:
     d: dict[str, Any] = {"value": p.value, "unit": p.unit, "status": p.status, "source": list(p.citations)}
     if p.overridden:

@@ -43,6 +43,7 @@ from typing import Any
 from leukos.domain.assessment import DifferentialEntry
 from leukos.domain.case import Case, Diagnosis, GeneticResult, Immunophenotype
 from leukos.knowledge import KnowledgeBase, Parameter
+from leukos.rules._common import all3, any3
 
 __all__ = ["differential", "case_features", "cml_phase", "IMPLEMENTED", "BANDS"]
 
@@ -181,24 +182,6 @@ _DISPLAY = {
 # Facts read from the findings (three-valued; information only ever turns unknown into yes/no,
 # and a fact that holds keeps holding when more is recorded).
 
-def _any3(values) -> bool | None:
-    vals = list(values)
-    if any(v is True for v in vals):
-        return True
-    if all(v is False for v in vals):
-        return False
-    return None
-
-
-def _all3(values) -> bool | None:
-    vals = list(values)
-    if all(v is True for v in vals):
-        return True
-    if any(v is False for v in vals):
-        return False
-    return None
-
-
 def _not3(v: bool | None) -> bool | None:
     return None if v is None else not v
 
@@ -235,7 +218,7 @@ def _myelocyte_bulge(case: Case) -> bool | None:
 def _coagulopathy(case: Case, kb: KnowledgeBase) -> bool | None:
     fib = _compare(_lab(case, "fibrinogen"), "<=", float(kb.value("management.coagulopathy_fibrinogen_max")))
     inr = _compare(_lab(case, "inr"), ">", float(kb.value("management.coagulopathy_inr_min")))
-    return _any3([fib, inr])
+    return any3([fib, inr])
 
 
 def _cytokines(case: Case, kb: KnowledgeBase) -> list[bool | None]:
@@ -255,7 +238,7 @@ def _persistent(case: Case, kb: KnowledgeBase) -> bool | None:
     if span_days < float(kb.value(f"{AREA}.cnl_persistence_days")):
         return None
     t = float(kb.value(f"{AREA}.cnl_wbc_min"))
-    return _all3(_compare(_Interval(lv.value, lv.value), ">=", t) for lv in series)
+    return all3(_compare(_Interval(lv.value, lv.value), ">=", t) for lv in series)
 
 
 def _cnl_wbc(case: Case, kb: KnowledgeBase) -> bool | None:
@@ -264,7 +247,7 @@ def _cnl_wbc(case: Case, kb: KnowledgeBase) -> bool | None:
     if kb.value(f"{AREA}.cnl_criteria") != "ICC2022" or full is not False:
         return full
     low = _compare(wbc, ">=", float(kb.value(f"{AREA}.cnl_wbc_min_csf3r_icc")))
-    return _all3([low, _gene(case, "csf3r", GeneticResult.POSITIVE)])
+    return all3([low, _gene(case, "csf3r", GeneticResult.POSITIVE)])
 
 
 def _tissue(case: Case, attr: str) -> bool | None:
@@ -296,12 +279,12 @@ def _known_in(case: Case, codes: frozenset[Diagnosis]) -> bool | None:
 
 
 def _mpn_context(case: Case) -> bool | None:
-    return _any3([_known_in(case, _MPN), _gene(case, "bcr_abl1", GeneticResult.POSITIVE) or None])
+    return any3([_known_in(case, _MPN), _gene(case, "bcr_abl1", GeneticResult.POSITIVE) or None])
 
 
 def _lymphoblasts(case: Case) -> bool | None:
     blasts = _compare(_lab(case, "blasts_pct"), ">", 0.0)
-    return _all3([_phenotype(case, {Immunophenotype.B_LYMPHOBLASTIC, Immunophenotype.T_LYMPHOBLASTIC}), blasts])
+    return all3([_phenotype(case, {Immunophenotype.B_LYMPHOBLASTIC, Immunophenotype.T_LYMPHOBLASTIC}), blasts])
 
 
 _P = GeneticResult.POSITIVE
@@ -323,8 +306,8 @@ _FACTS: dict[str, Callable[[Case, KnowledgeBase], bool | None]] = {
     "phenotype_mature_t": lambda c, kb: _phenotype(c, {Immunophenotype.MATURE_T}),
     "auer_rods": lambda c, kb: c.findings.smear.auer_rods,
     "abnormal_promyelocytes": lambda c, kb: c.findings.smear.abnormal_promyelocytes,
-    "toxic_changes": lambda c, kb: _any3([c.findings.smear.toxic_granulation, c.findings.smear.dohle_bodies]),
-    "toxic_changes_absent": lambda c, kb: _not3(_any3([c.findings.smear.toxic_granulation,
+    "toxic_changes": lambda c, kb: any3([c.findings.smear.toxic_granulation, c.findings.smear.dohle_bodies]),
+    "toxic_changes_absent": lambda c, kb: _not3(any3([c.findings.smear.toxic_granulation,
                                                        c.findings.smear.dohle_bodies])),
     "myelocyte_bulge": lambda c, kb: _myelocyte_bulge(c),
     "coagulopathy": _coagulopathy,
@@ -335,25 +318,25 @@ _FACTS: dict[str, Callable[[Case, KnowledgeBase], bool | None]] = {
     "corticosteroids": lambda c, kb: _drug(c, "corticosteroids"),
     "lithium": lambda c, kb: _drug(c, "lithium"),
     "epinephrine": lambda c, kb: _drug(c, "epinephrine"),
-    "reactive_cause_present": lambda c, kb: _any3([c.findings.infection.present, _drug(c, "g_csf"),
+    "reactive_cause_present": lambda c, kb: any3([c.findings.infection.present, _drug(c, "g_csf"),
                                                    _drug(c, "corticosteroids")]),
-    "no_other_reactive_cause": lambda c, kb: _not3(_any3([c.findings.infection.present, _drug(c, "g_csf"),
+    "no_other_reactive_cause": lambda c, kb: _not3(any3([c.findings.infection.present, _drug(c, "g_csf"),
                                                           _drug(c, "corticosteroids")])),
-    "no_reactive_cause": lambda c, kb: _not3(_any3([c.findings.infection.present, _drug(c, "g_csf"),
+    "no_reactive_cause": lambda c, kb: _not3(any3([c.findings.infection.present, _drug(c, "g_csf"),
                                                     _drug(c, "corticosteroids"), c.findings.solid_tumor.present])),
     "solid_tumor_present": lambda c, kb: c.findings.solid_tumor.present,
     "solid_tumor_absent": lambda c, kb: _not3(c.findings.solid_tumor.present),
-    "tumour_in_marrow": lambda c, kb: _any3([c.findings.solid_tumor.marrow_involvement,
+    "tumour_in_marrow": lambda c, kb: any3([c.findings.solid_tumor.marrow_involvement,
                                              c.findings.marrow.tumour_cells]),
-    "cytokine_raised": lambda c, kb: _any3(_cytokines(c, kb)),
-    "cytokines_normal": lambda c, kb: _not3(_any3(_cytokines(c, kb))),
+    "cytokine_raised": lambda c, kb: any3(_cytokines(c, kb)),
+    "cytokines_normal": lambda c, kb: _not3(any3(_cytokines(c, kb))),
     "persistent_leukocytosis": _persistent,
     "cnl_wbc": _cnl_wbc,
     "tissue_given": lambda c, kb: True if c.findings.tissue_cytology is not None else None,
     "tissue_trilineage": lambda c, kb: _tissue_trilineage(c),
     "tissue_megakaryocytes": lambda c, kb: _tissue(c, "megakaryocytes"),
     "tissue_erythroid": lambda c, kb: _tissue(c, "erythroid_precursors"),
-    "tissue_lacks_erythroid_megakaryocytic": lambda c, kb: _all3([_not3(_tissue(c, "megakaryocytes")),
+    "tissue_lacks_erythroid_megakaryocytic": lambda c, kb: all3([_not3(_tissue(c, "megakaryocytes")),
                                                                   _not3(_tissue(c, "erythroid_precursors"))])
     if c.findings.tissue_cytology is not None else None,
     "tissue_blast_phenotype": lambda c, kb: _tissue_phenotype(c),
@@ -634,7 +617,7 @@ def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], *,
             iv = _MEASURES[measure][0](case)
             v = _compare(iv, r["op"], float(r["value"]))
             if "below" in r:
-                v = _all3([v, _compare(iv, "<", float(r["below"]))])
+                v = all3([v, _compare(iv, "<", float(r["below"]))])
         results[r["phase"]].append((r, v))
     met = [r["text"] for r, v in results["BP"] + results["AP"] if v is True]
     hr = tuple(r["text"] for r, v in results["HR"] if v is True)
