@@ -1,0 +1,22 @@
+"""Follow-up after leukapheresis (core: plain values in, no I/O, no clock, no database).
+
+``follow_up(patient, labs, sessions, now=..., kb=...) -> FollowUp``: count trend, predicted vs
+observed fall per session, the per-patient model update carried to the next session, and
+monitoring flags.
+"""
+
+from leukos.followup.course import (
+    FollowUp,
+    LabPoint,
+    NextSession,
+    PatientFacts,
+    SessionOutcome,
+    SessionRecord,
+    follow_up,
+)
+from leukos.followup.flags import FLAG_CODES, Flag, monitoring_flags, next_session_due_at
+from leukos.followup.model_update import ParameterUpdate, update_parameters
+
+__all__ = ["FLAG_CODES", "Flag", "FollowUp", "LabPoint", "NextSession", "ParameterUpdate", "PatientFacts",
+           "SessionOutcome", "SessionRecord", "follow_up", "monitoring_flags", "next_session_due_at",
+           "update_parameters"]

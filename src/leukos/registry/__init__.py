@@ -1,0 +1,1 @@
+"""Patient and procedure registry (storage on SQLite or PostgreSQL)."""
