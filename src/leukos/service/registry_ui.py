@@ -1,0 +1,177 @@
+"""Web pages of the follow-up registry: ward list, patient timeline, procedure-record form.
+
+Server-rendered (own templates ``registry_*.html`` extending ``base.html``); the count chart is
+drawn by ``static/registry.js`` from JSON embedded in the page (no inline script: the CSP allows
+only 'self'). Clinical labels come from the knowledge base's vocabulary; no raw JSON is shown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from leukos import __version__
+from leukos.domain.assessment import DISCLAIMER, jsonable
+from leukos.errors import ErrorDetail, LeukosUserError
+from leukos.registry.inputs import ProcedureIn, parse, vocabulary
+from leukos.service.deps import api_caller, service_state
+from leukos.service.registry_api import registry_of
+
+__all__ = ["router", "procedure_from_form"]
+
+router = APIRouter(include_in_schema=False)
+_T = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+_T.env.globals.update(version=__version__, disclaimer=DISCLAIMER)
+
+
+def _when(t: Any) -> str:
+    if isinstance(t, str):
+        t = dt.datetime.fromisoformat(t)
+    return t.astimezone(dt.UTC).strftime("%d %b %Y %H:%M UTC") if isinstance(t, dt.datetime) else "—"
+
+
+def _num(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.{digits}f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+
+_T.env.filters.update(when=_when, num=_num)
+
+
+def _headers() -> dict[str, str]:
+    return {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                       "img-src 'self' data:; frame-ancestors 'self'; form-action 'self'",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+def _vocab(kb) -> dict[str, dict[str, str]]:
+    v = {name: vocabulary(kb, name) for name in ("access", "anticoagulant", "adverse_event_type", "severity_waa",
+                                                 "severity_ctcae", "calcium_route")}
+    v["device"] = {k: d["label"] for k, d in kb.table("apheresis")["devices"].items() if d.get("purpose") == "depletion"}
+    return v
+
+
+def _page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
+    kb = service_state(request).kb
+    return _T.TemplateResponse(request, name, {"request": request, "kb": kb, "vocab": _vocab(kb), **ctx},
+                               status_code=status, headers=_headers())
+
+
+def _audit(request: Request, kind: str, pseudonym: str | None = None) -> None:
+    request.state.audit_subtype = f"registry-ui-{kind}"
+    if pseudonym:
+        request.state.audit_patient = pseudonym
+
+
+@router.get("/ui/patients", response_class=HTMLResponse)
+def ward_page(request: Request, page: int = Query(1, ge=1), ward: str | None = Query(None, max_length=64),
+              _caller=Depends(api_caller)) -> HTMLResponse:
+    _audit(request, "read")
+    w = registry_of(request.app).ward_list(page=page, per_page=50, ward=ward or None)
+    pages = max(1, -(-w["total"] // w["per_page"]))
+    return _page(request, "registry_ward.html", {"w": w, "pages": pages, "ward": ward or ""})
+
+
+def _chart_data(t: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
+    series: dict[str, list] = {"wbc": [], "platelets": [], "ionized_calcium": []}
+    for r in t["labs"]:
+        if r["analyte"] in series:
+            series[r["analyte"]].append([r["taken_at"], r["value"]])
+    return jsonable({"series": series,
+                     "procedures": [{"start": p["started_at"], "end": p["ended_at"], "label": f"Session {i}"}
+                                    for i, p in enumerate(t["procedures"], start=1)],
+                     "target": f["trend"].get("target_wbc_10e9_per_l")})
+
+
+@router.get("/ui/patients/{pseudonym}", response_class=HTMLResponse)
+def timeline_page(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> HTMLResponse:
+    _audit(request, "read", pseudonym)
+    reg = registry_of(request.app)
+    t = reg.timeline(pseudonym)
+    f = reg.follow_up(pseudonym).to_dict()
+    return _page(request, "registry_patient.html", {
+        "t": t, "f": f, "p": t["patient"], "chart": json.dumps(_chart_data(t, f)),
+        "recent_labs": list(reversed(t["labs"]))[:60], "analytes": service_state(request).kb.analytes})
+
+
+def _form_time(form: dict[str, str], key: str, problems: list[ErrorDetail]) -> str | None:
+    raw = (form.get(key) or "").strip()
+    if not raw:
+        return None
+    try:
+        return dt.datetime.fromisoformat(raw).replace(tzinfo=dt.UTC).isoformat()
+    except ValueError:
+        problems.append(ErrorDetail(key, raw, "a date and time (YYYY-MM-DD HH:MM, UTC)", "pick the date and time"))
+        return None
+
+
+def _form_num(form: dict[str, str], key: str, problems: list[ErrorDetail]) -> float | None:
+    raw = (form.get(key) or "").strip().replace(",", ".")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        problems.append(ErrorDetail(key, raw, "a number", "type digits only (the unit is shown beside the field)"))
+        return None
+
+
+def procedure_from_form(form: dict[str, str]) -> ProcedureIn:
+    """The nurse's form (flat fields) as a :class:`ProcedureIn`; every problem named by its field."""
+    problems: list[ErrorDetail] = []
+    rec: dict[str, Any] = {"started_at": _form_time(form, "started_at", problems),
+                           "ended_at": _form_time(form, "ended_at", problems)}
+    for key in ("device", "protocol", "access", "anticoagulant", "calcium_route", "interruptions", "recorded_by", "notes"):
+        if (form.get(key) or "").strip():
+            rec[key] = form[key].strip()
+    for key in ("volume_processed_l", "run_time_min", "inlet_ac_ratio", "ac_volume_ml", "calcium_given_mmol",
+                "product_volume_ml"):
+        v = _form_num(form, key, problems)
+        if v is not None:
+            rec[key] = v
+    for key in ("pre_wbc", "post_wbc", "pre_platelets", "post_platelets"):
+        v, at = _form_num(form, f"{key}_value", problems), _form_time(form, f"{key}_at", problems)
+        if v is not None or at is not None:
+            rec[key] = {"value": v, "taken_at": at}
+    ica, ica_at = _form_num(form, "ica_value", problems), _form_time(form, "ica_at", problems)
+    if ica is not None or ica_at is not None:
+        rec["ionized_calcium"] = [{"value": ica, "taken_at": ica_at}]
+    rec["interrupted"] = form.get("interrupted") == "on"
+    if (form.get("ae_type") or "").strip():
+        rec["adverse_events"] = [{"type": form["ae_type"], "scale": form.get("ae_scale") or "WAA",
+                                  "severity": form.get("ae_severity") or "", "action": form.get("ae_action") or None,
+                                  "run_stopped": form.get("ae_run_stopped") == "on"}]
+    if problems:
+        raise LeukosUserError(problems, title="The procedure record cannot be saved")
+    return parse(ProcedureIn, rec)
+
+
+@router.get("/ui/patients/{pseudonym}/procedures/new", response_class=HTMLResponse)
+def procedure_form(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> HTMLResponse:
+    _audit(request, "read", pseudonym)
+    p = registry_of(request.app).get_patient(pseudonym)
+    return _page(request, "registry_procedure_form.html", {"p": p, "form": {}, "errors": []})
+
+
+@router.post("/ui/patients/{pseudonym}/procedures", response_model=None)
+async def procedure_submit(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    _audit(request, "write", pseudonym)
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    reg = registry_of(request.app)
+    try:
+        data = procedure_from_form(form)
+        await run_in_threadpool(reg.record_procedure, pseudonym, data)
+    except LeukosUserError as exc:
+        p = await run_in_threadpool(reg.get_patient, pseudonym)
+        return _page(request, "registry_procedure_form.html",
+                     {"p": p, "form": form, "errors": [d.to_dict() for d in exc.details], "title": exc.title}, status=422)
+    return RedirectResponse(f"/ui/patients/{pseudonym}", status_code=303)
