@@ -45,10 +45,10 @@ _lock = threading.Lock()
 
 
 def _settings(app: FastAPI) -> RegistrySettings:
+    """``app.state.registry_settings`` when a caller set it, else from ``LEUKOS_*`` (not stored, so that
+    "configured" keeps meaning "someone asked for a registry")."""
     s = getattr(app.state, "registry_settings", None)
-    if s is None:
-        s = app.state.registry_settings = RegistrySettings.from_env(os.environ)
-    return s
+    return s if s is not None else RegistrySettings.from_env(os.environ)
 
 
 def registry_of(app: FastAPI) -> Registry:
