@@ -16,10 +16,12 @@ creates no files.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -30,8 +32,10 @@ from leukos.registry import RegistrySettings, open_registry
 from leukos.registry.errors import ConflictError, UnknownRecordError
 from leukos.registry.inputs import FeedbackIn, LabIn, PatientIn, PatientUpdate, ProcedureIn, ProcedureUpdate, parse
 from leukos.registry.settings import SQLITE_FILE
-from leukos.registry.store import Registry
 from leukos.service.deps import api_caller, service_state
+
+if TYPE_CHECKING:
+    from leukos.registry.store import Registry
 
 __all__ = ["router", "install", "registry_of", "registry_cards", "RegistryFeedbackStore"]
 
@@ -231,6 +235,9 @@ def _status_handler(status: int):
 
 def install(app: FastAPI) -> None:
     """Add the registry's API and UI routers, its 404/409 errors and the persistent CDS feedback store."""
+    if importlib.util.find_spec("sqlalchemy") is None:
+        logging.getLogger("leukos.service").warning("the follow-up registry is not in this build (pip install leukos[registry])")
+        return
     from leukos.service import registry_ui
 
     app.add_exception_handler(UnknownRecordError, _status_handler(404))
