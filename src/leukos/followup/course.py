@@ -181,7 +181,8 @@ def follow_up(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequenc
         base, _ = procedure_settings(tbv_l=bv.tbv_l, weight_kg=float(patient.weight_kg), options=PlanOptions(), kb=kb,
                                      device_name=device, blood_volumes=float(kb.value("apheresis.blood_volumes_default")),
                                      bv_max=float(kb.value("apheresis.depletion_blood_volumes_max")))
-        working.append(f"Blood volume {bv.tbv_l:.2f} L ({bv.method}); flows of the {device} profile.")
+        label = kb.table("apheresis")["devices"][device]["label"]
+        working.append(f"Blood volume {bv.tbv_l:.2f} L ({bv.method.capitalize()} formula); flows of the {label} profile.")
     except LeukosUserError as exc:
         not_assessed.append("Predicted vs observed fall and the next-session prediction: "
                             + "; ".join(d.expected for d in exc.details))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,18 @@ def _num(v: Any, digits: int = 1) -> str:
     return f"{v:.{digits}f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
 
 
-_T.env.filters.update(when=_when, num=_num)
+_SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _ucum(text: str | None) -> str:
+    """UCUM power-of-ten units as clinicians write them: 10*9/L -> ×10⁹/L, uL -> µL."""
+    if not text:
+        return ""
+    text = re.sub(r"10\*(\d+)", lambda m: "×10" + m.group(1).translate(_SUP), text)
+    return text.replace("uL", "µL").replace("{INR}", "")
+
+
+_T.env.filters.update(when=_when, num=_num, ucum=_ucum)
 
 
 def _headers() -> dict[str, str]:
