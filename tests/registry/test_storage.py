@@ -163,3 +163,15 @@ def test_cds_feedback_is_stored_once(registry):
     assert registry.add_feedback("leukos-patient-view", item) is True
     assert registry.add_feedback("leukos-patient-view", item) is False
     assert registry.feedback_count() == 1
+
+
+def test_follow_up_is_recomputed_when_the_course_changes(registry):
+    _add(registry)
+    r = registry.record_procedure("LK-0001", parse(ProcedureIn, procedure(post=None)))
+    first = registry.follow_up("LK-0001", now=at(5))
+    assert first.sessions[0].observed_fall_pct is None and "post_count_missing" in {f.code for f in first.flags}
+    assert registry.follow_up("LK-0001", now=at(5)).to_dict() == first.to_dict()  # same course, same answer
+    registry.update_procedure("LK-0001", r["id"], parse(ProcedureUpdate, procedure(post=195) | {"version": 1}))
+    second = registry.follow_up("LK-0001", now=at(5))
+    assert second.sessions[0].observed_fall_pct == 22.0 and second.sessions[0].efficiency_after is not None
+    assert "post_count_missing" not in {f.code for f in second.flags}

@@ -6,17 +6,19 @@ monitoring flags.
 """
 
 from leukos.followup.course import (
+    CourseModel,
     FollowUp,
     LabPoint,
     NextSession,
     PatientFacts,
     SessionOutcome,
     SessionRecord,
+    course_model,
     follow_up,
 )
 from leukos.followup.flags import FLAG_CODES, Flag, monitoring_flags, next_session_due_at
 from leukos.followup.model_update import ParameterUpdate, update_parameters
 
-__all__ = ["FLAG_CODES", "Flag", "FollowUp", "LabPoint", "NextSession", "ParameterUpdate", "PatientFacts",
-           "SessionOutcome", "SessionRecord", "follow_up", "monitoring_flags", "next_session_due_at",
+__all__ = ["FLAG_CODES", "CourseModel", "Flag", "FollowUp", "LabPoint", "NextSession", "ParameterUpdate", "PatientFacts",
+           "SessionOutcome", "SessionRecord", "course_model", "follow_up", "monitoring_flags", "next_session_due_at",
            "update_parameters"]

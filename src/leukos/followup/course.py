@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,8 @@ from leukos.followup.flags import Flag, monitoring_flags
 from leukos.followup.model_update import update_parameters
 from leukos.knowledge import KnowledgeBase
 
-__all__ = ["PatientFacts", "LabPoint", "SessionRecord", "SessionOutcome", "NextSession", "FollowUp", "follow_up"]
+__all__ = ["PatientFacts", "LabPoint", "SessionRecord", "SessionOutcome", "NextSession", "FollowUp", "CourseModel",
+           "course_model", "follow_up"]
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,6 @@ class FollowUp:
     citations: tuple[str, ...] = ()
     ruleset_version: str = ""
     as_of: dt.datetime | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable({
@@ -146,27 +146,25 @@ def _eff(b: Mapping[str, float]) -> str:
     return f"{b['median']:.2f}"
 
 
-def follow_up(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequence[SessionRecord], *,
-              now: dt.datetime, kb: KnowledgeBase) -> FollowUp:
-    """The follow-up of one patient (see the module docstring).
+@dataclass(frozen=True)
+class CourseModel:
+    """The model part of the follow-up (no clock involved): per-session outcomes and the next session."""
 
-    Parameters
-    ----------
-    patient : PatientFacts
-        Weight (and height/sex for the blood-volume formula) are needed for the model; without
-        them the trend and flags are still given and the model part is reported as not assessed.
-    labs : sequence of LabPoint
-        Every stored lab result (canonical units), any order.
-    sessions : sequence of SessionRecord
-        The performed sessions, any order.
-    now : datetime
-        The time of reading (UTC-aware): flags such as "next session due" depend on it.
+    sessions: tuple[SessionOutcome, ...]
+    next_session: NextSession | None
+    working: tuple[str, ...]
+    not_assessed: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def course_model(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequence[SessionRecord], *,
+                 kb: KnowledgeBase) -> CourseModel:
+    """Predicted vs observed fall per session, the per-patient update carried forward, the next session.
+
+    Deterministic for given inputs (seeded draws), so a caller may cache it by its inputs.
     """
     sessions = sorted(sessions, key=lambda s: s.started_at)
     wbc = _series(labs, "wbc")
-    target = patient.target_wbc_10e9_per_l
-    if target is None:
-        target = float(kb.value("apheresis.target_wbc_10e9_per_l"))
     working: list[str] = []
     not_assessed: list[str] = []
     warnings: list[str] = []
@@ -241,13 +239,41 @@ def follow_up(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequenc
         else:
             not_assessed.append("Next-session prediction: no white cell count recorded.")
 
+    return CourseModel(sessions=tuple(outcomes), next_session=nxt, working=tuple(working),
+                       not_assessed=tuple(not_assessed), warnings=tuple(dict.fromkeys(warnings)))
+
+
+def follow_up(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequence[SessionRecord], *,
+              now: dt.datetime, kb: KnowledgeBase, model: CourseModel | None = None) -> FollowUp:
+    """The follow-up of one patient (see the module docstring).
+
+    Parameters
+    ----------
+    patient : PatientFacts
+        Weight (and height/sex for the blood-volume formula) are needed for the model; without
+        them the trend and flags are still given and the model part is reported as not assessed.
+    labs : sequence of LabPoint
+        Every stored lab result (canonical units), any order.
+    sessions : sequence of SessionRecord
+        The performed sessions, any order.
+    now : datetime
+        The time of reading (UTC-aware): flags such as "next session due" depend on it.
+    model : CourseModel, optional
+        :func:`course_model` of the same inputs, if the caller has it already (it is the costly part).
+    """
+    sessions = sorted(sessions, key=lambda s: s.started_at)
+    wbc = _series(labs, "wbc")
+    target = patient.target_wbc_10e9_per_l
+    if target is None:
+        target = float(kb.value("apheresis.target_wbc_10e9_per_l"))
+    m = model if model is not None else course_model(patient, labs, sessions, kb=kb)
     flags = monitoring_flags(labs, sessions, now=now, target_wbc_10e9_per_l=target, kb=kb)
     citations = ["apheresis_md_derived", "leukos_operational"]
     for f in flags:
         citations += list(f.citations)
-    return FollowUp(trend=_trend(wbc) | {"target_wbc_10e9_per_l": target}, sessions=tuple(outcomes), next_session=nxt,
-                    flags=flags, working=tuple(working), not_assessed=tuple(not_assessed),
-                    warnings=tuple(dict.fromkeys(warnings)), citations=tuple(dict.fromkeys(citations)),
+    return FollowUp(trend=_trend(wbc) | {"target_wbc_10e9_per_l": target}, sessions=m.sessions,
+                    next_session=m.next_session, flags=flags, working=m.working, not_assessed=m.not_assessed,
+                    warnings=m.warnings, citations=tuple(dict.fromkeys(citations)),
                     ruleset_version=kb.ruleset_version, as_of=now)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -20,7 +21,16 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from leukos import __version__
 from leukos.errors import ErrorDetail
-from leukos.followup import FollowUp, LabPoint, PatientFacts, SessionRecord, follow_up, monitoring_flags
+from leukos.followup import (
+    CourseModel,
+    FollowUp,
+    LabPoint,
+    PatientFacts,
+    SessionRecord,
+    course_model,
+    follow_up,
+    monitoring_flags,
+)
 from leukos.followup.flags import next_session_due_at
 from leukos.knowledge import KnowledgeBase
 from leukos.registry.errors import ConflictError, UnknownRecordError
@@ -89,6 +99,9 @@ class Registry:
     def __init__(self, engine: Engine, kb: KnowledgeBase, *, clock: Callable[[], dt.datetime] = utcnow):
         self.engine, self.kb, self.clock = engine, kb, clock
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # the follow-up model (Monte Carlo) of a course, by its exact inputs: recomputed when anything changes
+        self._models: dict[tuple, CourseModel] = {}
+        self._models_lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -314,8 +327,16 @@ class Registry:
 
     def follow_up(self, pseudonym: str, *, now: dt.datetime | None = None) -> FollowUp:
         """The core follow-up (trend, predicted vs observed, next session, flags) of the stored course."""
-        t = self.timeline(pseudonym)
-        return follow_up(*course_inputs(t), now=now or self.clock(), kb=self.kb)
+        facts, labs, sessions = course_inputs(self.timeline(pseudonym))
+        key = (facts, tuple(labs), tuple(sessions))
+        model = self._models.get(key)
+        if model is None:
+            model = course_model(facts, labs, sessions, kb=self.kb)
+            with self._models_lock:
+                self._models[key] = model
+                while len(self._models) > 256:
+                    self._models.pop(next(iter(self._models)))
+        return follow_up(facts, labs, sessions, now=now or self.clock(), kb=self.kb, model=model)
 
     # -- CDS feedback --------------------------------------------------------------------------------
 
