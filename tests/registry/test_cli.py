@@ -43,6 +43,10 @@ def test_three_sessions_recorded_from_files_then_followed_up(run, tmp_path):
     assert "Session 1: predicted" in r.output and "observed 22 %" in r.output and "Session 4 predicted" in r.output
     data = json.loads(run("patient", "show", "LK-0001", "--format", "json").output)
     assert [s["observed_fall_pct"] for s in data["follow_up"]["sessions"]] == [22.0, 25.6, 25.0]
+    r = run("patient", "treatment", "LK-0001", "--agent", "hydroxyurea", "--dose", "2 g twice daily",
+            "--start", iso(1), "--by", "Dr C")
+    assert r.exit_code == 0, r.output
+    assert run("patient", "treatment", "LK-0001", "--agent", "aspirin", "--start", iso(1), "--by", "x").exit_code == 2
     w = run("patient", "list")
     assert "LK-0001" in w.output and "×10⁹/L" in w.output
 
@@ -81,4 +85,4 @@ def test_export_is_pseudonymised_and_backup_is_a_database(run, tmp_path):
     con.close()
     r = run("registry", "migrate", "--down", "--revision", "base")
     assert r.exit_code == 0 and "base" in r.output
-    assert run("registry", "migrate").output.strip().endswith("revision 0001.")
+    assert run("registry", "migrate").output.strip().endswith("revision 0002.")

@@ -9,19 +9,23 @@ from sqlalchemy import inspect
 from leukos.registry.db import current_revision, downgrade, make_engine, upgrade
 from leukos.registry.models import Base
 
-TABLES = {"patients", "episodes", "lab_results", "assessments", "plans", "procedures", "adverse_events", "cds_feedback"}
+TABLES = {"patients", "episodes", "lab_results", "assessments", "plans", "procedures", "adverse_events", "cds_feedback",
+          "treatments"}
 
 
 def test_upgrade_downgrade_upgrade(settings):
     engine = make_engine(settings)
     upgrade(engine)
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
+    downgrade(engine, "0001")  # one step back: only the treatments table goes
+    assert set(inspect(engine).get_table_names()) >= TABLES - {"treatments"}
+    assert "treatments" not in inspect(engine).get_table_names()
     downgrade(engine, "base")
     assert not TABLES & set(inspect(engine).get_table_names())
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     engine.dispose()
 
 

@@ -150,6 +150,24 @@ def patient_labs(pseudonym: str = typer.Argument(...),
     _json(r) if fmt == "json" else typer.echo(f"Added {r['added']} result(s); {r['already_present']} already present.")
 
 
+@patient_app.command("treatment")
+@user_errors
+def patient_treatment(pseudonym: str = typer.Argument(...),
+                      agent: str = typer.Option(..., help="hydroxyurea, induction_chemotherapy, corticosteroid_prephase, "
+                                                          "tyrosine_kinase_inhibitor, other."),
+                      start: str = typer.Option(..., help="Start time, ISO 8601 with time zone (2026-12-01T10:00Z)."),
+                      end: str | None = typer.Option(None, help="End time, if stopped."),
+                      dose: str | None = typer.Option(None, help="Dose and schedule as prescribed."),
+                      by: str = typer.Option(..., "--by", help="Who records it."), fmt: str = FMT) -> None:
+    """Record cytoreduction (marked on the course chart)."""
+    from leukos.registry.inputs import TreatmentIn, parse
+
+    data = {k: v for k, v in {"agent": agent, "started_at": start, "ended_at": end, "dose": dose,
+                              "recorded_by": by}.items() if v is not None}
+    r = _registry().add_treatment(pseudonym, parse(TreatmentIn, data))
+    _json(r) if fmt == "json" else typer.echo(f"Recorded {agent} for {pseudonym}.")
+
+
 @procedure_app.command("record")
 @user_errors
 def procedure_record(pseudonym: str = typer.Argument(..., help="Patient pseudonym."),

@@ -18,7 +18,7 @@ from leukos.errors import ErrorDetail, LeukosUserError, UnknownTermError
 from leukos.knowledge import KnowledgeBase
 from leukos.units import converter_for
 
-__all__ = ["PatientIn", "PatientUpdate", "LabIn", "CountIn", "AdverseEventIn", "ProcedureIn", "ProcedureUpdate", "FeedbackIn",
+__all__ = ["PatientIn", "PatientUpdate", "LabIn", "CountIn", "AdverseEventIn", "ProcedureIn", "ProcedureUpdate", "FeedbackIn", "TreatmentIn", "check_treatment",
            "parse", "canonical_lab", "check_procedure", "vocabulary", "SOURCES", "DIAGNOSES"]
 
 SOURCES = ("typed", "fhir", "screening")
@@ -107,6 +107,25 @@ class ProcedureIn(_In):
 
 class ProcedureUpdate(ProcedureIn):
     version: int = Field(..., ge=1, description="The version you read (optimistic concurrency)")
+
+
+class TreatmentIn(_In):
+    agent: str = Field(..., description="hydroxyurea, induction_chemotherapy, corticosteroid_prephase, tyrosine_kinase_inhibitor, other")
+    dose: str | None = Field(None, max_length=200, description="Dose and schedule as prescribed, e.g. '2 g twice daily'")
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    recorded_by: str = Field(..., min_length=1, max_length=64)
+
+
+def check_treatment(t: TreatmentIn, kb: KnowledgeBase) -> None:
+    problems = []
+    agents = vocabulary(kb, "cytoreduction")
+    if t.agent not in agents:
+        problems.append(ErrorDetail("agent", t.agent, f"one of {', '.join(agents)}", "choose a listed treatment"))
+    if t.ended_at is not None and t.ended_at < t.started_at:
+        problems.append(ErrorDetail("ended_at", t.ended_at.isoformat(), "not before started_at", "check the dates"))
+    if problems:
+        raise LeukosUserError(problems, title="The treatment cannot be saved")
 
 
 class FeedbackIn(_In):

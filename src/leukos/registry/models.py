@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = ["Base", "Patient", "Episode", "LabResult", "IssuedAssessment", "IssuedPlan", "Procedure",
-           "AdverseEvent", "CdsFeedback", "UtcDateTime"]
+           "AdverseEvent", "Treatment", "CdsFeedback", "UtcDateTime"]
 
 
 class UtcDateTime(TypeDecorator):
@@ -170,6 +170,20 @@ class AdverseEvent(Base):
     severity: Mapped[str] = mapped_column(String(16))               # mild/moderate/severe or grade 1-5
     action: Mapped[str | None] = mapped_column(Text)
     run_stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Treatment(Base):
+    """Cytoreductive treatment given (hydroxyurea, induction chemotherapy, ...): marked on the course."""
+
+    __tablename__ = "treatments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    agent: Mapped[str] = mapped_column(String(32))
+    dose: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime]
 
 
 class CdsFeedback(Base):

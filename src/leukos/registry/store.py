@@ -41,8 +41,10 @@ from leukos.registry.inputs import (
     PatientUpdate,
     ProcedureIn,
     ProcedureUpdate,
+    TreatmentIn,
     canonical_lab,
     check_procedure,
+    check_treatment,
 )
 from leukos.registry.models import (
     AdverseEvent,
@@ -53,6 +55,7 @@ from leukos.registry.models import (
     LabResult,
     Patient,
     Procedure,
+    Treatment,
 )
 
 __all__ = ["Registry", "utcnow"]
@@ -75,6 +78,11 @@ def _patient_dict(p: Patient) -> dict[str, Any]:
 def _lab_dict(r: Any) -> dict[str, Any]:
     return {"id": r.id, "analyte": r.analyte, "value": r.value, "unit": r.unit, "given": r.given,
             "taken_at": r.taken_at, "source": r.source, "procedure_id": r.procedure_id, "role": r.role}
+
+
+def _treatment_dict(t: Any) -> dict[str, Any]:
+    return {"id": t.id, "agent": t.agent, "dose": t.dose, "started_at": t.started_at, "ended_at": t.ended_at,
+            "recorded_by": t.recorded_by}
 
 
 def _procedure_dict(p: Procedure, counts: Sequence[Any] = ()) -> dict[str, Any]:
@@ -289,6 +297,16 @@ class Registry:
             rows = s.execute(select(LabResult).where(LabResult.procedure_id == proc.id)).scalars().all()
             return _procedure_dict(s.get(Procedure, proc.id), rows)
 
+    def add_treatment(self, pseudonym: str, data: TreatmentIn) -> dict[str, Any]:
+        check_treatment(data, self.kb)
+        with self._tx() as s:
+            p = self._patient(s, pseudonym)
+            t = Treatment(patient_id=p.id, agent=data.agent, dose=data.dose, started_at=data.started_at,
+                          ended_at=data.ended_at, recorded_by=data.recorded_by, recorded_at=self.clock())
+            s.add(t)
+            s.flush()
+            return _treatment_dict(t)
+
     # -- reads ---------------------------------------------------------------------------------------
 
     def timeline(self, pseudonym: str) -> dict[str, Any]:
@@ -305,10 +323,12 @@ class Registry:
                       for kind, model in (("assessment", IssuedAssessment), ("plan", IssuedPlan))
                       for r in s.execute(select(model.id, model.issued_at, model.ruleset_version)
                                          .where(model.patient_id == p.id)).all()]
+            treatments = [_treatment_dict(x) for x in s.scalars(
+                select(Treatment).where(Treatment.patient_id == p.id).order_by(Treatment.started_at))]
             counts = [r for r in labs if r.procedure_id is not None]
             procedures = [_procedure_dict(x, [r for r in counts if r.procedure_id == x.id]) for x in procs]
             return {"patient": _patient_dict(p), "labs": [_lab_dict(r) for r in labs], "procedures": procedures,
-                    "issued": sorted(issued, key=lambda d: d["issued_at"])}
+                    "treatments": treatments, "issued": sorted(issued, key=lambda d: d["issued_at"])}
 
     def issued_output(self, pseudonym: str, kind: str, issued_id: int) -> dict[str, Any]:
         model = {"assessment": IssuedAssessment, "plan": IssuedPlan}[kind]

@@ -30,7 +30,16 @@ from leukos.domain.assessment import jsonable
 from leukos.errors import LeukosUserError
 from leukos.registry import RegistrySettings, open_registry
 from leukos.registry.errors import ConflictError, UnknownRecordError
-from leukos.registry.inputs import FeedbackIn, LabIn, PatientIn, PatientUpdate, ProcedureIn, ProcedureUpdate, parse
+from leukos.registry.inputs import (
+    FeedbackIn,
+    LabIn,
+    PatientIn,
+    PatientUpdate,
+    ProcedureIn,
+    ProcedureUpdate,
+    TreatmentIn,
+    parse,
+)
 from leukos.registry.settings import SQLITE_FILE
 from leukos.service.deps import api_caller, service_state
 
@@ -141,6 +150,11 @@ def record_procedure(request: Request, pseudonym: str, body: ProcedureIn, _calle
 def update_procedure(request: Request, pseudonym: str, procedure_id: int, body: ProcedureUpdate,
                      _caller=Depends(api_caller)) -> dict[str, Any]:
     return jsonable(_reg(request, pseudonym, "write").update_procedure(pseudonym, procedure_id, body))
+
+
+@router.post("/{pseudonym}/treatments", status_code=201, summary="Record a cytoreductive treatment (marked on the course)")
+def add_treatment(request: Request, pseudonym: str, body: TreatmentIn, _caller=Depends(api_caller)) -> dict[str, Any]:
+    return jsonable(_reg(request, pseudonym, "write").add_treatment(pseudonym, body))
 
 
 @router.post("/{pseudonym}/assessments", status_code=201, summary="Assess a case and store the assessment as issued")

@@ -66,6 +66,7 @@ def _headers() -> dict[str, str]:
 def _vocab(kb) -> dict[str, dict[str, str]]:
     v = {name: vocabulary(kb, name) for name in ("access", "anticoagulant", "adverse_event_type", "severity_waa",
                                                  "severity_ctcae", "calcium_route")}
+    v["cytoreduction"] = vocabulary(kb, "cytoreduction")
     v["device"] = {k: d["label"] for k, d in kb.table("apheresis")["devices"].items() if d.get("purpose") == "depletion"}
     return v
 
@@ -99,6 +100,7 @@ def _chart_data(t: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
     return jsonable({"series": series,
                      "procedures": [{"start": p["started_at"], "end": p["ended_at"], "label": f"Session {i}"}
                                     for i, p in enumerate(t["procedures"], start=1)],
+                     "treatments": [{"start": x["started_at"], "label": x["label"]} for x in t["treatments"]],
                      "target": f["trend"].get("target_wbc_10e9_per_l")})
 
 
@@ -108,6 +110,9 @@ def timeline_page(request: Request, pseudonym: str, _caller=Depends(api_caller))
     reg = registry_of(request.app)
     t = reg.timeline(pseudonym)
     f = reg.follow_up(pseudonym).to_dict()
+    agents = vocabulary(service_state(request).kb, "cytoreduction")
+    for x in t["treatments"]:
+        x["label"] = agents.get(x["agent"], x["agent"])
     return _page(request, "registry_patient.html", {
         "t": t, "f": f, "p": t["patient"], "chart": json.dumps(_chart_data(t, f)),
         "recent_labs": list(reversed(t["labs"]))[:60], "analytes": service_state(request).kb.analytes})

@@ -18,9 +18,17 @@
       return { type: "rect", xref: "x", yref: "paper", x0: p.start, x1: p.end, y0: 0, y1: 1,
                fillcolor: "#6c757d", opacity: 0.2, line: { width: 0 } };
     });
+    (d.treatments || []).forEach(function (x) {
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: x.start, x1: x.start, y0: 0, y1: 1,
+                    line: { dash: "dot", color: "#2b6a2b", width: 2 } });
+    });
+    var notes = (d.treatments || []).map(function (x) {
+      return { x: x.start, y: 1, xref: "x", yref: "paper", text: x.label, showarrow: false, yanchor: "bottom",
+               font: { size: 11, color: "#2b6a2b" } };
+    });
     if (d.target) shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: d.target, y1: d.target,
                                 line: { dash: "dash", color: "#a4161a", width: 1 } });
-    Plotly.newPlot(el, traces, { margin: { t: 20, b: 80 }, shapes: shapes, yaxis: { title: { text: "×10⁹/L" } },
+    Plotly.newPlot(el, traces, { margin: { t: 30, b: 80 }, shapes: shapes, annotations: notes, yaxis: { title: { text: "×10⁹/L" } },
       yaxis2: { title: { text: "mmol/L" }, overlaying: "y", side: "right" }, legend: { orientation: "h", y: -0.2 } },
       { responsive: true, displaylogo: false });
     el.setAttribute("data-rendered", "true");
