@@ -53,7 +53,7 @@ def test_nurse_form_saves_and_timeline_shows_the_session(client):
     assert r.status_code == 303 and r.headers["location"] == "/ui/patients/LK-0001"
     html = client.get("/ui/patients/LK-0001").text
     text = _visible(html)
-    assert "Femoral catheter" in text and "9.6 L" in text and "Perioral or digital tingling" in text and "(WAA)" in text
+    assert "Femoral catheter" in text and "9.6 L" in text and "Perioral or digital tingling" in text and "(WAA scale)" in text
     assert "250 ×10⁹/L" in text and "190 ×10⁹/L" in text and "24 %" in text  # observed fall 250 -> 190
     assert 'id="course-data"' in html and "Hydroxyurea (2 g twice daily)" in text
     for raw in ("{'", '{"', "None", "spectra_optia_wbcd", "acd_a", "10*9/L"):

@@ -40,7 +40,18 @@ def _when(t: Any) -> str:
 def _num(v: Any, digits: int = 1) -> str:
     if v is None:
         return "—"
-    return f"{v:.{digits}f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+    if not isinstance(v, float):
+        return str(v)
+    text = f"{v:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text and digits == 1 else text
+
+
+def _span(start: Any, end: Any) -> str:
+    """A run as '01 Dec 2026, 08:00–11:00 UTC' (the end date only when it differs)."""
+    a, b = (dt.datetime.fromisoformat(x) if isinstance(x, str) else x for x in (start, end))
+    a, b = a.astimezone(dt.UTC), b.astimezone(dt.UTC)
+    tail = b.strftime("%H:%M") if a.date() == b.date() else b.strftime("%d %b %H:%M")
+    return f"{a.strftime('%d %b %Y, %H:%M')}–{tail} UTC"
 
 
 _SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -55,6 +66,7 @@ def _ucum(text: str | None) -> str:
 
 
 _T.env.filters.update(when=_when, num=_num, ucum=_ucum)
+_T.env.globals.update(span=_span)
 
 
 def _headers() -> dict[str, str]:
