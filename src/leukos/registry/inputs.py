@@ -29,29 +29,25 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class PatientIn(_In):
+class _PatientFacts(_In):
+    sex: Literal["male", "female"] | None = None
+    age_years: float | None = Field(None, ge=0, le=120)
+    weight_kg: float | None = Field(None, gt=0, le=400)
+    height_cm: float | None = Field(None, gt=30, le=250)
+    diagnosis: Literal[DIAGNOSES] | None = None  # type: ignore[valid-type]
+    ward: str | None = Field(None, max_length=64)
+    target_wbc_10e9_per_l: float | None = Field(None, gt=0, le=1000)
+
+
+class PatientIn(_PatientFacts):
     pseudonym: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
                                   description="Local pseudonymous id; generated when absent")
     mrn: str | None = Field(None, min_length=1, max_length=64, description="Hospital number: stored in its own column, never logged")
     fhir_patient_id: str | None = Field(None, max_length=128, description="FHIR Patient id (links CDS Hooks calls)")
-    sex: Literal["male", "female"] | None = None
-    age_years: float | None = Field(None, ge=0, le=120)
-    weight_kg: float | None = Field(None, gt=0, le=400)
-    height_cm: float | None = Field(None, gt=30, le=250)
-    diagnosis: Literal[DIAGNOSES] | None = None  # type: ignore[valid-type]
-    ward: str | None = Field(None, max_length=64)
-    target_wbc_10e9_per_l: float | None = Field(None, gt=0, le=1000)
 
 
-class PatientUpdate(_In):
+class PatientUpdate(_PatientFacts):
     version: int = Field(..., ge=1, description="The version you read (optimistic concurrency)")
-    sex: Literal["male", "female"] | None = None
-    age_years: float | None = Field(None, ge=0, le=120)
-    weight_kg: float | None = Field(None, gt=0, le=400)
-    height_cm: float | None = Field(None, gt=30, le=250)
-    diagnosis: Literal[DIAGNOSES] | None = None  # type: ignore[valid-type]
-    ward: str | None = Field(None, max_length=64)
-    target_wbc_10e9_per_l: float | None = Field(None, gt=0, le=1000)
     active: bool | None = None
 
 

@@ -112,24 +112,23 @@ class LabResult(Base):
     recorded_by: Mapped[str | None] = mapped_column(String(64))
 
 
-class IssuedAssessment(Base):
+class _Issued:
+    """An output document exactly as issued, with the versions that produced it."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[dt.datetime]
+    ruleset_version: Mapped[str] = mapped_column(String(32))
+    leukos_version: Mapped[str] = mapped_column(String(32))
+    output: Mapped[dict[str, Any]]
+
+
+class IssuedAssessment(_Issued, Base):
     __tablename__ = "assessments"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
-    issued_at: Mapped[dt.datetime]
-    ruleset_version: Mapped[str] = mapped_column(String(32))
-    leukos_version: Mapped[str] = mapped_column(String(32))
-    output: Mapped[dict[str, Any]]
 
 
-class IssuedPlan(Base):
+class IssuedPlan(_Issued, Base):
     __tablename__ = "plans"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
-    issued_at: Mapped[dt.datetime]
-    ruleset_version: Mapped[str] = mapped_column(String(32))
-    leukos_version: Mapped[str] = mapped_column(String(32))
-    output: Mapped[dict[str, Any]]
 
 
 class Procedure(Base):
