@@ -10,9 +10,9 @@ written when any check fails.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 
 from leukos.errors import ErrorDetail, LeukosUserError, UnknownTermError
 from leukos.knowledge import KnowledgeBase
@@ -25,18 +25,28 @@ SOURCES = ("typed", "fhir", "screening")
 DIAGNOSES = ("AML", "APL", "ALL", "CML", "CLL", "other", "unknown")
 
 
+def _not_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("a number, not true/false")
+    return v
+
+
+Num = Annotated[float, BeforeValidator(_not_bool)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 class _PatientFacts(_In):
     sex: Literal["male", "female"] | None = None
-    age_years: float | None = Field(None, ge=0, le=120)
-    weight_kg: float | None = Field(None, gt=0, le=400)
-    height_cm: float | None = Field(None, gt=30, le=250)
+    age_years: Num | None = Field(None, ge=0, le=120)
+    weight_kg: Num | None = Field(None, gt=0, le=400)
+    height_cm: Num | None = Field(None, gt=30, le=250)
     diagnosis: Literal[DIAGNOSES] | None = None  # type: ignore[valid-type]
     ward: str | None = Field(None, max_length=64)
-    target_wbc_10e9_per_l: float | None = Field(None, gt=0, le=1000)
+    target_wbc_10e9_per_l: Num | None = Field(None, gt=0, le=1000)
 
 
 class PatientIn(_PatientFacts):
@@ -47,13 +57,13 @@ class PatientIn(_PatientFacts):
 
 
 class PatientUpdate(_PatientFacts):
-    version: int = Field(..., ge=1, description="The version you read (optimistic concurrency)")
-    active: bool | None = None
+    version: Int = Field(..., ge=1, description="The version you read (optimistic concurrency)")
+    active: StrictBool | None = None
 
 
 class LabIn(_In):
     analyte: str = Field(..., description="An analyte of the leukos case format, e.g. wbc, platelets, ionized_calcium")
-    value: float
+    value: Num
     unit: str | None = Field(None, description="Unit as reported (UCUM or a common spelling); none = canonical")
     taken_at: AwareDatetime
     source: Literal["typed", "fhir", "screening"] = "typed"
@@ -61,7 +71,7 @@ class LabIn(_In):
 
 
 class CountIn(_In):
-    value: float
+    value: Num
     unit: str | None = None
     taken_at: AwareDatetime
 
@@ -71,7 +81,7 @@ class AdverseEventIn(_In):
     scale: Literal["WAA", "CTCAE"]
     severity: str = Field(..., description="WAA: mild/moderate/severe; CTCAE: grade 1-5")
     action: str | None = Field(None, max_length=500)
-    run_stopped: bool = False
+    run_stopped: StrictBool = False
 
 
 class ProcedureIn(_In):
@@ -80,29 +90,29 @@ class ProcedureIn(_In):
     device: str = Field("spectra_optia_wbcd", description="Device profile of the knowledge base")
     protocol: str | None = Field(None, max_length=64)
     access: str = Field(..., description="peripheral, cvc_jugular, cvc_subclavian, femoral, av_fistula")
-    volume_processed_l: float = Field(..., description="Whole blood processed (L)")
-    run_time_min: float | None = Field(None, description="Pump run time (min); default: end - start")
+    volume_processed_l: Num = Field(..., description="Whole blood processed (L)")
+    run_time_min: Num | None = Field(None, description="Pump run time (min); default: end - start")
     anticoagulant: str = Field("acd_a", description="acd_a, heparin, acd_a_heparin")
-    inlet_ac_ratio: float | None = None
-    ac_volume_ml: float | None = None
-    calcium_given_mmol: float | None = None
+    inlet_ac_ratio: Num | None = None
+    ac_volume_ml: Num | None = None
+    calcium_given_mmol: Num | None = None
     calcium_route: str | None = None
-    product_volume_ml: float | None = None
+    product_volume_ml: Num | None = None
     pre_wbc: CountIn | None = None
     post_wbc: CountIn | None = None
     pre_platelets: CountIn | None = None
     post_platelets: CountIn | None = None
     ionized_calcium: list[CountIn] = Field(default_factory=list, description="iCa results during/after the run")
-    interrupted: bool = False
+    interrupted: StrictBool = False
     interruptions: str | None = Field(None, max_length=1000)
     adverse_events: list[AdverseEventIn] = Field(default_factory=list)
     recorded_by: str = Field(..., min_length=1, max_length=64)
     notes: str | None = Field(None, max_length=2000)
-    plan_id: int | None = None
+    plan_id: Int | None = None
 
 
 class ProcedureUpdate(ProcedureIn):
-    version: int = Field(..., ge=1, description="The version you read (optimistic concurrency)")
+    version: Int = Field(..., ge=1, description="The version you read (optimistic concurrency)")
 
 
 class TreatmentIn(_In):

@@ -152,6 +152,8 @@ class Registry:
 
     def update_patient(self, pseudonym: str, data: PatientUpdate) -> dict[str, Any]:
         changes = data.model_dump(exclude_unset=True, exclude={"version"})
+        if changes.get("active", False) is None:
+            del changes["active"]  # active is yes or no; null leaves it as it is
         with self._tx() as s:
             p = self._patient(s, pseudonym)
             res = s.execute(update(Patient).where(Patient.id == p.id, Patient.version == data.version)

@@ -50,6 +50,7 @@ __all__ = ["router", "install", "registry_of", "registry_cards", "RegistryFeedba
 
 _ERR = {"content": {"application/json": {"schema": {"type": "object"}}}}
 router = APIRouter(prefix="/api/patients", tags=["registry"], responses={
+    400: {"description": "The body is not valid JSON"},
     401: {"description": "Bearer token (API token or client JWT) missing or refused"},
     404: {"description": "Unknown patient or procedure", **_ERR},
     409: {"description": "The record changed since you read it (stale version): nothing written", **_ERR},
@@ -187,7 +188,9 @@ def issue_plan(request: Request, pseudonym: str, body: dict[str, Any] = Body(...
     return {"id": reg.record_issued(pseudonym, "plan", out), "plan": out}
 
 
-@router.get("/{pseudonym}/fhir", summary="The patient's course as a FHIR R4 Bundle (Patient, Procedure, Observation, AdverseEvent)")
+@router.get("/{pseudonym}/fhir", summary="The patient's course as a FHIR R4 Bundle (Patient, Procedure, Observation, AdverseEvent)",
+            response_class=JSONResponse, responses={200: {"description": "A FHIR R4 collection Bundle", "content": {
+                "application/fhir+json": {"schema": {"type": "object"}}}}})
 def export_fhir(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> JSONResponse:
     from leukos.registry.fhir_io import export_bundle
 
@@ -247,6 +250,20 @@ def _status_handler(status: int):
     return handler
 
 
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with every method the path supports in ``Allow`` (Starlette names only the first route's,
+    and /api/patients has GET and POST on separate routes)."""
+    from starlette.routing import Match
+
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            allowed |= set(route.methods)
+    return JSONResponse(status_code=405, content={"detail": "Method Not Allowed"},
+                        headers={"Allow": ", ".join(sorted(allowed))})
+
+
 def install(app: FastAPI) -> None:
     """Add the registry's API and UI routers, its 404/409 errors and the persistent CDS feedback store."""
     if importlib.util.find_spec("sqlalchemy") is None:
@@ -256,6 +273,7 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(UnknownRecordError, _status_handler(404))
     app.add_exception_handler(ConflictError, _status_handler(409))
+    app.add_exception_handler(405, _method_not_allowed)
     app.include_router(router)
     app.include_router(registry_ui.router)
     app.state.leukos.feedback = RegistryFeedbackStore(app, app.state.leukos.feedback)
