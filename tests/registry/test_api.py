@@ -139,3 +139,17 @@ def test_cds_feedback_survives_a_restart(tmp_path):
     r = app2.post("/cds-services/leukos-patient-view/feedback", json=fb).json()
     assert r["new"] == 0  # already stored by the first process
     assert app2.app.state.leukos.feedback.__len__() == 1
+
+
+def test_assessment_and_plan_are_stored_as_issued(client):
+    import yaml
+
+    client.post("/api/patients", json=PATIENT, headers=AUTH)
+    case = json.loads(json.dumps(yaml.safe_load(sorted(EXAMPLES.glob("01-*.yaml"))[0].read_text()), default=str))
+    a = client.post("/api/patients/LK-0001/assessments", json=case, headers=AUTH)
+    p = client.post("/api/patients/LK-0001/plans", json=case, headers=AUTH)
+    assert a.status_code == 201 and p.status_code == 201
+    issued = client.get("/api/patients/LK-0001", headers=AUTH).json()["issued"]
+    assert [(i["kind"], i["ruleset_version"]) for i in issued] == [("assessment", a.json()["assessment"]["ruleset_version"]),
+                                                                  ("plan", p.json()["plan"]["ruleset_version"])]
+    assert client.post("/api/patients/NOBODY/assessments", json=case, headers=AUTH).status_code == 404

@@ -86,3 +86,24 @@ def test_export_is_pseudonymised_and_backup_is_a_database(run, tmp_path):
     r = run("registry", "migrate", "--down", "--revision", "base")
     assert r.exit_code == 0 and "base" in r.output
     assert run("registry", "migrate").output.strip().endswith("revision 0002.")
+
+
+def test_fhir_round_trip_and_issued_outputs(run, tmp_path):
+    from tests.conftest import EXAMPLES
+
+    _patient(run)
+    bundle = str(EXAMPLES / "fhir-bundle-aml.json")
+    first = json.loads(run("patient", "fhir-import", "LK-0001", bundle, "--format", "json").output)
+    again = json.loads(run("patient", "fhir-import", "LK-0001", bundle, "--format", "json").output)
+    assert first["added"] > 0 and again["added"] == 0 and again["already_present"] == first["added"]
+    out = tmp_path / "course.json"
+    assert run("patient", "fhir-export", "LK-0001", "--out", str(out)).exit_code == 0
+    from fhir.resources.R4B.bundle import Bundle
+
+    b = Bundle.model_validate_json(out.read_text())
+    assert sum(e.resource.get_resource_type() == "Observation" for e in b.entry) == first["added"]
+    case = sorted(EXAMPLES.glob("01-*.yaml"))[0]
+    ids = json.loads(run("patient", "assess", "LK-0001", str(case), "--plan", "--format", "json").output)
+    assert set(ids) == {"assessment", "plan"}
+    t = json.loads(run("patient", "show", "LK-0001", "--format", "json").output)["timeline"]
+    assert [i["kind"] for i in t["issued"]] == ["assessment", "plan"]

@@ -168,6 +168,63 @@ def patient_treatment(pseudonym: str = typer.Argument(...),
     _json(r) if fmt == "json" else typer.echo(f"Recorded {agent} for {pseudonym}.")
 
 
+@patient_app.command("fhir-export")
+@user_errors
+def patient_fhir_export(pseudonym: str = typer.Argument(...), out: Path | None = typer.Option(None, "--out",
+                        help="File to write (default: stdout).")) -> None:
+    """The patient's course as a FHIR R4 Bundle (Patient, Procedure, Observation, AdverseEvent)."""
+    from leukos.registry.fhir_io import export_bundle
+
+    reg = _registry()
+    text = json.dumps(export_bundle(reg.timeline(pseudonym), reg.kb), indent=1, ensure_ascii=False)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text, "utf-8")
+        typer.echo(f"Wrote {out}.")
+
+
+@patient_app.command("fhir-import")
+@user_errors
+def patient_fhir_import(pseudonym: str = typer.Argument(...), bundle: str = typer.Argument(..., help="FHIR R4 Bundle (JSON)."),
+                        by: str | None = typer.Option(None, "--by"), fmt: str = FMT) -> None:
+    """Import the lab results of a FHIR Bundle (a repeated import adds nothing)."""
+    from leukos.registry.fhir_io import labs_from_bundle
+
+    reg = _registry()
+    labs, notes = labs_from_bundle(_read(bundle), reg.kb)
+    r = reg.add_labs(pseudonym, labs, recorded_by=by)
+    if fmt == "json":
+        _json(r | {"notes": notes})
+        return
+    typer.echo(f"Imported {r['added']} result(s); {r['already_present']} already present.")
+    for n in notes:
+        typer.echo(f"  note: {n}")
+
+
+@patient_app.command("assess")
+@user_errors
+def patient_assess(pseudonym: str = typer.Argument(...), case: str = typer.Argument(..., help="Case file (leukos case "
+                   "format or FHIR Bundle)."), plan: bool = typer.Option(False, "--plan", help="Also plan a leukapheresis."),
+                   fmt: str = FMT) -> None:
+    """Assess a case (and optionally plan) and keep the output as issued in the patient's record."""
+    from leukos.cli.inputs import read_case
+    from leukos.domain.assessment import jsonable
+    from leukos.rules import assess
+
+    reg = _registry()
+    reg.get_patient(pseudonym)
+    c = read_case(case, reg.kb)
+    a = assess(c, reg.kb)
+    ids = {"assessment": reg.record_issued(pseudonym, "assessment", a.to_dict())}
+    if plan:
+        from leukos.apheresis import plan_leukapheresis
+
+        ids["plan"] = reg.record_issued(pseudonym, "plan", jsonable(plan_leukapheresis(c, None, reg.kb, a).to_dict()))
+    _json(ids) if fmt == "json" else typer.echo(
+        "Stored as issued: " + ", ".join(f"{k} {v}" for k, v in ids.items()) + f" (ruleset {reg.kb.ruleset_version}).")
+
+
 @procedure_app.command("record")
 @user_errors
 def procedure_record(pseudonym: str = typer.Argument(..., help="Patient pseudonym."),
