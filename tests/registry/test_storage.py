@@ -125,6 +125,9 @@ def test_unknown_analyte_and_unknown_patient(registry):
     with pytest.raises(UnknownRecordError) as e:
         registry.record_procedure("NOBODY", parse(ProcedureIn, procedure()))
     assert e.value.details[0].field == "patient"
+    with pytest.raises(UnknownRecordError) as e:
+        registry.record_procedure("LK-0001", parse(ProcedureIn, procedure(plan_id=999)))
+    assert e.value.details[0].field == "plan_id"
     assert _rows(registry, Procedure) == 0
 
 

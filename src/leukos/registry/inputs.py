@@ -57,7 +57,7 @@ class PatientIn(_PatientFacts):
 
 
 class PatientUpdate(_PatientFacts):
-    version: Int = Field(..., ge=1, description="The version you read (optimistic concurrency)")
+    version: Int = Field(..., ge=1, le=2**62, description="The version you read (optimistic concurrency)")
     active: StrictBool | None = None
 
 
@@ -108,11 +108,11 @@ class ProcedureIn(_In):
     adverse_events: list[AdverseEventIn] = Field(default_factory=list)
     recorded_by: str = Field(..., min_length=1, max_length=64)
     notes: str | None = Field(None, max_length=2000)
-    plan_id: Int | None = None
+    plan_id: Int | None = Field(None, ge=1, le=2**62)
 
 
 class ProcedureUpdate(ProcedureIn):
-    version: Int = Field(..., ge=1, description="The version you read (optimistic concurrency)")
+    version: Int = Field(..., ge=1, le=2**62, description="The version you read (optimistic concurrency)")
 
 
 class TreatmentIn(_In):

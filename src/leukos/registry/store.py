@@ -167,8 +167,8 @@ class Registry:
     def ward_list(self, *, page: int = 1, per_page: int = 50, ward: str | None = None,
                   active_only: bool = True) -> dict[str, Any]:
         """Active patients with their latest WBC (and time), next session due and flags; paginated."""
-        if page < 1 or not 1 <= per_page <= 500:
-            raise UnknownRecordError(ErrorDetail("page / per_page", (page, per_page), "page ≥ 1, per_page 1-500",
+        if not 1 <= page <= 1_000_000 or not 1 <= per_page <= 500:
+            raise UnknownRecordError(ErrorDetail("page / per_page", (page, per_page), "page 1-1,000,000, per_page 1-500",
                                                  "ask for an existing page"))
         now = self.clock()
         with self._sessions() as s:
@@ -262,10 +262,20 @@ class Registry:
             s.add(LabResult(patient_id=p.id, procedure_id=proc.id, role=role, analyte=analyte, value=value, unit=unit,
                             given=given, taken_at=at, source="typed", recorded_at=now, recorded_by=by))
 
+    @staticmethod
+    def _check_plan(s: Session, p: Patient, plan_id: int | None) -> None:
+        if plan_id is None:
+            return
+        plan = s.get(IssuedPlan, plan_id)
+        if plan is None or plan.patient_id != p.id:
+            raise UnknownRecordError(ErrorDetail("plan_id", plan_id, f"a plan issued for {p.pseudonym}",
+                                                 "leave plan_id out, or give the number of one of this patient's plans"))
+
     def record_procedure(self, pseudonym: str, data: ProcedureIn) -> dict[str, Any]:
         counts = check_procedure(data, self.kb)
         with self._tx() as s:
             p = self._patient(s, pseudonym)
+            self._check_plan(s, p, data.plan_id)
             proc = Procedure(patient_id=p.id, recorded_at=self.clock(), version=1, **_procedure_fields(data))
             proc.adverse_events = [AdverseEvent(**ae.model_dump()) for ae in data.adverse_events]
             s.add(proc)
@@ -284,6 +294,7 @@ class Registry:
             if proc is None or proc.patient_id != p.id:
                 raise UnknownRecordError(ErrorDetail("procedure", procedure_id, f"a procedure of patient {pseudonym}",
                                                      "check the procedure number"))
+            self._check_plan(s, p, data.plan_id)
             res = s.execute(update(Procedure).where(Procedure.id == proc.id, Procedure.version == data.version)
                             .values(**_procedure_fields(data), version=Procedure.version + 1))
             if res.rowcount != 1:

@@ -24,6 +24,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi import Path as FastPath
 from fastapi.responses import JSONResponse
 
 from leukos.domain.assessment import jsonable
@@ -97,7 +98,7 @@ def _reg(request: Request, pseudonym: str | None, kind: str) -> Registry:
 
 
 @router.get("", summary="Ward list: active patients, latest WBC, next session, flags (paginated)")
-def ward_list(request: Request, page: int = Query(1, ge=1), per_page: int = Query(50, ge=1, le=500),
+def ward_list(request: Request, page: int = Query(1, ge=1, le=1_000_000), per_page: int = Query(50, ge=1, le=500),
               ward: str | None = Query(None, max_length=64), _caller=Depends(api_caller)) -> dict[str, Any]:
     return jsonable(_reg(request, None, "read").ward_list(page=page, per_page=per_page, ward=ward))
 
@@ -148,7 +149,8 @@ def record_procedure(request: Request, pseudonym: str, body: ProcedureIn, _calle
 
 
 @router.put("/{pseudonym}/procedures/{procedure_id}", summary="Correct a procedure record (send the version you read)")
-def update_procedure(request: Request, pseudonym: str, procedure_id: int, body: ProcedureUpdate,
+def update_procedure(request: Request, pseudonym: str, body: ProcedureUpdate,
+                     procedure_id: int = FastPath(..., ge=1, le=2**62),
                      _caller=Depends(api_caller)) -> dict[str, Any]:
     return jsonable(_reg(request, pseudonym, "write").update_procedure(pseudonym, procedure_id, body))
 

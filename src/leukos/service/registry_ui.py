@@ -96,7 +96,7 @@ def _audit(request: Request, kind: str, pseudonym: str | None = None) -> None:
 
 
 @router.get("/ui/patients", response_class=HTMLResponse)
-def ward_page(request: Request, page: int = Query(1, ge=1), ward: str | None = Query(None, max_length=64),
+def ward_page(request: Request, page: int = Query(1, ge=1, le=1_000_000), ward: str | None = Query(None, max_length=64),
               _caller=Depends(api_caller)) -> HTMLResponse:
     _audit(request, "read")
     w = registry_of(request.app).ward_list(page=page, per_page=50, ward=ward or None)
