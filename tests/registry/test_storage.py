@@ -178,3 +178,13 @@ def test_follow_up_is_recomputed_when_the_course_changes(registry):
     second = registry.follow_up("LK-0001", now=at(5))
     assert second.sessions[0].observed_fall_pct == 22.0 and second.sessions[0].efficiency_after is not None
     assert "post_count_missing" not in {f.code for f in second.flags}
+
+
+@pytest.mark.parametrize("bad", [{"recorded_by": "nurse\x00A"}, {"volume_processed_l": float("nan")},
+                                 {"volume_processed_l": True}, {"interrupted": 1}])
+def test_hostile_values_are_user_errors_on_both_databases(registry, bad):
+    _add(registry)
+    with pytest.raises(LeukosUserError) as e:
+        registry.record_procedure("LK-0001", parse(ProcedureIn, procedure() | bad))
+    assert e.value.details[0].field in (*bad, "")
+    assert _rows(registry, Procedure) == 0

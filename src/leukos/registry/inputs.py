@@ -12,7 +12,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
 
 from leukos.errors import ErrorDetail, LeukosUserError, UnknownTermError
 from leukos.knowledge import KnowledgeBase
@@ -35,8 +44,24 @@ Num = Annotated[float, BeforeValidator(_not_bool)]
 Int = Annotated[int, BeforeValidator(_not_bool)]
 
 
+def _no_nul(v: Any) -> Any:
+    """PostgreSQL text cannot hold NUL characters (and no clinical text needs them)."""
+    if isinstance(v, str) and "\x00" in v:
+        raise ValueError("text without NUL (\\x00) characters")
+    if isinstance(v, dict):
+        return {k: _no_nul(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_no_nul(x) for x in v]
+    return v
+
+
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_without_nul(cls, data: Any) -> Any:
+        return _no_nul(data)
 
 
 class _PatientFacts(_In):

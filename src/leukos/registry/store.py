@@ -222,6 +222,12 @@ class Registry:
             from leukos.errors import LeukosUserError
 
             raise LeukosUserError(problems, title="The lab results cannot be saved")
+        try:
+            return self._insert_labs(pseudonym, rows, labs, recorded_by)
+        except IntegrityError:  # a concurrent import of the same source ids won the race: read again
+            return self._insert_labs(pseudonym, rows, labs, recorded_by)
+
+    def _insert_labs(self, pseudonym: str, rows: list, labs: list[LabIn], recorded_by: str | None) -> dict[str, int]:
         now = self.clock()
         with self._tx() as s:
             p = self._patient(s, pseudonym)
