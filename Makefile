@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_assess.py
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_service.py
+	$(BIN)/python benchmarks/bench_registry.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
