@@ -113,3 +113,12 @@ def test_timeline_chart_and_form_in_chromium(tmp_path):
             os.environ.pop("LEUKOS_DATA_DIR", None)
         else:
             os.environ["LEUKOS_DATA_DIR"] = old
+
+
+def test_form_times_in_the_browsers_zone_are_stored_in_utc(client):
+    r = client.post("/ui/patients/LK-0001/procedures", data=FORM | {"utc_offset_min": "60"})
+    assert r.status_code == 303
+    x = client.get("/api/patients/LK-0001").json()["procedures"][0]
+    assert x["started_at"].startswith("2026-12-01T07:00") and x["pre_wbc"]["taken_at"].startswith("2026-12-01T06:30")
+    r = client.post("/ui/patients/LK-0001/procedures", data=FORM | {"utc_offset_min": "9999"})
+    assert r.status_code == 422 and "utc_offset_min" in r.text

@@ -130,14 +130,28 @@ def timeline_page(request: Request, pseudonym: str, _caller=Depends(api_caller))
         "recent_labs": list(reversed(t["labs"]))[:60], "analytes": service_state(request).kb.analytes})
 
 
-def _form_time(form: dict[str, str], key: str, problems: list[ErrorDetail]) -> str | None:
+def _form_zone(form: dict[str, str], problems: list[ErrorDetail]) -> dt.timezone:
+    """The zone of the form's times: the browser's UTC offset (set by registry.js), else UTC."""
+    raw = (form.get("utc_offset_min") or "0").strip()
+    try:
+        minutes = int(raw)
+        if not -14 * 60 <= minutes <= 14 * 60:
+            raise ValueError(raw)
+    except ValueError:
+        problems.append(ErrorDetail("utc_offset_min", raw, "the offset from UTC in minutes (-840 to 840)",
+                                    "reload the form"))
+        return dt.UTC
+    return dt.timezone(dt.timedelta(minutes=minutes))
+
+
+def _form_time(form: dict[str, str], key: str, problems: list[ErrorDetail], zone: dt.tzinfo = dt.UTC) -> str | None:
     raw = (form.get(key) or "").strip()
     if not raw:
         return None
     try:
-        return dt.datetime.fromisoformat(raw).replace(tzinfo=dt.UTC).isoformat()
+        return dt.datetime.fromisoformat(raw).replace(tzinfo=zone).isoformat()
     except ValueError:
-        problems.append(ErrorDetail(key, raw, "a date and time (YYYY-MM-DD HH:MM, UTC)", "pick the date and time"))
+        problems.append(ErrorDetail(key, raw, "a date and time (YYYY-MM-DD HH:MM)", "pick the date and time"))
         return None
 
 
@@ -155,8 +169,9 @@ def _form_num(form: dict[str, str], key: str, problems: list[ErrorDetail]) -> fl
 def procedure_from_form(form: dict[str, str]) -> ProcedureIn:
     """The nurse's form (flat fields) as a :class:`ProcedureIn`; every problem named by its field."""
     problems: list[ErrorDetail] = []
-    rec: dict[str, Any] = {"started_at": _form_time(form, "started_at", problems),
-                           "ended_at": _form_time(form, "ended_at", problems)}
+    zone = _form_zone(form, problems)
+    rec: dict[str, Any] = {"started_at": _form_time(form, "started_at", problems, zone),
+                           "ended_at": _form_time(form, "ended_at", problems, zone)}
     for key in ("device", "protocol", "access", "anticoagulant", "calcium_route", "interruptions", "recorded_by", "notes"):
         if (form.get(key) or "").strip():
             rec[key] = form[key].strip()
@@ -166,10 +181,10 @@ def procedure_from_form(form: dict[str, str]) -> ProcedureIn:
         if v is not None:
             rec[key] = v
     for key in ("pre_wbc", "post_wbc", "pre_platelets", "post_platelets"):
-        v, at = _form_num(form, f"{key}_value", problems), _form_time(form, f"{key}_at", problems)
+        v, at = _form_num(form, f"{key}_value", problems), _form_time(form, f"{key}_at", problems, zone)
         if v is not None or at is not None:
             rec[key] = {"value": v, "taken_at": at}
-    ica, ica_at = _form_num(form, "ica_value", problems), _form_time(form, "ica_at", problems)
+    ica, ica_at = _form_num(form, "ica_value", problems), _form_time(form, "ica_at", problems, zone)
     if ica is not None or ica_at is not None:
         rec["ionized_calcium"] = [{"value": ica, "taken_at": ica_at}]
     rec["interrupted"] = form.get("interrupted") == "on"

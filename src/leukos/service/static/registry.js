@@ -1,4 +1,4 @@
-// Patient course chart of the registry timeline (no inline scripts: the CSP allows only 'self').
+// Registry pages: the patient's course chart and the procedure form's time zone (no inline scripts: the CSP allows only 'self').
 (function () {
   function draw() {
     var data = document.querySelector("#course-data");
@@ -33,5 +33,16 @@
       { responsive: true, displaylogo: false });
     el.setAttribute("data-rendered", "true");
   }
-  document.addEventListener("DOMContentLoaded", draw);
+  function zone() {
+    // The procedure form: times typed in the browser's local time; the server is told the offset.
+    var field = document.querySelector("#utc-offset");
+    var label = document.querySelector("#time-zone");
+    if (!field || !label) return;
+    var minutes = -new Date().getTimezoneOffset();
+    field.value = String(minutes);
+    var sign = minutes < 0 ? "−" : "+", abs = Math.abs(minutes);
+    var text = "local time (UTC" + sign + Math.floor(abs / 60) + (abs % 60 ? ":" + ("0" + abs % 60).slice(-2) : "") + ")";
+    label.textContent = minutes === 0 ? "UTC" : text;
+  }
+  document.addEventListener("DOMContentLoaded", function () { draw(); zone(); });
 })();
