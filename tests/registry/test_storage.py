@@ -188,3 +188,21 @@ def test_hostile_values_are_user_errors_on_both_databases(registry, bad):
         registry.record_procedure("LK-0001", parse(ProcedureIn, procedure() | bad))
     assert e.value.details[0].field in (*bad, "")
     assert _rows(registry, Procedure) == 0
+
+
+def test_backup_is_a_restorable_copy(registry, tmp_path):
+    from leukos.registry.backup import backup
+
+    _add(registry)
+    registry.record_procedure("LK-0001", parse(ProcedureIn, procedure()))
+    out = tmp_path / "registry.backup"
+    msg = backup(registry, out)
+    assert out.stat().st_size > 0
+    if registry.engine.url.get_backend_name() == "sqlite":
+        import sqlite3
+
+        con = sqlite3.connect(out)
+        assert con.execute("select count(*) from procedures").fetchone() == (1,)
+        con.close()
+    else:
+        assert out.read_bytes().startswith(b"PGDMP") and "pg_dump" in msg

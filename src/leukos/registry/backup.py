@@ -52,7 +52,13 @@ def backup(reg: Registry, out: Path) -> str:
     if pg_dump is None:
         raise LeukosUserError(ErrorDetail("pg_dump", None, "the PostgreSQL client tools on the PATH",
                                           "install postgresql-client, or use leukos registry export"))
-    env_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    import os
+
+    # the password goes through the environment, never on the command line (visible to ps)
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    dbname = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
     with out.open("wb") as fh:
-        subprocess.run([pg_dump, "--format=custom", "--dbname", env_url], stdout=fh, check=True)
+        subprocess.run([pg_dump, "--format=custom", "--dbname", dbname], stdout=fh, check=True, env=env)
     return f"pg_dump (custom format) written to {out}."
