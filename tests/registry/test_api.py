@@ -153,3 +153,14 @@ def test_assessment_and_plan_are_stored_as_issued(client):
     assert [(i["kind"], i["ruleset_version"]) for i in issued] == [("assessment", a.json()["assessment"]["ruleset_version"]),
                                                                   ("plan", p.json()["plan"]["ruleset_version"])]
     assert client.post("/api/patients/NOBODY/assessments", json=case, headers=AUTH).status_code == 404
+
+
+def test_patient_view_still_answers_when_the_registry_database_is_down(tmp_path):
+    app = create_app(ServiceSettings(auth_disabled=True, examples_dir=EXAMPLES, audit_log_path=tmp_path / "a.jsonl"))
+    # a PostgreSQL URL on a closed loopback port: nothing listens there
+    from .pg import free_port
+
+    app.state.registry_settings = RegistrySettings(
+        data_dir=tmp_path / "x", database_url=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2")
+    r = Client(app).post("/cds-services/leukos-patient-view", json=patient_view_request("01-aml-leukostasis.yaml"))
+    assert r.status_code == 200 and r.json()["cards"]

@@ -223,14 +223,21 @@ class RegistryFeedbackStore:
 def registry_cards(request: Request, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
     """patient-view: one card on the registered course ("session 2 due; post-session count missing"),
     or none when the patient is not in the registry. Called by the CDS route (run it in a thread)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from leukos.service.cds.cards import short_summary, source_for
     from leukos.service.cds.models import Card, Link
 
-    reg = _registry_if_present(request.app) if patient_fhir_id else None
-    pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
-    if pseudonym is None:
+    try:
+        reg = _registry_if_present(request.app) if patient_fhir_id else None
+        pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
+        if pseudonym is None:
+            return []
+        f = reg.follow_up(pseudonym)
+    except SQLAlchemyError as exc:  # the registry is an extra: its outage must not withhold the other cards
+        logging.getLogger("leukos.service").warning("registry unavailable for the patient-view card: %s",
+                                                    type(exc).__name__)
         return []
-    f = reg.follow_up(pseudonym)
     labels = [fl.label if fl.session is None else f"{fl.label} (session {fl.session})" for fl in f.flags]
     nxt = f.next_session
     lines = [f"**Leukapheresis follow-up ({len(f.sessions)} session(s) recorded)**", ""]
