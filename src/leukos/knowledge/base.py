@@ -15,6 +15,7 @@ from leukos.errors import ErrorDetail, LeukosUserError
 __all__ = ["Analyte", "Citation", "KnowledgeBase", "Parameter", "Symptom", "load_knowledge"]
 
 STATUSES = ("V", "P", "U")
+SYMPTOM_PLACEMENTS = ("table", "closest_row", "ungraded")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,15 @@ class Symptom:
     snomed: tuple[str, ...] = ()
     icd10cm: tuple[str, ...] = ()
     synonyms: tuple[str, ...] = ()
+    # table: the grading table names the term; closest_row: placed by the closest row (status U);
+    # ungraded: no plausible link to leukostasis (listed, never graded)
+    placement: str = "table"
+    placement_citations: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        """V/P/U of the placement: U throughout, because the grading table itself is unverified."""
+        return "U"
 
 
 @dataclass(frozen=True)
@@ -249,6 +259,8 @@ def _load_default() -> KnowledgeBase:
 
     units = _read_toml("units.toml")
 
+    symptom_data = dict(_read_toml("symptoms.toml"))
+    placement_citations = symptom_data.pop("placement_citations")
     symptoms = {
         term: Symptom(
             term=term,
@@ -259,8 +271,10 @@ def _load_default() -> KnowledgeBase:
             snomed=tuple(rec.get("snomed", ())),
             icd10cm=tuple(rec.get("icd10cm", ())),
             synonyms=tuple(rec.get("synonyms", ())),
+            placement=rec["placement"],
+            placement_citations=tuple(placement_citations[rec["placement"]]),
         )
-        for term, rec in _read_toml("symptoms.toml").items()
+        for term, rec in symptom_data.items()
     }
 
     parameters: dict[str, Parameter] = {}
@@ -310,6 +324,14 @@ def _check(kb: KnowledgeBase) -> None:
                 raise ValueError(f"{p.key}: unknown citation key {c!r}")
         if p.choices and p.value not in p.choices:
             raise ValueError(f"{p.key}: default {p.value!r} not among choices")
+    for s in kb.symptoms.values():
+        if s.placement not in SYMPTOM_PLACEMENTS:
+            raise ValueError(f"symptom {s.term}: placement {s.placement!r} not in {SYMPTOM_PLACEMENTS}")
+        if (s.grade is None) != (s.placement == "ungraded"):
+            raise ValueError(f"symptom {s.term}: a grade goes with placement table/closest_row, none with ungraded")
+        for c in s.placement_citations:
+            if c not in kb.citations:
+                raise ValueError(f"symptom {s.term}: unknown citation key {c!r}")
 
 
 def load_knowledge(overrides: Mapping[str, Any] | None = None) -> KnowledgeBase:
