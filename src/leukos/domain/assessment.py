@@ -136,6 +136,7 @@ class LeukapheresisResult:
     apl_suspected: bool = False
     notes: tuple[str, ...] = ()
     unverified: bool = False
+    cautions: tuple[str, ...] = ()  # to settle before a leukapheresis (DIC, low platelets)
     working: Mapping[str, Any] = field(default_factory=_frozen_map)
     citations: tuple[str, ...] = ()
 
