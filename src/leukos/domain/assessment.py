@@ -1,5 +1,5 @@
 """The assessment: what the rules found, each part with its working and citations
-(shared/reference/outputs.md). Frozen values; ``to_dict`` gives the JSON contract."""
+(docs/outputs.md). Frozen values; ``to_dict`` gives the JSON contract."""
 
 from __future__ import annotations
 

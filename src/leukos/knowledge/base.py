@@ -20,7 +20,14 @@ SYMPTOM_PLACEMENTS = ("table", "closest_row", "ungraded")
 
 @dataclass(frozen=True)
 class Citation:
-    """One entry of the citation registry (``data/references/*.toml``)."""
+    """One entry of the citation registry (``data/references/*.toml``).
+
+    The record is always the primary publication, guideline or label. ``authors`` may be empty
+    when they were not seen (then "authors" is among ``unverified``). ``read_via`` records, in the
+    data only, the secondary page that was actually read when the primary itself was not: the
+    output then says that the primary was checked only through a secondary source, and never
+    shows that page as a source.
+    """
 
     key: str
     authors: str
@@ -31,9 +38,12 @@ class Citation:
     url: str | None = None
     unverified: tuple[str, ...] = ()
     note: str | None = None
+    read_via: str | None = None
 
     @property
     def short(self) -> str:
+        if not self.authors:
+            return f"{self.venue} ({self.year})" if str(self.year) not in self.venue else self.venue
         first = self.authors.split(",")[0].strip()
         return f"{first} {self.year}, {self.venue}"
 
@@ -46,7 +56,7 @@ class Citation:
     def to_dict(self) -> dict[str, Any]:
         d = {
             "key": self.key,
-            "authors": self.authors,
+            "authors": self.authors or None,
             "title": self.title,
             "venue": self.venue,
             "year": self.year,
@@ -55,6 +65,8 @@ class Citation:
         }
         if self.unverified:
             d["unverified_fields"] = list(self.unverified)
+        if self.read_via:
+            d["checked_only_through_a_secondary_source"] = True
         return d
 
 
@@ -240,6 +252,7 @@ def _load_default() -> KnowledgeBase:
                 url=rec.get("url"),
                 unverified=tuple(rec.get("unverified", ())),
                 note=rec.get("note"),
+                read_via=rec.get("read_via"),
             )
 
     analytes = {

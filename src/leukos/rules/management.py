@@ -364,7 +364,8 @@ def _disease_advice(case: Case, hl: HyperleukocytosisResult, ls: LeukostasisResu
         "START_CYTOREDUCTION", 1,
         lead + "For acute leukaemia: definitive induction chemotherapy promptly (it takes precedence over hydroxyurea "
         f"and leukapheresis). If induction must wait, hydroxyurea {hu_lo}-{hu_hi} mg/kg/day (historic regimen; "
-        "~50 % fall after one dose).", ("rollig2015", "oberoi2014", "hu_1977", "hu_casablanca"))]
+        f"~{gaps.v('management.hydroxyurea_historic_fall_after_one_dose_pct')} % fall after one dose).",
+        ("rollig2015", "oberoi2014", "hu_1977", "hu_casablanca"))]
 
 
 def recommendations(case: Case, hl: HyperleukocytosisResult, ls: LeukostasisResult, tls: TlsResult,
