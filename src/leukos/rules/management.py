@@ -335,7 +335,7 @@ def _disease_advice(case: Case, hl: HyperleukocytosisResult, ls: LeukostasisResu
         text = (pre + "ALL: start a steroid pre-phase (corticosteroid, as the treating protocol gives it) as the bridge, "
                 "then induction promptly; emergency cytoreduction beyond it is suggested only above "
                 f"{all_thr} x10^9/L or with symptoms.")
-        pr = 1 if (high or (ls.grade or 0) >= 2) else 2
+        pr = 1 if (high or (ls.grade or 0) >= int(gaps.v("management.symptomatic_min_grade"))) else 2
         return [Recommendation("ALL_PREPHASE_INDUCTION", pr, text, ("hoelzer2016_esmo", "gokbuget2024_eln", "lowe2005"),
                                unverified=True)]
     if code == Diagnosis.CML_BP.value:
