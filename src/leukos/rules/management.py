@@ -395,6 +395,10 @@ def recommendations(case: Case, hl: HyperleukocytosisResult, ls: LeukostasisResu
                                    "leukapheresis until APL is excluded.", ("sanz2009", "sanz2019")))
     if hl.present:
         recs += _disease_advice(case, hl, ls, apl, dx, gaps)
+    elif dx.group == "leukemoid" and above(case.lab("wbc"), float(gaps.v("hyperleukocytosis.leukocytosis_threshold")),
+                                           inclusive=False):
+        recs += _disease_advice(case, hl, ls, apl, dx, gaps)  # treat the cause at any leukocytosis
+    if hl.present:
         if dx.group != "leukemoid":
             recs.append(Recommendation(
                 "DEFER_RBC_TRANSFUSION", 2,
