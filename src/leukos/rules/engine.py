@@ -117,7 +117,9 @@ def _headline(hl: HyperleukocytosisResult, ls: LeukostasisResult, apl: bool, urg
         parts.append(f"No hyperleukocytosis (WBC {fmt(hl.wbc_10e9_per_l)} x10^9/L)")
     else:
         parts.append("Hyperleukocytosis undecided (censored WBC)")
-    if ls.grade is not None and ls.applicable:
+    if ls.grade is not None and ls.applicable and leukemoid and ls.grade > 0:
+        parts.append(f"symptoms at leukostasis grade {ls.grade}, not attributed to leukostasis (reactive count)")
+    elif ls.grade is not None and ls.applicable:
         parts.append(f"leukostasis grade {ls.grade} ({ls.label})")
     elif ls.grade is None and hl.present:
         parts.append("leukostasis not graded")
