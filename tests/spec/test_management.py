@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leukos.knowledge import load_knowledge
 from leukos.rules import assess
@@ -203,3 +205,33 @@ def test_asfa_categories_are_data():
     for edition in kb.param("management.asfa_edition").choices:
         row = kb.table("management")["asfa_categories"][str(edition)]
         assert row["symptomatic"] and row["prophylactic"] and all(c in kb.citations for c in row["citations"])
+
+
+_maybe = lambda s: st.one_of(st.none(), s)  # noqa: E731
+
+
+@settings(max_examples=150, deadline=None)
+@given(wbc=st.floats(101, 900), blasts=_maybe(st.floats(0, 95)), promyelocytes=_maybe(st.floats(0, 90)),
+       fib=_maybe(st.floats(0.3, 6)), inr=_maybe(st.floats(0.8, 4)), smear=st.booleans(), promyelocytic=st.booleans(),
+       pml=st.sampled_from(["unknown", "negative", "positive"]),
+       dx=st.sampled_from([None, "AML", "APL", "CML_CP", "LEUKEMOID_REACTIVE"]),
+       symptoms=st.sampled_from([[], ["dyspnea_rest"], ["stroke"], ["headache"]]))
+def test_leukapheresis_is_never_advised_while_apl_is_possible_by_morphology(wbc, blasts, promyelocytes, fib, inr, smear,
+                                                                            promyelocytic, pml, dx, symptoms):
+    """Sanz 2009/2019: a promyelocyte-rich smear or phenotype means APL until PML::RARA is negative;
+    whatever else the case says, leukapheresis is then never indicated or recommended."""
+    labs = {"wbc": wbc, **{k: v for k, v in (("blasts_pct", blasts), ("promyelocytes_pct", promyelocytes),
+                                              ("fibrinogen", fib), ("inr", inr)) if v is not None}}
+    findings = {"genetics": {"pml_rara": pml}, "smear": {"abnormal_promyelocytes": smear}}
+    if promyelocytic:
+        findings["immunophenotype"] = "promyelocytic"
+    if dx:
+        findings["known_diagnosis"] = dx
+    a = assess(make_case(labs, symptoms, findings=findings))
+    possible = (smear or promyelocytic) and pml != "negative" or pml == "positive" or dx == "APL"
+    codes = {r.code for r in a.recommendations}
+    if possible:
+        assert a.leukapheresis.indicated is False and a.leukapheresis.contraindications
+        assert "CONSIDER_LEUKAPHERESIS" not in codes and "START_ATRA" in codes
+    if a.leukapheresis.indicated:
+        assert not a.leukapheresis.apl_suspected and "NO_LEUKAPHERESIS_APL" not in codes
