@@ -6,8 +6,8 @@ the middle of an assessment. The grammar is documented at the top of the TOML fi
 
 Invariants checked (they make the ranking monotone, see :mod:`leukos.rules.differential`): every
 diagnosis code is a case-format code; every criterion names a declared feature, has a V/P/U status
-and resolvable citations; a gate term is always a supporting (weight >= 0) feature of its
-diagnosis, a cap feature always an opposing one, and no feature both supports and opposes the same
+and resolvable citations; a gate term and a ``rank_first_requires`` term are always supporting
+(weight >= 0) features of their diagnosis, a cap feature always an opposing one, and no feature both supports and opposes the same
 diagnosis; next tests exist and cite resolvable keys.
 """
 
@@ -56,6 +56,7 @@ class DiagnosisRules:
     notes: tuple[str, ...]
     outside: tuple[str, ...]
     rows: tuple[CriterionRow, ...]
+    lead_requires: tuple[str, ...] = ()  # rank_first_requires: never first unless one of these holds
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,9 @@ def _parse(kb: KnowledgeBase) -> DifferentialRules:
         dxs[code] = DiagnosisRules(code, d["label"], d["scope"], int(d["order"]),
                                    tuple(tuple(alt) for alt in gate), tuple(d.get("cap_low_if", ())),
                                    tuple(d.get("next_tests", ())), tuple(d.get("notes", ())),
-                                   tuple(d.get("outside_case_format", ())), tuple(rows.get(code, ())))
-    mentions = {code: frozenset({r.feature for r in dx.rows} | gate_terms(dx) | set(dx.caps))
+                                   tuple(d.get("outside_case_format", ())), tuple(rows.get(code, ())),
+                                   tuple(d.get("rank_first_requires", ())))
+    mentions = {code: frozenset({r.feature for r in dx.rows} | gate_terms(dx) | set(dx.caps) | set(dx.lead_requires))
                 for code, dx in dxs.items()}
     rules = DifferentialRules(MappingProxyType(dict(t["features"])), MappingProxyType(dxs),
                               MappingProxyType(dict(t["tests"])), tuple(t["cml_phase"]), MappingProxyType(mentions))
@@ -154,6 +156,9 @@ def _check(rules: DifferentialRules, kb: KnowledgeBase) -> None:
         opposing = {f for f, s in weights.items() if -1 in s}
         if not gate_terms(dx) <= supporting:
             raise ValueError(f"differential: gate of {dx.code} uses non-supporting {gate_terms(dx) - supporting}")
+        if not set(dx.lead_requires) <= supporting:
+            raise ValueError(f"differential: rank_first_requires of {dx.code} uses non-supporting "
+                             f"{set(dx.lead_requires) - supporting}")
         if not set(dx.caps) <= opposing:
             raise ValueError(f"differential: caps of {dx.code} are not opposing: {set(dx.caps) - opposing}")
         for test in dx.next_tests:

@@ -168,6 +168,9 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int,
             for alt in dx.gate))
     elif not dx.gate:
         notes.append("No defining criteria are encoded for this code: it is never ranked 'high'.")
+    if not s.may_lead:
+        notes.append("Never ranked first without one of: " + ", ".join(
+            feats[n].label if n in feats else "diagnosis stated in the case" for n in dx.lead_requires))
     if dx.outside:
         notes.append("Not in the case format (would also inform this): " + "; ".join(dx.outside))
     tests, short_tests, test_cites = _next_tests(ctx, dx)

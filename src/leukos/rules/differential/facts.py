@@ -9,7 +9,7 @@ from leukos.domain.case import Case, Diagnosis, GeneticResult, Immunophenotype
 from leukos.knowledge import KnowledgeBase
 from leukos.knowledge.differential_rules import AREA
 from leukos.rules._common import all3, any3
-from leukos.rules.differential.quantities import Interval, compare, lab, number
+from leukos.rules.differential.quantities import Interval, absolute, blasts_any, compare, lab, number, pct_sum
 
 __all__ = ["FACTS", "CML_FAMILY"]
 
@@ -119,6 +119,30 @@ def _mpn_context(case: Case) -> bool | None:
     return any3([_known_in(case, _MPN), _gene(case, "bcr_abl1", GeneticResult.POSITIVE) or None])
 
 
+def _param(kb: KnowledgeBase, name: str) -> float:
+    return float(kb.value(f"{AREA}.{name}"))
+
+
+def _monocytosis(case: Case, kb: KnowledgeBase) -> bool | None:
+    """WHO 2022 / ICC 2022 CMML monocytosis: absolute AND relative (both thresholds inclusive)."""
+    return all3([compare(absolute(case, "monocytes_pct"), ">=", _param(kb, "cmml_monocytes_abs_min")),
+                 compare(lab(case, "monocytes_pct"), ">=", _param(kb, "cmml_monocytes_pct_min"))])
+
+
+def _acml_blood_picture(case: Case, kb: KnowledgeBase) -> bool | None:
+    """The blood criteria of aCML (WHO 2022 'MDS/MPN with neutrophilia', ICC 2022 aCML): WBC >= 13,
+    neutrophil precursors >= 10 %, monocytes < 10 %, basophils < 2 %, blood blasts < 20 %.
+    Dysgranulopoiesis and the marrow are outside the case format and are listed, not assumed."""
+    return all3([
+        compare(lab(case, "wbc"), ">=", _param(kb, "acml_wbc_min")),
+        compare(pct_sum([lab(case, n) for n in ("promyelocytes_pct", "myelocytes_pct", "metamyelocytes_pct")]),
+                ">=", _param(kb, "acml_precursors_min_pct")),
+        compare(lab(case, "monocytes_pct"), "<", _param(kb, "acml_monocytes_max_pct")),
+        compare(lab(case, "basophils_pct"), "<", _param(kb, "acml_basophils_max_pct")),
+        compare(lab(case, "blasts_pct"), "<", _param(kb, "acute_blast_pct")),
+    ])
+
+
 def _lymphoblasts(case: Case) -> bool | None:
     blasts = compare(lab(case, "blasts_pct"), ">", 0.0)
     return all3([_phenotype(case, {Immunophenotype.B_LYMPHOBLASTIC, Immunophenotype.T_LYMPHOBLASTIC}), blasts])
@@ -180,5 +204,11 @@ FACTS: dict[str, Callable[[Case, KnowledgeBase], bool | None]] = {
     "mpn_context": lambda c, kb: _mpn_context(c),
     "aml_context": lambda c, kb: _known_in(c, frozenset({Diagnosis.AML, Diagnosis.APL})),
     "lymphoblasts_present": lambda c, kb: _lymphoblasts(c),
+    "monocytosis": _monocytosis,
+    "acml_blood_picture": _acml_blood_picture,
+    "acml_criteria": lambda c, kb: all3([_acml_blood_picture(c, kb), _gene(c, "bcr_abl1", _N)]),
+    "cmml_prerequisites": lambda c, kb: all3([
+        _monocytosis(c, kb), _gene(c, "bcr_abl1", _N),
+        compare(blasts_any(c), "<", _param(kb, "acute_blast_pct"))]),
 }
 

@@ -86,6 +86,13 @@ def _fact_detail(name: str, case: Case, kb: KnowledgeBase) -> tuple[str, list[st
         if kb.value(f"{AREA}.cnl_criteria") == "ICC2022":
             keys.append(f"{AREA}.cnl_wbc_min_csf3r_icc")
         return "", keys
+    if name == "monocytosis":
+        return "", [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min"]
+    if name == "cmml_prerequisites":
+        return "", [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min", f"{AREA}.acute_blast_pct"]
+    if name in ("acml_blood_picture", "acml_criteria"):
+        return "", [f"{AREA}.{k}" for k in ("acml_wbc_min", "acml_precursors_min_pct", "acml_monocytes_max_pct",
+                                             "acml_basophils_max_pct", "acute_blast_pct")]
     if name == "persistent_leukocytosis":
         return "", [f"{AREA}.cnl_persistence_days", f"{AREA}.cnl_wbc_min"]
     return "", []

@@ -9,7 +9,7 @@ from typing import Any
 
 from leukos.domain.case import Case
 
-__all__ = ["Interval", "MEASURES", "DISPLAY", "compare", "lab", "number"]
+__all__ = ["Interval", "MEASURES", "DISPLAY", "absolute", "blasts_any", "compare", "lab", "number", "pct_sum"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def number(v: Any) -> Interval | None:
     return Interval(float(v), float(v))
 
 
-def _pct_sum(parts: list[Interval | None]) -> Interval | None:
+def pct_sum(parts: list[Interval | None]) -> Interval | None:
     known = [p for p in parts if p is not None]
     if not known:
         return None
@@ -66,14 +66,14 @@ def _pct_sum(parts: list[Interval | None]) -> Interval | None:
     return Interval(low, sum(p.high for p in known))
 
 
-def _absolute(case: Case, pct_name: str) -> Interval | None:
+def absolute(case: Case, pct_name: str) -> Interval | None:
     wbc, pct = lab(case, "wbc"), lab(case, pct_name)
     if wbc is None or pct is None:
         return None
     return Interval(wbc.low * pct.low / 100.0, wbc.high * pct.high / 100.0)
 
 
-def _blasts_any(case: Case) -> Interval | None:
+def blasts_any(case: Case) -> Interval | None:
     """Highest blast % of blood and marrow; bounded below by whichever is known."""
     pb, bm = lab(case, "blasts_pct"), number(case.findings.marrow.blasts_pct)
     if pb is None and bm is None:
@@ -98,19 +98,22 @@ MEASURES: dict[str, tuple[Callable[[Case], Interval | None], str, tuple[str, ...
     "wbc": (lambda c: lab(c, "wbc"), "x10^9/L", ("labs.wbc",)),
     "platelets": (lambda c: lab(c, "platelets"), "x10^9/L", ("labs.platelets",)),
     "blasts_pb_pct": (lambda c: lab(c, "blasts_pct"), "%", ("labs.blasts_pct",)),
-    "blasts_any_pct": (_blasts_any, "%", ("labs.blasts_pct", "findings.marrow.blasts_pct")),
+    "blasts_any_pct": (blasts_any, "%", ("labs.blasts_pct", "findings.marrow.blasts_pct")),
     "marrow_blasts_pct": (lambda c: number(c.findings.marrow.blasts_pct), "%", ("findings.marrow.blasts_pct",)),
     "basophils_pct": (lambda c: lab(c, "basophils_pct"), "%", ("labs.basophils_pct",)),
-    "basophils_abs": (lambda c: _absolute(c, "basophils_pct"), "x10^9/L", ("labs.wbc", "labs.basophils_pct")),
-    "eosinophils_abs": (lambda c: _absolute(c, "eosinophils_pct"), "x10^9/L", ("labs.wbc", "labs.eosinophils_pct")),
-    "monocytes_abs": (lambda c: _absolute(c, "monocytes_pct"), "x10^9/L", ("labs.wbc", "labs.monocytes_pct")),
+    "basophils_abs": (lambda c: absolute(c, "basophils_pct"), "x10^9/L", ("labs.wbc", "labs.basophils_pct")),
+    "eosinophils_abs": (lambda c: absolute(c, "eosinophils_pct"), "x10^9/L", ("labs.wbc", "labs.eosinophils_pct")),
+    "monocytes_abs": (lambda c: absolute(c, "monocytes_pct"), "x10^9/L", ("labs.wbc", "labs.monocytes_pct")),
     "monocytes_pct": (lambda c: lab(c, "monocytes_pct"), "%", ("labs.monocytes_pct",)),
     "lymphocytes_pct": (lambda c: lab(c, "lymphocytes_pct"), "%", ("labs.lymphocytes_pct",)),
-    "ig_pct": (lambda c: _pct_sum([lab(c, n) for n in ("promyelocytes_pct", "myelocytes_pct", "metamyelocytes_pct")]),
+    "promyelocytes_pct": (lambda c: lab(c, "promyelocytes_pct"), "%", ("labs.promyelocytes_pct",)),
+    "lymphocytes_abs": (lambda c: absolute(c, "lymphocytes_pct"), "x10^9/L", ("labs.wbc", "labs.lymphocytes_pct")),
+    "age_years": (lambda c: number(c.patient.age_years), "years", ("patient.age_years",)),
+    "ig_pct": (lambda c: pct_sum([lab(c, n) for n in ("promyelocytes_pct", "myelocytes_pct", "metamyelocytes_pct")]),
                "%", ("labs.promyelocytes_pct", "labs.myelocytes_pct", "labs.metamyelocytes_pct")),
-    "neutrophils_bands_pct": (lambda c: _pct_sum([lab(c, "neutrophils_pct"), lab(c, "bands_pct")]), "%",
+    "neutrophils_bands_pct": (lambda c: pct_sum([lab(c, "neutrophils_pct"), lab(c, "bands_pct")]), "%",
                               ("labs.neutrophils_pct", "labs.bands_pct")),
-    "blasts_promyelocytes_pct": (lambda c: _pct_sum([lab(c, "blasts_pct"), lab(c, "promyelocytes_pct")]), "%",
+    "blasts_promyelocytes_pct": (lambda c: pct_sum([lab(c, "blasts_pct"), lab(c, "promyelocytes_pct")]), "%",
                                  ("labs.blasts_pct", "labs.promyelocytes_pct")),
     "lap_score": (lambda c: number(c.findings.lap_score), "", ("findings.lap_score",)),
     "tissue_blasts_pct": (lambda c: _tissue_blasts(c), "%", ("findings.tissue_cytology.blasts_pct",)),
@@ -125,7 +128,7 @@ DISPLAY = {
     "wbc": "WBC", "platelets": "platelets", "blasts_pb_pct": "blood blasts", "blasts_any_pct": "blasts",
     "marrow_blasts_pct": "marrow blasts", "basophils_pct": "basophils", "basophils_abs": "basophils",
     "eosinophils_abs": "eosinophils", "monocytes_abs": "monocytes", "monocytes_pct": "monocytes",
-    "lymphocytes_pct": "lymphocytes", "ig_pct": "promyelocytes + myelocytes + metamyelocytes",
+    "lymphocytes_pct": "lymphocytes", "lymphocytes_abs": "lymphocytes", "age_years": "age", "promyelocytes_pct": "promyelocytes", "ig_pct": "promyelocytes + myelocytes + metamyelocytes",
     "neutrophils_bands_pct": "segmented + bands", "blasts_promyelocytes_pct": "blasts + promyelocytes",
     "lap_score": "LAP score", "tissue_blasts_pct": "tissue blasts",
 }

@@ -27,9 +27,12 @@ class Scored:
     gate_met: bool
     capped_by: tuple[str, ...]
     fired: list[CriterionRow] = field(default_factory=list)
+    # False when the diagnosis names findings without which it never ranks first
+    # (``rank_first_requires``) and none of them holds: it is then listed after every other entry.
+    may_lead: bool = True
 
-    def key(self) -> tuple[int, float, int]:
-        return (BANDS.index(self.band), self.score, -self.dx.order)
+    def key(self) -> tuple[bool, int, float, int]:
+        return (self.may_lead, BANDS.index(self.band), self.score, -self.dx.order)
 
 
 @dataclass
@@ -96,7 +99,8 @@ def _score_one(ctx: Context, dx: DiagnosisRules, forced: Mapping[str, bool]) -> 
         band = "moderate"
     if caps:
         band = "low"
-    return Scored(dx, score, band, gate, caps, fired)
+    may_lead = not dx.lead_requires or any(vals[f] is True for f in dx.lead_requires)
+    return Scored(dx, score, band, gate, caps, fired, may_lead)
 
 
 def score_all(ctx: Context, forced: Mapping[str, bool] = MappingProxyType({}),

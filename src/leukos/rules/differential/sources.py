@@ -15,7 +15,7 @@ def source_value(case: Case, path: str) -> Any:
     if head == "labs":
         lv = case.lab(rest)
         return None if lv is None else lv.describe()
-    obj: Any = case.findings
+    obj: Any = case.patient if head == "patient" else case.findings
     parts = rest.split(".")
     for part in parts:
         if obj is None:
