@@ -1,7 +1,10 @@
 """Differential diagnosis of extreme leukocytosis and of tissue findings (EMH vs infiltration).
 
 The criteria are data (``knowledge/data/rules/differential.toml``, clinical.md §1, §3c, §7, §8);
-this module only evaluates them.
+this package only evaluates them. The rules file is parsed and checked by
+:mod:`leukos.knowledge.differential_rules` when the knowledge base loads. Modules: ``quantities``
+(intervals), ``facts`` and ``features`` (the case as yes/no/unknown), ``cml_phase``, ``ranking``,
+``explanation`` (one entry with its working).
 
 How the ranking is computed
 ---------------------------
@@ -19,15 +22,17 @@ How the ranking is computed
    known tumour with a raised cytokine and other causes excluded, APL PML::RARA or a
    promyelocytic phenotype); ``moderate`` if score >= ``likelihood_moderate_min_points``; else
    ``low``. A cap feature (e.g. BCR::ABL1 negative for CML) limits it to ``low``.
-4. **Order.** By likelihood, then score, then a fixed tie-break order (data). A diagnosis is
+4. **Order.** A diagnosis whose ``rank_first_requires`` findings are all absent or unknown (APL
+   without PML::RARA, promyelocytic phenotype, promyelocytes or coagulopathy) comes after every
+   other entry; then by likelihood, score and a fixed tie-break order (data). A diagnosis is
    listed when at least one of its supporting or context features holds; blood diagnoses are not
    listed when the WBC is known to be normal, tissue diagnoses only when tissue cytology is given.
 5. **What would change it.** For every unknown feature of a listed diagnosis the ranking is
    recomputed with that feature present; those that would change its likelihood or rank are
    reported in ``would_change``.
 
-Monotonicity (tested): a gate term is always a supporting feature and a cap always an opposing
-one, and adding information never turns a feature that holds into one that does not. Hence adding
+Monotonicity (tested): a gate or rank-first term is always a supporting feature and a cap always
+an opposing one, and adding information never turns a feature that holds into one that does not. Hence adding
 a finding that supports diagnosis D never lowers D's score or likelihood, and never lets a
 diagnosis that the finding does not also support overtake D.
 """
