@@ -182,12 +182,21 @@ def test_advice_follows_the_diagnosis(dx, labs, symptoms, expected, never, urg, 
 
 
 def test_advice_uses_the_leading_diagnosis_of_the_differential_only_when_it_is_likely():
-    # untyped count with nothing else: no diagnosis is likely -> work-up first, acute advice conditional
-    a = assess(make_case({"wbc": 250}, []))
+    """An untyped count of 250 leads with an acute leukaemia at moderate likelihood (differential,
+    count magnitude): the advice follows it, marked unconfirmed; with the threshold set to 'high' the
+    diagnosis counts as not established and the advice asks for the work-up first."""
+    case = make_case({"wbc": 250}, [])
+    a = assess(case)
+    lead = a.differential[0]
+    assert lead.likelihood == "moderate"
+    dx = a.leukapheresis.working["diagnosis"]
+    assert (dx["code"], dx["source"]) == (lead.code, "differential")
     by = {r.code: r for r in a.recommendations}
-    assert "TREAT_THE_CAUSE" not in by
-    assert by["START_CYTOREDUCTION"].text.startswith("Diagnosis not established")
-
+    assert "TREAT_THE_CAUSE" not in by and "not confirmed" in by["START_CYTOREDUCTION"].text
+    strict = assess(case, load_knowledge({"management.advice_min_likelihood": "high"}))
+    s = {r.code: r for r in strict.recommendations}
+    assert strict.leukapheresis.working["diagnosis"]["code"] is None
+    assert s["START_CYTOREDUCTION"].text.startswith("Diagnosis not established")
 
 def test_dic_and_low_platelets_add_cautions_before_leukapheresis():
     labs = {"wbc": 250, "blasts_pct": 80, "platelets": 12, "fibrinogen": 0.9, "d_dimer": {"value": 20, "reference_high": 0.5},

@@ -89,6 +89,9 @@ class LabValue:
     reference_low: float | None = None
     reference_high: float | None = None
     source: str = "case"
+    # False when the input gave a bare number: it was read in the analyte's canonical unit (the
+    # case-format contract) and the assessment says so.
+    unit_given: bool = True
 
     def describe(self) -> str:
         comp = self.comparator or ""

@@ -322,6 +322,10 @@ def _load_default() -> KnowledgeBase:
         tables=MappingProxyType(tables),
     )
     _check(kb)
+    # The differential rules file is checked here, when the knowledge loads, not at first use.
+    from leukos.knowledge.differential_rules import differential_rules
+
+    differential_rules(kb)
     return kb
 
 

@@ -71,6 +71,10 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
         gaps.warn("The leukostasis grading table (Novotny 2005) is unverified: organ descriptors and aggregation are status U.")
     for note in case.import_notes:
         gaps.warn(note)
+    bare = _without_unit(case, kb)
+    if bare:
+        gaps.warn("Given without a unit, so read in the case format's unit for each value: " + "; ".join(bare)
+                  + ". Check that these units are the ones the laboratory reported.")
 
     cited: list[str] = []
     for part in (hl, ls, tls, dic, lk, *arts, *recs, *diff):
@@ -103,6 +107,17 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
         settings=MappingProxyType(settings),
         references=MappingProxyType(references),
     )
+
+
+def _without_unit(case: Case, kb: KnowledgeBase) -> list[str]:
+    """Values given as bare numbers (case-format contract: canonical unit), in clinical words."""
+    out = []
+    for name, series in case.labs.items():
+        for lv in series:
+            if not lv.unit_given:
+                unit = lv.unit.replace("10*9/L", "x10^9/L")
+                out.append(f"{kb.analyte(name).label} {lv.given} read as {lv.value:g} {unit}")
+    return out
 
 
 def _headline(hl: HyperleukocytosisResult, ls: LeukostasisResult, apl: bool, urg: str, tls_lab: bool | None,
