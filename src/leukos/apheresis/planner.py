@@ -319,6 +319,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
     if lk.apl_suspected or lk.contraindications:
         contraindications.extend(lk.contraindications or ("APL known or suspected: leukapheresis is contraindicated.",))
         citations += list(lk.citations)
+    warnings += [f"Caution before leukapheresis: {c}" for c in lk.cautions]
     if options.vascular_access is False:
         contraindications.append("No vascular access suitable for apheresis: place a femoral apheresis/dialysis catheter first.")
     elif options.vascular_access is None:
@@ -399,7 +400,8 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         citations.append("leukos_calibration")
     plt_post = predicted.get("platelets_post_10e9_per_l")
     if plt_post is not None and plt_post["median"] < plt_lo:
-        warnings.append(f"Predicted platelets after the run {plt_post['median']} ×10⁹/L < {plt_lo:g}: plan a transfusion.")
+        warnings.append(f"Caution before leukapheresis: predicted platelets after the run {plt_post['median']} ×10⁹/L "
+                        f"< {plt_lo:g}: plan a platelet transfusion.")
     bits = {"ecv_pct": ecv_pct, "ecv_thr": ecv_thr, "cir": cir, "cir_lim": lim, "nadir": f"{nadir_med} mmol/L",
             "plt_post": None if plt_post is None else f"{plt_post['median']} ×10⁹/L"}
     checklist = _checklist(kb, bits)

@@ -154,7 +154,7 @@ def simulate_cmd(
 @app.command("calibrate")
 @user_errors
 def calibrate_cmd(
-    data: Path | None = typer.Option(None, "--data", help="Calibration CSV (default ../shared/data/leukapheresis_calibration.csv)."),
+    data: Path | None = typer.Option(None, "--data", help="CSV of published leukapheresis outcomes to fit (columns as the bundled fit records)."),
     draws: int = typer.Option(300, "--draws"),
     write: bool = typer.Option(False, "--write", help="Write the fit into the package's knowledge data."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
@@ -166,14 +166,16 @@ def calibrate_cmd(
     from leukos.apheresis.calibrate import calibrate, calibration_toml
     from leukos.knowledge import load_knowledge
 
-    path = data or Path.cwd().parent / "shared" / "data" / "leukapheresis_calibration.csv"
+    if data is None:
+        raise LeukosUserError(ErrorDetail("--data", None, "the calibration CSV", "give --data PATH"))
+    path = data
     if not path.is_file():
         raise LeukosUserError(ErrorDetail("--data", str(path), "the calibration CSV", "give --data PATH"))
     raw = path.read_bytes()[: 1 << 20]
     rows = list(csv.DictReader(raw.decode("utf-8", "replace").splitlines()))
     if not rows or "pct_reduction_reported" not in rows[0]:
         raise LeukosUserError(ErrorDetail("--data", str(path), "the leukapheresis calibration CSV columns",
-                                          "use shared/data/leukapheresis_calibration.csv"))
+                                          "give the leukapheresis calibration CSV (pct_reduction_reported, ...)"))
     res = calibrate(load_knowledge(), rows, draws=draws)
     if write:
         from importlib import resources

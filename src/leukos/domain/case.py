@@ -1,4 +1,4 @@
-"""The case: one patient at one moment (shared/reference/case-format.md), frozen and validated.
+"""The case: one patient at one moment (docs/case-format.md), frozen and validated.
 
 All lab values are in the canonical unit of their analyte (knowledge/data/labs.toml); the
 original spelling is kept in ``LabValue.given`` so that every output can show what it used.

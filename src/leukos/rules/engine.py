@@ -14,7 +14,7 @@ from leukos.rules.artefacts import assess_artefacts
 from leukos.rules.coagulation import assess_dic
 from leukos.rules.hyperleukocytosis import assess_hyperleukocytosis
 from leukos.rules.leukostasis import assess_leukostasis
-from leukos.rules.management import apl_status, assess_leukapheresis, recommendations, urgency
+from leukos.rules.management import apl_status, assess_leukapheresis, recommendations, urgency, working_diagnosis
 from leukos.rules.tumour_lysis import assess_tls
 
 __all__ = ["assess"]
@@ -58,10 +58,11 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
     tls = assess_tls(case, gaps)
     dic = assess_dic(case, gaps)
     arts = assess_artefacts(case, hl, gaps)
-    apl = apl_status(case, dic, gaps)
-    lk = assess_leukapheresis(case, hl, ls, apl, gaps)
-    urg = urgency(hl, ls, tls, apl, gaps)
-    recs = recommendations(case, hl, ls, tls, dic, arts, lk, apl, gaps)
+    dx = working_diagnosis(case, diff, gaps)  # the advice follows the known or the leading diagnosis
+    apl = apl_status(case, dic, gaps, dx)
+    lk = assess_leukapheresis(case, hl, ls, apl, gaps, dx, dic)
+    urg = urgency(hl, ls, tls, apl, gaps, dx)
+    recs = recommendations(case, hl, ls, tls, dic, arts, lk, apl, gaps, dx)
 
     for key, p in gaps.used_params.items():
         if p.overridden:
@@ -87,7 +88,8 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
         leukos_version=__version__,
         ruleset_version=kb.ruleset_version,
         case_id=case.id,
-        headline=_headline(hl, ls, apl.suspected, urg, tls.laboratory, dic.overt),
+        headline=_headline(hl, ls, apl.suspected, urg, tls.laboratory, dic.overt,
+                           dx.label if dx.group == "leukemoid" else None),
         urgency=urg,
         wbc_10e9_per_l=hl.wbc_10e9_per_l,
         absolute_blasts_10e9_per_l=hl.absolute_blasts_10e9_per_l,
@@ -119,7 +121,7 @@ def _without_unit(case: Case, kb: KnowledgeBase) -> list[str]:
 
 
 def _headline(hl: HyperleukocytosisResult, ls: LeukostasisResult, apl: bool, urg: str, tls_lab: bool | None,
-              dic_overt: bool | None) -> str:
+              dic_overt: bool | None, leukemoid: str | None = None) -> str:
     parts: list[str] = []
     if hl.wbc_10e9_per_l is None:
         parts.append("White cell count missing: hyperleukocytosis not assessed")
@@ -130,12 +132,16 @@ def _headline(hl: HyperleukocytosisResult, ls: LeukostasisResult, apl: bool, urg
         parts.append(f"No hyperleukocytosis (WBC {fmt(hl.wbc_10e9_per_l)} x10^9/L)")
     else:
         parts.append("Hyperleukocytosis undecided (censored WBC)")
-    if ls.grade is not None and ls.applicable:
+    if ls.grade is not None and ls.applicable and leukemoid and ls.grade > 0:
+        parts.append(f"symptoms at leukostasis grade {ls.grade}, not attributed to leukostasis (reactive count)")
+    elif ls.grade is not None and ls.applicable:
         parts.append(f"leukostasis grade {ls.grade} ({ls.label})")
     elif ls.grade is None and hl.present:
         parts.append("leukostasis not graded")
     if apl:
         parts.append("APL known or suspected: no leukapheresis, ATRA now")
+    if leukemoid:
+        parts.append(f"{leukemoid}: treat the cause, no leukapheresis")
     if tls_lab:
         parts.append("laboratory TLS")
     if dic_overt:

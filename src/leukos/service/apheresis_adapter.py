@@ -77,5 +77,6 @@ def simulate_dict(case: Case, options: dict[str, Any], kb: KnowledgeBase) -> dic
                     "cells_10e9": _series(tr.product_cells_10e9[:, -1:])},
         # the predicted block from the same parameter draws as the course (as `leukos simulate`)
         "summary": summarise(p.settings, p.patient, params), "draws": tr.n_draws,
+        "recommended": plan.get("recommended"), "contraindications": plan.get("contraindications", []),
         "warnings": plan.get("warnings", []), "citations": plan.get("citations", []),
     }
