@@ -2,10 +2,9 @@
 
     python scripts/calibrate.py [--data PATH] [--draws N] [--write]
 
-Reads ``shared/data/leukapheresis_calibration.csv`` (default: beside the repository, i.e.
-``../shared/data``), fits the population priors (``leukos.apheresis.calibrate``), prints the fit
+Reads ``src/leukos/knowledge/data/apheresis/leukapheresis_calibration.csv`` (the packaged data), fits the population priors (``leukos.apheresis.calibrate``), prints the fit
 per row, and with ``--write`` stores the values and the fit in
-``src/leukos/knowledge/data/rules/apheresis_calibration.toml`` so the package needs no shared/ at run time.
+``src/leukos/knowledge/data/rules/apheresis_calibration.toml`` so planning needs no fitting at run time.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "leukapheresis_calibration.csv"
+DEFAULT_DATA = REPO / "src" / "leukos" / "knowledge" / "data" / "apheresis" / "leukapheresis_calibration.csv"
 TARGET = REPO / "src" / "leukos" / "knowledge" / "data" / "rules" / "apheresis_calibration.toml"
 
 

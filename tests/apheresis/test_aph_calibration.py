@@ -1,4 +1,4 @@
-"""Calibration runs on the shared CSV; the stored fit is from that data and fits it (apheresis.md §8)."""
+"""Calibration runs on the packaged CSV; the stored fit is from that data and fits it (apheresis.md §8)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .helpers import CALIBRATION_CSV
 
 
 def _rows():
-    assert CALIBRATION_CSV.is_file(), f"calibration data not found at {CALIBRATION_CSV} (shared/ beside the clone)"
+    assert CALIBRATION_CSV.is_file(), f"calibration data not found at {CALIBRATION_CSV} (packaged data)"
     return list(csv.DictReader(CALIBRATION_CSV.read_text("utf-8").splitlines()))
 
 

@@ -25,6 +25,13 @@ class Goal(str, Enum):
     car_t = "car-t"
 
 
+def packaged_data(name: str) -> Path:
+    """Path of a data file bundled with leukos (knowledge/data/apheresis)."""
+    from importlib import resources
+
+    return Path(str(resources.files("leukos.knowledge").joinpath("data", "apheresis", name)))
+
+
 def _echo_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
@@ -154,7 +161,7 @@ def simulate_cmd(
 @app.command("calibrate")
 @user_errors
 def calibrate_cmd(
-    data: Path | None = typer.Option(None, "--data", help="Calibration CSV (default ../shared/data/leukapheresis_calibration.csv)."),
+    data: Path | None = typer.Option(None, "--data", help="Calibration CSV (default: the published data bundled with leukos)."),
     draws: int = typer.Option(300, "--draws"),
     write: bool = typer.Option(False, "--write", help="Write the fit into the package's knowledge data."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
@@ -166,14 +173,14 @@ def calibrate_cmd(
     from leukos.apheresis.calibrate import calibrate, calibration_toml
     from leukos.knowledge import load_knowledge
 
-    path = data or Path.cwd().parent / "shared" / "data" / "leukapheresis_calibration.csv"
+    path = data or packaged_data("leukapheresis_calibration.csv")
     if not path.is_file():
         raise LeukosUserError(ErrorDetail("--data", str(path), "the calibration CSV", "give --data PATH"))
     raw = path.read_bytes()[: 1 << 20]
     rows = list(csv.DictReader(raw.decode("utf-8", "replace").splitlines()))
     if not rows or "pct_reduction_reported" not in rows[0]:
         raise LeukosUserError(ErrorDetail("--data", str(path), "the leukapheresis calibration CSV columns",
-                                          "use shared/data/leukapheresis_calibration.csv"))
+                                          "omit --data to use the bundled leukapheresis_calibration.csv"))
     res = calibrate(load_knowledge(), rows, draws=draws)
     if write:
         from importlib import resources
