@@ -156,3 +156,43 @@ def render_simulation(data: dict[str, Any], p) -> None:
     for x in data["warnings"]:
         e(f" ! {x}")
     e(DISCLAIMER)
+
+
+_METHOD_LABEL = {"model": "leukos model", "training_mean": "training-fold mean", "constant_35": "constant 35 %",
+                 "asfa_45": "ASFA midpoint 45 %", "device_profile": "device CE2 profile"}
+_WHAT = {"wbc": "WBC fall per session (%)", "platelets": "Platelet fall per procedure (%)",
+         "ce": "Collection efficiency (%), yield error in log space"}
+
+
+def _bd(p: dict[str, Any]) -> str:
+    return f"{p['median']:5.1f}" + (f" [{p['band'][0]:5.1f}-{p['band'][1]:5.1f}]" if p.get("band") else " " * 14)
+
+
+def render_validation(v: dict[str, Any], study: dict[str, Any]) -> None:
+    """Leave-one-source-out tables: per row (chosen structure) and the summary of every structure."""
+    e = typer.echo
+    for what in ("wbc", "platelets", "ce"):
+        chosen = v["chosen"][what]
+        tab = v[what][chosen]
+        methods = [m for m in tab["summary"] if not m.startswith("_")]
+        e(f"\n{_WHAT[what]} - leave-one-source-out ({tab['summary']['_sources']['n']} sources), structure '{chosen}'")
+        e(f"{'row':6s} {'source':6s} {'observed':>8s}  " + "  ".join(f"{_METHOD_LABEL[m]:>26s}" for m in methods))
+        for r in tab["rows"]:
+            obs = "n/a" if r["observed"] is None else f"{r['observed']:.1f}"
+            flag = "" if r["scored"] else f"   (shown, not scored: {r['reason']})"
+            e(f"{r['id']:6s} {r['source']:6s} {obs:>8s}  " + "  ".join(f"{_bd(r[m]):>26s}" for m in methods) + flag)
+        e("summary (scored rows):")
+        for s, t in v[what].items():
+            for m in methods:
+                sm = t["summary"][m]
+                err = sm.get("mae_pct_points", sm.get("mean_abs_log_error"))
+                med = sm.get("median_abs_error_pct_points", sm.get("median_abs_log_error"))
+                if m != "model" and s != chosen:
+                    continue
+                label = f"{_METHOD_LABEL[m]}" + (f" ({s})" if m == "model" else "")
+                e(f"  {label:34s} n {sm['n']:2d}  mean error {err}  median error {med}  "
+                  f"90 % coverage {sm['coverage_90']}  band width {sm['mean_band_width']}")
+    e("\nPer-patient learning (simulation with known truth, patients drawn from the fitted population):")
+    e(f"  next-session MAE: population {study['mae_population_pct_points']} -> after one recorded session "
+      f"{study['mae_after_update_pct_points']} percentage points; 90 % coverage {study['coverage_90_population_pct']} % -> "
+      f"{study['coverage_90_after_update_pct']} %; band width {study['band_width_population']} -> {study['band_width_after_update']}")
