@@ -20,13 +20,13 @@ from leukos import __version__
 from leukos.apheresis.blood_volume import estimate_tbv
 from leukos.apheresis.model import PatientState
 from leukos.apheresis.plan import CALCIUM_MODES, GOALS, PlanOptions, ProcedurePlan, ProcedureSettings
+from leukos.apheresis.patient import ObservedSession, patient_prior, predict_next_session, update_patient_params
 from leukos.apheresis.simulate import (
     kinetics_group,
     sample_params,
     sessions_to_target,
     simulate,
     summarise,
-    update_patient,
 )
 from leukos.domain.assessment import Assessment
 from leukos.domain.case import Case
@@ -374,7 +374,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
             "nadir_ionized_calcium_mmol_per_l": {"p05": round(float(nad[0]), 2), "median": round(float(nad[1]), 2)},
             "citations": {"none": [], "gluconate_per_litre": ["weinstein1996"], "continuous": ["buchta2003"]}[mode]}))
     unverified += ["apheresis_calibration.ica_citrate_slope (fitted to one study)", "apheresis.citrate_vd_l_per_kg", "apheresis.fluid_retained_fraction",
-                   "apheresis_calibration (fitted E, status U)", f"disease kinetics '{group}' priors"]
+                   "apheresis_outcome_fit (removal efficiency fitted to published sessions, status U)", f"disease kinetics '{group}' priors"]
     nadir_med = predicted["nadir_ionized_calcium_mmol_per_l"]["median"]
     if nadir_med < _p(kb, "ica_symptom_threshold_mmol_per_l"):
         warnings.append(f"Predicted nadir iCa {nadir_med} mmol/L < {_p(kb, 'ica_symptom_threshold_mmol_per_l')} with "
@@ -384,6 +384,12 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         for k in ("post_wbc_10e9_per_l", "pct_reduction", "ce1_pct", "ce2_pct", "product_cells_10e9"):
             predicted.pop(k, None)
     else:
+        outcome = predict_next_session(patient_prior(kb, diagnosis=diagnosis), pre_wbc_10e9_per_l=float(wbc),
+                                       blood_volumes=settings.blood_volumes, seed=int(_p(kb, "random_seed")))
+        predicted["wbc_outcome_model"] = outcome.to_dict() | {
+            "validated": "end of run: leave-one-source-out on published sessions (docs/apheresis.md); "
+                         "next morning: not validated (no published next-morning counts without cytoreduction)"}
+        citations.append("leukos_outcome_model")
         target = options.target_wbc_10e9_per_l or _p(kb, "target_wbc_10e9_per_l")
         if not target > 0:
             raise LeukosUserError(ErrorDetail("target", target, "a positive count in 10^9/L", "give e.g. --target 100"))
@@ -436,13 +442,41 @@ def _update(options: PlanOptions, kb: KnowledgeBase, settings: ProcedureSettings
         raise LeukosUserError(ErrorDetail(missing, None, "both the pre and the post count of the completed session",
                                           "give --observed-pre and --observed-post"),
                               title="The completed session cannot be used")
-    prior = sample_params(kb, diagnosis=diagnosis, weight_kg=weight, n=max(2000, options.draws or 0), seed=options.seed,
-                          liver_dysfunction=options.liver_dysfunction)
-    up = update_patient(settings, pat, prior, observed_pre_10e9_per_l=pre, observed_post_10e9_per_l=post,
-                        volume_processed_l=options.observed_volume_l, log_sd=_p(kb, "wbc_measurement_log_sd"),
-                        interval_h=_p(kb, "session_interval_h"), next_blood_volumes=settings.blood_volumes,
-                        seed=int(_p(kb, "random_seed")))
-    return up.to_dict()
+    if not (isinstance(pre, (int, float)) and pre > 0 and isinstance(post, (int, float)) and post > 0):
+        raise LeukosUserError([ErrorDetail(f, v, "a positive count in 10^9/L", "give the measured count")
+                               for f, v in (("observed_pre_wbc_10e9_per_l", pre), ("observed_post_wbc_10e9_per_l", post))
+                               if not (isinstance(v, (int, float)) and v > 0)], title="The completed session cannot be used")
+    if post > 10 * pre:
+        raise LeukosUserError(ErrorDetail("observed_post_wbc_10e9_per_l", post, f"at most 10 × the pre count ({pre:g})",
+                                          "check the counts and their units"), title="The completed session cannot be used")
+    vol = options.observed_volume_l
+    if vol is not None and not (0 < vol <= settings.tbv_l * 5):
+        raise LeukosUserError(ErrorDetail("volume_processed_l", vol, f"0-{settings.tbv_l * 5:.1f} L (≤ 5 TBV)",
+                                          "give the whole-blood volume processed in litres"),
+                              title="The completed session cannot be used")
+    done_bv = vol / settings.tbv_l if vol else settings.blood_volumes
+    prior = patient_prior(kb, diagnosis=diagnosis)
+    posterior = update_patient_params(prior, [ObservedSession(pre, post, done_bv)])
+    next_pre = pat.wbc_10e9_per_l if isinstance(pat.wbc_10e9_per_l, (int, float)) else post
+    seed = int(_p(kb, "random_seed"))
+    pop = predict_next_session(prior, pre_wbc_10e9_per_l=float(next_pre), blood_volumes=settings.blood_volumes, seed=seed)
+    own = predict_next_session(posterior, pre_wbc_10e9_per_l=float(next_pre), blood_volumes=settings.blood_volumes, seed=seed)
+    done_pop = predict_next_session(prior, pre_wbc_10e9_per_l=pre, blood_volumes=done_bv, seed=seed)
+    warnings = []
+    if not (done_pop.end_of_run["p05"] <= post <= done_pop.end_of_run["p95"]):
+        warnings.append(f"The observed post count {post:g} ×10⁹/L lies outside the population's 90 % band "
+                        f"({done_pop.end_of_run['p05']:g}-{done_pop.end_of_run['p95']:g}): check the counts, their timing "
+                        "and the volume; the patient's own prediction follows the observation.")
+    if post >= pre:
+        warnings.append("The count did not fall during the completed session (sampling time, mobilisation, "
+                        "proliferation or dilution): the next session is predicted to lower it little.")
+    return {"observed": {"pre_wbc_10e9_per_l": pre, "post_wbc_10e9_per_l": post, "blood_volumes": round(done_bv, 2)},
+            "completed_session_population_band": dict(done_pop.end_of_run),
+            "log_k_prior": {"mean": round(prior.mean_log_k, 3), "sd": round(prior.sd_persistent, 3)},
+            "log_k_posterior": {"mean": round(posterior.mean_log_k, 3), "sd": round(posterior.sd_log_k, 3)},
+            "next_session_population": pop.to_dict(), "next_session_this_patient": own.to_dict(),
+            "warnings": warnings, "working": list(own.working),
+            "method": "grid posterior of the patient's per-blood-volume log-fall (leukos.apheresis.patient)"}
 
 
 def _q_wb_ml_per_min(dev: dict[str, Any], options: PlanOptions, tbv: float) -> float:

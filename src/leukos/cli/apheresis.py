@@ -224,7 +224,7 @@ def calibrate_cmd(
     if validation is not None:
         render_validation(out["validation"], out["per_patient_learning"])
     if res is not None:
-        typer.echo("\nSimulator priors (citrate, platelets; status U, citation leukos_calibration):")
+        typer.echo("\nSimulator citrate fit (status U, citation leukos_calibration):")
         for k, v in res.params.items():
             typer.echo(f"  {k:20s} {v:.4g}")
         cc = res.citrate

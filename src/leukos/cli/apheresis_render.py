@@ -80,15 +80,20 @@ def render_plan(p, kb) -> None:
     if st:
         e(f"   Sessions to reach ≤ {st['target_wbc_10e9_per_l']:g} ×10⁹/L (daily): median {st['median']} "
           f"(90 % band {st['p05']}-{st['p95']}); cumulative probability by session: {st['probability_by_session']} %")
+    oc = pr.get("wbc_outcome_model")
+    if oc:
+        e(f"   Outcome model ({oc['based_on']}, {oc['blood_volumes']} TBV): fall {_b(oc['pct_fall'], ' %')}; "
+          f"WBC at the end of the run {_b(oc['end_of_run_wbc_10e9_per_l'])}, next morning "
+          f"{_b(oc['next_morning_wbc_10e9_per_l'])} ×10⁹/L")
+        e(f"     ({oc['validated']})")
     up = d.get("patient_update")
     if up:
-        e(f"   Updated on the completed session (observed {up['observed_post_wbc_10e9_per_l']:g} ×10⁹/L after; "
-          f"model had predicted {_b(up['prior_post_wbc'])}):")
-        e(f"     this patient's removal efficiency E0 {_b(up['e0_prior'])} -> {_b(up['e0_posterior'])}")
-        ns = up["next_session"]
-        e(f"     next session ({ns['blood_volumes']} TBV, {ns['starts_h_after_first']:g} h later): pre "
-          f"{_b(ns['pre_wbc_10e9_per_l'])}, post {_b(ns['post_wbc_10e9_per_l'])} ×10⁹/L "
-          f"(before updating: {_b(ns['prior_post_wbc_10e9_per_l'])})")
+        ob = up["observed"]
+        e(f"   Updated on the completed session ({ob['pre_wbc_10e9_per_l']:g} -> {ob['post_wbc_10e9_per_l']:g} ×10⁹/L at "
+          f"{ob['blood_volumes']} TBV; population band for it {_b(up['completed_session_population_band'])}):")
+        own, pop = up["next_session_this_patient"], up["next_session_population"]
+        e(f"     next session ({own['blood_volumes']} TBV from {own['pre_wbc_10e9_per_l']:g}): fall {_b(own['pct_fall'], ' %')}, "
+          f"end of run {_b(own['end_of_run_wbc_10e9_per_l'])} ×10⁹/L (population: {_b(pop['end_of_run_wbc_10e9_per_l'])})")
     e("\nSafety checklist")
     for c in d["checklist"]:
         e(f" - {c['risk']}: watch {c['watch']}.")
