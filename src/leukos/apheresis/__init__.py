@@ -9,8 +9,6 @@ outcome model validated leave-one-source-out (``rules/apheresis_outcome_fit.toml
 
 from leukos.apheresis.blood_volume import BloodVolume, estimate_tbv, lemmens_tbv_l, nadler_tbv_l
 from leukos.apheresis.model import ModelParams, PatientState, Session
-from leukos.apheresis.plan import PlanOptions, ProcedurePlan, ProcedureSettings
-from leukos.apheresis.planner import plan_leukapheresis
 from leukos.apheresis.patient import (
     ObservedSession,
     PatientPosterior,
@@ -20,6 +18,8 @@ from leukos.apheresis.patient import (
     predict_next_session,
     update_patient_params,
 )
+from leukos.apheresis.plan import PlanOptions, ProcedurePlan, ProcedureSettings
+from leukos.apheresis.planner import plan_leukapheresis
 from leukos.apheresis.simulate import (
     Trajectory,
     median_params,

@@ -19,8 +19,8 @@ import numpy as np
 from leukos import __version__
 from leukos.apheresis.blood_volume import estimate_tbv
 from leukos.apheresis.model import PatientState
-from leukos.apheresis.plan import CALCIUM_MODES, GOALS, PlanOptions, ProcedurePlan, ProcedureSettings
 from leukos.apheresis.patient import ObservedSession, patient_prior, predict_next_session, update_patient_params
+from leukos.apheresis.plan import CALCIUM_MODES, GOALS, PlanOptions, ProcedurePlan, ProcedureSettings
 from leukos.apheresis.simulate import (
     kinetics_group,
     sample_params,

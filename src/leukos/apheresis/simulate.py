@@ -7,7 +7,6 @@ Python loop over draws or solver calls.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
