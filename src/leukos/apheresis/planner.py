@@ -48,7 +48,9 @@ def _device(kb: KnowledgeBase, name: str) -> dict[str, Any]:
 
 
 def _in(problems: list, field_: str, value: float, lo: float, hi: float, unit: str, fix: str) -> None:
-    if not (lo <= value <= hi) or math.isnan(value):
+    # compare at 1e-9 relative: a volume capped at the maximum run time must not fail on rounding
+    tol = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    if not (lo - tol <= value <= hi + tol) or math.isnan(value):
         problems.append(ErrorDetail(field_, round(value, 3) if isinstance(value, float) else value,
                                     f"{lo:g}-{hi:g} {unit}", fix))
 
@@ -275,6 +277,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         bv_max = min(bv_max, bv_time)
         coll, blood_volumes = _collection(options, kb, dev, tbv, weight, blood_volumes, bv_max,
                                           explicit=options.blood_volumes is not None or options.volume_l is not None)
+        coll["multi_day_plan"] = _multi_day(kb, coll, bv_max, tbv, q_wb_ml_min, seed=int(_p(kb, "random_seed")))
         citations += coll["citations"]
 
     settings, fw = procedure_settings(tbv_l=tbv, weight_kg=weight, options=options, kb=kb, device_name=dev_name,
@@ -477,6 +480,38 @@ def _update(options: PlanOptions, kb: KnowledgeBase, settings: ProcedureSettings
             "next_session_population": pop.to_dict(), "next_session_this_patient": own.to_dict(),
             "warnings": warnings, "working": list(own.working),
             "method": "grid posterior of the patient's per-blood-volume log-fall (leukos.apheresis.patient)"}
+
+
+def _multi_day(kb: KnowledgeBase, coll: dict[str, Any], bv_per_day: float, tbv: float, q_wb_ml_min: float, *,
+               seed: int) -> dict[str, Any]:
+    """Daily collections at the most one session allows: days needed and P(target reached by day N).
+
+    CE varies between patients as logit-normal around the device CE2 with the between-source SD
+    of the validated CE model (leave-one-source-out: the device profile's CE2 was the better centre).
+    The precount is assumed unchanged from day to day (no data on day-to-day mobilisation).
+    """
+    days = int(kb.value("apheresis_outcomes.collection_days_max"))
+    sd = math.sqrt(kb.value("apheresis_outcome_fit.ce_tau") ** 2 + kb.value("apheresis_outcome_fit.ce_mu_var"))
+    ce0 = coll["ce2"]
+    rng = np.random.default_rng(seed)
+    ce = 1.0 / (1.0 + np.exp(-(math.log(ce0 / (1 - ce0)) + sd * rng.standard_normal(4000))))
+    per_day = ce * coll["precount_per_ul"] * 1e6 * bv_per_day * tbv
+    need_days = np.ceil(coll["target_cells"] / per_day)
+    prob = [round(100.0 * float(np.mean(need_days <= d)), 1) for d in range(1, days + 1)]
+    med = float(np.median(need_days))
+    central = coll["target_cells"] / (ce0 * coll["precount_per_ul"] * 1e6 * bv_per_day * tbv)
+    return {
+        "blood_volumes_per_day": round(bv_per_day, 2), "volume_per_day_l": round(bv_per_day * tbv, 2),
+        "duration_per_day_min": round(bv_per_day * tbv * 1000.0 / q_wb_ml_min),
+        "days_needed_at_central_ce": max(1, math.ceil(central - 1e-9)),
+        "days_needed_median": int(med) if med <= days else f"> {days}",
+        "probability_by_day_pct": prob,
+        "working": [f"Per day: {bv_per_day:.2f} TBV = {bv_per_day * tbv:.2f} L (the most one session allows: device run "
+                    f"target and maximum run time) at {q_wb_ml_min:.0f} mL/min.",
+                    f"CE2 {ce0:g} (device profile) with between-source logit SD {sd:.2f} (validated CE model); "
+                    "precount assumed the same every day."],
+        "citations": ["leukos_outcome_model", "transfusion2018_cart_children"],
+    }
 
 
 def _q_wb_ml_per_min(dev: dict[str, Any], options: PlanOptions, tbv: float) -> float:

@@ -65,6 +65,11 @@ def render_plan(p, kb) -> None:
           f"volume {c['volume_needed_range_l'][0]}-{c['volume_needed_range_l'][1]} L")
         e(f"   {c['blood_volumes_needed']} TBV needed; one session reaches the target: "
           f"{'yes' if c['one_session_reaches_target'] else 'NO'} (sessions: {c['sessions_needed']})")
+        md = c.get("multi_day_plan")
+        if md:
+            probs = ", ".join(f"day {i + 1}: {v:g} %" for i, v in enumerate(md["probability_by_day_pct"]))
+            e(f"   Daily plan: {md['volume_per_day_l']} L ({md['blood_volumes_per_day']} TBV, {md['duration_per_day_min']} min) "
+              f"per day; days needed {md['days_needed_median']} (median); probability of reaching the target by {probs}")
         e(f"   Expected yield at {c['planned_blood_volumes']} TBV: {c['expected_yield']}")
         for n in c["notes"]:
             e(f"   note: {n}")
