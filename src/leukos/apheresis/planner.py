@@ -360,7 +360,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
     group = kinetics_group(kb, diagnosis)
     n = options.draws or _p(kb, "plan_draws")
     params = sample_params(kb, diagnosis=diagnosis, weight_kg=weight, n=n, seed=options.seed,
-                           liver_dysfunction=options.liver_dysfunction)
+                           liver_dysfunction=options.liver_dysfunction, procedure=(settings, pat))
     predicted = summarise(settings, pat, params)
     cal_opts = []
     for mode in CALCIUM_MODES:

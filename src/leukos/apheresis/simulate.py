@@ -100,13 +100,19 @@ def median_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
 
 
 def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float, n: int,
-                  seed: int | None = None, liver_dysfunction: bool = False) -> ModelParams:
+                  seed: int | None = None, liver_dysfunction: bool = False,
+                  procedure: tuple[ProcedureSettings, PatientState] | None = None) -> ModelParams:
     """Draw ``n`` parameter sets from the population priors (calibrated E, sourced ranges).
 
     E0 is log-normal from the validated outcome model (``rules/apheresis_outcome_fit.toml``, capped at 1);
     the platelet efficiency log-normal from the validated platelet-fall model; pool size, refill time, doubling time and platelet recovery are log-uniform
     over the ranges of ``disease_kinetics``/``platelet_kinetics``; citrate clearance is uniform
     over 0.35-0.7 L/min (halved with liver dysfunction).
+
+    With ``procedure`` (settings, patient), each draw's E0 and platelet efficiency are adjusted so
+    that the simulated end-of-run falls equal the outcome model's ``1 − exp(−k·x)`` for that draw:
+    the published falls already include refill and dilution during the run, which the simulator
+    adds explicitly (:func:`match_to_outcome`).
     """
     if n < 1:
         raise LeukosUserError(ErrorDetail("draws", n, "a positive number of draws", "use --draws 100 or more"))
@@ -115,11 +121,12 @@ def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
     plt = kb.table("apheresis")["platelet_kinetics"]
     f = _fixed(kb, weight_kg, liver_dysfunction)
     m_lk, s_lk = _removal_prior(kb, diagnosis)
-    e0 = np.minimum(np.exp(m_lk + s_lk * rng.standard_normal(n)), E0_MAX)
-    ep = np.minimum(np.exp(_platelet_prior(kb)[0] + _platelet_prior(kb)[1] * rng.standard_normal(n)), E0_MAX)
+    k_wbc = np.exp(m_lk + s_lk * rng.standard_normal(n))
+    k_plt = np.exp(_platelet_prior(kb)[0] + _platelet_prior(kb)[1] * rng.standard_normal(n))
+    e0, ep = np.minimum(k_wbc, E0_MAX), np.minimum(k_plt, E0_MAX)
     lo, hi = kb.value("apheresis.citrate_clearance_low_l_per_min"), kb.value("apheresis.citrate_clearance_high_l_per_min")
     full = np.ones(n)
-    return ModelParams(
+    params = ModelParams(
         e0=e0,
         c_half_10e9_per_l=full * f["c_half_10e9_per_l"],
         pool_ratio=_loguniform(rng, *kin["pool_ratio_range"], n),
@@ -134,6 +141,25 @@ def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
         fluid_tau_min=full * f["fluid_tau_min"],
         product_hct=full * f["product_hct"],
     )
+    if procedure is not None:
+        params = match_to_outcome(params, *procedure, k_wbc=k_wbc, k_plt=k_plt)
+    return params
+
+
+def match_to_outcome(params: ModelParams, settings: ProcedureSettings, pat: PatientState, *, k_wbc: np.ndarray,
+                     k_plt: np.ndarray, iterations: int = 3) -> ModelParams:
+    """Rescale E0 and E_platelet per draw so the simulated end-of-run log-falls equal k·x (fixed point)."""
+    x = settings.blood_volumes
+    target_w, target_p = k_wbc * x, k_plt * x
+    p = params
+    pat1 = PatientState(**{**pat.__dict__, "platelets_10e9_per_l": pat.platelets_10e9_per_l or 100.0})
+    for _ in range(iterations):
+        tr = simulate((settings, pat1), p, np.array([0.0, settings.duration_min]))
+        lw = np.log(tr.wbc_10e9_per_l[:, 0] / tr.wbc_10e9_per_l[:, -1])
+        lp = np.log(tr.platelets_10e9_per_l[:, 0] / tr.platelets_10e9_per_l[:, -1])
+        p = p.replace(e0=np.clip(p.e0 * target_w / np.maximum(lw, 1e-9), 1e-6, E0_MAX),
+                      e_platelet=np.clip(p.e_platelet * target_p / np.maximum(lp, 1e-9), 1e-6, E0_MAX))
+    return p
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,8 @@ def simulate_cmd(
                                           draws=min(draws, 400)), kb)
     diag = c.diagnosis.value if c.diagnosis is not None else None
     params = (median_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg) if draws == 1
-              else sample_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg, n=draws))
+              else sample_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg, n=draws,
+                                 procedure=(p.settings, p.patient)))
     interval = kb.value("apheresis.session_interval_h") * 60.0
     t_end = (sessions - 1) * interval + p.settings.duration_min + hours_after * 60.0
     times = np.unique(np.concatenate([np.linspace(0, t_end, 241),
