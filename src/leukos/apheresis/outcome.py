@@ -27,7 +27,7 @@ logit of the collection efficiency (CD34+, CD3+).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,8 +115,7 @@ def _gls(y, X, V):
 
 
 def _fit_generic(y: np.ndarray, v: np.ndarray, groups: Sequence[str], X: np.ndarray, structure: str,
-                 prior_scale: float) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, np.ndarray]:
-    n = len(y)
+                 prior_scale: float) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray]:
     same = np.array([[gi == gj and gi != "mixed" for gj in groups] for gi in groups], dtype=float)
     use_groups = structure != "pooled"
     taus = np.concatenate([[0.0], np.geomspace(0.01, 2.0, 40)])
@@ -130,8 +129,22 @@ def _fit_generic(y: np.ndarray, v: np.ndarray, groups: Sequence[str], X: np.ndar
             if best is None or obj < best[0]:
                 best = (obj, t, w, b, Ai, Vi)
     _, t, w, b, Ai, Vi = best
-    assert n == len(groups)
-    return b, Ai, float(t), float(w), Vi, same
+    return b, Ai, float(t), float(w), Vi
+
+
+def _group_blups(y, X, b, Ai, Vi, groups, omega) -> tuple[dict[str, float], dict[str, float]]:
+    """Shrunken group effects (BLUP) and the prediction-error variance of mu + b_group per group."""
+    resid = y - X @ b
+    eff, pev = {}, {}
+    x0 = np.zeros(X.shape[1])
+    x0[0] = 1.0
+    for g in sorted(set(groups) - {"mixed"}):
+        c = omega**2 * np.array([gi == g for gi in groups], dtype=float)
+        eff[g] = float(c @ Vi @ resid)
+        d = x0 - X.T @ Vi @ c
+        pev[g] = float(omega**2 - c @ Vi @ c + d @ Ai @ d)
+    pev["mixed"] = float(Ai[0, 0])
+    return eff, pev
 
 
 def fit_fall_model(rows: Sequence[FallRow], *, structure: str, prior_scale: float, count_reference: float,
@@ -145,17 +158,8 @@ def fit_fall_model(rows: Sequence[FallRow], *, structure: str, prior_scale: floa
     v = np.array([_row_var(r, sig) for r in rows])
     X = _design(rows, structure, count_reference)
     groups = [r.group if structure != "pooled" else "mixed" for r in rows]
-    b, Ai, tau, omega, Vi, _ = _fit_generic(y, v, groups, X, structure, prior_scale)
-    resid = y - X @ b
-    eff, pev = {}, {}
-    for g in sorted(set(groups) - {"mixed"}):
-        c = omega**2 * np.array([gi == g for gi in groups], dtype=float)
-        eff[g] = float(c @ Vi @ resid)
-        x0 = np.zeros(X.shape[1])
-        x0[0] = 1.0
-        d = x0 - X.T @ Vi @ c
-        pev[g] = float(omega**2 - c @ Vi @ c + d @ Ai @ d)
-    pev["mixed"] = float(Ai[0, 0])
+    b, Ai, tau, omega, Vi = _fit_generic(y, v, groups, X, structure, prior_scale)
+    eff, pev = _group_blups(y, X, b, Ai, Vi, groups, omega)
     return Fit(structure=structure, mu=float(b[0]), beta=float(b[1]) if len(b) > 1 else 0.0, tau=tau, omega=omega,
                sigma=sig, group_effect=eff, group_pev=pev, mu_var=float(Ai[0, 0]), count_reference=count_reference,
                n_rows=len(rows), sources=tuple(sorted({r.source for r in rows})))
@@ -206,15 +210,8 @@ def fit_ce_model(rows: Sequence[CeRow], *, structure: str, prior_scale: float) -
     v = np.full(len(rows), 1e-4)
     X = np.ones((len(rows), 1))
     groups = [r.marker if structure != "pooled" else "mixed" for r in rows]
-    b, Ai, tau, omega, Vi, _ = _fit_generic(y, v, groups, X, structure, prior_scale)
-    resid = y - X @ b
-    eff, pev = {}, {}
-    for g in sorted(set(groups) - {"mixed"}):
-        c = omega**2 * np.array([gi == g for gi in groups], dtype=float)
-        eff[g] = float(c @ Vi @ resid)
-        d = np.ones(1) - X.T @ Vi @ c
-        pev[g] = float(omega**2 - c @ Vi @ c + d @ Ai @ d)
-    pev["mixed"] = float(Ai[0, 0])
+    b, Ai, tau, omega, Vi = _fit_generic(y, v, groups, X, structure, prior_scale)
+    eff, pev = _group_blups(y, X, b, Ai, Vi, groups, omega)
     return Fit(structure=structure, mu=float(b[0]), beta=0.0, tau=tau, omega=omega, sigma=0.0, group_effect=eff,
                group_pev=pev, mu_var=float(Ai[0, 0]), count_reference=1.0, n_rows=len(rows),
                sources=tuple(sorted({r.source for r in rows})))
@@ -230,5 +227,3 @@ def predict_ce(fit: Fit, marker: str) -> Prediction:
 
     return Prediction(median=inv(m), p05=inv(m - _Z90 * s), p95=inv(m + _Z90 * s), draws=np.array([]))
 
-
-Predictor = Callable[[Any, Any], Prediction]
