@@ -32,7 +32,7 @@ def test_update_moves_the_next_prediction_toward_the_observation(observed_post):
     assert abs(own.end_of_run["median"] - observed_post) < abs(pop.end_of_run["median"] - observed_post)
     assert (post.mean_log_k > prior.mean_log_k) == (observed_post < pop.end_of_run["median"])
     assert post.sd_log_k < prior.sd_persistent
-    assert own.working and any("Posterior" in w for w in own.working)
+    assert own.working and any("This patient after 1 session" in w for w in own.working)
 
 
 def test_more_sessions_narrow_the_posterior_and_a_rise_is_a_valid_observation():

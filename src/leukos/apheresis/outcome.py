@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,15 +57,6 @@ class Fit:
     count_reference: float
     n_rows: int
     sources: tuple[str, ...]
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def log_k(self, group: str | None, pre_wbc: float | None = None) -> tuple[float, float]:
-        """Mean and variance of the patient's log k before any observation (parameter + source + patient)."""
-        m = self.mu + self.group_effect.get(group or "", 0.0)
-        if self.structure == "groups+count" and pre_wbc:
-            m += self.beta * math.log(pre_wbc / self.count_reference)
-        v = self.group_pev.get(group or "", self.mu_var + (self.omega**2 if group not in (None, "mixed") else 0.0))
-        return m, v + self.tau**2 + self.sigma**2
 
 
 def _y(f: float, x: float) -> float:

@@ -163,8 +163,8 @@ def update_patient_params(prior: PatientPrior, observed_sessions: Sequence[Obser
         raise LeukosUserError(problems, title="A recorded session cannot be used")
     grid = prior.mean_log_k + prior.sd_persistent * np.linspace(-6, 6, _GRID)
     logp = -0.5 * ((grid - prior.mean_log_k) / prior.sd_persistent) ** 2
-    working = [f"Prior log k {prior.mean_log_k:.2f} ± {prior.sd_persistent:.2f} ({prior.group_label}); "
-               f"session-to-session SD {prior.sd_session:.2f}; laboratory log SD {prior.lab_log_sd:.2f} per count."]
+    working = [f"Population ({prior.group_label}): {_describe(prior.mean_log_k, prior.sd_persistent)}; "
+               f"session-to-session variation (log scale) {prior.sd_session:.2f}; laboratory variation {prior.lab_log_sd:.2f} per count."]
     if sessions:
         l_obs = np.array([math.log(s.pre_wbc_10e9_per_l / s.post_wbc_10e9_per_l) for s in sessions])
         x = np.array([s.blood_volumes for s in sessions])
@@ -176,8 +176,14 @@ def update_patient_params(prior: PatientPrior, observed_sessions: Sequence[Obser
     w = np.exp(logp - logp.max())
     w /= w.sum()
     post = PatientPosterior(prior=prior, grid=grid, weights=w, sessions=sessions)
-    working.append(f"Posterior log k {post.mean_log_k:.2f} ± {post.sd_log_k:.2f} after {len(sessions)} session(s).")
+    working.append(f"This patient after {len(sessions)} session(s): {_describe(post.mean_log_k, post.sd_log_k)}.")
     return PatientPosterior(prior=prior, grid=grid, weights=w, sessions=sessions, working=tuple(working))
+
+
+def _describe(mean_log_k: float, sd: float) -> str:
+    k = math.exp(mean_log_k)
+    return (f"fall rate k = {k:.2f} per blood volume (typical range ×/÷ {math.exp(sd):.1f}), "
+            f"i.e. a median fall of {100 * (1 - math.exp(-2 * k)):.0f} % at 2 blood volumes")
 
 
 def _band(x: np.ndarray, digits: int = 1) -> dict[str, float]:
@@ -218,7 +224,7 @@ def predict_next_session(params: PatientPrior | PatientPosterior, *, pre_wbc_10e
         prior = params
         a = prior.mean_log_k + prior.sd_persistent * rng.standard_normal(draws)
         based = "population"
-        working = [f"Population log k {prior.mean_log_k:.2f} ± {prior.sd_persistent:.2f} ({prior.group_label})."]
+        working = [f"Population ({prior.group_label}): {_describe(prior.mean_log_k, prior.sd_persistent)}."]
     lk = a + prior.sd_session * rng.standard_normal(draws)
     frac_left = np.exp(-np.exp(lk) * blood_volumes)
     end = pre_wbc_10e9_per_l * frac_left
@@ -226,7 +232,7 @@ def predict_next_session(params: PatientPrior | PatientPosterior, *, pre_wbc_10e
     hours = kin["next_morning_h"][0]
     morning = rebound(np.full(draws, pre_wbc_10e9_per_l), end, hours, _loguniform(rng, *kin["pool_ratio"], draws),
                       _loguniform(rng, *kin["refill_tau_h"], draws), _loguniform(rng, *kin["doubling_time_h"], draws))
-    working += [f"End of run: post = pre × exp(−k × {blood_volumes:.2f} TBV); k = exp(log k) per blood volume.",
+    working += [f"End of run: post = pre × exp(−k × {blood_volumes:.2f} blood volumes processed).",
                 f"Next morning ({hours:g} h after the end): refill from the exchangeable pool (ratio "
                 f"{kin['pool_ratio'][0]:g}-{kin['pool_ratio'][1]:g}, time constant {kin['refill_tau_h'][0]:g}-"
                 f"{kin['refill_tau_h'][1]:g} h) and regrowth (doubling {kin['doubling_time_h'][0]:g}-"

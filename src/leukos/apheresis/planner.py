@@ -390,7 +390,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         outcome = predict_next_session(patient_prior(kb, diagnosis=diagnosis), pre_wbc_10e9_per_l=float(wbc),
                                        blood_volumes=settings.blood_volumes, seed=int(_p(kb, "random_seed")))
         predicted["wbc_outcome_model"] = outcome.to_dict() | {
-            "validated": "end of run: leave-one-source-out on published sessions (docs/apheresis.md); "
+            "validated": "end of run: checked against published sessions it was not fitted to (leave one source out); "
                          "next morning: not validated (no published next-morning counts without cytoreduction)"}
         citations.append("leukos_outcome_model")
         target = options.target_wbc_10e9_per_l or _p(kb, "target_wbc_10e9_per_l")
