@@ -97,3 +97,11 @@ def test_sessions_to_target_is_a_distribution_and_monotone_in_target():
     assert lo["probability_by_session"] == sorted(lo["probability_by_session"])
     already = sessions_to_target(plan.settings, plan.patient, p, target_10e9_per_l=300, max_sessions=5, interval_h=24)
     assert already["median"] == 0
+
+
+def test_cml_plan_warns_that_its_fall_is_not_validated():
+    case = make_case(findings={"known_diagnosis": "CML", "genetics": {"bcr_abl1": "positive"}}, labs={"wbc": 500})
+    p = plan_leukapheresis(case, PlanOptions(draws=40), kb())
+    assert any("Chekol 2012" in w for w in p.warnings) and "chekol2012" in p.citations
+    aml = plan_leukapheresis(make_case(), PlanOptions(draws=40), kb())
+    assert not any("Chekol 2012: 17" in w for w in aml.warnings)

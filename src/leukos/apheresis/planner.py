@@ -19,7 +19,13 @@ import numpy as np
 from leukos import __version__
 from leukos.apheresis.blood_volume import estimate_tbv
 from leukos.apheresis.model import PatientState
-from leukos.apheresis.patient import ObservedSession, patient_prior, predict_next_session, update_patient_params
+from leukos.apheresis.patient import (
+    ObservedSession,
+    disease_group,
+    patient_prior,
+    predict_next_session,
+    update_patient_params,
+)
 from leukos.apheresis.plan import CALCIUM_MODES, GOALS, PlanOptions, ProcedurePlan, ProcedureSettings
 from leukos.apheresis.simulate import (
     kinetics_group,
@@ -393,6 +399,10 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
             "validated": "end of run: checked against published sessions it was not fitted to (leave one source out); "
                          "next morning: not validated (no published next-morning counts without cytoreduction)"}
         citations.append("leukos_outcome_model")
+        grp = kb.table("apheresis_outcomes")["groups"][disease_group(kb, diagnosis)]
+        if grp.get("caution"):
+            warnings.append(grp["caution"])
+            citations += list(grp["caution_citations"])
         target = options.target_wbc_10e9_per_l or _p(kb, "target_wbc_10e9_per_l")
         if not target > 0:
             raise LeukosUserError(ErrorDetail("target", target, "a positive count in 10^9/L", "give e.g. --target 100"))
