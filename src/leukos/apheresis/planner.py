@@ -348,7 +348,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
     if wbc is not None and wbc > _p(kb, "leukocrit_wbc_threshold"):
         warnings.append(f"WBC {wbc:g} ×10⁹/L > {_p(kb, 'leukocrit_wbc_threshold'):g}: the leukocrit matters - subtract it "
                         "from Hct-based plasma volume; height/weight formulas may underestimate the blood volume "
-                        "(Chekol 2012); removal efficiency is lower at extreme counts.")
+                        "(Chekol 2012). A lower removal efficiency at extreme counts was not confirmed on published sessions.")
         citations.append("chekol2012")
     plt = case.value("platelets")
     plt_lo = kb.value("management.platelet_threshold_non_apl_low")
@@ -367,7 +367,8 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
     n = options.draws or _p(kb, "plan_draws")
     params = sample_params(kb, diagnosis=diagnosis, weight_kg=weight, n=n, seed=options.seed,
                            liver_dysfunction=options.liver_dysfunction, procedure=(settings, pat))
-    predicted = summarise(settings, pat, params)
+    predicted = summarise(settings, pat, params,
+                          next_morning_h=None if collection else kb.value("apheresis_outcomes.next_morning_hours_after_end"))
     cal_opts = []
     for mode in CALCIUM_MODES:
         s_mode = replace(settings, calcium_prophylaxis=mode,
@@ -390,7 +391,8 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
                         f"prophylaxis '{settings.calcium_prophylaxis}': choose calcium prophylaxis.")
     stt = None
     if collection:
-        for k in ("post_wbc_10e9_per_l", "pct_reduction", "ce1_pct", "ce2_pct", "product_cells_10e9"):
+        for k in ("post_wbc_10e9_per_l", "pct_reduction", "ce1_pct", "ce2_pct", "product_cells_10e9",
+                  "next_morning_wbc_10e9_per_l", "next_morning_hours_after_end"):
             predicted.pop(k, None)
     else:
         outcome = predict_next_session(patient_prior(kb, diagnosis=diagnosis), pre_wbc_10e9_per_l=float(wbc),

@@ -247,11 +247,19 @@ def band(x: np.ndarray, *, digits: int = 1) -> dict[str, float]:
     return {"p05": round(float(q[0]), digits), "median": round(float(q[1]), digits), "p95": round(float(q[2]), digits)}
 
 
-def summarise(settings: ProcedureSettings, pat: PatientState, params: ModelParams) -> dict[str, Any]:
-    """The plan's ``predicted`` block: post count, % reduction, nadir iCa, platelets, Hb, product."""
+def summarise(settings: ProcedureSettings, pat: PatientState, params: ModelParams, *,
+              next_morning_h: float | None = None) -> dict[str, Any]:
+    """The plan's ``predicted`` block: post count (end of run and, if asked, next morning), % reduction,
+    nadir iCa, platelets, Hb, product."""
     end = settings.duration_min
     times = np.linspace(0.0, end, 61)
+    if next_morning_h:
+        times = np.append(times, end + next_morning_h * 60.0)
     tr = simulate((settings, pat), params, times)
+    morning = tr.wbc_10e9_per_l[:, -1] if next_morning_h else None
+    if next_morning_h:
+        tr = Trajectory(**{**tr.__dict__, **{k: (v[:, :-1] if isinstance(v, np.ndarray) and v.ndim == 2 else v)
+                                             for k, v in tr.__dict__.items()}, "times_min": times[:-1]})
     post = tr.wbc_10e9_per_l[:, -1]
     pre = tr.wbc_10e9_per_l[:, 0]
     red = 100.0 * (1.0 - post / pre)
@@ -260,6 +268,8 @@ def summarise(settings: ProcedureSettings, pat: PatientState, params: ModelParam
         "draws": tr.n_draws,
         "at": "end of the procedure (rinse-back not modelled)",
         "post_wbc_10e9_per_l": band(post),
+        **({"next_morning_wbc_10e9_per_l": band(morning), "next_morning_hours_after_end": next_morning_h}
+           if morning is not None else {}),
         "pct_reduction": band(red),
         "nadir_ionized_calcium_mmol_per_l": band(nadir, digits=2),
         "product_volume_ml": band(tr.product_volume_ml[:, -1], digits=0),

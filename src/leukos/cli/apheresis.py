@@ -147,7 +147,8 @@ def simulate_cmd(
                                       [k * interval + p.settings.duration_min for k in range(sessions)]]))
     tr = simulate(p, params, times, n_sessions=sessions, interval_min=interval)
     data = trajectory_dict(tr, p)
-    data["summary"] = summarise(p.settings, p.patient, params)
+    data["summary"] = summarise(p.settings, p.patient, params,
+                                next_morning_h=kb.value("apheresis_outcomes.next_morning_hours_after_end"))
     if plot is not None:
         from leukos.cli.apheresis_plot import write_plot
 

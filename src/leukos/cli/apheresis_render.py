@@ -161,6 +161,9 @@ def render_simulation(data: dict[str, Any], p) -> None:
     s = data["summary"]
     e(f"End of procedure: WBC {_b(s['post_wbc_10e9_per_l'])} ×10⁹/L; nadir iCa "
       f"{_b(s['nadir_ionized_calcium_mmol_per_l'], ' mmol/L')}; product (all sessions) {_b(data['product']['volume_ml'], ' mL')}")
+    if "next_morning_wbc_10e9_per_l" in s:
+        e(f"Next morning ({s['next_morning_hours_after_end']:g} h after the end): WBC {_b(s['next_morning_wbc_10e9_per_l'])} ×10⁹/L "
+          "(refill and regrowth priors, not validated)")
     if "plot" in data:
         e(f"Chart written to {data['plot']}")
     for x in data["warnings"]:
