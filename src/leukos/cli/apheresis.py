@@ -225,6 +225,13 @@ def calibrate_cmd(
         typer.echo(f"skipped: {p.text()}", err=True)
     if validation is not None:
         render_validation(out["validation"], out["per_patient_learning"])
+    if validation is None:
+        chosen = dict(kb.table("apheresis_outcome_fit")["structure"])
+        fits = final_fits(kb, od, chosen)
+        typer.echo("Outcome model fitted to all rows (structures from the last validation; run --cv to validate):")
+        for what, f in fits.items():
+            typer.echo(f"  {what:10s} {f.structure:8s} mean (log or logit scale) {f.mu:.3f}  between-source SD {f.tau:.3f}  "
+                       f"between-procedure SD {f.sigma:.3f}  rows {f.n_rows}  sources {len(f.sources)}")
     if res is not None:
         typer.echo("\nSimulator citrate fit (status U, citation leukos_calibration):")
         for k, v in res.params.items():
