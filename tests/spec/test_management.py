@@ -244,3 +244,26 @@ def test_leukapheresis_is_never_advised_while_apl_is_possible_by_morphology(wbc,
         assert "CONSIDER_LEUKAPHERESIS" not in codes and "START_ATRA" in codes
     if a.leukapheresis.indicated:
         assert not a.leukapheresis.apl_suspected and "NO_LEUKAPHERESIS_APL" not in codes
+
+
+SEPSIS_120 = ({"wbc": 120, "neutrophils_pct": 80, "bands_pct": 12, "myelocytes_pct": 4, "blasts_pct": 0,
+               "platelets": 210, "pao2": 52, "spo2": 84},
+              ["dyspnea_rest", "hypoxemia", "fever"],
+              {"infection": {"present": True}, "smear": {"toxic_granulation": True}, "genetics": {"bcr_abl1": "negative"}})
+
+
+def test_reactive_leukemoid_120_with_respiratory_failure_gets_treat_the_cause_in_plain_words():
+    """Issue 9's before/after case: a septic leukemoid reaction at WBC 120 with respiratory failure.
+    Before: induction chemotherapy and leukapheresis (ASFA II, emergent). Now: treat the cause."""
+    a = assess(make_case(SEPSIS_120[0], SEPSIS_120[1], findings=SEPSIS_120[2]))
+    assert a.leukapheresis.indicated is False
+    codes = {r.code: r for r in a.recommendations}
+    assert "TREAT_THE_CAUSE" in codes
+    assert not any("induction" in r.text.lower() and "not indicated" not in r.text.lower() for r in a.recommendations)
+    # the unresolved APL check stays on the list but does not outrank the cause when no blast is seen
+    assert codes["EXCLUDE_APL"].priority == 2
+    assert "blast count" not in codes["EXCLUDE_APL"].text  # blasts were counted (0): only the promyelocytes are missing
+    # what could not be assessed is said in words, not field names
+    import re
+    for r in a.recommendations:
+        assert not re.search(r"\b[a-z]+_[a-z_]+\b", r.text), r.text

@@ -187,6 +187,24 @@ class KnowledgeBase:
     def analyte(self, name: str) -> Analyte:
         return self.analytes[name]
 
+    def field_label(self, name: str) -> str:
+        """The reader's name of a case-format field path (``creatinine``, ``labs.ldh.reference_high``,
+        ``findings.known_diagnosis``): analyte labels from labs.toml, other fields from
+        rules/field_labels.toml; an unknown path is returned as given."""
+        labels = self.tables.get("field_labels", {}).get("labels", {})
+        if name in labels:
+            return labels[name]
+        parts = name.split(".")
+        if parts[0] == "labs" and len(parts) >= 2:
+            parts = parts[1:]
+        if parts[0] in self.analytes:
+            label = self.analytes[parts[0]].label
+            if len(parts) == 2 and parts[1] in labels:
+                return f"{label}: {labels[parts[1]]}"
+            if len(parts) == 1:
+                return label
+        return name
+
     def with_overrides(self, overrides: Mapping[str, Any]) -> KnowledgeBase:
         """Return a knowledge base with some parameter values replaced (site settings).
 

@@ -169,9 +169,12 @@ def apl_status(case: Case, dic: DicResult, gaps: Gaps, leading: WorkingDiagnosis
                 gaps.need("blasts_pct")
                 gaps.need("promyelocytes_pct")
         elif route is None and coag is None:
-            unresolved.append("blast and promyelocyte counts and coagulation tests not recorded: APL not excluded")
-            gaps.need("blasts_pct")
-            gaps.need("promyelocytes_pct")
+            absent = [n for n in ("blasts_pct", "promyelocytes_pct") if case.value(n) is None]
+            counts = " and ".join({"blasts_pct": "blast count", "promyelocytes_pct": "promyelocyte count"}[n]
+                                  for n in absent)
+            unresolved.append(f"{counts} and coagulation tests not recorded")
+            for n in absent:
+                gaps.need(n)
     if leading is not None and leading.code == Diagnosis.APL.value and leading.source == "differential" \
             and not suspected and not excluded:
         suspected = True
@@ -390,7 +393,10 @@ def recommendations(case: Case, hl: HyperleukocytosisResult, ls: LeukostasisResu
             "monitor at least daily. With hyperleukocytosis start chemotherapy without waiting for the molecular result; "
             "prophylactic steroids may reduce differentiation syndrome.", ("sanz2019", "sanz2009")))
     elif apl.unresolved and hl.present:
-        recs.append(Recommendation("EXCLUDE_APL", 1, "APL not excluded (" + "; ".join(apl.unresolved) + "): review the "
+        # Urgent while the count may be leukaemic; with no circulating blasts and a reactive leading
+        # diagnosis it stays on the list (safety) but does not push out the emergency of the cause.
+        reactive = dx is not None and dx.group == "leukemoid" and case.value("blasts_pct") == 0
+        recs.append(Recommendation("EXCLUDE_APL", 2 if reactive else 1, "APL not excluded (" + "; ".join(apl.unresolved) + "): review the "
                                    "smear for promyelocytes, check fibrinogen, INR and D-dimer, and send PML::RARA; no "
                                    "leukapheresis until APL is excluded.", ("sanz2009", "sanz2019")))
     if hl.present:
@@ -431,7 +437,7 @@ def recommendations(case: Case, hl: HyperleukocytosisResult, ls: LeukostasisResu
                                      "monitoring; involve nephrology early.", ("cairo_bishop2004", "rasburicase_label")))
     missing_tls = [n for n in ("uric_acid", "potassium", "phosphate", "calcium", "creatinine", "ldh") if case.lab(n) is None]
     if missing_tls and (hl.present or case.diagnosis):
-        recs.append(Recommendation("MEASURE_TLS_LABS", 2, "Measure " + ", ".join(missing_tls)
+        recs.append(Recommendation("MEASURE_TLS_LABS", 2, "Measure " + ", ".join(kb.field_label(n) for n in missing_tls)
                                    + " to assess tumour lysis.", ("cairo_bishop2004", "cairo2010")))
     if dic.overt:
         recs.append(Recommendation("DIC_MONITOR", 1, "Overt DIC: treat the cause, support with blood products as needed, and "
@@ -441,5 +447,6 @@ def recommendations(case: Case, hl: HyperleukocytosisResult, ls: LeukostasisResu
                                    "fibrinogen, D-dimer with the assay's ULN) to score DIC.", ("taylor2001_isth",)))
     leukocytosis = above(case.lab("wbc"), float(gaps.v("hyperleukocytosis.leukocytosis_threshold")), inclusive=False)
     if gaps.missing and leukocytosis is not False:
-        recs.append(Recommendation("MISSING_DATA", 3, "Not recorded, so not assessed: " + ", ".join(gaps.missing) + ".", ()))
+        recs.append(Recommendation("MISSING_DATA", 3, "Not recorded, so not assessed: "
+                                   + ", ".join(kb.field_label(n) for n in gaps.missing) + ".", ()))
     return tuple(sorted(recs, key=lambda r: r.priority))
