@@ -520,19 +520,22 @@ async def ui_report(request: Request, format: str = "pdf", _caller=Depends(api_c
     if format == "html":
         return HTMLResponse(_report_html(request, ctx, printable=True), headers=_headers())
     html = _report_html(request, ctx, printable=False)
-    pdf = await run_in_threadpool(render_pdf, html)
+    pdf, pages = await run_in_threadpool(render_pdf, html)
     name = "leukos-report-" + re.sub(r"[^A-Za-z0-9._-]", "_", case.id or "case")[:60] + ".pdf"
     return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', **_headers()})
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Report-Pages": str(pages),
+                             **_headers()})
 
 
-def render_pdf(html: str) -> bytes:
+def render_pdf(html: str) -> tuple[bytes, int]:
+    """The report as PDF (WeasyPrint) and its number of pages."""
     try:
         import weasyprint
     except ImportError:
         raise EngineUnavailable("PDF output (WeasyPrint, the 'pdf' extra)", "weasyprint") from None
     css = weasyprint.CSS(filename=str(Path(__file__).parent / "static" / "report.css"))
-    return weasyprint.HTML(string=html).write_pdf(stylesheets=[css])
+    doc = weasyprint.HTML(string=html).render(stylesheets=[css])
+    return doc.write_pdf(), len(doc.pages)
 
 
 @router.get("/ui/cds/{token}", response_class=HTMLResponse)
