@@ -36,12 +36,10 @@ def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     raw = (hi - lo) / n
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    out, t = [], start
-    while t <= hi + step * 1e-9:
-        out.append(round(t, 10))
-        t += step
-    return out
+    start = math.floor(lo / step + 1e-9) * step
+    end = math.ceil(hi / step - 1e-9) * step
+    count = round((end - start) / step)
+    return [round(start + k * step, 10) for k in range(count + 1)]
 
 
 def _fmt(v: float) -> str:
@@ -84,12 +82,13 @@ def course_svg(times_min: Sequence[float], panels: Sequence[Panel], *, window_mi
         def Y(v: float, y_top: float = y_top, y0: float = y0, y1: float = y1) -> float:
             return y_top + panel_h - (v - y0) / (y1 - y0 or 1) * panel_h
 
+        out.append(f'<clipPath id="clip-{i}"><rect x="{left}" y="{y_top}" width="{pw}" height="{panel_h}"/></clipPath>')
         out.append(f'<g class="panel" aria-label="{escape(p.title)}">')
         out.append(f'<text x="{left}" y="{y_top - 8}" font-weight="bold" font-size="12">{escape(p.title)}</text>')
         if window_min:
             wx0, wx1 = X(window_min[0] / 60), X(min(window_min[1] / 60, x1))
             out.append(f'<rect x="{wx0:.1f}" y="{y_top}" width="{wx1 - wx0:.1f}" height="{panel_h}" '
-                       'fill="url(#hatch)" opacity="0.6"/>')
+                       'fill="url(#hatch)" opacity="0.45"/>')
             if i == 0:
                 out.append(f'<text x="{(wx0 + wx1) / 2:.1f}" y="{y_top + 12}" text-anchor="middle" '
                            'font-size="10">procedure</text>')
@@ -101,9 +100,10 @@ def course_svg(times_min: Sequence[float], panels: Sequence[Panel], *, window_mi
         if isinstance(s, Mapping) and "p05" in s:
             pts = [f"{X(h):.1f},{Y(v):.1f}" for h, v in zip(hours, hi_s)] + \
                   [f"{X(h):.1f},{Y(v):.1f}" for h, v in reversed(list(zip(hours, lo_s)))]
-            out.append(f'<polygon points="{" ".join(pts)}" fill="#bbb" fill-opacity="0.55" stroke="none"/>')
+            out.append(f'<polygon points="{" ".join(pts)}" fill="#bbb" fill-opacity="0.55" stroke="none" '
+                       f'clip-path="url(#clip-{i})"/>')
         path = " ".join(f"{'M' if k == 0 else 'L'}{X(h):.1f},{Y(v):.1f}" for k, (h, v) in enumerate(zip(hours, med)))
-        out.append(f'<path d="{path}" fill="none" stroke="#000" stroke-width="2"/>')
+        out.append(f'<path d="{path}" fill="none" stroke="#000" stroke-width="2" clip-path="url(#clip-{i})"/>')
         for ln in p.lines:
             y = Y(ln.value)
             out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#000" '

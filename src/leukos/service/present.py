@@ -304,7 +304,7 @@ def _hm(minutes: float) -> str:
 class OrderSheet:
     reference_only: bool
     status: str
-    rows: tuple[tuple[str, tuple[str, ...]], ...]
+    rows: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
     calcium: tuple[dict[str, Any], ...]
     checklist: tuple[dict[str, str], ...]
     warnings: tuple[str, ...]
@@ -320,36 +320,37 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
     fl = w.get("flows", {})
     tbv = w.get("tbv", {})
     pr = plan.get("predicted", {}) or {}
-    rows: list[tuple[str, tuple[str, ...]]] = []
-    rows.append((L["device"], (fl.get("device_label") or lab.word(str(plan.get("device", ""))),)))
+    rows: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []  # (label, what to do, the working)
+    rows.append((L["device"], (fl.get("device_label") or lab.word(str(plan.get("device", ""))),), ()))
     method = lab.section("tbv_method").get(plan.get("tbv_method", ""), lab.word(str(plan.get("tbv_method", ""))))
-    rows.append((L["tbv"], (f"{fmt_num(plan['tbv_l'])} L by the {method}", clinical_text(tbv.get("formula", ""), kb))))
+    rows.append((L["tbv"], (f"{fmt_num(plan['tbv_l'])} L by the {method}",), (clinical_text(tbv.get("formula", ""), kb),)))
     rows.append((L["volume"], (f"{fmt_num(plan['volume_to_process_l'])} L whole blood = "
-                               f"{fmt_num(plan['blood_volumes_processed'])} × TBV",)))
+                               f"{fmt_num(plan['blood_volumes_processed'])} × TBV",), ()))
     rows.append((L["flows"], (f"inlet {fmt_num(plan['inlet_flow_ml_per_min'])} mL/min; whole blood "
-                              f"{fmt_num(plan.get('whole_blood_flow_ml_per_min'))} mL/min",
-                              clinical_text(fl.get("flows", ""), kb))))
+                              f"{fmt_num(plan.get('whole_blood_flow_ml_per_min'))} mL/min",),
+                 (clinical_text(fl.get("flows", ""), kb), clinical_text(fl.get("whole_blood_flow", ""), kb))))
     rows.append((L["anticoagulant"], (f"ACD-A {fmt_num(plan['acd_a_ml_per_min'])} mL/min; inlet:AC ratio "
-                                      f"{fmt_num(plan['inlet_to_ac_ratio'])}:1",)))
+                                      f"{fmt_num(plan['inlet_to_ac_ratio'])}:1",), ()))
     cit, lim = plan.get("citrate_mg_per_kg_per_min"), plan.get("citrate_limit_mg_per_kg_per_min")
     if cit is not None and lim is not None:
         where = "at or below" if cit <= lim else "ABOVE"
-        rows.append((L["citrate"], (f"{cit:.2f} mg/kg/min: {where} the symptom-free limit of {lim:.2f} mg/kg/min",
-                                    clinical_text(fl.get("citrate_dose", ""), kb))))
+        rows.append((L["citrate"], (f"{cit:.2f} mg/kg/min: {where} the symptom-free limit of {lim:.2f} mg/kg/min",),
+                     (clinical_text(fl.get("citrate_dose", ""), kb), clinical_text(fl.get("citrate_returned", ""), kb))))
     cp = plan.get("calcium_prophylaxis") or {}
     sel = next((o for o in cp.get("options", []) if o.get("mode") == cp.get("selected")), None)
     if sel:
         rows.append((L["calcium"], (f"selected: {sel['description']} (predicted lowest ionised calcium "
                                     f"{band_text(sel['nadir_ionized_calcium_mmol_per_l'], 'mmol/L')}); "
-                                    "all options below",)))
-    rows.append((L["ecv"], (clinical_text(w.get("ecv", ""), kb),
-                            f"red-cell prime: {'YES' if plan.get('prime_with_rbc') else 'no'}")))
-    rows.append((L["duration"], (_hm(plan["duration_min"]),)))
+                                    "all options below",), ()))
+    rows.append((L["ecv"], (f"{fmt_num(plan.get('extracorporeal_volume_ml'))} mL = {fmt_num(plan.get('ecv_pct_tbv'))} % of "
+                            f"TBV; red-cell prime: {'YES' if plan.get('prime_with_rbc') else 'no'}",),
+                 (clinical_text(w.get("ecv", ""), kb),)))
+    rows.append((L["duration"], (_hm(plan["duration_min"]),), (clinical_text(fl.get("duration", ""), kb),)))
     if "post_wbc_10e9_per_l" in pr:
         rows.append((L["post_wbc"], (f"{band_text(pr['post_wbc_10e9_per_l'], '×10⁹/L')}; fall "
                                      f"{band_text(pr.get('pct_reduction'), '%')}",
                                      f"'After' means {pr.get('at', 'at the end of the procedure')}; the count "
-                                     "rebounds from the marrow and tissues over the next hours.")))
+                                     "rebounds from the marrow and tissues over the next hours."), ()))
     others = []
     if pr.get("platelets_post_10e9_per_l"):
         others.append(f"platelets {band_text(pr['platelets_post_10e9_per_l'], '×10⁹/L')}")
@@ -358,22 +359,21 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
     if pr.get("nadir_ionized_calcium_mmol_per_l"):
         others.append(f"lowest ionised calcium {band_text(pr['nadir_ionized_calcium_mmol_per_l'], 'mmol/L')}")
     if others:
-        rows.append((L["post_other"], tuple(others)))
+        rows.append((L["post_other"], tuple(others), ()))
     if pr.get("product_volume_ml"):
         rows.append((L["product"], (f"volume {band_text(pr['product_volume_ml'], 'mL')}; cells "
-                                    f"{band_text(pr.get('product_cells_10e9'), '×10⁹')}",)))
+                                    f"{band_text(pr.get('product_cells_10e9'), '×10⁹')}",), ()))
     st = plan.get("sessions_to_target")
     if st:
         probs = ", ".join(f"{i}: {fmt_num(p)} %" for i, p in enumerate(st.get("probability_by_session", []), 1))
         rows.append((L["sessions"], (
             f"median {fmt_num(st['median'])} sessions (90 % band {fmt_num(st['p05'])} to {fmt_num(st['p95'])}), "
             f"one every {fmt_num(st.get('interval_h', 24))} h, to reach ≤ {fmt_num(st['target_wbc_10e9_per_l'])} ×10⁹/L",
-            f"chance the target is reached by session {probs}",
-            clinical_text(st.get("criterion", ""), kb))))
+            f"chance the target is reached by session {probs}"), (clinical_text(st.get("criterion", ""), kb),)))
     access = [x for x in plan.get("warnings", []) if "access" in x.lower() or "catheter" in x.lower()]
     access += [f"{c['watch']}; {c['action']}" for c in plan.get("checklist", []) if "access" in c.get("risk", "").lower()]
     if access:
-        rows.append((L["access"], tuple(clinical_text(x, kb) for x in access)))
+        rows.append((L["access"], tuple(clinical_text(x, kb) for x in access), ()))
     calcium = tuple({"selected": o.get("mode") == cp.get("selected"), "description": clinical_text(o["description"], kb),
                      "dose": f"{o['calcium_mmol_per_h']:.2f} mmol/h",
                      "nadir": band_text(o["nadir_ionized_calcium_mmol_per_l"], "mmol/L"),

@@ -383,7 +383,7 @@ async def about(request: Request) -> HTMLResponse:
     return _page(request, "about.html", {"ruleset": service_state(request).kb.ruleset_version})
 
 
-def _chart(sim: Mapping[str, Any], kb, reference_only: bool) -> str:
+def _chart(sim: Mapping[str, Any], kb, reference_only: bool, panel_h: int = 150) -> str:
     def line(key: str, text: str) -> tuple[Line, ...]:
         p = kb.parameters.get(key)
         if p is None:
@@ -399,7 +399,7 @@ def _chart(sim: Mapping[str, Any], kb, reference_only: bool) -> str:
              + f"Simulated course of one procedure ({present.fmt_num(sim.get('blood_volumes_processed'))} × TBV, "
              f"{present.fmt_num(dur)} min) and the following hours: model prediction, not a measurement")
     return course_svg(sim["times_min"], panels_from_simulation(sim, lines),
-                      window_min=(0.0, float(dur)) if dur else None, title=title)
+                      window_min=(0.0, float(dur)) if dur else None, title=title, panel_h=panel_h)
 
 
 def result_context(st, case: Case, *, plan_anyway: bool = False) -> dict[str, Any]:
@@ -430,6 +430,7 @@ def result_context(st, case: Case, *, plan_anyway: bool = False) -> dict[str, An
             if st.engines.simulate_fn is not None:
                 sim = jsonable(st.engines.simulate(case, {}, kb))
                 ctx["chart"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only))
+                ctx["chart_small"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only, panel_h=62))
         except LeukosUserError as exc:
             ctx["plan_error"] = present.clinical_text(exc.message, kb)
         except EngineUnavailable as exc:
@@ -452,7 +453,7 @@ def _inputs(case: Case, kb) -> list[tuple[str, str]]:
             text = canon
         else:
             text = f"{given} (= {canon})"
-        rows.append((kb.analytes[name].label, text))
+        rows.append((re.sub(r"\s*\((?:% of leukocytes|pulse oximetry|arterial|serum)\)", "", kb.analytes[name].label), text))
     return rows
 
 
