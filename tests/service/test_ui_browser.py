@@ -125,6 +125,16 @@ def _visible_text(page, selector: str = "body") -> str:
     return page.inner_text(selector)
 
 
+def _shot(page, selector: str, path: Path, max_h: int = 2600) -> None:
+    """A small PNG of an element (top max_h px), reduced to a 64-colour palette."""
+    box = page.locator(selector).bounding_box()
+    page.screenshot(path=str(path), full_page=True, clip={"x": box["x"], "y": box["y"], "width": box["width"],
+                                                          "height": min(box["height"], max_h)})
+    from PIL import Image
+    with Image.open(path) as im:
+        im.convert("RGB").quantize(colors=64).save(path, optimize=True)
+
+
 def _assert_clinical_language(text: str, where: str) -> None:
     assert not SNAKE.findall(text), f"{where}: code names {sorted(set(SNAKE.findall(text)))[:10]}"
     assert not CODE_DOTTED.findall(text), f"{where}: code names {CODE_DOTTED.findall(text)[:10]}"
@@ -160,7 +170,7 @@ def test_form_is_short_labelled_and_count_first(page, live_url, shots):
         .map(el => el.name)""")
     assert unlabeled == []
     assert page.evaluate("() => [...document.scripts].every(s => !s.src || s.src.startsWith(location.origin))")
-    page.screenshot(path=str(shots / "form.png"))
+    _shot(page, "main", shots / "form.png")
 
 
 def test_empty_form_asks_for_the_white_count_at_the_field(page, live_url):
@@ -280,10 +290,10 @@ def test_result_for_example_01_order_sheet_chart(page, live_url, shots):
     assert chart.locator("g.panel").count() == 3
     svg = chart.inner_html()
     assert "hours from the start" in svg and "symptoms below 0.9 mmol/L" in svg and "procedure" in svg
+    _shot(page, "#assessment", shots / "result-01.png")
+    _shot(page, "#order-sheet", shots / "order-sheet.png", 4000)
+    _shot(page, "#sim-chart", shots / "chart.png")
     _assert_clinical_language(_visible_text(page, "#assessment"), "example 01")
-    page.locator("#assessment").screenshot(path=str(shots / "result-01.png"))
-    sheet.screenshot(path=str(shots / "order-sheet.png"))
-    page.locator("#sim-chart").screenshot(path=str(shots / "chart.png"))
 
 
 def test_no_order_sheet_for_a_leukemoid_reaction(page, live_url, shots):
@@ -294,7 +304,7 @@ def test_no_order_sheet_for_a_leukemoid_reaction(page, live_url, shots):
     assert page.locator("#order-sheet").count() == 0
     assert page.locator("#sim-chart").count() == 0
     assert "Not indicated" in page.inner_text("#lp-not-indicated")
-    page.locator("#assessment").screenshot(path=str(shots / "result-06.png"))
+    _shot(page, "#assessment", shots / "result-06.png")
     if not _engines(live_url)["plan"]:
         return
     page.click("#plan-anyway")
@@ -362,7 +372,7 @@ def test_report_of_example_01_is_at_most_two_pages(page, live_url, shots):
     assert 1 <= len(re.findall(rb"/Type\s*/Page\b", pdf)) <= 2
     report.set_viewport_size({"width": 900, "height": 1200})
     report.emulate_media(media="screen")
-    report.screenshot(path=str(shots / "report.png"), full_page=True)
+    _shot(report, "body", shots / "report.png", 3000)
     report.close()
 
 

@@ -44,6 +44,8 @@ _TEXT_UNITS = ((re.compile(r"\s?x\s?10\^9/L"), " ×10⁹/L"), (re.compile(r"\s?x
                (re.compile(r"\s->\s"), " → "))
 _CODE = re.compile(r"`?(?<![\w/.:#@-])([a-z][a-z0-9]*(?:[._][a-z0-9]+)+)(?![\w/@-])`?")
 _UPPER_CODE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
+_CITE_BRACKET = re.compile(r"\[([a-z][a-z0-9_]*(?:,\s*[a-z][a-z0-9_]*)*)\]")
+_INTERNAL_NOTE = re.compile(r"[;,]?\s*\(?(?:not in|see|as cited in) (?:shared/reference/)?[a-z_-]+\.md(?: §[\d.]+)?\)?", re.I)
 _CLI_HINT = re.compile(r"(?:[:;,]\s*)?(?:plan it with|use|run)\s+`leukos [a-z]+`(?: for ([^.;]+))?", re.I)
 
 
@@ -161,6 +163,8 @@ def clinical_text(text: Any, kb: KnowledgeBase) -> str:
     s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
                                                      in ("labs", "findings", "patient", "symptoms"))
                   else m.group(0), s)
+    s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, kb), s)
+    s = _INTERNAL_NOTE.sub("", s)
     s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
     for pattern, repl in _TEXT_UNITS:
         s = pattern.sub(repl, s)
@@ -177,15 +181,33 @@ def _first_author(c) -> str:
     return a.split(",")[0].replace(" et al.", "").strip()
 
 
+def _internal(c) -> bool:
+    return c.key.startswith("leukos_") or bool(_INTERNAL.search(c.venue or ""))
+
+
 def cite_short(kb: KnowledgeBase, keys: Any) -> str:
     """Author-year labels of citation keys (never internal file names)."""
     if isinstance(keys, str):
         keys = [keys]
-    out = []
+    out: list[str] = []
     for k in dict.fromkeys(keys or ()):
         c = kb.citations.get(k)
-        out.append(f"{_first_author(c)} {c.year}" if c is not None else clinical_text(k, kb))
+        if c is None:
+            text = clinical_text(k, kb)
+        elif _internal(c):
+            text = "leukos derivation or software choice"
+        else:
+            text = f"{_first_author(c)} {c.year}"
+        if text not in out:
+            out.append(text)
     return "; ".join(out)
+
+
+def _cite_bracket(m: re.Match, kb: KnowledgeBase) -> str:
+    keys = [k.strip() for k in m.group(1).split(",")]
+    if all(k in kb.citations for k in keys):
+        return f"({cite_short(kb, keys)})"
+    return m.group(0)
 
 
 def citation_text(kb: KnowledgeBase, key: str) -> str:
@@ -193,10 +215,12 @@ def citation_text(kb: KnowledgeBase, key: str) -> str:
     c = kb.citations.get(key)
     if c is None:
         return f"{clinical_text(key, kb)} (not in the citation registry)"
-    venue = "" if _INTERNAL.search(c.venue or "") else f" {c.venue}."
-    if c.key.startswith("leukos_") or _INTERNAL.search(c.venue or ""):
-        return f"{c.authors}. {c.title} ({c.year}): a leukos software choice or derivation, documented in its knowledge data."
-    return f"{c.authors}. {c.title}.{venue} {c.year}."
+    if _internal(c):
+        return f"{c.title} ({c.year}): a leukos software choice or derivation, documented in its knowledge data."
+    authors = c.authors.rstrip(".")
+    venue = (c.venue or "").rstrip(".")
+    year = "" if str(c.year) in venue else f" {c.year}."
+    return f"{authors}. {c.title.rstrip('.')}. {venue}.{year}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,8 +248,12 @@ def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
     if given and clinical_text(str(given), kb).replace(" ", "") != out.replace(" ", ""):
         out += f" (entered as {clinical_text(str(given), kb)})"
     lo, hi = d.get("reference_low"), d.get("reference_high")
-    if lo is not None or hi is not None:
-        out += f"; laboratory range {fmt_num(lo) if lo is not None else '…'}–{fmt_num(hi) if hi is not None else '…'}"
+    if lo is not None and hi is not None:
+        out += f"; laboratory range {fmt_num(lo)}–{fmt_num(hi)}"
+    elif hi is not None:
+        out += f"; laboratory upper limit {fmt_num(hi)}"
+    elif lo is not None:
+        out += f"; laboratory lower limit {fmt_num(lo)}"
     if d.get("status"):
         out += f" · status {d['status']}: {labels(kb).section('status').get(d['status'], d['status'])}"
     if d.get("source"):
@@ -339,9 +367,13 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
     cp = plan.get("calcium_prophylaxis") or {}
     sel = next((o for o in cp.get("options", []) if o.get("mode") == cp.get("selected")), None)
     if sel:
-        rows.append((L["calcium"], (f"selected: {sel['description']} (predicted lowest ionised calcium "
-                                    f"{band_text(sel['nadir_ionized_calcium_mmol_per_l'], 'mmol/L')}); "
-                                    "all options below",), ()))
+        n = sel["nadir_ionized_calcium_mmol_per_l"]
+        thr = kb.parameters.get("apheresis.ica_symptom_threshold_mmol_per_l")
+        rows.append((L["calcium"], (f"planned: {sel['description']}",
+                                    f"predicted lowest ionised calcium {fmt_num(n.get('median'))} mmol/L"
+                                    + (f", 5th percentile {fmt_num(n['p05'])} mmol/L" if "p05" in n else "")
+                                    + (f" (symptoms below {fmt_num(thr.value)} mmol/L)" if thr else ""),
+                                    "other options in the calcium table below"), ()))
     rows.append((L["ecv"], (f"{fmt_num(plan.get('extracorporeal_volume_ml'))} mL = {fmt_num(plan.get('ecv_pct_tbv'))} % of "
                             f"TBV; red-cell prime: {'YES' if plan.get('prime_with_rbc') else 'no'}",),
                  (clinical_text(w.get("ecv", ""), kb),)))
@@ -381,7 +413,9 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
                     for o in cp.get("options", []))
     checklist = tuple({k: clinical_text(c.get(k, ""), kb) for k in ("risk", "watch", "threshold", "action")}
                       for c in plan.get("checklist", []))
-    unverified = tuple(clinical_text(x, kb) for x in plan.get("unverified", []))
+    device, device_label = str(plan.get("device", "")), fl.get("device_label") or ""
+    unverified = tuple(clinical_text(x.replace(f"device {device}:", f"{device_label}:") if device and device_label
+                                     else x, kb) for x in plan.get("unverified", []))
     warnings = tuple(clinical_text(x, kb) for x in plan.get("warnings", []) if x not in access)
     reference_only = not indicated or not plan.get("recommended", True) or bool(plan.get("contraindications"))
     status = ("FOR REFERENCE ONLY: leukapheresis is not indicated by the assessment" if reference_only

@@ -330,7 +330,9 @@ def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[
         fix = present.clinical_text(d.fix, kb).replace("use UCUM", "choose a unit from the list")
         fix = re.sub(r"see `leukos schema case`[^.;]*", "see the bundled examples", fix)
         if value in (None, "(empty)", ""):
-            msg = f"{what[:1].upper() + what[1:]}: {fix[:1].upper() + fix[1:]}."
+            msg = f"{what[:1].upper() + what[1:]} is not recorded: {expected}. {fix[:1].upper() + fix[1:]}."
+            if d.field == "labs.wbc":
+                msg = f"{what[:1].upper() + what[1:]}: {fix[:1].upper() + fix[1:]}."
         else:
             msg = f"{what[:1].upper() + what[1:]}: “{value}” cannot be used; expected {expected}. {fix[:1].upper() + fix[1:]}."
         msg = msg.replace("..", ".")
@@ -432,7 +434,8 @@ def result_context(st, case: Case, *, plan_anyway: bool = False) -> dict[str, An
                 ctx["chart"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only))
                 ctx["chart_small"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only, panel_h=62))
         except LeukosUserError as exc:
-            ctx["plan_error"] = present.clinical_text(exc.message, kb)
+            items, _ = _plain_errors(exc, kb)
+            ctx["plan_error"] = f"{exc.title}. " + " ".join(i["text"] for i in items)
         except EngineUnavailable as exc:
             ctx["plan_error"] = str(exc)
     return ctx
