@@ -127,6 +127,7 @@ def _visible_text(page, selector: str = "body") -> str:
 
 def _shot(page, selector: str, path: Path, max_h: int = 2600) -> None:
     """A small PNG of an element (top max_h px), reduced to a 64-colour palette."""
+    page.evaluate("() => window.scrollTo(0, 0)")
     box = page.locator(selector).bounding_box()
     page.screenshot(path=str(path), full_page=True, clip={"x": box["x"], "y": box["y"], "width": box["width"],
                                                           "height": min(box["height"], max_h)})

@@ -98,11 +98,11 @@ def course_svg(times_min: Sequence[float], panels: Sequence[Panel], *, window_mi
             out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
         out.append(f'<rect x="{left}" y="{y_top}" width="{pw}" height="{panel_h}" fill="none" stroke="#444"/>')
         if isinstance(s, Mapping) and "p05" in s:
-            pts = [f"{X(h):.1f},{Y(v):.1f}" for h, v in zip(hours, hi_s)] + \
-                  [f"{X(h):.1f},{Y(v):.1f}" for h, v in reversed(list(zip(hours, lo_s)))]
+            pts = [f"{X(h):.1f},{Y(v):.1f}" for h, v in zip(hours, hi_s, strict=True)] + \
+                  [f"{X(h):.1f},{Y(v):.1f}" for h, v in reversed(list(zip(hours, lo_s, strict=True)))]
             out.append(f'<polygon points="{" ".join(pts)}" fill="#bbb" fill-opacity="0.55" stroke="none" '
                        f'clip-path="url(#clip-{i})"/>')
-        path = " ".join(f"{'M' if k == 0 else 'L'}{X(h):.1f},{Y(v):.1f}" for k, (h, v) in enumerate(zip(hours, med)))
+        path = " ".join(f"{'M' if k == 0 else 'L'}{X(h):.1f},{Y(v):.1f}" for k, (h, v) in enumerate(zip(hours, med, strict=True)))
         out.append(f'<path d="{path}" fill="none" stroke="#000" stroke-width="2" clip-path="url(#clip-{i})"/>')
         for ln in p.lines:
             y = Y(ln.value)

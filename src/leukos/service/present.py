@@ -44,9 +44,12 @@ _TEXT_UNITS = ((re.compile(r"\s?x\s?10\^9/L"), " ×10⁹/L"), (re.compile(r"\s?x
                (re.compile(r"\s->\s"), " → "))
 _CODE = re.compile(r"`?(?<![\w/.:#@-])([a-z][a-z0-9]*(?:[._][a-z0-9]+)+)(?![\w/@-])`?")
 _UPPER_CODE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
+_PLAIN_ABBREV = re.compile(r"\b(?:ldh|inr|wbc|tls|dic)\b")
 _CITE_BRACKET = re.compile(r"\[([a-z][a-z0-9_]*(?:,\s*[a-z][a-z0-9_]*)*)\]")
-_INTERNAL_NOTE = re.compile(r"[;,]?\s*\(?(?:not in|see|as cited in) (?:shared/reference/)?[a-z_-]+\.md(?: §[\d.]+)?\)?", re.I)
-_CLI_HINT = re.compile(r"(?:[:;,]\s*)?(?:plan it with|use|run)\s+`leukos [a-z]+`(?: for ([^.;]+))?", re.I)
+_INTERNAL_NOTE = re.compile(r"\s*\((?:not in|see|as cited in) (?:shared/reference/)?[a-z_-]+\.md(?: §[\d.]+)?\)"
+                            r"|[;,]\s*(?:not in|see|as cited in) (?:shared/reference/)?[a-z_-]+\.md(?: §[\d.]+)?", re.I)
+_CLI_USE = re.compile(r"\b([Uu])se `leukos [a-z]+` for ([^.;]+)")
+_CLI_HINT = re.compile(r"(?:[:;,]\s*)?(?:plan it with|run)\s+`leukos [a-z]+`", re.I)
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,10 @@ def clinical_text(text: Any, kb: KnowledgeBase) -> str:
     if not isinstance(text, str):
         return fmt_num(text)
     lab = labels(kb)
-    s = _CLI_HINT.sub(lambda m: f" (the leukapheresis plan below shows {m.group(1).strip()})" if m.group(1)
-                      else " (see the leukapheresis plan below)", text)
+    s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", text)
+    s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
+    s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, kb), s)
+    s = _PLAIN_ABBREV.sub(lambda m: m.group(0).upper(), s)
     s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
                                                      in ("labs", "findings", "patient", "symptoms"))
                   else m.group(0), s)

@@ -116,9 +116,12 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
 
 
 def parse_number(text: str) -> float:
-    """``6,8`` and ``6.8`` -> 6.8. Raises ValueError for anything else (thousands separators too)."""
+    """``6,8`` and ``6.8`` -> 6.8. Raises ValueError for anything else, and for ``250,000`` / ``1,125``
+    (a thousands separator or a decimal comma? the user is asked)."""
     t = text.strip().replace("\u00a0", "").replace(" ", "")
     if _DECIMAL_COMMA.match(t):
+        if re.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", t):
+            raise ValueError("ambiguous")  # 250,000 or 1,125: a thousands separator or a decimal comma?
         t = t.replace(",", ".")
     if not _NUMBER.match(t):
         raise ValueError(text)
@@ -131,9 +134,14 @@ def _num(form: Mapping[str, str], key: str, field: str, label: str, problems: li
         return None
     try:
         return parse_number(text)
-    except ValueError:
-        problems.append(ErrorDetail(field=field, value=text, expected=f"a number for {label}",
-                                    fix="type digits only, with a decimal point or comma (e.g. 6.8 or 6,8)"))
+    except ValueError as exc:
+        if str(exc) == "ambiguous":
+            problems.append(ErrorDetail(field=field, value=text, expected=f"a number for {label} that cannot be misread",
+                                        fix="a comma before three digits may be a thousands separator: write "
+                                            f"{text.replace(',', '')} or {text.replace(',', '.')}"))
+        else:
+            problems.append(ErrorDetail(field=field, value=text, expected=f"a number for {label}",
+                                        fix="type digits only, with a decimal point or comma (e.g. 6.8 or 6,8)"))
         return None
 
 
