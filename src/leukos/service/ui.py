@@ -159,10 +159,15 @@ def _examples(request: Request) -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def _example_doc(request: Request, name: str) -> dict[str, Any]:
+def _checked_example(request: Request, name: str) -> str:
     if name not in _examples(request):
         raise CaseFormatError(ErrorDetail(field="example", value=name, expected="one of the listed examples",
                                           fix="pick an example from the list"))
+    return name
+
+
+def _example_doc(request: Request, name: str) -> dict[str, Any]:
+    _checked_example(request, name)
     doc = parse_document((service_state(request).settings.examples_dir / name).read_bytes(), name=name)
     if not isinstance(doc, dict):
         raise CaseFormatError(ErrorDetail(field="example", value=name, expected="a leukos case", fix="pick another"))
@@ -482,6 +487,11 @@ def _case(request: Request, form: dict[str, Any], paste: str) -> tuple[Case, dic
             raise CaseFormatError(ErrorDetail("paste", "a pasted case and typed values", "one or the other",
                                               "clear the pasted case, or clear the typed values"))
         return load_case(paste, st.kb, name="pasted case"), None
+    if form.get("example") and not form.get("base_example"):
+        if not any(k.startswith("lab_") for k in form):  # an example posted on its own (API use): the whole example
+            return load_case((st.settings.examples_dir / _checked_example(request, form["example"])).read_bytes(),
+                             st.kb, name=form["example"]), None
+        form["base_example"] = form["example"]  # with typed values: they win, the example fills the rest
     base = _example_doc(request, form["base_example"]) if form.get("base_example") else None
     doc = case_dict_from_form(form, st.kb, base)
     return case_from_dict(doc, st.kb, name="form"), base
