@@ -45,7 +45,7 @@ def test_offered_units_come_from_the_knowledge_data():
 def test_code_names_in_rule_texts_become_clinical_words():
     text = present.clinical_text("Missing: findings.known_diagnosis and labs.creatinine.reference_high; "
                                  "plan it with `leukos plan`. See [rollig2015].", KB)
-    assert "known diagnosis" in text and "Creatinine, upper reference limit" in text
+    assert "known diagnosis" in text and "Creatinine (upper reference limit)" in text
     assert "Röllig" in text and "leukapheresis plan below" in text
     assert not SNAKE.search(text) and "`" not in text and "findings." not in text
 

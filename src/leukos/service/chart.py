@@ -49,7 +49,7 @@ def _fmt(v: float) -> str:
 def course_svg(times_min: Sequence[float], panels: Sequence[Panel], *, window_min: tuple[float, float] | None,
                title: str, width: int = 720, panel_h: int = 150) -> str:
     """An accessible SVG (role=img, title, description) with stacked panels sharing the hour axis."""
-    left, right, top, gap, bottom = 64, 16, 28, 34, 40
+    left, right, top, gap, bottom = 64, 16, 28, 44, 40
     h_total = top + len(panels) * panel_h + (len(panels) - 1) * gap + bottom
     hours = [t / 60.0 for t in times_min]
     x0, x1 = 0.0, max(hours) if hours else 1.0

@@ -87,7 +87,7 @@ class Labels:
         if len(parts) > 1:
             if parts[0] == "labs" and parts[1] in kb.analytes:
                 rest = " ".join(self.word(p) for p in parts[2:])
-                return kb.analytes[parts[1]].label + (f", {rest}" if rest else "")
+                return kb.analytes[parts[1]].label + (f" ({rest})" if rest else "")
             if parts[0] == "symptoms" and parts[1] in kb.symptoms:
                 return kb.symptoms[parts[1]].label
             if name in kb.parameters:  # a knowledge parameter: its file and name, spelt out
@@ -164,11 +164,10 @@ def clinical_text(text: Any, kb: KnowledgeBase) -> str:
     s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", text)
     s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
     s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, kb), s)
-    s = _PLAIN_ABBREV.sub(lambda m: m.group(0).upper(), s)
     s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
                                                      in ("labs", "findings", "patient", "symptoms"))
                   else m.group(0), s)
-    s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, kb), s)
+    s = _PLAIN_ABBREV.sub(lambda m: m.group(0).upper(), s)
     s = _INTERNAL_NOTE.sub("", s)
     s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
     for pattern, repl in _TEXT_UNITS:
@@ -272,6 +271,8 @@ def working_tree(obj: Any, kb: KnowledgeBase, label: str = "") -> Node:
     if isinstance(obj, Mapping):
         if _is_quantity(obj):
             return Node(label, _quantity_text(obj, kb))
+        if not obj:
+            return Node(label, "none")
         kids = []
         for k, v in obj.items():
             name = lab.word(str(k))

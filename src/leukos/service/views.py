@@ -126,7 +126,7 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
     for art in a.artefacts:
         views.append(FindingView(
             key=f"artefact:{art.code}", indicator="warning",
-            title=f"Possible laboratory artefact ({kb.analytes[art.lab].label if art.lab in kb.analytes else art.lab})",
+            title=f"Possible laboratory artefact: {kb.analytes[art.lab].label if art.lab in kb.analytes else art.lab}",
             summary=art.message, points=(art.action,), working=jsonable(art.working),
             citations=cite(kb, art.citations)))
 
