@@ -247,6 +247,9 @@ def test_typed_values_win_over_a_selected_example(page, live_url):
     # the form still shows what was assessed
     assert page.input_value("#lab_wbc") == "180"
     # clearing a field of the example removes it (not silently kept from the example)
+    summary = page.locator("#sec-chem > summary")
+    assert "values entered" in summary.inner_text()  # after a result the sections fold, saying what they hold
+    summary.click()
     page.fill("#lab_potassium", "")
     _assess(page)
     assert page.locator("section.finding[data-finding='artefact:PSEUDOHYPERKALEMIA_POSSIBLE']").count() == 0
@@ -391,6 +394,9 @@ def test_360px_wide_without_sideways_scrolling(phone, live_url):
     diff = phone.locator("table.differential").first
     if diff.count():
         assert diff.bounding_box()["width"] <= 360
+    for width in (800, 1200):  # tablets and small laptops: no sideways scrolling either
+        phone.set_viewport_size({"width": width, "height": 900})
+        assert phone.evaluate("() => document.documentElement.scrollWidth") <= width
 
 
 def test_axe_core_finds_no_serious_or_critical_violations(page, live_url, shots):
