@@ -35,8 +35,8 @@ def _short(a: Assessment, key: str) -> str:
     ref = a.references.get(key)
     if not ref:
         return key
-    first = ref["authors"].split(",")[0].strip()
-    if first.startswith("("):  # authors not recorded: name the venue instead
+    first = (ref.get("authors") or "").split(",")[0].strip()
+    if not first or first.startswith("("):  # authors not recorded: name the venue instead
         first = re.sub(r"\s*\d{4}$", "", ref["venue"].split(";")[0].strip())
     return f"{first} {ref['year']}"
 
@@ -119,7 +119,10 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
         for key, ref in a.references.items():
             link = f" https://doi.org/{ref['doi']}" if ref.get("doi") else (f" {ref['url']}" if ref.get("url") else "")
             unver = " (unverified: " + ", ".join(ref["unverified_fields"]) + ")" if ref.get("unverified_fields") else ""
-            console.print(f"  [{escape(key)}] {escape(ref['authors'])}. {escape(ref['title'])}. {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
+            who = f"{ref['authors']}. " if ref.get("authors") else ""
+            if ref.get("checked_only_through_a_secondary_source"):
+                unver += " (checked only through a secondary source)"
+            console.print(f"  [{escape(key)}] {escape(who)}{escape(ref['title'])}. {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
     else:
         console.print("[dim]Run with --explain for the working and the references.[/]")
 
