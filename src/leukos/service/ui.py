@@ -445,7 +445,7 @@ def result_context(st, case: Case, *, plan_anyway: bool = False) -> dict[str, An
             if st.engines.simulate_fn is not None:
                 sim = jsonable(st.engines.simulate(case, {}, kb))
                 ctx["chart"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only))
-                ctx["chart_small"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only, panel_h=62))
+                ctx["chart_small"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only, panel_h=50))
         except LeukosUserError as exc:
             items, _ = _plain_errors(exc, kb)
             ctx["plan_error"] = f"{exc.title}. " + " ".join(i["text"] for i in items)
