@@ -285,7 +285,7 @@ def test_result_for_example_01_order_sheet_chart(page, live_url, shots):
                   "Duration", "Predicted WBC after the procedure", "Sessions to reach the target", "Vascular access"):
         assert label in rows, label
     sheet_text = sheet.inner_text()
-    assert "Spectra Optia" in sheet_text and "mg/kg/min" in sheet_text and "'After' means" in sheet_text
+    assert "Spectra Optia" in sheet_text and "mg/kg/min" in sheet_text and "'After' is the" in sheet_text
     assert sheet.locator("table.calcium tbody tr").count() >= 2
     assert sheet.locator("table.checklist tbody tr").count() >= 3
     assert "Prescriber" in sheet_text
@@ -309,6 +309,7 @@ def test_no_order_sheet_for_a_leukemoid_reaction(page, live_url, shots):
     assert page.locator("#sim-chart").count() == 0
     assert "Not indicated" in page.inner_text("#lp-not-indicated")
     _shot(page, "#assessment", shots / "result-06.png")
+    _shot(page, "#leukapheresis", shots / "result-06-leukapheresis-not-indicated.png")
     if not _engines(live_url)["plan"]:
         return
     page.click("#plan-anyway")
@@ -322,6 +323,7 @@ def test_no_order_sheet_for_a_leukemoid_reaction(page, live_url, shots):
     assert "reference only" in sheet.locator("table.calcium caption").inner_text().lower()
     if page.locator("#sim-chart").count():
         assert "reference" in page.inner_text("#sim-chart figcaption").lower()
+    _shot(page, "#leukapheresis", shots / "result-06-reference-plan.png", 1400)
 
 
 @pytest.mark.parametrize("example", EXAMPLE_FILES)

@@ -387,7 +387,7 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
     if "post_wbc_10e9_per_l" in pr:
         rows.append((L["post_wbc"], (f"{band_text(pr['post_wbc_10e9_per_l'], '×10⁹/L')}; fall "
                                      f"{band_text(pr.get('pct_reduction'), '%')}",
-                                     f"'After' means {pr.get('at', 'at the end of the procedure')}; the count "
+                                     f"'After' is the {str(pr.get('at', 'end of the procedure')).removeprefix('the ')}; the count "
                                      "rebounds from the marrow and tissues over the next hours."), ()))
     others = []
     if pr.get("platelets_post_10e9_per_l"):
@@ -402,7 +402,10 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
         rows.append((L["product"], (f"volume {band_text(pr['product_volume_ml'], 'mL')}; cells "
                                     f"{band_text(pr.get('product_cells_10e9'), '×10⁹')}",), ()))
     st = plan.get("sessions_to_target")
-    if st:
+    if st and st.get("median") == 0:
+        rows.append((L["sessions"], (f"none: the count is already at or below the target of "
+                                     f"{fmt_num(st['target_wbc_10e9_per_l'])} ×10⁹/L",), ()))
+    elif st:
         probs = ", ".join(f"{i}: {fmt_num(p)} %" for i, p in enumerate(st.get("probability_by_session", []), 1))
         rows.append((L["sessions"], (
             f"median {fmt_num(st['median'])} sessions (90 % band {fmt_num(st['p05'])} to {fmt_num(st['p95'])}), "
