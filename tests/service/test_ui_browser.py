@@ -326,6 +326,18 @@ def test_no_order_sheet_for_a_leukemoid_reaction(page, live_url, shots):
     _shot(page, "#leukapheresis", shots / "result-06-reference-plan.png", 1400)
 
 
+@pytest.mark.parametrize("example", ["02-apl-coagulopathy.yaml", "26-apl-suspected-before-pml-rara.yaml"])
+def test_apl_never_gets_a_plan_not_even_for_reference(page, live_url, example):
+    if not _engines(live_url)["assess"]:
+        pytest.skip("no assessment engine in this build")
+    _load_example(page, live_url, example)
+    _assess(page)
+    assert "APL" in page.inner_text("#plan-unavailable")
+    assert page.locator("#order-sheet").count() == 0 and page.locator("#sim-chart").count() == 0
+    assert page.locator("#plan-anyway").count() == 0
+    assert page.locator("section.finding[data-finding=apl] .badge").inner_text() == "Act now"
+
+
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
 def test_no_json_or_code_names_for_every_example(page, live_url, example):
     if not _engines(live_url)["assess"]:
