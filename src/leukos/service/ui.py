@@ -52,6 +52,8 @@ _TEMPLATES.env.globals.update(version=__version__, disclaimer=DISCLAIMER)
 _TEMPLATES.env.filters.update(
     clin=pass_context(lambda ctx, s: present.clinical_text(s, ctx["kb"])),
     num=present.fmt_num,
+    # the urgency is the badge beside the headline: not repeated in capitals at its end
+    headline=lambda s: re.sub(r"\s*[—-]\s*(EMERGENT|URGENT|ROUTINE)\s*$", "", s),
     cite=pass_context(lambda ctx, key: present.citation_text(ctx["kb"], key)),
     cites=pass_context(lambda ctx, keys: present.cite_short(ctx["kb"], keys)),
     unit=pass_context(lambda ctx, u: present.unit_text(ctx["kb"], u)))
