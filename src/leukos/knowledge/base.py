@@ -168,6 +168,9 @@ class KnowledgeBase:
     unit_aliases: Mapping[str, str]
     symptoms: Mapping[str, Symptom]
     tables: Mapping[str, Any] = field(default_factory=dict)
+    # units.toml [offered] (analyte -> UCUM units a form offers, canonical first) and [display]
+    unit_offers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unit_display: Mapping[str, str] = field(default_factory=dict)
 
     def param(self, key: str) -> Parameter:
         try:
@@ -338,6 +341,8 @@ def _load_default() -> KnowledgeBase:
         unit_aliases=MappingProxyType(dict(units["aliases"])),
         symptoms=MappingProxyType(symptoms),
         tables=MappingProxyType(tables),
+        unit_offers=MappingProxyType({k: tuple(v) for k, v in units.get("offered", {}).items()}),
+        unit_display=MappingProxyType(dict(units.get("display", {}))),
     )
     _check(kb)
     # The differential rules file is checked here, when the knowledge loads, not at first use.
@@ -367,6 +372,9 @@ def _check(kb: KnowledgeBase) -> None:
         for c in s.placement_citations:
             if c not in kb.citations:
                 raise ValueError(f"symptom {s.term}: unknown citation key {c!r}")
+    for name, units in kb.unit_offers.items():
+        if name not in kb.analytes or not units or units[0] != kb.analytes[name].unit:
+            raise ValueError(f"units.toml [offered] {name}: not an analyte, or the canonical unit is not listed first")
 
 
 def load_knowledge(overrides: Mapping[str, Any] | None = None) -> KnowledgeBase:
