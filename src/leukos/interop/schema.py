@@ -100,6 +100,7 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                     "genetics": {
                         "type": "object",
                         "additionalProperties": False,
+                        "description": "Result of the test for each gene or fusion: positive (a pathogenic/defining variant found), negative, unknown. jak2 = JAK2 V617F or exon 12; calr, mpl = driver mutations; csf3r = activating CSF3R mutation (T618I or other).",
                         "properties": {g: {"enum": ["positive", "negative", "unknown", None]} for g in GENES},
                     },
                     "splenomegaly": _bool(),
@@ -137,6 +138,18 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                                 "type": ["boolean", "null"],
                                 "description": "Promyelocyte-rich smear (hypergranular promyelocytes, faggot cells): part of the APL gate.",
                             },
+                            "dysgranulopoiesis": {
+                                "type": ["boolean", "null"],
+                                "description": "Dysplastic granulocytes (hypo-/hypersegmented neutrophils, abnormal chromatin clumping, hypogranularity): defines atypical CML, argues against CNL.",
+                            },
+                            "teardrop_cells": {
+                                "type": ["boolean", "null"],
+                                "description": "Tear-drop red cells (dacrocytes), as in myelofibrosis.",
+                            },
+                            "leukoerythroblastosis": {
+                                "type": ["boolean", "null"],
+                                "description": "Nucleated red cells and immature granulocytes in the blood (leukoerythroblastic picture).",
+                            },
                         },
                     },
                     "lap_score": {"type": ["number", "null"], "minimum": 0},
@@ -146,6 +159,10 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                         "properties": {
                             "blasts_pct": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
                             "tumour_cells": _bool(),
+                            "fibrosis_grade": {
+                                "type": ["integer", "null"], "minimum": 0, "maximum": 3,
+                                "description": "Reticulin/collagen fibrosis of the marrow biopsy, grade 0-3 (MF-0 to MF-3); overt myelofibrosis is grade 2 or 3.",
+                            },
                         },
                     },
                     "tissue_cytology": {
