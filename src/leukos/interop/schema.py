@@ -140,7 +140,7 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                             },
                             "dysgranulopoiesis": {
                                 "type": ["boolean", "null"],
-                                "description": "Dysplastic granulocytes (hypo-/hypersegmented neutrophils, abnormal chromatin clumping, hypogranularity): defines atypical CML, argues against CNL.",
+                                "description": "Dysgranulopoiesis (hypo-/hypersegmented neutrophils, abnormal chromatin clumping, hypogranularity) on the blood smear or the marrow aspirate: defines atypical CML, argues against CNL.",
                             },
                             "teardrop_cells": {
                                 "type": ["boolean", "null"],
