@@ -104,7 +104,7 @@ def cell_count(case: Case, cell: str) -> CellCount:
     """
     wbc, ab, pct = lab(case, "wbc"), lab(case, f"{cell}_abs"), lab(case, f"{cell}_pct")
     if ab is None and pct is not None and wbc is not None:
-        ab = Interval(wbc.low * pct.low / 100.0, wbc.high * pct.high / 100.0)
+        ab = Interval(wbc.low * pct.low / 100.0, wbc.high * pct.high / 100.0 if pct.high > 0 else 0.0)
         return CellCount(cell, ab, pct, "abs", f"{cell} {ab.describe('x10^9/L')} = WBC {wbc.describe('x10^9/L')} "
                                                 f"x {pct.describe('%')} / 100")
     if pct is None and ab is not None and wbc is not None:
