@@ -47,8 +47,11 @@ def _lab_schema(unit: str, label: str) -> dict[str, Any]:
     }
 
 
-def _bool() -> dict[str, Any]:
-    return {"type": ["boolean", "null"]}
+def _bool(description: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": ["boolean", "null"]}
+    if description:
+        out["description"] = description
+    return out
 
 
 def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
@@ -134,22 +137,10 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                             "toxic_granulation": _bool(),
                             "dohle_bodies": _bool(),
                             "auer_rods": _bool(),
-                            "abnormal_promyelocytes": {
-                                "type": ["boolean", "null"],
-                                "description": "Promyelocyte-rich smear (hypergranular promyelocytes, faggot cells): part of the APL gate.",
-                            },
-                            "dysgranulopoiesis": {
-                                "type": ["boolean", "null"],
-                                "description": "Dysgranulopoiesis (hypo-/hypersegmented neutrophils, abnormal chromatin clumping, hypogranularity) on the blood smear or the marrow aspirate: defines atypical CML, argues against CNL.",
-                            },
-                            "teardrop_cells": {
-                                "type": ["boolean", "null"],
-                                "description": "Tear-drop red cells (dacrocytes), as in myelofibrosis.",
-                            },
-                            "leukoerythroblastosis": {
-                                "type": ["boolean", "null"],
-                                "description": "Nucleated red cells and immature granulocytes in the blood (leukoerythroblastic picture).",
-                            },
+                            "abnormal_promyelocytes": _bool("Promyelocyte-rich smear (hypergranular promyelocytes, faggot cells): part of the APL gate."),
+                            "dysgranulopoiesis": _bool("Dysgranulopoiesis (hypo-/hypersegmented neutrophils, abnormal chromatin clumping, hypogranularity) on the blood smear or the marrow aspirate: defines atypical CML, argues against CNL."),
+                            "teardrop_cells": _bool("Tear-drop red cells (dacrocytes), as in myelofibrosis."),
+                            "leukoerythroblastosis": _bool("Nucleated red cells and immature granulocytes in the blood (leukoerythroblastic picture)."),
                         },
                     },
                     "lap_score": {"type": ["number", "null"], "minimum": 0},
