@@ -136,7 +136,7 @@ def test_cmml_from_who_2022_criteria(kb):
 @KBS
 def test_acml_blood_criteria_rank_an_mds_mpn_above_reactive_and_cnl(kb):
     """WHO 2022 MDS/MPN with neutrophilia / ICC 2022 aCML: WBC >= 13, precursors >= 10 %, monocytes
-    < 10 %, basophils < 2 %, blasts < 20 %, no BCR::ABL1 (dysgranulopoiesis not in the format)."""
+    < 10 %, basophils < 2 %, blasts < 20 %, no BCR::ABL1 (dysgranulopoiesis unknown here)."""
     labs = {"wbc": 42, "neutrophils_pct": 68, "bands_pct": 4, "myelocytes_pct": 8, "metamyelocytes_pct": 6,
             "monocytes_pct": 2, "basophils_pct": 0, "blasts_pct": 1}
     c = case(labs, age=68, genetics={"bcr_abl1": "negative"})

@@ -31,25 +31,38 @@ def validate_cmd(
     settings: list[str] | None = typer.Option(None, "--set", help="Override a knowledge parameter (as in assess)."),
     fail_under: float | None = typer.Option(None, "--fail-under", min=0, max=100,
                                             help="Exit 1 when top-1 on informative cases is below this percentage."),
+    compare: list[str] | None = typer.Option(None, "--compare",
+                                             help="Another set to score with the same rules and show side by side "
+                                                  "(repeatable); --fail-under applies to CASES only."),
 ) -> None:
     """Score the differential (top-1/top-3 overall and by category), the hyperleukocytosis flag and
     leukostasis on a validation set, and list the misses."""
-    from leukos.validation import parse_validation_set, render_markdown, validate
+    from leukos.validation import parse_validation_set, render_comparison, render_markdown, validate
     from leukos.validation.dataset import MAX_SET_BYTES
 
     overrides = parse_overrides(settings)
     kb = load_knowledge(overrides)
-    path = Path(cases)
-    if not path.is_file():
-        raise CaseFormatError(ErrorDetail("CASES", cases, "an existing JSON Lines file", "check the path"))
-    with path.open("rb") as fh:
-        data = fh.read(MAX_SET_BYTES + 1)
-    report = validate(parse_validation_set(data, kb, name=path.name), kb,
-                      leukostasis_min_grade=leukostasis_min_grade, settings=overrides)
+    reports = []
+    for i, name in enumerate([cases, *(compare or [])]):
+        path = Path(name)
+        if not path.is_file():
+            field = "CASES" if i == 0 else "--compare"
+            raise CaseFormatError(ErrorDetail(field, name, "an existing JSON Lines file", "check the path"))
+        with path.open("rb") as fh:
+            data = fh.read(MAX_SET_BYTES + 1)
+        reports.append((path.name, validate(parse_validation_set(data, kb, name=path.name), kb,
+                                            leukostasis_min_grade=leukostasis_min_grade, settings=overrides)))
+    report = reports[0][1]
     if fmt is ReportFormat.json:
-        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        out = report.to_dict() if len(reports) == 1 else {"sets": {n: r.to_dict() for n, r in reports}}
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        typer.echo(render_markdown(report, title=f"leukos validation: {path.name}", source=path.name), nl=False)
+        if len(reports) > 1:
+            typer.echo(render_comparison(reports))
+        for n, r in reports:
+            typer.echo(render_markdown(r, title=f"leukos validation: {n}", source=n), nl=False)
+            if len(reports) > 1:
+                typer.echo("")
     frac = report.top1.fraction
     if fail_under is not None and (frac is None or 100 * frac < fail_under):
         raise typer.Exit(1)

@@ -5,8 +5,8 @@
 """
 
 from leukos.validation.dataset import Expected, ValidationCase, parse_validation_set
-from leukos.validation.report import render_markdown
+from leukos.validation.report import render_comparison, render_markdown
 from leukos.validation.scoring import CaseResult, Rate, ValidationReport, score, validate
 
 __all__ = ["CaseResult", "Expected", "Rate", "ValidationCase", "ValidationReport", "parse_validation_set",
-           "render_markdown", "score", "validate"]
+           "render_comparison", "render_markdown", "score", "validate"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from leukos.validation.scoring import CaseResult, ValidationReport
 
-__all__ = ["render_markdown"]
+__all__ = ["render_comparison", "render_markdown"]
 
 
 def _ranked(c: CaseResult, n: int = 3) -> str:
@@ -55,4 +55,23 @@ def render_markdown(report: ValidationReport, *, title: str = "Validation report
                 f"{'not graded' if c.leukostasis_grade is None else c.leukostasis_grade}" for c in r.leukostasis_misses]
     else:
         out.append("None.")
+    return "\n".join(out) + "\n"
+
+
+def render_comparison(reports: list[tuple[str, ValidationReport]]) -> str:
+    """Markdown table of top-1 and top-3 by category for several sets side by side (e.g. the
+    development set as transcribed and its supplementary inputs)."""
+    names = [n for n, _ in reports]
+    cats = list(dict.fromkeys(c for _, r in reports for c in r.by_category))
+    head = "| category | " + " | ".join(f"top-1 `{n}`" for n in names) + " | " + \
+        " | ".join(f"top-3 `{n}`" for n in names) + " |"
+    out = ["# leukos validation: sets side by side", "",
+           "The same rules and settings on each set; the full report of each set follows.", "",
+           head, "|" + "---|" * (1 + 2 * len(names))]
+    for cat in cats:
+        t1 = [r.by_category[cat][0].describe() if cat in r.by_category else "-" for _, r in reports]
+        t3 = [r.by_category[cat][1].describe() if cat in r.by_category else "-" for _, r in reports]
+        out.append(f"| {cat} | " + " | ".join(t1) + " | " + " | ".join(t3) + " |")
+    out.append("| **all** | " + " | ".join(f"**{r.top1.describe()}**" for _, r in reports) + " | "
+               + " | ".join(f"**{r.top3.describe()}**" for _, r in reports) + " |")
     return "\n".join(out) + "\n"

@@ -9,7 +9,16 @@ from leukos.domain.case import Case, Diagnosis, GeneticResult, Immunophenotype
 from leukos.knowledge import KnowledgeBase
 from leukos.knowledge.differential_rules import AREA
 from leukos.rules._common import all3, any3
-from leukos.rules.differential.quantities import Interval, absolute, blasts_any, compare, lab, number, pct_sum
+from leukos.rules.differential.quantities import (
+    Interval,
+    absolute,
+    blasts_any,
+    compare,
+    lab,
+    number,
+    pct_sum,
+    percent,
+)
 
 __all__ = ["FACTS", "CML_FAMILY"]
 
@@ -125,22 +134,56 @@ def _param(kb: KnowledgeBase, name: str) -> float:
 
 def _monocytosis(case: Case, kb: KnowledgeBase) -> bool | None:
     """WHO 2022 / ICC 2022 CMML monocytosis: absolute AND relative (both thresholds inclusive)."""
-    return all3([compare(absolute(case, "monocytes_pct"), ">=", _param(kb, "cmml_monocytes_abs_min")),
-                 compare(lab(case, "monocytes_pct"), ">=", _param(kb, "cmml_monocytes_pct_min"))])
+    return all3([compare(absolute(case, "monocytes"), ">=", _param(kb, "cmml_monocytes_abs_min")),
+                 compare(percent(case, "monocytes"), ">=", _param(kb, "cmml_monocytes_pct_min"))])
 
 
 def _acml_blood_picture(case: Case, kb: KnowledgeBase) -> bool | None:
     """The blood criteria of aCML (WHO 2022 'MDS/MPN with neutrophilia', ICC 2022 aCML): WBC >= 13,
     neutrophil precursors >= 10 %, monocytes < 10 %, basophils < 2 %, blood blasts < 20 %.
-    Dysgranulopoiesis and the marrow are outside the case format and are listed, not assumed."""
+    Dysgranulopoiesis is a feature of its own (``dysgranulopoiesis``); the marrow is listed, not assumed."""
     return all3([
         compare(lab(case, "wbc"), ">=", _param(kb, "acml_wbc_min")),
         compare(pct_sum([lab(case, n) for n in ("promyelocytes_pct", "myelocytes_pct", "metamyelocytes_pct")]),
                 ">=", _param(kb, "acml_precursors_min_pct")),
-        compare(lab(case, "monocytes_pct"), "<", _param(kb, "acml_monocytes_max_pct")),
-        compare(lab(case, "basophils_pct"), "<", _param(kb, "acml_basophils_max_pct")),
+        compare(percent(case, "monocytes"), "<", _param(kb, "acml_monocytes_max_pct")),
+        compare(percent(case, "basophils"), "<", _param(kb, "acml_basophils_max_pct")),
         compare(lab(case, "blasts_pct"), "<", _param(kb, "acute_blast_pct")),
     ])
+
+
+_DRIVERS = ("jak2", "calr", "mpl")
+
+
+def _mpn_driver(case: Case) -> bool | None:
+    """Any MPN driver mutation found: True; all three tested negative: False; else unknown."""
+    return any3([_gene(case, g, GeneticResult.POSITIVE) for g in _DRIVERS])
+
+
+def _cmml_supporting(case: Case, kb: KnowledgeBase) -> bool | None:
+    """WHO 2022 (Khoury 2022, Table 6): monocytes >= 1 x10^9/L need one supporting criterion,
+    0.5-1 x10^9/L need dysplasia *and* clonality. Of the supporting criteria the case carries
+    granulocytic dysplasia and ASXL1/SETBP1; the others (other lineages, other mutations,
+    monocyte subsets) are not in the case, so this is never False: only True or unknown."""
+    mono = absolute(case, "monocytes")
+    dysplasia = case.findings.smear.dysgranulopoiesis is True
+    clonal = any(case.findings.gene(g) is GeneticResult.POSITIVE for g in ("asxl1", "setbp1"))
+    if compare(mono, ">=", _param(kb, "cmml_monocytes_abs_one_criterion_min")) is True:
+        return True if (dysplasia or clonal) else None
+    if compare(mono, ">=", _param(kb, "cmml_monocytes_abs_min")) is True:
+        return True if (dysplasia and clonal) else None
+    return None
+
+
+def _pmf_criteria(case: Case, kb: KnowledgeBase) -> bool | None:
+    """ICC 2022 / WHO 2022 overt PMF as far as the case carries it: a driver mutation, marrow
+    fibrosis grade >= 2 and one minor criterion (leukoerythroblastosis, palpable splenomegaly,
+    WBC >= 11). Megakaryocyte atypia and the exclusion of other neoplasms stay with the marrow."""
+    minor = any3([case.findings.smear.leukoerythroblastosis, case.findings.splenomegaly,
+                  compare(lab(case, "wbc"), ">=", _param(kb, "pmf_wbc_min"))])
+    return all3([_mpn_driver(case),
+                 compare(number(case.findings.marrow.fibrosis_grade), ">=", _param(kb, "pmf_fibrosis_min_grade")),
+                 minor])
 
 
 def _lymphoblasts(case: Case) -> bool | None:
@@ -207,6 +250,17 @@ FACTS: dict[str, Callable[[Case, KnowledgeBase], bool | None]] = {
     "monocytosis": _monocytosis,
     "acml_blood_picture": _acml_blood_picture,
     "acml_criteria": lambda c, kb: all3([_acml_blood_picture(c, kb), _gene(c, "bcr_abl1", _N)]),
+    "dysgranulopoiesis": lambda c, kb: c.findings.smear.dysgranulopoiesis,
+    "dysgranulopoiesis_absent": lambda c, kb: _not3(c.findings.smear.dysgranulopoiesis),
+    "teardrop_cells": lambda c, kb: c.findings.smear.teardrop_cells,
+    "leukoerythroblastosis": lambda c, kb: c.findings.smear.leukoerythroblastosis,
+    "mpn_driver_positive": lambda c, kb: _mpn_driver(c),
+    "mpn_driver_negative": lambda c, kb: _not3(_mpn_driver(c)),
+    "setbp1_positive": lambda c, kb: _gene(c, "setbp1", _P),
+    "asxl1_positive": lambda c, kb: _gene(c, "asxl1", _P),
+    "setbp1_with_asxl1": lambda c, kb: all3([_gene(c, "setbp1", _P), _gene(c, "asxl1", _P)]),
+    "cmml_supporting": _cmml_supporting,
+    "pmf_criteria": _pmf_criteria,
     "cmml_prerequisites": lambda c, kb: all3([
         _monocytosis(c, kb), _gene(c, "bcr_abl1", _N),
         compare(blasts_any(c), "<", _param(kb, "acute_blast_pct"))]),

@@ -10,7 +10,7 @@ from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase, Parameter
 from leukos.knowledge.differential_rules import AREA, DifferentialRules, differential_rules, param_key
 from leukos.rules.differential.facts import CML_FAMILY, FACTS
-from leukos.rules.differential.quantities import DISPLAY, MEASURES, compare
+from leukos.rules.differential.quantities import DISPLAY, MEASURE_CELL, MEASURES, compare, derivation
 
 __all__ = ["Feature", "case_features", "evaluate_features", "known_for", "checked_rules"]
 
@@ -53,6 +53,10 @@ def evaluate_features(case: Case, kb: KnowledgeBase, rules: DifferentialRules) -
                 threshold = float(spec["value"])
             value = compare(iv, spec["op"], threshold) if configured else None
             detail = "" if iv is None else f"{DISPLAY.get(spec['measure'], spec['measure'])} {iv.describe(unit)}".strip()
+            cell = MEASURE_CELL.get(spec["measure"])
+            worked = derivation(case, (cell,)) if cell and iv is not None else ""
+            if worked:
+                detail += f"; {worked}"
             if not configured and iv is not None:
                 detail += f" (not assessed: set {params[0].key} to your laboratory's limit)"
             out[name] = Feature(name, value, spec["label"], sources, detail, params)
@@ -87,12 +91,19 @@ def _fact_detail(name: str, case: Case, kb: KnowledgeBase) -> tuple[str, list[st
             keys.append(f"{AREA}.cnl_wbc_min_csf3r_icc")
         return "", keys
     if name == "monocytosis":
-        return "", [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min"]
+        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min"]
     if name == "cmml_prerequisites":
-        return "", [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min", f"{AREA}.acute_blast_pct"]
+        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min",
+                                                  f"{AREA}.acute_blast_pct"]
+    if name == "cmml_supporting":
+        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min",
+                                                  f"{AREA}.cmml_monocytes_abs_one_criterion_min"]
+    if name == "pmf_criteria":
+        return "", [f"{AREA}.pmf_fibrosis_min_grade", f"{AREA}.pmf_wbc_min"]
     if name in ("acml_blood_picture", "acml_criteria"):
-        return "", [f"{AREA}.{k}" for k in ("acml_wbc_min", "acml_precursors_min_pct", "acml_monocytes_max_pct",
-                                             "acml_basophils_max_pct", "acute_blast_pct")]
+        return derivation(case, ("monocytes", "basophils")), [
+            f"{AREA}.{k}" for k in ("acml_wbc_min", "acml_precursors_min_pct", "acml_monocytes_max_pct",
+                                    "acml_basophils_max_pct", "acute_blast_pct")]
     if name == "persistent_leukocytosis":
         return "", [f"{AREA}.cnl_persistence_days", f"{AREA}.cnl_wbc_min"]
     return "", []
