@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from leukos.apheresis.outcome import (
+    BAND_METHODS,
     STRUCTURES,
     Fit,
     fit_ce_model,
@@ -78,7 +79,7 @@ def summarise_rows(rows: Sequence[dict[str, Any]], methods: Sequence[str], *, lo
 
 
 def cross_validate_falls(kb: KnowledgeBase, rows: Sequence[FallRow], *, structure: str, what: str = "wbc",
-                         draws: int = 4000, seed: int = 0) -> CvTable:
+                         draws: int = 4000, seed: int = 0, band: str = "posterior") -> CvTable:
     """Leave-one-source-out over the scored rows; unscored rows are predicted from the full fit and shown."""
     prior = kb.value("apheresis_outcomes.variance_prior_scale")
     ref = kb.value("apheresis_outcomes.count_reference_10e9_per_l")
@@ -97,7 +98,7 @@ def cross_validate_falls(kb: KnowledgeBase, rows: Sequence[FallRow], *, structur
             obs_train = np.array([t.observed_pct for t in train])
         else:
             fit, obs_train = full, np.array([t.observed_pct for t in scored])
-        p = predict_fall(fit, r, draws=draws, seed=seed)
+        p = predict_fall(fit, r, draws=draws, seed=seed, band=band)
         tm, ts = float(obs_train.mean()), float(obs_train.std(ddof=1)) if len(obs_train) > 1 else 0.0
         rec: dict[str, Any] = {
             "id": r.id, "source": r.source, "group": r.group, "kind": r.kind if r.kind == "patient" else f"cohort n={r.n}",
@@ -117,7 +118,7 @@ def cross_validate_falls(kb: KnowledgeBase, rows: Sequence[FallRow], *, structur
     return CvTable(what=what, structure=structure, rows=tuple(out), summary=summ)
 
 
-def cross_validate_ce(kb: KnowledgeBase, rows: Sequence[CeRow], *, structure: str) -> CvTable:
+def cross_validate_ce(kb: KnowledgeBase, rows: Sequence[CeRow], *, structure: str, band: str = "posterior") -> CvTable:
     """Leave-one-source-out for the collection efficiency (yield error in log space)."""
     prior = kb.value("apheresis_outcomes.ce_logit_prior_sd")
     dev = kb.table("apheresis")["devices"]["spectra_optia_cmnc"]
@@ -126,7 +127,7 @@ def cross_validate_ce(kb: KnowledgeBase, rows: Sequence[CeRow], *, structure: st
     for r in rows:
         train = [t for t in rows if t.source != r.source]
         fit = fit_ce_model(train, structure=structure, prior_scale=prior)
-        p = predict_ce(fit, r.marker)
+        p = predict_ce(fit, r.marker, band=band)
         same = np.array([t.ce_pct for t in train if t.marker == r.marker] or [t.ce_pct for t in train])
         lm, ls = float(np.mean(np.log(same))), float(np.std(np.log(same), ddof=1)) if len(same) > 1 else 0.0
         out.append({"id": r.id, "source": r.source, "marker": r.marker, "observed": r.ce_pct, "scored": True,
@@ -150,12 +151,29 @@ def validate_all(kb: KnowledgeBase, data: OutcomeData, *, draws: int = 4000, see
         res["platelets"][s] = cross_validate_falls(kb, data.platelets, structure=s, what="platelets", draws=draws, seed=seed)
         res["ce"][s] = cross_validate_ce(kb, data.ce, structure=s)
 
+    gain = kb.value("apheresis_outcomes.structure_min_relative_gain")
+
     def pick(tables: dict[str, CvTable], key: str) -> str:
-        best = min(tables.values(), key=lambda t: t.summary["model"][key] + 1e-9 * STRUCTURES.index(t.structure))
-        return best.structure
+        # walk from the simplest structure; a richer one is taken only if it lowers the out-of-sample
+        # error of the current choice by more than `gain` (relative), so Monte Carlo noise cannot decide
+        best = STRUCTURES[0]
+        for s in STRUCTURES[1:]:
+            if s in tables and tables[s].summary["model"][key] < (1.0 - gain) * tables[best].summary["model"][key]:
+                best = s
+        return best
 
     res["chosen"] = {"wbc": pick(res["wbc"], "mae_pct_points"), "platelets": pick(res["platelets"], "mae_pct_points"),
                      "ce": pick(res["ce"], "mean_abs_log_error")}
+    # sensitivity of the bands to how tau is treated (chosen structure; the point predictions barely move)
+    res["bands"] = {"wbc": {}, "platelets": {}, "ce": {}}
+    for b in BAND_METHODS:
+        for what in ("wbc", "platelets"):
+            t = res[what][res["chosen"][what]] if b == "posterior" else cross_validate_falls(
+                kb, getattr(data, what), structure=res["chosen"][what], what=what, draws=draws, seed=seed, band=b)
+            res["bands"][what][b] = t.summary["model"]
+        t = res["ce"][res["chosen"]["ce"]] if b == "posterior" else cross_validate_ce(
+            kb, data.ce, structure=res["chosen"]["ce"], band=b)
+        res["bands"]["ce"][b] = t.summary["model"]
     return res
 
 
@@ -181,17 +199,18 @@ def _tv(v: Any) -> str:
 
 _FIT_NOTES = {
     "wbc_mu": ("1", "Population mean of log k, k = per-blood-volume log-fall of the WBC count (post/pre = exp(-k x))."),
-    "wbc_tau": ("1", "Between-source SD of log k (device, centre, sampling time)."),
+    "wbc_tau": ("1", "Between-source SD of log k (device, centre, sampling time): root posterior mean of tau^2 over the grid, so a normal with mu_var + tau^2 matches the predictive spread."),
+    "wbc_tau_mode": ("1", "Posterior mode of the between-source SD of log k (the plug-in value; shown for comparison, not used)."),
     "wbc_omega": ("1", "Between-disease-group SD of log k (0 when the pooled structure was chosen)."),
     "wbc_sigma": ("1", "Between-procedure SD of log k, from the reported SDs of the per-procedure falls (delta method)."),
-    "wbc_mu_var": ("1", "Estimation variance of the population mean of log k."),
+    "wbc_mu_var": ("1", "Estimation variance of the population mean of log k, including its spread over the tau posterior."),
     "wbc_beta": ("1", "Slope of log k on log(pre/250) (0 unless the count term was chosen)."),
     "plt_mu": ("1", "Population mean of log k for the platelet fall."),
-    "plt_tau": ("1", "Between-source SD of the platelet log k."),
+    "plt_tau": ("1", "Between-source SD of the platelet log k (root posterior mean of tau^2)."),
     "plt_sigma": ("1", "Between-procedure SD of the platelet log k (reported SDs)."),
     "plt_mu_var": ("1", "Estimation variance of the platelet population mean."),
     "ce_mu": ("1", "Population mean of logit(collection efficiency CE2)."),
-    "ce_tau": ("1", "Between-source SD of logit CE (the spread used for multi-day collection plans)."),
+    "ce_tau": ("1", "Between-source SD of logit CE (root posterior mean of tau^2; the spread used for multi-day collection plans)."),
     "ce_mu_var": ("1", "Estimation variance of the CE population mean."),
 }
 
@@ -200,7 +219,7 @@ def outcome_fit_toml(fits: dict[str, Fit], validation: dict[str, Any], *, data_s
                      study: dict[str, Any] | None, citations: dict[str, list[str]]) -> str:
     """The generated knowledge file ``rules/apheresis_outcome_fit.toml`` (values, provenance, validation summary)."""
     w, p, c = fits["wbc"], fits["platelets"], fits["ce"]
-    vals = {"wbc_mu": w.mu, "wbc_tau": w.tau, "wbc_omega": w.omega, "wbc_sigma": w.sigma, "wbc_mu_var": w.mu_var,
+    vals = {"wbc_mu": w.mu, "wbc_tau": w.tau, "wbc_tau_mode": w.tau_mode, "wbc_omega": w.omega, "wbc_sigma": w.sigma, "wbc_mu_var": w.mu_var,
             "wbc_beta": w.beta, "plt_mu": p.mu, "plt_tau": p.tau, "plt_sigma": p.sigma, "plt_mu_var": p.mu_var,
             "ce_mu": c.mu, "ce_tau": c.tau, "ce_mu_var": c.mu_var}
     lines = ["# GENERATED by `leukos calibrate --write` (leukos.apheresis.validate): do not edit by hand.",
@@ -227,6 +246,10 @@ def outcome_fit_toml(fits: dict[str, Fit], validation: dict[str, Any], *, data_s
                 lines += [f"{k} = {_tv(v)}" for k, v in summ.items()]
                 lines.append("")
         lines += [f"[validation.{what}.chosen]", f"structure = {_tv(chosen)}", ""]
+        for b, summ in validation.get("bands", {}).get(what, {}).items():
+            lines.append(f"[validation.{what}.bands.{b.replace('-', '_')}]")
+            lines += [f"{k} = {_tv(v)}" for k, v in summ.items()]
+            lines.append("")
     if study:
         lines.append("[simulation_study]")
         lines += [f"{k} = {_tv(v) if not isinstance(v, list) else '[' + ', '.join(_tv(x) for x in v) + ']'}"

@@ -205,6 +205,10 @@ def render_validation(v: dict[str, Any], study: dict[str, Any]) -> None:
                 label = f"{_METHOD_LABEL[m]}" + (f" ({s})" if m == "model" else "")
                 e(f"  {label:34s} n {sm['n']:2d}  mean error {err}  median error {med}  "
                   f"90 % coverage {sm['coverage_90']}  band width {sm['mean_band_width']}")
+    e("\n90 % bands by treatment of the between-source SD (chosen structures; 'posterior' is used):")
+    for what, by in v.get("bands", {}).items():
+        for b, sm in by.items():
+            e(f"  {what:10s} {b:10s} coverage {sm['coverage_90']:6s} band width {sm['mean_band_width']}")
     e("\nPer-patient learning (simulation with known truth, patients drawn from the fitted population):")
     e(f"  next-session MAE: population {study['mae_population_pct_points']} -> after one recorded session "
       f"{study['mae_after_update_pct_points']} percentage points; 90 % coverage {study['coverage_90_population_pct']} % -> "
