@@ -35,9 +35,11 @@ import numpy as np
 from leukos.apheresis.outcome_data import CeRow, FallRow
 
 __all__ = ["Fit", "GridPoint", "Prediction", "fit_fall_model", "predict_fall", "fit_ce_model", "predict_ce",
-           "sigma_from_reported_sds", "STRUCTURES", "BAND_METHODS"]
+           "sigma_from_reported_sds", "STRUCTURES", "POOLED", "BAND_METHODS"]
 
-STRUCTURES = ("pooled", "groups", "groups+count")
+# pooled+median: the pooled model with a robust centre (the median of the rows' log k instead of the GLS mean)
+STRUCTURES = ("pooled", "pooled+median", "groups", "groups+count")
+POOLED = ("pooled", "pooled+median")
 # How the predictive band treats the between-source SD tau (see predict_fall):
 #   posterior  - integrate over the marginal posterior of (tau, omega) on the fitting grid (default)
 #   plug-in    - the posterior mode of tau as if known (the first version; under-covers with few sources)
@@ -139,7 +141,7 @@ def _fit_generic(y: np.ndarray, v: np.ndarray, groups: Sequence[str], X: np.ndar
     Returns (weight, tau, omega, b, Ai, Vi) sorted by weight, largest first; weights sum to 1.
     """
     same = np.array([[gi == gj and gi != "mixed" for gj in groups] for gi in groups], dtype=float)
-    use_groups = structure != "pooled"
+    use_groups = structure not in POOLED
     taus = np.concatenate([[0.0], np.geomspace(0.01, 2.0, 40)])
     omegas = np.concatenate([[0.0], np.geomspace(0.01, 2.0, 40)]) if use_groups else np.array([0.0])
     pts = []
@@ -187,8 +189,14 @@ def _assemble(structure: str, y, X, groups, grid, *, sigma: float, count_referen
     pts = []
     for wgt, t, om, b, Ai, Vi in grid:
         eff, pev = _group_blups(y, X, b, Ai, Vi, groups, om)
-        pts.append(GridPoint(weight=wgt, tau=t, omega=om, mu=float(b[0]), beta=float(b[1]) if len(b) > 1 else 0.0,
-                             mu_var=float(Ai[0, 0]), group_effect=eff, group_pev=pev))
+        mu_p, var_p = float(b[0]), float(Ai[0, 0])
+        if structure == "pooled+median":
+            # robust centre: a case report far out cannot drag it; a median is estimated with variance
+            # pi/2 times that of the mean (its asymptotic relative efficiency under normality)
+            mu_p, var_p = float(np.median(y)), var_p * math.pi / 2.0
+            pev = {"mixed": var_p}
+        pts.append(GridPoint(weight=wgt, tau=t, omega=om, mu=mu_p, beta=float(b[1]) if len(b) > 1 else 0.0,
+                             mu_var=var_p, group_effect=eff, group_pev=pev))
     mode, post = pts[-1], tuple(pts[:-1])
     w = np.array([p.weight for p in post])
     mus = np.array([p.mu for p in post])
@@ -221,7 +229,7 @@ def fit_fall_model(rows: Sequence[FallRow], *, structure: str, prior_scale: floa
     y = np.array([_y(r.observed_pct / 100.0, r.blood_volumes) for r in rows])
     v = np.array([_row_var(r, sig) for r in rows])
     X = _design(rows, structure, count_reference)
-    groups = [r.group if structure != "pooled" else "mixed" for r in rows]
+    groups = [r.group if structure not in POOLED else "mixed" for r in rows]
     grid = _fit_generic(y, v, groups, X, structure, prior_scale)
     return _assemble(structure, y, X, groups, grid, sigma=sig, count_reference=count_reference, n_rows=len(rows),
                      sources=tuple(sorted({r.source for r in rows})))
@@ -239,7 +247,7 @@ class Prediction:
 
 
 def _point_mean_var(fit: Fit, pt: GridPoint, group: str, pre_wbc: float | None) -> tuple[float, float]:
-    g = group if fit.structure != "pooled" else "mixed"
+    g = group if fit.structure not in POOLED else "mixed"
     m = pt.mu + pt.group_effect.get(g, 0.0)
     if fit.structure == "groups+count" and pre_wbc:
         m += pt.beta * math.log(pre_wbc / fit.count_reference)
@@ -279,7 +287,7 @@ def predict_fall(fit: Fit, row: FallRow, *, draws: int = 4000, seed: int = 0, ba
     logx = rng.uniform(math.log(row.bv_low), math.log(row.bv_high), draws) if row.bv_high > row.bv_low \
         else np.full(draws, math.log(row.bv_low))
     n = 1 if row.kind == "patient" else min(row.n, 200)
-    lk = theta[:, None] + fit.sigma * rng.standard_normal((draws, n))
+    lk = np.minimum(theta[:, None] + fit.sigma * rng.standard_normal((draws, n)), 30.0)   # heavy t tails: no overflow
     f = 100.0 * (1.0 - np.exp(-np.exp(lk) * np.exp(logx)[:, None]))
     stat = np.median(f, axis=1) if row.median_stat else f.mean(axis=1)
     q = np.percentile(stat, [5, 50, 95])
@@ -295,7 +303,7 @@ def fit_ce_model(rows: Sequence[CeRow], *, structure: str, prior_scale: float) -
     y = np.array([_logit(r.ce_pct / 100.0) for r in rows])
     v = np.full(len(rows), 1e-4)
     X = np.ones((len(rows), 1))
-    groups = [r.marker if structure != "pooled" else "mixed" for r in rows]
+    groups = [r.marker if structure not in POOLED else "mixed" for r in rows]
     grid = _fit_generic(y, v, groups, X, structure, prior_scale)
     return _assemble(structure, y, X, groups, grid, sigma=0.0, count_reference=1.0, n_rows=len(rows),
                      sources=tuple(sorted({r.source for r in rows})))

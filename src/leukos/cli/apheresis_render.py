@@ -171,7 +171,8 @@ def render_simulation(data: dict[str, Any], p) -> None:
     e(DISCLAIMER)
 
 
-_METHOD_LABEL = {"model": "leukos model", "training_mean": "training-fold mean", "constant_35": "constant 35 %",
+_METHOD_LABEL = {"model": "leukos model", "training_mean": "training-fold mean", "training_median": "training-fold median",
+                 "constant_35": "constant 35 %",
                  "asfa_45": "ASFA midpoint 45 %", "device_profile": "device CE2 profile"}
 _WHAT = {"wbc": "WBC fall per session (%)", "platelets": "Platelet fall per procedure (%)",
          "ce": "Collection efficiency (%), yield error in log space"}
