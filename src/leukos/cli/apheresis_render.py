@@ -7,8 +7,6 @@ from typing import Any
 import numpy as np
 import typer
 
-from leukos.apheresis.simulate import band
-
 DISCLAIMER = "leukos supports clinical decisions; it does not replace clinical judgement. Not a medical device."
 
 
@@ -113,32 +111,6 @@ def render_plan(p, kb) -> None:
             e(f" ? {x}")
     e("\nReferences: " + ", ".join(kb.citation(k).short for k in d["citations"][:12]) + (" …" if len(d["citations"]) > 12 else ""))
     e(f"ruleset {d['ruleset_version']}, leukos {d['leukos_version']}. {DISCLAIMER}")
-
-
-def trajectory_dict(tr, p) -> dict[str, Any]:
-    """JSON block of a simulation: median series plus p05/p95 bands."""
-
-    def series(x):
-        if x is None:
-            return None
-        q = np.percentile(x, [5, 50, 95], axis=0)
-        return {"p05": np.round(q[0], 3).tolist(), "median": np.round(q[1], 3).tolist(), "p95": np.round(q[2], 3).tolist()}
-
-    return {
-        "leukos_version": p.leukos_version, "ruleset_version": p.ruleset_version, "case_id": p.case_id,
-        "recommended": p.recommended, "contraindications": list(p.contraindications),
-        "blood_volumes_processed": round(p.settings.blood_volumes, 2), "duration_min": round(p.settings.duration_min),
-        "session_starts_min": list(tr.session_starts_min), "session_ends_min": [round(t, 1) for t in tr.session_ends_min],
-        "times_min": np.round(tr.times_min, 2).tolist(),
-        "wbc_10e9_per_l": series(tr.wbc_10e9_per_l),
-        "ionized_calcium_mmol_per_l": series(tr.ionized_calcium_mmol_per_l),
-        "platelets_10e9_per_l": series(tr.platelets_10e9_per_l),
-        "hemoglobin_g_per_dl": series(tr.hemoglobin_g_per_dl),
-        "product": {"volume_ml": band(tr.product_volume_ml[:, -1], digits=0),
-                    "cells_10e9": band(tr.product_cells_10e9[:, -1], digits=0)},
-        "draws": tr.n_draws,
-        "warnings": list(p.warnings),
-    }
 
 
 def render_simulation(data: dict[str, Any], p) -> None:
