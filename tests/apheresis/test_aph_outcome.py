@@ -97,6 +97,22 @@ def test_stored_validation_matches_a_fresh_run(data):
         assert stored[what][chosen.replace("+", "_")]["model"][key] == fresh[key]
     # the count-dependent efficiency is kept only if cross-validation prefers it: it does not
     assert res["chosen"]["wbc"] != "groups+count"
+    # the candidates that were tried and the band sensitivity are stored as run, not hand-edited
+    for what in ("wbc", "platelets"):
+        for v, summ in res["candidates"][what].items():
+            assert stored[what]["candidates"][v.replace("-", "_")]["mae_pct_points"] == summ["mae_pct_points"]
+        for b, summ in res["bands"][what].items():
+            assert stored[what]["bands"][b.replace("-", "_")]["coverage_90"] == summ["coverage_90"]
+
+
+def test_centre_variants_only_for_the_pooled_model(data):
+    with pytest.raises(ValueError, match="variant"):
+        cross_validate_falls(kb(), data.wbc, structure="groups", variant="source-median", draws=200)
+    flat = cross_validate_falls(kb(), data.platelets, structure="pooled", what="platelets", draws=400,
+                                variant="no-volume-scaling")
+    rows = {r["id"]: r for r in flat.rows}
+    # without volume scaling the large-volume collections (3-4 TBV) are predicted like a 1-TBV depletion
+    assert abs(rows["Y01a"]["model"]["median"] - rows["C3"]["model"]["median"]) < 5.0
 
 
 def _few_sources(data):

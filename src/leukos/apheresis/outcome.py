@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from leukos.apheresis.outcome_data import CeRow, FallRow
 
 __all__ = ["Fit", "GridPoint", "Prediction", "fit_fall_model", "predict_fall", "fit_ce_model", "predict_ce",
-           "sigma_from_reported_sds", "STRUCTURES", "POOLED", "BAND_METHODS"]
+           "sigma_from_reported_sds", "STRUCTURES", "POOLED", "BAND_METHODS",
+           "CENTRE_VARIANTS", "recentre", "log_k"]
 
 # pooled+median: the pooled model with a robust centre (the median of the rows' log k instead of the GLS mean)
 STRUCTURES = ("pooled", "pooled+median", "groups", "groups+count")
@@ -45,6 +46,12 @@ POOLED = ("pooled", "pooled+median")
 #   plug-in    - the posterior mode of tau as if known (the first version; under-covers with few sources)
 #   higgins-t  - Higgins, Thompson & Spiegelhalter 2009: mode tau, Student t with (sources - 2) df
 BAND_METHODS = ("posterior", "plug-in", "higgins-t")
+# Other centres tried for the pooled model (reported by `leukos calibrate --cv`, never chosen automatically):
+#   unweighted-mean   - plain mean of the rows' log k (every row one vote)
+#   source-median     - median over sources of each source's mean log k (C4/C4i count once)
+#   cohort-mean       - mean log k of the cohort rows only (single-case reports left out of the centre)
+#   no-volume-scaling - the fall does not depend on the volume processed (x = 1 for every row), median centre
+CENTRE_VARIANTS = ("unweighted-mean", "source-median", "cohort-mean", "no-volume-scaling")
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,20 @@ class Fit:
 
 def _y(f: float, x: float) -> float:
     return math.log(-math.log(1.0 - f) / x)
+
+
+def log_k(row: FallRow) -> float:
+    """The row's observed per-blood-volume log-fall on the log scale, log k = log(-log(1 - f) / x)."""
+    return _y(row.observed_pct / 100.0, row.blood_volumes)
+
+
+def recentre(fit: Fit, mu: float, *, var_factor: float = 1.0) -> Fit:
+    """The same fit (variance components, bands) around another centre ``mu`` of log k; the estimation
+    variance of the centre is the GLS one times ``var_factor`` (pi/2 for a median)."""
+    pts = tuple(replace(p, mu=mu, mu_var=p.mu_var * var_factor,
+                        group_pev={g: v * var_factor for g, v in p.group_pev.items()}) for p in fit.posterior)
+    return replace(fit, mu=mu, mu_var=fit.mu_var * var_factor,
+                   group_pev={g: v * var_factor for g, v in fit.group_pev.items()}, posterior=pts)
 
 
 def _dy_df(f: float) -> float:

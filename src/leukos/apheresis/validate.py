@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from leukos.apheresis.outcome import (
     BAND_METHODS,
+    CENTRE_VARIANTS,
     STRUCTURES,
     Fit,
     fit_ce_model,
     fit_fall_model,
+    log_k,
     predict_ce,
     predict_fall,
+    recentre,
     sigma_from_reported_sds,
 )
 from leukos.apheresis.outcome_data import CeRow, FallRow, OutcomeData
@@ -79,8 +82,17 @@ def summarise_rows(rows: Sequence[dict[str, Any]], methods: Sequence[str], *, lo
 
 
 def cross_validate_falls(kb: KnowledgeBase, rows: Sequence[FallRow], *, structure: str, what: str = "wbc",
-                         draws: int = 4000, seed: int = 0, band: str = "posterior") -> CvTable:
-    """Leave-one-source-out over the scored rows; unscored rows are predicted from the full fit and shown."""
+                         draws: int = 4000, seed: int = 0, band: str = "posterior", variant: str | None = None) -> CvTable:
+    """Leave-one-source-out over the scored rows; unscored rows are predicted from the full fit and shown.
+
+    ``variant`` (one of ``CENTRE_VARIANTS``, pooled structure only) replaces the centre of each fold's
+    fit, to report candidates that were tried; the chosen model never uses one.
+    """
+    if variant is not None:
+        if variant not in CENTRE_VARIANTS or structure != "pooled":
+            raise ValueError(f"variant {variant!r} needs structure 'pooled' and one of {CENTRE_VARIANTS}")
+        if variant == "no-volume-scaling":
+            rows = [replace(r, bv_low=1.0, bv_high=1.0) for r in rows]
     prior = kb.value("apheresis_outcomes.variance_prior_scale")
     ref = kb.value("apheresis_outcomes.count_reference_10e9_per_l")
     scored = [r for r in rows if r.scored]
@@ -97,7 +109,9 @@ def cross_validate_falls(kb: KnowledgeBase, rows: Sequence[FallRow], *, structur
             fit = fit_fall_model(train, structure=structure, prior_scale=prior, count_reference=ref, sigma=sig)
             obs_train = np.array([t.observed_pct for t in train])
         else:
-            fit, obs_train = full, np.array([t.observed_pct for t in scored])
+            train, fit, obs_train = scored, full, np.array([t.observed_pct for t in scored])
+        if variant is not None:
+            fit = _variant_centre(fit, train, variant)
         p = predict_fall(fit, r, draws=draws, seed=seed, band=band)
         tm, ts = float(obs_train.mean()), float(obs_train.std(ddof=1)) if len(obs_train) > 1 else 0.0
         rec: dict[str, Any] = {
@@ -119,6 +133,20 @@ def cross_validate_falls(kb: KnowledgeBase, rows: Sequence[FallRow], *, structur
     summ = summarise_rows(out, methods)
     summ["_sources"] = {"n": len(sources), "names": sources}
     return CvTable(what=what, structure=structure, rows=tuple(out), summary=summ)
+
+
+def _variant_centre(fit: Fit, train: Sequence[FallRow], variant: str) -> Fit:
+    y = {t.id: log_k(t) for t in train}
+    if variant == "unweighted-mean":
+        return recentre(fit, float(np.mean(list(y.values()))))
+    if variant == "cohort-mean":
+        return recentre(fit, float(np.mean([y[t.id] for t in train if t.kind == "cohort"] or list(y.values()))))
+    by_source: dict[str, list[float]] = {}
+    for t in train:
+        by_source.setdefault(t.source, []).append(y[t.id])
+    if variant == "source-median":
+        return recentre(fit, float(np.median([np.mean(v) for v in by_source.values()])), var_factor=math.pi / 2)
+    return recentre(fit, float(np.median(list(y.values()))), var_factor=math.pi / 2)   # no-volume-scaling
 
 
 def cross_validate_ce(kb: KnowledgeBase, rows: Sequence[CeRow], *, structure: str, band: str = "posterior") -> CvTable:
@@ -177,6 +205,9 @@ def validate_all(kb: KnowledgeBase, data: OutcomeData, *, draws: int = 4000, see
         t = res["ce"][res["chosen"]["ce"]] if b == "posterior" else cross_validate_ce(
             kb, data.ce, structure=res["chosen"]["ce"], band=b)
         res["bands"]["ce"][b] = t.summary["model"]
+    res["candidates"] = {what: {v: cross_validate_falls(kb, getattr(data, what), structure="pooled", what=what, draws=draws,
+                                                         seed=seed, variant=v).summary["model"] for v in CENTRE_VARIANTS}
+                         for what in ("wbc", "platelets")}
     return res
 
 
@@ -249,6 +280,10 @@ def outcome_fit_toml(fits: dict[str, Fit], validation: dict[str, Any], *, data_s
                 lines += [f"{k} = {_tv(v)}" for k, v in summ.items()]
                 lines.append("")
         lines += [f"[validation.{what}.chosen]", f"structure = {_tv(chosen)}", ""]
+        for v, summ in validation.get("candidates", {}).get(what, {}).items():
+            lines.append(f"[validation.{what}.candidates.{v.replace('-', '_')}]")
+            lines += [f"{k} = {_tv(x)}" for k, x in summ.items()]
+            lines.append("")
         for b, summ in validation.get("bands", {}).get(what, {}).items():
             lines.append(f"[validation.{what}.bands.{b.replace('-', '_')}]")
             lines += [f"{k} = {_tv(v)}" for k, v in summ.items()]

@@ -185,7 +185,8 @@ def calibrate_cmd(
         study = simulation_study(patient_prior(kb, diagnosis=None, fit=fits["wbc"]),
                                  n_patients=int(kb.value("apheresis_outcomes.simulation_study_patients")))
         out["validation"] = {what: {s: {"summary": t.summary, "rows": list(t.rows)} for s, t in validation[what].items()}
-                             for what in ("wbc", "platelets", "ce")} | {"chosen": validation["chosen"], "bands": validation["bands"]}
+                             for what in ("wbc", "platelets", "ce")} | {"chosen": validation["chosen"], "bands": validation["bands"],
+                                                                  "candidates": validation["candidates"]}
         out["per_patient_learning"] = study
     res = None
     if not cv or write:
