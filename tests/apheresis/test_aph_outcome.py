@@ -147,6 +147,25 @@ def test_band_narrows_for_a_mean_of_many_procedures_but_not_below_tau(data):
                                         - predict_fall(no_tau, replace(row, kind="cohort", n=200)).p05)
 
 
+@pytest.mark.parametrize("rid,expected", [
+    ("C3", 1.0 / (0.5 / 17 + 0.5 / 39)),   # Lee 2014: 39 procedures in 17 patients (the paper's counts)
+    ("C2", 1.0 / (0.5 / 72 + 0.5 / 87)),   # Lopert 2023: 87 procedures in 72 patients
+    ("C4", 29.0),                          # 1994 series: number of patients not reported -> independent
+    ("N02", 1.0),                          # one procedure of one patient
+])
+def test_cohort_mean_counts_same_patient_procedures_as_correlated(data, rid, expected):
+    row = next(r for r in data.wbc if r.id == rid)
+    assert row.n_eff == pytest.approx(expected)
+
+
+def test_fewer_patients_behind_a_cohort_mean_widen_its_band(data):
+    fit = fit_fall_model(data.wbc, structure="pooled", prior_scale=0.5, count_reference=250)
+    row = replace(next(r for r in data.wbc if r.id == "C3"), bv_low=2.0, bv_high=2.0)
+    many = predict_fall(fit, replace(row, n_patients=39))
+    few = predict_fall(fit, replace(row, n_patients=2))
+    assert few.p95 - few.p05 > many.p95 - many.p05
+
+
 def test_robust_centre_resists_one_extreme_case_report(data):
     rows = [r for r in data.wbc if r.scored]
     c1 = next(r for r in rows if r.id == "C1")

@@ -137,8 +137,8 @@ def _row_var(r: FallRow, sigma: float) -> float:
     if r.kind == "patient":
         return sigma**2 + var_x
     if r.sd_pct:
-        return ((r.sd_pct / 100.0) / math.sqrt(r.n) * _dy_df(f)) ** 2 + var_x
-    return sigma**2 / r.n + var_x
+        return ((r.sd_pct / 100.0) / math.sqrt(r.n_eff) * _dy_df(f)) ** 2 + var_x
+    return sigma**2 / r.n_eff + var_x
 
 
 def _gls(y, X, V):
@@ -301,13 +301,15 @@ def predict_fall(fit: Fit, row: FallRow, *, draws: int = 4000, seed: int = 0, ba
     A row of a source the fit has not seen gets: the parameter uncertainty of the population mean,
     the between-source spread tau (integrated over its posterior unless ``band`` says otherwise),
     the volume uncertainty, and the between-procedure spread sigma -- the latter averaged over the
-    n procedures of a cohort row, because a mean of n procedures varies less than one procedure.
+    procedures of a cohort row (``n_eff``: fewer than n when patients had several procedures),
+    because a mean of n procedures varies less than one procedure.
     """
     rng = np.random.default_rng(seed)
     theta = _theta(fit, row.group, row.pre_wbc, rng, draws, band)
     logx = rng.uniform(math.log(row.bv_low), math.log(row.bv_high), draws) if row.bv_high > row.bv_low \
         else np.full(draws, math.log(row.bv_low))
-    n = 1 if row.kind == "patient" else min(row.n, 200)
+    # a cohort mean: over n_eff independent procedures (same-patient procedures are correlated)
+    n = 1 if row.kind == "patient" else max(1, min(round(row.n_eff), 200))
     lk = np.minimum(theta[:, None] + fit.sigma * rng.standard_normal((draws, n)), 30.0)   # heavy t tails: no overflow
     f = 100.0 * (1.0 - np.exp(-np.exp(lk) * np.exp(logx)[:, None]))
     stat = np.median(f, axis=1) if row.median_stat else f.mean(axis=1)
