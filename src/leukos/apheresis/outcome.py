@@ -12,15 +12,16 @@ what the published post counts measure. On the log scale,
 
 * σ (between-procedure spread) comes from the reported SDs of the per-procedure falls, converted
   to the log-k scale by the delta method — not from a bound.
-* μ, β by generalised least squares; τ and ω by maximising the marginal likelihood with a
-  half-normal prior on each SD (empirical Bayes). A group effect is shrunk toward μ in proportion
-  to how little data the group has, so one case report cannot drag a parameter.
-* Which terms are kept (groups, count) is decided by leave-one-source-out validation
-  (:func:`cross_validate`): the data set the structure, not a prior belief.
+* μ, β by generalised least squares at each point of a (τ, ω) grid; the grid's weights are the
+  marginal posterior of τ and ω (REML likelihood times a half-normal prior on each SD). A group
+  effect is shrunk toward μ in proportion to how little data the group has, so one case report
+  cannot drag a parameter. ``pooled+median`` centres log k on the median of the rows instead.
+* Which terms are kept (groups, count, robust centre) is decided by leave-one-source-out
+  validation (``leukos.apheresis.validate``): the data set the structure, not a prior belief.
 
-Predictions are Monte Carlo: a source/patient draw of ``log k``, the volume (uniform on the log
-scale over the reported or assumed range), and for a cohort row the mean (or median) over its n
-procedures. The same machinery fits the platelet fall (groups: depletion vs collection) and the
+Predictions are Monte Carlo: a grid point by its posterior weight (so the uncertainty of τ is
+carried), a new source's mean ``log k``, the volume (uniform on the log scale over the reported or
+assumed range), and for a cohort row the mean (or median) over its procedures (``n_eff``). The same machinery fits the platelet fall (groups: depletion vs collection) and the
 logit of the collection efficiency (CD34+, CD3+).
 """
 
