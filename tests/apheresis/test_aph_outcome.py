@@ -97,6 +97,89 @@ def test_stored_validation_matches_a_fresh_run(data):
         assert stored[what][chosen.replace("+", "_")]["model"][key] == fresh[key]
     # the count-dependent efficiency is kept only if cross-validation prefers it: it does not
     assert res["chosen"]["wbc"] != "groups+count"
+    # the candidates that were tried and the band sensitivity are stored as run, not hand-edited
+    for what in ("wbc", "platelets"):
+        for v, summ in res["candidates"][what].items():
+            assert stored[what]["candidates"][v.replace("-", "_")]["mae_pct_points"] == summ["mae_pct_points"]
+        for b, summ in res["bands"][what].items():
+            assert stored[what]["bands"][b.replace("-", "_")]["coverage_90"] == summ["coverage_90"]
+
+
+def test_centre_variants_only_for_the_pooled_model(data):
+    with pytest.raises(ValueError, match="variant"):
+        cross_validate_falls(kb(), data.wbc, structure="groups", variant="source-median", draws=200)
+    flat = cross_validate_falls(kb(), data.platelets, structure="pooled", what="platelets", draws=400,
+                                variant="no-volume-scaling")
+    rows = {r["id"]: r for r in flat.rows}
+    # without volume scaling the large-volume collections (3-4 TBV) are predicted like a 1-TBV depletion
+    assert abs(rows["Y01a"]["model"]["median"] - rows["C3"]["model"]["median"]) < 5.0
+
+
+def _few_sources(data):
+    """Three cohort sources that agree closely: the posterior mode of tau collapses toward 0."""
+    keep = {"C2", "C4", "N04"}
+    return [r for r in data.wbc if r.id in keep]
+
+
+def test_band_for_a_new_source_carries_tau_uncertainty_not_just_its_mode(data):
+    # with three agreeing sources the plug-in band (tau at its mode) is nearly the sampling error of a
+    # cohort mean; the posterior band must stay wider because tau is barely determined by 3 sources
+    fit = fit_fall_model(_few_sources(data), structure="pooled", prior_scale=0.5, count_reference=250)
+    row = replace(next(r for r in data.wbc if r.id == "C3"), scored=True)
+    plug = predict_fall(fit, row, band="plug-in")
+    post = predict_fall(fit, row, band="posterior")
+    assert fit.tau_mode < fit.tau                     # the mode understates the posterior spread
+    assert post.p95 - post.p05 > 1.3 * (plug.p95 - plug.p05)
+    # the posterior weights are a distribution over the grid, the mode is kept separately
+    w = [p.weight for p in fit.posterior[1:]]
+    assert abs(sum(w) - 1.0) < 1e-9 and fit.posterior[0].weight == 0.0
+
+
+def test_band_narrows_for_a_mean_of_many_procedures_but_not_below_tau(data):
+    fit = fit_fall_model(data.wbc, structure="pooled", prior_scale=0.5, count_reference=250)
+    row = replace(next(r for r in data.wbc if r.id == "C2"), bv_low=2.0, bv_high=2.0)
+    one = predict_fall(fit, replace(row, kind="patient", n=1))
+    many = predict_fall(fit, replace(row, kind="cohort", n=200))
+    assert many.p95 - many.p05 < one.p95 - one.p05
+    # a mean over 200 procedures still varies between sources (tau): the band does not collapse
+    no_tau = replace(fit, tau=0.0, posterior=tuple(replace(p, tau=0.0) for p in fit.posterior))
+    assert many.p95 - many.p05 > 2.0 * (predict_fall(no_tau, replace(row, kind="cohort", n=200)).p95
+                                        - predict_fall(no_tau, replace(row, kind="cohort", n=200)).p05)
+
+
+@pytest.mark.parametrize("rid,expected", [
+    ("C3", 1.0 / (0.5 / 17 + 0.5 / 39)),   # Lee 2014: 39 procedures in 17 patients (the paper's counts)
+    ("C2", 1.0 / (0.5 / 72 + 0.5 / 87)),   # Lopert 2023: 87 procedures in 72 patients
+    ("C4", 29.0),                          # 1994 series: number of patients not reported -> independent
+    ("N02", 1.0),                          # one procedure of one patient
+])
+def test_cohort_mean_counts_same_patient_procedures_as_correlated(data, rid, expected):
+    row = next(r for r in data.wbc if r.id == rid)
+    assert row.n_eff == pytest.approx(expected)
+
+
+def test_fewer_patients_behind_a_cohort_mean_widen_its_band(data):
+    fit = fit_fall_model(data.wbc, structure="pooled", prior_scale=0.5, count_reference=250)
+    row = replace(next(r for r in data.wbc if r.id == "C3"), bv_low=2.0, bv_high=2.0)
+    many = predict_fall(fit, replace(row, n_patients=39))
+    few = predict_fall(fit, replace(row, n_patients=2))
+    assert few.p95 - few.p05 > many.p95 - many.p05
+
+
+def test_robust_centre_resists_one_extreme_case_report(data):
+    rows = [r for r in data.wbc if r.scored]
+    c1 = next(r for r in rows if r.id == "C1")
+    extreme = [replace(r, observed_pct=3.0) if r.id == "C1" else r for r in rows]
+    kw = {"prior_scale": 0.5, "count_reference": 250}
+    for structure, limit in (("pooled+median", 0.02), ("pooled", 0.05)):
+        a = fit_fall_model(rows, structure=structure, **kw)
+        b = fit_fall_model(extreme, structure=structure, **kw)
+        moved = abs(a.mu - b.mu)
+        if structure == "pooled+median":
+            assert moved < limit                     # C1 was already below the median: the centre stays put
+        else:
+            assert moved > limit                     # the GLS mean follows the extreme row
+    assert c1.kind == "patient"
 
 
 def test_collection_target_beyond_one_session_gives_a_multi_day_plan():
@@ -114,7 +197,8 @@ def test_calibrate_cv_cli_json_and_bad_file(tmp_path):
     r = runner.invoke(app, ["calibrate", "--cv", "-f", "json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert set(d["validation"]["wbc"]) == {"pooled", "groups", "groups+count"}
+    assert set(d["validation"]["wbc"]) == {"pooled", "pooled+median", "groups", "groups+count"}
+    assert set(d["validation"]["bands"]["wbc"]) == {"posterior", "plug-in", "higgins-t"}
     assert d["per_patient_learning"]["mae_after_update_pct_points"] < d["per_patient_learning"]["mae_population_pct_points"]
     assert len(d["problems"]) == 2
     text = CALIBRATION_CSV.read_text("utf-8").replace(",250.146,", ",lots,")

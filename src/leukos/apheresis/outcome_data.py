@@ -58,6 +58,17 @@ class FallRow:
     reason: str
     note: str
     citations: tuple[str, ...]
+    n_patients: int | None = None  # patients behind a cohort's n procedures (None: not reported)
+    session_share: float = 1.0     # share of the between-procedure variance that changes per session
+
+    @property
+    def n_eff(self) -> float:
+        """Procedures a cohort's mean is worth once same-patient procedures are counted as correlated:
+        1 / ((1 - rho)/n_patients + rho/n); n when the number of patients is not reported."""
+        if self.kind != "cohort" or not self.n_patients:
+            return float(self.n)
+        rho = self.session_share
+        return 1.0 / ((1.0 - rho) / min(self.n_patients, self.n) + rho / self.n)
 
     @property
     def blood_volumes(self) -> float:
@@ -158,6 +169,7 @@ def read_outcome_rows(kb: KnowledgeBase, tables: Mapping[str, Sequence[Mapping[s
     """Validate the CSV rows and join them with their annotations (``rules/apheresis_outcomes.toml``)."""
     problems: list[RowProblem] = []
     ann = kb.table("apheresis_outcomes")
+    rho = kb.value("apheresis_outcomes.session_noise_fraction")
     wbc_files = {f: _clean(f, tables.get(f, ()), WBC_COLUMNS, problems) for f in ("calibration", "more")}
     ylds = _clean("yields", tables.get("yields", ()), YIELD_COLUMNS, problems)
 
@@ -175,7 +187,8 @@ def read_outcome_rows(kb: KnowledgeBase, tables: Mapping[str, Sequence[Mapping[s
         wbc.append(FallRow(id=rid, source=str(row["source_id"]), group=a["group"], kind=a["kind"], n=int(a.get("n", 1)),
                            observed_pct=pct, sd_pct=_sd(str(row["stat"])), median_stat="median" in str(row["stat"]).lower(),
                            bv_low=bv[0], bv_high=bv[1], pre_wbc=a.get("pre_wbc", row["pre_wbc_1e9_per_L"]),
-                           scored=scored, reason=reason, note=a.get("note", ""), citations=tuple(a["citations"])))
+                           scored=scored, reason=reason, note=a.get("note", ""), citations=tuple(a["citations"]),
+                           n_patients=a.get("n_patients"), session_share=rho))
     unused = tuple(f"{f}:{r}" for f, rows in wbc_files.items() for r in rows if (f, r) not in used)
 
     plt: list[FallRow] = []
@@ -190,7 +203,7 @@ def read_outcome_rows(kb: KnowledgeBase, tables: Mapping[str, Sequence[Mapping[s
         plt.append(FallRow(id=rid, source=str(row["source_id"]), group=a["procedure"], kind=a["kind"], n=int(a.get("n", 1)),
                            observed_pct=float(a["pct"]), sd_pct=a.get("sd_pct"), median_stat=False,
                            bv_low=bv[0], bv_high=bv[1], pre_wbc=None, scored=True, reason="", note=a.get("note", ""),
-                           citations=tuple(a["citations"])))
+                           citations=tuple(a["citations"]), n_patients=a.get("n_patients"), session_share=rho))
 
     ce: list[CeRow] = []
     cd3 = set(ann["yield_rows"]["cd3_sources"])

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from leukos.apheresis.outcome import POOLED
 from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.knowledge import KnowledgeBase
 
@@ -114,7 +115,7 @@ def patient_prior(kb: KnowledgeBase, *, diagnosis: str | None, fit: Any = None) 
         mu, tau, sigma = (kb.value(f"apheresis_outcome_fit.wbc_{k}") for k in ("mu", "tau", "sigma"))
         effect, pev = rec["effect"], rec["pev"]
     else:
-        gg = g if fit.structure != "pooled" else "mixed"
+        gg = g if fit.structure not in POOLED else "mixed"
         mu, tau, sigma = fit.mu, fit.tau, fit.sigma
         effect = fit.group_effect.get(gg, 0.0)
         pev = fit.group_pev.get(gg, fit.mu_var + fit.omega**2)

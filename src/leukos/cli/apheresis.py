@@ -6,7 +6,6 @@ import json
 from enum import Enum
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from leukos.cli.inputs import parse_overrides, read_case
@@ -117,9 +116,8 @@ def simulate_cmd(
     settings: list[str] | None = typer.Option(None, "--set", help="Override a knowledge parameter key=value."),
 ) -> None:
     """Simulate the WBC, ionised calcium and platelet course during and after the procedure, with bands."""
-    from leukos.apheresis import PlanOptions, median_params, plan_leukapheresis, sample_params, simulate
-    from leukos.apheresis.simulate import summarise
-    from leukos.cli.apheresis_render import render_simulation, trajectory_dict
+    from leukos.apheresis import PlanOptions, plan_leukapheresis, simulate_course
+    from leukos.cli.apheresis_render import render_simulation
     from leukos.knowledge import load_knowledge
 
     problems = []
@@ -138,17 +136,8 @@ def simulate_cmd(
     p = plan_leukapheresis(c, PlanOptions(blood_volumes=blood_volumes, volume_l=volume_l, calcium_prophylaxis=calcium,
                                           draws=min(draws, 400)), kb)
     diag = c.diagnosis.value if c.diagnosis is not None else None
-    params = (median_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg) if draws == 1
-              else sample_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg, n=draws,
-                                 procedure=(p.settings, p.patient)))
-    interval = kb.value("apheresis.session_interval_h") * 60.0
-    t_end = (sessions - 1) * interval + p.settings.duration_min + hours_after * 60.0
-    times = np.unique(np.concatenate([np.linspace(0, t_end, 241),
-                                      [k * interval + p.settings.duration_min for k in range(sessions)]]))
-    tr = simulate(p, params, times, n_sessions=sessions, interval_min=interval)
-    data = trajectory_dict(tr, p)
-    data["summary"] = summarise(p.settings, p.patient, params,
-                                next_morning_h=kb.value("apheresis_outcomes.next_morning_hours_after_end"))
+    course = simulate_course(p, kb, diagnosis=diag, draws=draws, hours_after=hours_after, sessions=sessions)
+    tr, data = course.trajectory, course.to_dict()
     if plot is not None:
         from leukos.cli.apheresis_plot import write_plot
 
@@ -196,7 +185,8 @@ def calibrate_cmd(
         study = simulation_study(patient_prior(kb, diagnosis=None, fit=fits["wbc"]),
                                  n_patients=int(kb.value("apheresis_outcomes.simulation_study_patients")))
         out["validation"] = {what: {s: {"summary": t.summary, "rows": list(t.rows)} for s, t in validation[what].items()}
-                             for what in ("wbc", "platelets", "ce")} | {"chosen": validation["chosen"]}
+                             for what in ("wbc", "platelets", "ce")} | {"chosen": validation["chosen"], "bands": validation["bands"],
+                                                                  "candidates": validation["candidates"]}
         out["per_patient_learning"] = study
     res = None
     if not cv or write:

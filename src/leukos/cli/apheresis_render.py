@@ -7,8 +7,6 @@ from typing import Any
 import numpy as np
 import typer
 
-from leukos.apheresis.simulate import band
-
 DISCLAIMER = "leukos supports clinical decisions; it does not replace clinical judgement. Not a medical device."
 
 
@@ -115,32 +113,6 @@ def render_plan(p, kb) -> None:
     e(f"ruleset {d['ruleset_version']}, leukos {d['leukos_version']}. {DISCLAIMER}")
 
 
-def trajectory_dict(tr, p) -> dict[str, Any]:
-    """JSON block of a simulation: median series plus p05/p95 bands."""
-
-    def series(x):
-        if x is None:
-            return None
-        q = np.percentile(x, [5, 50, 95], axis=0)
-        return {"p05": np.round(q[0], 3).tolist(), "median": np.round(q[1], 3).tolist(), "p95": np.round(q[2], 3).tolist()}
-
-    return {
-        "leukos_version": p.leukos_version, "ruleset_version": p.ruleset_version, "case_id": p.case_id,
-        "recommended": p.recommended, "contraindications": list(p.contraindications),
-        "blood_volumes_processed": round(p.settings.blood_volumes, 2), "duration_min": round(p.settings.duration_min),
-        "session_starts_min": list(tr.session_starts_min), "session_ends_min": [round(t, 1) for t in tr.session_ends_min],
-        "times_min": np.round(tr.times_min, 2).tolist(),
-        "wbc_10e9_per_l": series(tr.wbc_10e9_per_l),
-        "ionized_calcium_mmol_per_l": series(tr.ionized_calcium_mmol_per_l),
-        "platelets_10e9_per_l": series(tr.platelets_10e9_per_l),
-        "hemoglobin_g_per_dl": series(tr.hemoglobin_g_per_dl),
-        "product": {"volume_ml": band(tr.product_volume_ml[:, -1], digits=0),
-                    "cells_10e9": band(tr.product_cells_10e9[:, -1], digits=0)},
-        "draws": tr.n_draws,
-        "warnings": list(p.warnings),
-    }
-
-
 def render_simulation(data: dict[str, Any], p) -> None:
     e = typer.echo
     if p.contraindications:
@@ -171,7 +143,8 @@ def render_simulation(data: dict[str, Any], p) -> None:
     e(DISCLAIMER)
 
 
-_METHOD_LABEL = {"model": "leukos model", "training_mean": "training-fold mean", "constant_35": "constant 35 %",
+_METHOD_LABEL = {"model": "leukos model", "training_mean": "training-fold mean", "training_median": "training-fold median",
+                 "constant_35": "constant 35 %",
                  "asfa_45": "ASFA midpoint 45 %", "device_profile": "device CE2 profile"}
 _WHAT = {"wbc": "WBC fall per session (%)", "platelets": "Platelet fall per procedure (%)",
          "ce": "Collection efficiency (%), yield error in log space"}
@@ -205,6 +178,15 @@ def render_validation(v: dict[str, Any], study: dict[str, Any]) -> None:
                 label = f"{_METHOD_LABEL[m]}" + (f" ({s})" if m == "model" else "")
                 e(f"  {label:34s} n {sm['n']:2d}  mean error {err}  median error {med}  "
                   f"90 % coverage {sm['coverage_90']}  band width {sm['mean_band_width']}")
+    e("\nOther centres tried for the pooled model (reported, never chosen automatically):")
+    for what, by in v.get("candidates", {}).items():
+        for name, sm in by.items():
+            e(f"  {what:10s} {name:18s} mean error {sm['mae_pct_points']}  median error {sm['median_abs_error_pct_points']}  "
+              f"90 % coverage {sm['coverage_90']}  band width {sm['mean_band_width']}")
+    e("\n90 % bands by treatment of the between-source SD (chosen structures; 'posterior' is used):")
+    for what, by in v.get("bands", {}).items():
+        for b, sm in by.items():
+            e(f"  {what:10s} {b:10s} coverage {sm['coverage_90']:6s} band width {sm['mean_band_width']}")
     e("\nPer-patient learning (simulation with known truth, patients drawn from the fitted population):")
     e(f"  next-session MAE: population {study['mae_population_pct_points']} -> after one recorded session "
       f"{study['mae_after_update_pct_points']} percentage points; 90 % coverage {study['coverage_90_population_pct']} % -> "
