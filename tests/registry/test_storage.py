@@ -176,7 +176,7 @@ def test_follow_up_is_recomputed_when_the_course_changes(registry):
     assert registry.follow_up("LK-0001", now=at(5)).to_dict() == first.to_dict()  # same course, same answer
     registry.update_procedure("LK-0001", r["id"], parse(ProcedureUpdate, procedure(post=195) | {"version": 1}))
     second = registry.follow_up("LK-0001", now=at(5))
-    assert second.sessions[0].observed_fall_pct == 22.0 and second.sessions[0].efficiency_after is not None
+    assert second.sessions[0].observed_fall_pct == 22.0 and second.sessions[0].fall_rate_after is not None
     assert "post_count_missing" not in {f.code for f in second.flags}
 
 

@@ -34,9 +34,9 @@ def client(tmp_path) -> Client:
 
 
 def _visible(html: str) -> str:
-    """The text a clinician reads in the page's main part (no scripts, no tags, no attributes)."""
+    """The text a clinician reads in the page's main part (no scripts, no chart, no tags, no attributes)."""
     main = html.split('<main id="main"', 1)[1].split("</main>", 1)[0]
-    main = re.sub(r"<script.*?</script>", "", main, flags=re.S)
+    main = re.sub(r"<script.*?</script>|<svg.*?</svg>", "", main, flags=re.S)
     return re.sub(r"<[^>]+>", " ", main)
 
 
@@ -55,7 +55,9 @@ def test_nurse_form_saves_and_timeline_shows_the_session(client):
     text = _visible(html)
     assert "Femoral catheter" in text and "9.6 L" in text and "Perioral or digital tingling" in text and "(WAA scale)" in text
     assert "250 ×10⁹/L" in text and "190 ×10⁹/L" in text and "24 %" in text  # observed fall 250 -> 190
-    assert 'id="course-data"' in html and "Hydroxyurea (2 g twice daily)" in text
+    # one session, hatched in each panel that has data (white cells, ionised calcium; no platelets entered)
+    assert "<svg" in html and html.count('class="session"') == 2 and html.count('class="cytoreduction"') == 2
+    assert "Hydroxyurea (2 g twice daily)" in text
     for raw in ("{'", '{"', "None", "spectra_optia_wbcd", "acd_a", "10*9/L"):
         assert raw not in text, raw
 
@@ -95,7 +97,7 @@ def test_timeline_chart_and_form_in_chromium(tmp_path):
             page = b.new_page(viewport={"width": 1280, "height": 1600})
             page.goto(f"{url}/ui/patients")
             page.click("text=LK-0001")
-            page.wait_for_selector("#course-chart[data-rendered=true]", timeout=15000)
+            page.wait_for_selector("#course-chart svg .session", timeout=15000)
             page.click("text=Record a procedure")
             for name, value in FORM.items():
                 if name in ("device", "access", "anticoagulant", "calcium_route", "ae_type", "ae_scale", "ae_severity"):

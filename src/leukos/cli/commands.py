@@ -5,4 +5,5 @@ from leukos.cli import (
     core_commands,  # noqa: F401
     registry,  # noqa: F401,E402  (leukos patient / procedure / registry)
     service,  # noqa: F401
+    validate,  # noqa: F401  (leukos validate)
 )

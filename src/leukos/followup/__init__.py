@@ -17,8 +17,8 @@ from leukos.followup.course import (
     follow_up,
 )
 from leukos.followup.flags import FLAG_CODES, Flag, monitoring_flags, next_session_due_at
-from leukos.followup.model_update import ParameterUpdate, update_parameters
+from leukos.followup.model_update import Learned, learn_and_predict
 
-__all__ = ["FLAG_CODES", "CourseModel", "Flag", "FollowUp", "LabPoint", "NextSession", "ParameterUpdate", "PatientFacts",
+__all__ = ["FLAG_CODES", "CourseModel", "Flag", "FollowUp", "LabPoint", "Learned", "NextSession", "PatientFacts",
            "SessionOutcome", "SessionRecord", "course_model", "follow_up", "monitoring_flags", "next_session_due_at",
-           "update_parameters"]
+           "learn_and_predict"]

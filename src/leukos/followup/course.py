@@ -5,9 +5,10 @@ session's predicted vs observed fall, the per-patient update of the model's para
 session to session and applied to the next session, and monitoring flags. Pure: no I/O, no
 clock (``now`` is given), no database; the registry builds the inputs from its tables.
 
-The prediction of session *k* uses the parameter draws updated on sessions 1..k-1 (the population
-prior for session 1), the session's observed pre-count and the volume actually processed; the
-observed post-count then updates the draws (:func:`leukos.followup.model_update.update_parameters`).
+The prediction of session *k* uses what sessions 1..k-1 taught about this patient (the population
+for session 1), the session's observed pre-count and the blood volumes actually processed; the
+observed post-count then joins the patient's record. The model is the apheresis outcome model's
+per-patient learning, reached through one adapter (:mod:`leukos.followup.model_update`).
 """
 
 from __future__ import annotations
@@ -17,15 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from leukos.apheresis import PatientState, PlanOptions, estimate_tbv, sample_params, simulate
-from leukos.apheresis.planner import procedure_settings
-from leukos.apheresis.simulate import band
+from leukos.apheresis import estimate_tbv
 from leukos.domain.assessment import jsonable
 from leukos.errors import LeukosUserError
 from leukos.followup.flags import Flag, monitoring_flags
-from leukos.followup.model_update import update_parameters
+from leukos.followup.model_update import learn_and_predict
 from leukos.knowledge import KnowledgeBase
 
 __all__ = ["PatientFacts", "LabPoint", "SessionRecord", "SessionOutcome", "NextSession", "FollowUp", "CourseModel",
@@ -77,9 +74,9 @@ class SessionOutcome:
     post_wbc_10e9_per_l: float | None
     predicted_fall_pct: Mapping[str, float] | None      # p05 / median / p95
     observed_fall_pct: float | None
-    efficiency_before: Mapping[str, float] | None
-    efficiency_after: Mapping[str, float] | None
-    effective_sample_size: float | None
+    fall_rate_before: Mapping[str, float] | None        # k per blood volume, before this session's update
+    fall_rate_after: Mapping[str, float] | None         # ... and after it
+    sessions_learned_from: int                          # recorded sessions behind the prediction / update
     note: str
 
 
@@ -142,7 +139,7 @@ def _pct(b: Mapping[str, float]) -> str:
     return f"{b['median']:.0f} % [{b['p05']:.0f}–{b['p95']:.0f}]"
 
 
-def _eff(b: Mapping[str, float]) -> str:
+def _rate(b: Mapping[str, float]) -> str:
     return f"{b['median']:.2f}"
 
 
@@ -161,86 +158,76 @@ def course_model(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequ
                  kb: KnowledgeBase) -> CourseModel:
     """Predicted vs observed fall per session, the per-patient update carried forward, the next session.
 
-    Deterministic for given inputs (seeded draws), so a caller may cache it by its inputs.
+    Session *k* is predicted from the sessions before it (the population for session 1); its observed
+    fall then joins what is known of the patient. Deterministic for given inputs (seeded draws), so a
+    caller may cache it by its inputs.
     """
     sessions = sorted(sessions, key=lambda s: s.started_at)
     wbc = _series(labs, "wbc")
     working: list[str] = []
     not_assessed: list[str] = []
-    warnings: list[str] = []
     outcomes: list[SessionOutcome] = []
     nxt: NextSession | None = None
-
-    base = None
     try:
         bv = estimate_tbv(weight_kg=patient.weight_kg, height_cm=patient.height_cm, sex=patient.sex,
                           age_years=patient.age_years, kb=kb)
-        device = str(kb.value("apheresis.device_default"))
-        base, _ = procedure_settings(tbv_l=bv.tbv_l, weight_kg=float(patient.weight_kg), options=PlanOptions(), kb=kb,
-                                     device_name=device, blood_volumes=float(kb.value("apheresis.blood_volumes_default")),
-                                     bv_max=float(kb.value("apheresis.depletion_blood_volumes_max")))
-        label = kb.table("apheresis")["devices"][device]["label"]
-        working.append(f"Blood volume {bv.tbv_l:.2f} L ({bv.method.capitalize()} formula); flows of the {label} profile.")
     except LeukosUserError as exc:
         not_assessed.append("Predicted vs observed fall and the next-session prediction: "
                             + "; ".join(d.expected for d in exc.details))
-
-    if base is not None:
-        n = int(kb.value("followup.update_prior_draws"))
-        params = sample_params(kb, diagnosis=patient.diagnosis, weight_kg=float(patient.weight_kg), n=n,
-                               seed=int(kb.value("followup.update_seed")))
-        updated = 0
-        for k, s in enumerate(sessions, start=1):
-            settings = base.with_volume(s.volume_processed_l / base.tbv_l)
-            if s.pre_wbc_10e9_per_l is None:
-                outcomes.append(SessionOutcome(k, s.ref, s.started_at, None, s.post_wbc_10e9_per_l, None, None, None, None,
-                                               None, "pre-session count not recorded: not modelled"))
-                working.append(f"Session {k}: no pre-session count; not modelled.")
-                continue
-            pat = _state(labs, s.started_at, s.pre_wbc_10e9_per_l, base.tbv_l, float(patient.weight_kg), kb)
-            tr = simulate((settings, pat), params, np.array([settings.duration_min]))
-            pred = band(100.0 * (1.0 - tr.wbc_10e9_per_l[:, -1] / s.pre_wbc_10e9_per_l))
-            if s.post_wbc_10e9_per_l is None:
-                outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, None, pred, None, None, None,
-                                               None, "post-session count not recorded: the model is not updated"))
-                working.append(f"Session {k}: predicted {_pct(pred)}; observed: post-session count not recorded.")
-                continue
-            observed = round(100.0 * (1.0 - s.post_wbc_10e9_per_l / s.pre_wbc_10e9_per_l), 1)
-            try:
-                up = update_parameters(settings, pat, params, observed_pre_10e9_per_l=s.pre_wbc_10e9_per_l,
-                                       observed_post_10e9_per_l=s.post_wbc_10e9_per_l,
-                                       volume_processed_l=s.volume_processed_l, kb=kb)
-            except LeukosUserError as exc:
-                outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, pred,
-                                               observed, None, None, None, "not used for the update: " + exc.details[0].expected))
-                continue
-            params = up.posterior
-            updated += 1
-            warnings += [f"Session {k}: {w}" for w in up.warnings]
-            outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, pred,
-                                           observed, up.efficiency_before, up.efficiency_after,
-                                           up.effective_sample_size, "model updated on this session"))
-            working.append(f"Session {k}: predicted {_pct(pred)}, observed {observed:.0f} % "
-                           f"({s.pre_wbc_10e9_per_l:g} → {s.post_wbc_10e9_per_l:g} ×10⁹/L, {s.volume_processed_l:g} L "
-                           f"processed); efficiency updated {_eff(up.efficiency_before)} → {_eff(up.efficiency_after)}.")
-        if wbc:
-            last = wbc[-1]
-            vol = sessions[-1].volume_processed_l if sessions else base.volume_to_process_l
-            settings = base.with_volume(vol / base.tbv_l)
-            pat = _state(labs, last.taken_at, last.value, base.tbv_l, float(patient.weight_kg), kb)
-            tr = simulate((settings, pat), params, np.array([settings.duration_min]))
-            post = tr.wbc_10e9_per_l[:, -1]
-            nxt = NextSession(number=len(sessions) + 1, from_wbc_10e9_per_l=last.value, from_time=last.taken_at,
-                              volume_processed_l=round(vol, 2), predicted_fall_pct=band(100.0 * (1.0 - post / last.value)),
-                              predicted_post_wbc_10e9_per_l=band(post), updated_on_sessions=updated)
-            basis = (f"parameters updated on {updated} session(s)" if updated else "population prior (no completed session yet)")
-            working.append(f"Session {nxt.number} predicted {_pct(nxt.predicted_fall_pct)} from the latest count "
-                           f"{last.value:g} ×10⁹/L with {vol:g} L processed ({basis}).")
-        else:
-            not_assessed.append("Next-session prediction: no white cell count recorded.")
-
+        return CourseModel((), None, (), tuple(not_assessed), ())
+    tbv = bv.tbv_l
+    working.append(f"Blood volume {tbv:.2f} L ({bv.method.capitalize()} formula): volumes processed are counted in "
+                   "blood volumes.")
+    observed: list[tuple[float, float, float]] = []
+    before = None
+    for k, s in enumerate(sessions, start=1):
+        bvs = s.volume_processed_l / tbv
+        if s.pre_wbc_10e9_per_l is None:
+            outcomes.append(SessionOutcome(k, s.ref, s.started_at, None, s.post_wbc_10e9_per_l, None, None, None, None,
+                                           len(observed), "pre-session count not recorded: not modelled"))
+            working.append(f"Session {k}: no pre-session count; not modelled.")
+            continue
+        if not 0 < bvs <= 5:
+            outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, None,
+                                           None, None, None, len(observed),
+                                           f"{bvs:.1f} blood volumes processed: outside the model's range"))
+            continue
+        learned = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
+                                    pre_wbc_10e9_per_l=s.pre_wbc_10e9_per_l, blood_volumes=bvs)
+        pred = learned.pct_fall
+        before = learned.fall_rate
+        if s.post_wbc_10e9_per_l is None:
+            outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, None, pred, None, before, None,
+                                           len(observed), "post-session count not recorded: the model is not updated"))
+            working.append(f"Session {k}: predicted {_pct(pred)}; observed: post-session count not recorded.")
+            continue
+        observed_pct = round(100.0 * (1.0 - s.post_wbc_10e9_per_l / s.pre_wbc_10e9_per_l), 1)
+        observed.append((s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, bvs))
+        after = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
+                                  pre_wbc_10e9_per_l=s.pre_wbc_10e9_per_l, blood_volumes=bvs).fall_rate
+        outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, pred,
+                                       observed_pct, before, after, len(observed), "model updated on this session"))
+        working.append(f"Session {k}: predicted {_pct(pred)}, observed {observed_pct:.0f} % "
+                       f"({s.pre_wbc_10e9_per_l:g} → {s.post_wbc_10e9_per_l:g} ×10⁹/L, {bvs:.2f} blood volumes); "
+                       f"fall rate updated {_rate(before)} → {_rate(after)} per blood volume.")
+    if wbc:
+        last = wbc[-1]
+        bvs = (sessions[-1].volume_processed_l / tbv) if sessions else float(kb.value("apheresis.blood_volumes_default"))
+        bvs = min(max(bvs, 0.1), 5.0)
+        learned = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
+                                    pre_wbc_10e9_per_l=last.value, blood_volumes=bvs)
+        nxt = NextSession(number=len(sessions) + 1, from_wbc_10e9_per_l=last.value, from_time=last.taken_at,
+                          volume_processed_l=round(bvs * tbv, 2), predicted_fall_pct=learned.pct_fall,
+                          predicted_post_wbc_10e9_per_l=learned.end_of_run, updated_on_sessions=len(observed))
+        basis = (f"this patient's {len(observed)} recorded session(s)" if observed
+                 else "the population (no completed session yet)")
+        working.append(f"Session {nxt.number} predicted {_pct(nxt.predicted_fall_pct)} from the latest count "
+                       f"{last.value:g} ×10⁹/L with {bvs:.2f} blood volumes ({basis}).")
+        working += [f"Model: {w}" for w in learned.working]
+    else:
+        not_assessed.append("Next-session prediction: no white cell count recorded.")
     return CourseModel(sessions=tuple(outcomes), next_session=nxt, working=tuple(working),
-                       not_assessed=tuple(not_assessed), warnings=tuple(dict.fromkeys(warnings)))
+                       not_assessed=tuple(not_assessed), warnings=())
 
 
 def follow_up(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequence[SessionRecord], *,
@@ -275,14 +262,3 @@ def follow_up(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequenc
                     next_session=m.next_session, flags=flags, working=m.working, not_assessed=m.not_assessed,
                     warnings=m.warnings, citations=tuple(dict.fromkeys(citations)),
                     ruleset_version=kb.ruleset_version, as_of=now)
-
-
-def _state(labs: Sequence[LabPoint], t: dt.datetime, wbc: float, tbv_l: float, weight_kg: float,
-           kb: KnowledgeBase) -> PatientState:
-    hct = _latest_before(labs, "hematocrit", t)
-    ica = _latest_before(labs, "ionized_calcium", t)
-    return PatientState(tbv_l=tbv_l, wbc_10e9_per_l=wbc, platelets_10e9_per_l=_latest_before(labs, "platelets", t),
-                        hemoglobin_g_per_dl=_latest_before(labs, "hemoglobin", t),
-                        hematocrit_fraction=None if hct is None else hct / 100.0,
-                        ionized_calcium_mmol_per_l=ica if ica is not None else kb.value("apheresis.ica_baseline_default_mmol_per_l"),
-                        citrate_basal_mmol_per_l=kb.value("apheresis.citrate_basal_mmol_per_l"), weight_kg=weight_kg)

@@ -1,43 +1,53 @@
-"""THE one adapter between follow-up and the apheresis model's per-patient update.
+"""THE adapter between follow-up and the apheresis outcome model's per-patient learning.
 
-Follow-up calls :func:`update_parameters` and nothing else of the update machinery, so that a
-new per-patient update API of ``leukos.apheresis`` needs one edit here only.
+Follow-up uses the model only through :func:`learn_and_predict` (one call per session), so a
+change of the model's API needs an edit here only. The model is ``leukos.apheresis.patient``: a
+patient's per-blood-volume fall rate k (``log k`` persistent per patient plus session noise),
+updated on a grid from every recorded session, and the next session predicted from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from leukos.apheresis import ModelParams, PatientState, ProcedureSettings, update_patient
+from leukos.apheresis import ObservedSession, patient_prior, predict_next_session, update_patient_params
 from leukos.knowledge import KnowledgeBase
 
-__all__ = ["ParameterUpdate", "update_parameters"]
+__all__ = ["Learned", "learn_and_predict"]
 
 
 @dataclass(frozen=True)
-class ParameterUpdate:
-    """The patient's parameter draws after one observed session, with what changed."""
+class Learned:
+    """What the patient's recorded sessions say, and the prediction of one session from it."""
 
-    posterior: ModelParams
-    efficiency_before: Mapping[str, float]   # per-pass removal efficiency E0, p05/median/p95
-    efficiency_after: Mapping[str, float]
-    effective_sample_size: float
-    warnings: tuple[str, ...]
-    method: str
+    pct_fall: Mapping[str, float]            # predicted % fall, p05 / median / p95
+    end_of_run: Mapping[str, float]          # predicted post-session count (10⁹/L)
+    fall_rate: Mapping[str, float]           # k per blood volume processed, p05 / median / p95
+    sessions_used: int
+    based_on: str
+    working: tuple[str, ...]
 
 
-def update_parameters(settings: ProcedureSettings, patient: PatientState, prior: ModelParams, *,
-                      observed_pre_10e9_per_l: float, observed_post_10e9_per_l: float,
-                      volume_processed_l: float, kb: KnowledgeBase) -> ParameterUpdate:
-    """Update ``prior`` (parameter draws of this patient) on one completed session."""
-    up = update_patient(settings, patient, prior, observed_pre_10e9_per_l=observed_pre_10e9_per_l,
-                        observed_post_10e9_per_l=observed_post_10e9_per_l, volume_processed_l=volume_processed_l,
-                        log_sd=kb.value("apheresis.wbc_measurement_log_sd"),
-                        interval_h=kb.value("apheresis.session_interval_h"),
-                        seed=int(kb.value("apheresis.random_seed")))
-    working: Mapping[str, Any] = up.working
-    return ParameterUpdate(posterior=up.posterior, efficiency_before=dict(up.e0_prior),
-                           efficiency_after=dict(up.e0_posterior), effective_sample_size=up.effective_sample_size,
-                           warnings=tuple(up.warnings), method=str(working.get("method", "")))
+def _k_band(mean_log_k: float, sd: float) -> dict[str, float]:
+    return {"p05": round(math.exp(mean_log_k - 1.645 * sd), 3), "median": round(math.exp(mean_log_k), 3),
+            "p95": round(math.exp(mean_log_k + 1.645 * sd), 3)}
+
+
+def learn_and_predict(kb: KnowledgeBase, *, diagnosis: str | None,
+                      observed: Sequence[tuple[float, float, float]], pre_wbc_10e9_per_l: float,
+                      blood_volumes: float) -> Learned:
+    """Learn from ``observed`` sessions ((pre, post, blood volumes), oldest first; none = population)
+    and predict a session starting at ``pre_wbc_10e9_per_l`` with ``blood_volumes`` processed."""
+    prior = patient_prior(kb, diagnosis=diagnosis)
+    if observed:
+        params = update_patient_params(prior, [ObservedSession(pre, post, bv) for pre, post, bv in observed])
+        k = _k_band(params.mean_log_k, params.sd_log_k)
+    else:
+        params = prior
+        k = _k_band(prior.mean_log_k, prior.sd_persistent)
+    pred = predict_next_session(params, pre_wbc_10e9_per_l=pre_wbc_10e9_per_l, blood_volumes=blood_volumes,
+                                seed=int(kb.value("followup.update_seed")) % (2**32))
+    return Learned(pct_fall=dict(pred.pct_fall), end_of_run=dict(pred.end_of_run), fall_rate=k,
+                   sessions_used=len(observed), based_on=pred.based_on, working=tuple(pred.working))

@@ -8,7 +8,6 @@ only 'self'). Clinical labels come from the knowledge base's vocabulary; no raw 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from leukos import __version__
-from leukos.domain.assessment import DISCLAIMER, jsonable
+from leukos.domain.assessment import DISCLAIMER
 from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.registry.inputs import ProcedureIn, parse, vocabulary
 from leukos.service.deps import api_caller, service_state
@@ -104,16 +103,31 @@ def ward_page(request: Request, page: int = Query(1, ge=1, le=1_000_000), ward: 
     return _page(request, "registry_ward.html", {"w": w, "pages": pages, "ward": ward or ""})
 
 
-def _chart_data(t: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
-    series: dict[str, list] = {"wbc": [], "platelets": [], "ionized_calcium": []}
-    for r in t["labs"]:
-        if r["analyte"] in series:
-            series[r["analyte"]].append([r["taken_at"], r["value"]])
-    return jsonable({"series": series,
-                     "procedures": [{"start": p["started_at"], "end": p["ended_at"], "label": f"Session {i}"}
-                                    for i, p in enumerate(t["procedures"], start=1)],
-                     "treatments": [{"start": x["started_at"], "label": x["label"]} for x in t["treatments"]],
-                     "target": f["trend"].get("target_wbc_10e9_per_l")})
+def _chart(t: dict[str, Any], f: dict[str, Any], kb) -> str:
+    """The course chart (server-side SVG): counts and iCa, sessions hatched, cytoreduction dotted."""
+    from leukos.service.chart import Line
+    from leukos.service.registry_chart import course_timeline_svg
+
+    def line(key: str, text: str, value: float | None = None) -> tuple[Line, ...]:
+        p = kb.param(key)
+        v = float(p.value if value is None else value)
+        return (Line(v, f"{text} {v:g}" + (" (unverified)" if p.status == "U" and value is None else "")),)
+
+    def pts(analyte: str) -> list:
+        return [(_dt(r["taken_at"]), r["value"]) for r in t["labs"] if r["analyte"] == analyte]
+
+    series = [("White cell count (×10⁹/L)", pts("wbc"),
+               line("apheresis.target_wbc_10e9_per_l", "target", f["trend"].get("target_wbc_10e9_per_l"))),
+              ("Platelets (×10⁹/L)", pts("platelets"), line("management.platelet_threshold_non_apl_low", "commonly kept above")),
+              ("Ionised calcium (mmol/L)", pts("ionized_calcium"),
+               line("apheresis.ica_symptom_threshold_mmol_per_l", "symptoms below"))]
+    return course_timeline_svg(series, sessions=[(_dt(x["started_at"]), _dt(x["ended_at"])) for x in t["procedures"]],
+                               treatments=[(_dt(x["started_at"]), x["label"]) for x in t["treatments"]],
+                               title=f"Counts of {t['patient']['pseudonym']} over time, measured values")
+
+
+def _dt(v: Any) -> dt.datetime:
+    return dt.datetime.fromisoformat(v) if isinstance(v, str) else v
 
 
 @router.get("/ui/patients/{pseudonym}", response_class=HTMLResponse)
@@ -126,7 +140,7 @@ def timeline_page(request: Request, pseudonym: str, _caller=Depends(api_caller))
     for x in t["treatments"]:
         x["label"] = agents.get(x["agent"], x["agent"])
     return _page(request, "registry_patient.html", {
-        "t": t, "f": f, "p": t["patient"], "chart": json.dumps(_chart_data(t, f)),
+        "t": t, "f": f, "p": t["patient"], "chart": _chart(t, f, service_state(request).kb),
         "recent_labs": list(reversed(t["labs"]))[:60], "analytes": service_state(request).kb.analytes})
 
 
