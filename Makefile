@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard scripts/system-deps/*.sh)
 	for f in scripts/system-deps/*.sh; do if [ -f "$$f" ]; then bash "$$f" || exit 1; fi; done
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,plot,web,pdf,screen,spark]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,plot,web,pdf,screen,spark,registry]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_assess.py
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_service.py
+	$(BIN)/python benchmarks/bench_registry.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
