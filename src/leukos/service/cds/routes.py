@@ -24,6 +24,7 @@ from leukos.errors import ErrorDetail, FhirInputError
 from leukos.service.cds.cards import cards_for
 from leukos.service.cds.models import CdsRequest, CdsResponse, Discovery, Feedback, Service
 from leukos.service.cds.orders import order_cards, selected_orders
+from leukos.service.cds.patient_check import check_patient_id, check_prefetch_patient
 from leukos.service.cds.prefetch import bundle_from_prefetch, gather, prefetch_templates
 from leukos.service.deps import cds_caller, service_state
 from leukos.service.engines import EngineUnavailable
@@ -94,20 +95,13 @@ async def discovery(request: Request, _caller=Depends(cds_caller)) -> Discovery:
                                        prefetch=templates) for s in SERVICES.values()])
 
 
-def _require_ids(req: CdsRequest) -> str:
-    pid = req.context.get("patientId")
-    if not isinstance(pid, str) or not pid:
-        raise FhirInputError(ErrorDetail(field="context.patientId", value=pid, expected="the FHIR id of the patient",
-                                         fix="send context.patientId as the hook definition requires"))
-    return pid
-
-
 async def _case_and_assessment(request: Request, req: CdsRequest) -> tuple[Case, Any, str]:
     st = service_state(request)
-    patient_id = _require_ids(req)
+    patient_id = check_patient_id(req.context.get("patientId"))
     request.state.audit_patient = patient_id
     request.state.audit_hook_instance = req.hookInstance
     prefetch = await gather(req, st.kb, timeout_s=st.settings.fhir_timeout_s)
+    check_prefetch_patient(prefetch, patient_id, req.context)
     try:
         from leukos.interop.fhir import case_from_fhir
     except ImportError:
