@@ -75,6 +75,7 @@ from leukos.domain.case import (
 )
 from leukos.errors import ErrorDetail, FhirInputError, ImplausibleValueError, LeukosUserError, UnitError
 from leukos.interop.case_format import converter_for
+from leukos.interop.limits import UnitBudget, check_tree
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
 __all__ = ["case_from_fhir", "SUPPORTED_BUNDLE_TYPES", "READ_RESOURCE_TYPES"]
@@ -357,6 +358,7 @@ class _Import:
         self.kb = kb
         self.t = _tables(kb)
         self.conv = converter_for(kb)
+        self.units = UnitBudget()
         self.problems: list[ErrorDetail] = []
         self.kinds: set[type[LeukosUserError]] = set()
         self.notes: list[str] = []
@@ -377,6 +379,13 @@ class _Import:
     def problem(self, detail: ErrorDetail, kind: type[LeukosUserError] = FhirInputError) -> None:
         self.problems.append(detail)
         self.kinds.add(kind)
+
+    def unit_ok(self, unit: str, field: str) -> bool:
+        """False (and a problem recorded) when the request's unit budget refuses ``unit``."""
+        problem = self.units.check(unit, field)
+        if problem is not None:
+            self.problem(problem, UnitError)
+        return problem is None
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -410,7 +419,8 @@ class _Import:
         raise cls(self.problems, title=FhirInputError.default_title if cls is FhirInputError else None)
 
 
-def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validated: bool = True) -> Case:
+def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validated: bool = True,
+                   _tree_checked: bool = False) -> Case:
     """Map a FHIR R4 Bundle (parsed JSON) into a :class:`~leukos.domain.case.Case`.
 
     Parameters
@@ -445,6 +455,8 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     180.0
     """
     kb = kb or load_knowledge()
+    if not _tree_checked:  # callers that parsed with leukos.interop.limits have done this walk
+        check_tree(data, name="(document)")
     imp = _Import(kb)
     entries = _check_bundle(data, imp)
     imp.raise_if_problems()
@@ -703,6 +715,8 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.valueQuantity.value{ctx}", vq.get("value"), "a number", "give the value"))
         return
     unit, unit_field = _unit_of(vq, t)
+    if unit is not None and not imp.unit_ok(unit, f"{base}.valueQuantity.{unit_field}{ctx}"):
+        return
     if body_row is not None:
         _body(r, body_row, value, unit, unit_field, base, ctx, time, imp)
         return
@@ -730,7 +744,11 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         for d in exc.details:
             imp.problem(d, ImplausibleValueError)
         return
-    low, high = _reference_range(r, analyte, unit, ref, imp)
+    low, high = _reference_range(r, analyte, unit, ref, base, imp)
+    if low is not None and high is not None and low >= high:
+        imp.problem(ErrorDetail(f"{base}.referenceRange[0].low.value", low, "less than referenceRange[0].high",
+                                "check that the two limits are not swapped"))
+        return
     if via_text is not None:
         imp.note(f"{ref}: matched to {analyte} from the text {via_text!r}, not from a LOINC code")
     given = f"{comparator or ''}{value:g}" + (f" {unit}" if unit else "")
@@ -753,10 +771,11 @@ def _unit_of(q: Mapping[str, Any], t: _Tables) -> tuple[str | None, str]:
     return None, "code"
 
 
-def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, imp: _Import):
+def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, base: str, imp: _Import):
     ranges = r.get("referenceRange")
     if not isinstance(ranges, list) or not ranges or not isinstance(ranges[0], dict):
         return None, None
+    ref_field = f"{base}.referenceRange[0]"
     out = []
     for key in ("low", "high"):
         q = ranges[0].get(key)
@@ -766,6 +785,13 @@ def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, imp: _Im
         v = _number(q["value"])
         u, _ = _unit_of(q, imp.t)
         u = u or unit
+        if v is None or (key == "high" and v <= 0) or (key == "low" and v < 0):
+            imp.problem(ErrorDetail(f"{ref_field}.{key}.value", q["value"] if v is not None else str(q["value"]),
+                                    "a finite number above 0" if key == "high" else "a finite number of at least 0",
+                                    "copy the reference limit from the laboratory report, or leave the range out"))
+            return None, None
+        if u is not None and not imp.unit_ok(u, f"{ref_field}.{key}.unit"):
+            return None, None
         try:
             factor = 1.0 if u is None else imp.conv.factor(analyte, u, field="referenceRange")
         except UnitError:
