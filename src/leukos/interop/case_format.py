@@ -40,6 +40,7 @@ from leukos.errors import (
     UnitError,
     UnknownTermError,
 )
+from leukos.interop.conflicts import resolve_same_time
 from leukos.interop.limits import UnitBudget, check_tree, loads_json, loads_yaml
 from leukos.knowledge import KnowledgeBase, load_knowledge
 from leukos.units import UnitConverter, converter_for, parse_value_with_unit
@@ -252,7 +253,8 @@ def _reference_limits_ok(raw: Mapping[str, Any], field: str, problems: list[Erro
     return ok
 
 
-def _labs(raw: Any, kb: KnowledgeBase, problems: list[ErrorDetail]) -> Mapping[str, tuple[LabValue, ...]]:
+def _labs(raw: Any, kb: KnowledgeBase, problems: list[ErrorDetail],
+          notes: list[str] | None = None) -> Mapping[str, tuple[LabValue, ...]]:
     if not isinstance(raw, dict):
         return MappingProxyType({})
     conv = converter_for(kb)
@@ -273,12 +275,15 @@ def _labs(raw: Any, kb: KnowledgeBase, problems: list[ErrorDetail]) -> Mapping[s
                 problems.append(ErrorDetail(field, "(series)", "a time on every value of a series",
                                             "add time: to each value so that the latest can be found"))
                 continue
-            out[name] = tuple(sorted(items, key=lambda i: i.time)) if len(items) > 1 else tuple(items)
+            out[name] = tuple(items)
         else:
             item = _lab_item(name, entry, field, conv, problems, budget)
             if item is not None:
                 out[name] = (item,)
-    return MappingProxyType(out)
+    resolved, conflict_notes = resolve_same_time(out, {k: kb.analytes[k].label for k in out})
+    if notes is not None:
+        notes.extend(conflict_notes)
+    return MappingProxyType(resolved)
 
 
 def _bool_or_none(v: Any) -> bool | None:
@@ -343,7 +348,8 @@ def case_from_dict(data: Any, kb: KnowledgeBase | None = None, *, name: str = "c
         raise CaseFormatError(ErrorDetail(name, type(data).__name__, "a mapping (JSON object / YAML mapping)",
                                           "the case must start with fields such as patient:, labs:"))
     problems = _schema_problems(data, kb)
-    labs = _labs(data.get("labs"), kb, problems)
+    notes: list[str] = []
+    labs = _labs(data.get("labs"), kb, problems, notes)
     as_of = _time(data.get("as_of"), "as_of", problems)
     p = data.get("patient") or {}
     birth = None
@@ -373,6 +379,7 @@ def case_from_dict(data: Any, kb: KnowledgeBase | None = None, *, name: str = "c
         symptoms=tuple(dict.fromkeys(symptoms)) if isinstance(symptoms, list) else None,
         leukostasis_grades=MappingProxyType(grades),
         findings=_findings(data.get("findings")),
+        import_notes=tuple(notes),
     )
 
 

@@ -10,7 +10,8 @@ The Bundle maps into the same frozen :class:`~leukos.domain.case.Case` as the le
   (alias table, dimension check, plausibility). Status preliminary/final/amended/corrected is used;
   entered-in-error, cancelled, registered and unknown are skipped with a note. ``comparator`` and
   ``referenceRange[0]`` are kept; every value of an analyte is kept as a time-sorted series (the
-  latest is current; values without a time sort first). Body weight/height set the patient's
+  latest is current; values without a time sort first). Results of one analyte at the same time
+  that disagree follow :mod:`leukos.interop.conflicts` (the latest conflicting: not assessed). Body weight/height set the patient's
   weight_kg/height_cm; BCR-ABL1 and PML-RARA results set ``findings.genetics``.
 * **Patient**: gender -> sex, birthDate -> birth_date. Names and identifiers are never read.
 * **Condition** (SNOMED CT, ICD-10-CM; codes.md): diagnoses, symptoms (the symptom vocabulary of
@@ -75,6 +76,7 @@ from leukos.domain.case import (
 )
 from leukos.errors import ErrorDetail, FhirInputError, ImplausibleValueError, LeukosUserError, UnitError
 from leukos.interop.case_format import converter_for
+from leukos.interop.conflicts import resolve_same_time
 from leukos.interop.limits import UnitBudget, check_tree
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
@@ -1065,10 +1067,9 @@ def _obs_time(r: dict) -> dt.datetime | None:
 
 
 def _build(data: dict, patient_fields: dict[str, Any], imp: _Import) -> Case:
-    labs = {}
-    for name, values in imp.labs.items():
-        # values without a time first, then by time (stable): the latest timed value is current
-        labs[name] = tuple(sorted(values, key=lambda v: (v.time is not None, v.time or dt.datetime.min)))
+    # values without a time first, then by time; same-time disagreements: leukos.interop.conflicts
+    labs, conflict_notes = resolve_same_time(imp.labs, {k: imp.kb.analytes[k].label for k in imp.labs})
+    imp.notes.extend(conflict_notes)
     genetics: dict[str, GeneticResult] = {}
     for gene, results in imp.genetics.items():
         kinds = {res for res, _ in results}

@@ -45,10 +45,9 @@ def json_path(parts: list[Any] | tuple[Any, ...]) -> str:
 
 
 def _field(name: str, parts: list[Any]) -> str:
-    rest = json_path(parts)
-    if not rest:
-        return name
-    return f"{name}{rest}" if rest.startswith("[") else f"{name}.{rest}"
+    """The place in the document, as the case-format errors name it (``labs.wbc``); the document's name
+    only for the document itself."""
+    return json_path(parts) or name
 
 
 def loads_json(text: str, *, name: str = "input") -> Any:
