@@ -26,7 +26,9 @@ Validation
 ----------
 Every resource that is read (Patient, Observation, Condition, MedicationRequest, Medication) and
 the Bundle shell are validated with the ``fhir.resources.R4B`` models (never the default R5 models;
-interop-and-stack.md §2). To stay fast, complex elements that repeat within a Bundle (the same
+interop-and-stack.md §2), except Observations, Patients and Bundle shells of the plain shape that
+:mod:`leukos.interop.fhir_lean` proves valid with the R4 rules of the few elements they use (anything
+else, and anything it cannot prove valid, goes to the R4B models). To stay fast, complex elements that repeat within a Bundle (the same
 ``code``, ``category``, ``subject``, ``referenceRange`` ...) are validated once per Bundle and the
 validated element is reused: validation of a data type does not depend on where it sits, so the
 result is identical to validating every resource in full. A resource that fails is validated
@@ -77,6 +79,7 @@ from leukos.domain.case import (
 from leukos.errors import ErrorDetail, FhirInputError, ImplausibleValueError, LeukosUserError, UnitError
 from leukos.interop.case_format import converter_for
 from leukos.interop.conflicts import resolve_same_time
+from leukos.interop.fhir_lean import lean_valid
 from leukos.interop.limits import UnitBudget, check_tree
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
@@ -266,11 +269,17 @@ def _complex_type(annotation: Any) -> tuple[Any, bool]:
     return None, False
 
 
+_SHARED_ELEMENTS: dict[tuple[Any, str], Any] = {}
+_SHARED_MAX = 20_000  # validated data-type elements kept across imports (a few MB at most)
+
+
 class _Validator:
     """Validates resources with R4B, reusing validated elements that repeat within one Bundle."""
 
     def __init__(self, *, reuse: bool = True) -> None:
-        self._cache: dict[tuple[Any, str], Any] = {}
+        # Shared by every import in this process (bounded): codes, categories, reference ranges
+        # repeat across Bundles too. Safe to share: a validated element depends only on its data.
+        self._cache = _SHARED_ELEMENTS if reuse else {}
         self._reuse = reuse  # False: validate every resource in full (the benchmark's baseline)
 
     def _element(self, klass, item: Any):
@@ -280,7 +289,10 @@ class _Validator:
         key = (klass, repr(item))
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._cache[key] = klass.model_validate(item)
+            hit = klass.model_validate(item)
+            if len(self._cache) >= _SHARED_MAX:
+                self._cache.clear()
+            self._cache[key] = hit
         return hit
 
     def validate(self, cls, resource: dict) -> list[dict]:
@@ -498,7 +510,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
         if unknown:
             res = {k: v for k, v in res.items() if k in allowed}
             imp.note(f"{imp.ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
-        errors = validator.validate(cls, res)
+        errors = [] if lean_valid(res) else validator.validate(cls, res)
         for err in errors:
             imp.problem(_pydantic_detail(base, err, private=rtype == "Patient", rtype=rtype))
         if not errors:
@@ -555,7 +567,7 @@ def _check_bundle(data: Any, imp: _Import) -> list[tuple[int, dict]]:
     shell["entry"] = [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
                       for e in raw_entries]
     cls = _model("Bundle")
-    for err in _Validator(reuse=False).validate(cls, shell):  # entries are unique: nothing to reuse
+    for err in [] if lean_valid(shell) else _Validator(reuse=False).validate(cls, shell):
         imp.problem(_pydantic_detail("", err, private=False, rtype="Bundle"))
     return [(i, e) for i, e in enumerate(raw_entries) if isinstance(e, dict)]
 

@@ -6,6 +6,8 @@ A case or a CDS request is a few kilobytes of shallow data. Anything far from th
 - YAML anchors/aliases: at most :data:`MAX_YAML_ALIASES` alias uses (a 531-byte "billion laughs"
   expands to gigabytes when it is copied or validated; ordinary cases use none);
 - nesting deeper than :data:`MAX_DEPTH` (10,000 nested brackets used to raise RecursionError → 500);
+  request bodies read by :func:`loads_json_bytes` (CDS Hooks) are bounded by its faster parser at
+  :data:`FAST_MAX_DEPTH` instead (FHIR extensions nest legitimately);
 - more than :data:`MAX_ELEMENTS` values in one document (aliases counted as expanded);
 - numbers that are not finite doubles (``NaN``, ``Infinity``, ``1e400``, integers beyond 1.8e308):
   they are not measurements, and NaN compares false with every threshold;
@@ -21,12 +23,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from leukos.errors import CaseFormatError, ErrorDetail, UnitError
 
 __all__ = ["MAX_DEPTH", "MAX_ELEMENTS", "MAX_YAML_ALIASES", "MAX_DISTINCT_UNITS", "MAX_UNIT_CHARS",
-           "MAX_STRING_CHARS", "loads_json", "loads_yaml", "check_tree", "UnitBudget", "json_path"]
+           "MAX_STRING_CHARS", "FAST_MAX_DEPTH", "loads_json", "loads_json_bytes", "loads_yaml", "check_tree", "UnitBudget", "json_path"]
 
 MAX_DEPTH = 64
 MAX_ELEMENTS = 100_000
@@ -48,6 +51,34 @@ def _field(name: str, parts: list[Any]) -> str:
     """The place in the document, as the case-format errors name it (``labs.wbc``); the document's name
     only for the document itself."""
     return json_path(parts) or name
+
+
+# a JSON number with a 3-digit exponent (1e400 parses to inf); text such as a uuid "…3e953b…" or a
+# string ending in digits is not followed by a delimiter a number can be followed by
+_EXPONENT_3 = re.compile(rb"[0-9][eE][+]?[0-9]{3,}(?![0-9A-Za-z_.\"-])")
+FAST_MAX_DEPTH = 200  # the bound of pydantic-core's JSON parser (jiter)
+
+
+def loads_json_bytes(raw: bytes, *, name: str = "input") -> Any:
+    """Fast path for request bodies: pydantic-core's JSON parser, then the full check only if needed.
+
+    The parser refuses NaN/Infinity, lone surrogates, integers beyond its range and nesting beyond
+    :data:`FAST_MAX_DEPTH`; a body shorter than :data:`MAX_STRING_CHARS` cannot hold a longer string
+    or more than :data:`MAX_ELEMENTS` values; an exponent of three digits (``1e400``) sends the body to
+    the full check. Any refusal is re-parsed by :func:`loads_json`, which names the exact place.
+    """
+    from pydantic_core import from_json
+
+    if len(raw) < MAX_STRING_CHARS and not _EXPONENT_3.search(raw):
+        try:
+            return from_json(raw, allow_inf_nan=False)
+        except ValueError:
+            pass
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CaseFormatError(ErrorDetail(name, f"byte {exc.start}", "UTF-8 JSON", "send UTF-8 text")) from None
+    return loads_json(text, name=name)
 
 
 def loads_json(text: str, *, name: str = "input") -> Any:

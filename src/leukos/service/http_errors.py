@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leukos.errors import CaseFormatError, ErrorDetail, LeukosUserError
-from leukos.interop.limits import json_path, loads_json
+from leukos.interop.limits import json_path, loads_json_bytes
 
 __all__ = ["json_safe", "json_bytes", "JsonBytes", "error_response", "install_error_handlers", "parse_json_body",
            "validation_error", "ContainBugs"]
@@ -114,11 +114,7 @@ def parse_json_body(raw: bytes, model: type[BaseModel], *, name: str = "body") -
     """Decode, parse within the limits of :mod:`leukos.interop.limits`, and validate ``raw`` as ``model``."""
     if not raw.strip():
         raise CaseFormatError(ErrorDetail(name, "(empty)", "a JSON object", "send the request as JSON"))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CaseFormatError(ErrorDetail(name, f"byte {exc.start}", "UTF-8 JSON", "send UTF-8 text")) from None
-    data = loads_json(text, name=name)
+    data = loads_json_bytes(raw, name=name)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
