@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leukos.errors import ErrorDetail, LeukosUserError
+
 __all__ = ["AuditLog", "AuditRecord", "AuditUnavailable", "AuditLogCorrupt", "load_pseudonym_key", "verify_chain",
            "GENESIS", "KEY_FILE"]
 
@@ -57,8 +59,15 @@ class AuditUnavailable(Exception):
     """The audit trail cannot be written: the call is refused (HTTP 503), never served unrecorded."""
 
 
-class AuditLogCorrupt(Exception):
+class AuditLogCorrupt(LeukosUserError):
     """The audit file's chain is broken before its last line: the service refuses to start."""
+
+    default_title = "The audit trail cannot be continued"
+
+    def __init__(self, reason: str):
+        super().__init__(ErrorDetail(field="LEUKOS_AUDIT_LOG_PATH", value=reason,
+                                     expected="an intact audit file (hash chain) or a new path",
+                                     fix="keep the file for investigation and set a new LEUKOS_AUDIT_LOG_PATH"))
 
 
 def _clean(text: str | None) -> str | None:
@@ -129,6 +138,7 @@ class AuditLog:
         data = path.read_bytes()
         rows: list[dict[str, Any]] = []
         offset = 0
+        tail: int | None = None
         lines = data.split(b"\n")
         last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
         for n, line in enumerate(lines):
@@ -142,24 +152,24 @@ class AuditLog:
                     raise ValueError("not an audit row")
             except ValueError:
                 if not is_last:
-                    raise AuditLogCorrupt(f"{path}: line {n + 1} is not an audit record (and is not the last "
-                                          "line): the file was edited; keep it for investigation and start "
-                                          "a new LEUKOS_AUDIT_LOG_PATH") from None
-                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-                quarantine = path.with_name(f"{path.name}.quarantine-{stamp}")
-                quarantine.write_bytes(data[offset:])
-                os.truncate(path, offset)
-                self.recovery = (f"audit log {path.name}: the last line was incomplete ({len(data) - offset} "
-                                 f"bytes, moved to {quarantine.name}); the chain of the {len(rows)} complete "
-                                 "lines before it verifies and continues")
+                    raise AuditLogCorrupt(f"line {n + 1} is not an audit record and is not the last line: "
+                                          "the file was edited") from None
+                tail = offset
                 break
             rows.append(row)
             offset += len(line) + 1
         broken = verify_chain(rows)
         if broken is not None:
-            raise AuditLogCorrupt(f"{path}: the hash chain breaks at line {broken + 1}: the file was edited or "
-                                  "lines were removed; keep it for investigation and start a new "
-                                  "LEUKOS_AUDIT_LOG_PATH")
+            raise AuditLogCorrupt(f"the hash chain breaks at line {broken + 1}: the file was edited or "
+                                  "lines were removed")
+        if tail is not None:  # the chain before it verifies: move the incomplete line aside, continue
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+            quarantine = path.with_name(f"{path.name}.quarantine-{stamp}")
+            quarantine.write_bytes(data[tail:])
+            os.truncate(path, tail)
+            self.recovery = (f"audit log {path.name}: the last line was incomplete ({len(data) - tail} bytes, "
+                             f"moved to {quarantine.name}); the chain of the {len(rows)} complete lines before "
+                             "it verifies and continues")
         if rows:
             self._seq, self._prev = rows[-1]["seq"], rows[-1]["hash"]
 
