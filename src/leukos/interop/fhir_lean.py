@@ -29,6 +29,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["lean_valid"]
@@ -74,16 +75,21 @@ def _calendar_ok(v: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=8192)  # the same times recur across a patient's results and across calls
+def _time_ok(pattern: re.Pattern[str], v: str) -> bool:
+    return pattern.fullmatch(v) is not None and _calendar_ok(v)
+
+
 def _date(v: Any) -> bool:
-    return type(v) is str and _DATE.fullmatch(v) is not None and _calendar_ok(v)
+    return type(v) is str and _time_ok(_DATE, v)
 
 
 def _datetime(v: Any) -> bool:
-    return type(v) is str and _DATETIME.fullmatch(v) is not None and _calendar_ok(v)
+    return type(v) is str and _time_ok(_DATETIME, v)
 
 
 def _instant(v: Any) -> bool:
-    return type(v) is str and _INSTANT.fullmatch(v) is not None and _calendar_ok(v)
+    return type(v) is str and _time_ok(_INSTANT, v)
 
 
 def _decimal(v: Any) -> bool:
