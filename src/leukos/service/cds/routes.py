@@ -31,7 +31,7 @@ from leukos.service.cds.patient_check import check_patient_id, check_prefetch_pa
 from leukos.service.cds.prefetch import bundle_from_prefetch, gather, prefetch_templates
 from leukos.service.deps import cds_caller, service_state
 from leukos.service.engines import EngineUnavailable
-from leukos.service.http_errors import JsonBytes, json_bytes, parse_json_body
+from leukos.service.http_errors import JsonBytes, parse_json_body
 from leukos.service.views import finding_views
 
 __all__ = ["router", "hook", "SERVICES", "HookCall", "OPENAPI_COMPONENTS"]
@@ -200,7 +200,7 @@ def _check_order_context(context: dict[str, Any]) -> None:
 
 def _run_hook(svc: _Registered, call: HookCall) -> tuple[bytes, list[str]]:
     cards = with_notes(svc.handler(call), call.notes, call)
-    return json_bytes(CdsResponse(cards=cards).model_dump(mode="json", exclude_none=True)), [
+    return CdsResponse(cards=cards).model_dump_json(exclude_none=True).encode(), [
         c.uuid for c in cards if c.uuid]
 
 
