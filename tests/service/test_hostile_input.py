@@ -251,7 +251,8 @@ def test_conflicting_same_time_wbc_is_not_assessed_on_every_path_in_any_order(de
     req = patient_view_request("07-normal-count.yaml")
     req["prefetch"]["labs"]["entry"] = [{"resource": a}, {"resource": b}]
     cards = dev_client.post(PV, json=req).json()["cards"]
-    assert not any("yperleukocytosis" in c["summary"] and "not" not in c["summary"].lower() for c in cards)
+    assert cards and not any(c["summary"].startswith("Hyperleukocytosis") for c in cards)
+    assert all("conflicting results at the same time" in c["detail"] and "260" in c["detail"] for c in cards)
 
 
 def test_equal_same_time_duplicates_are_merged(dev_client):

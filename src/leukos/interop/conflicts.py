@@ -23,7 +23,14 @@ from collections.abc import Mapping
 
 from leukos.domain.case import LabValue
 
-__all__ = ["resolve_same_time"]
+__all__ = ["resolve_same_time", "CONFLICT_MARK", "is_conflict_note"]
+
+CONFLICT_MARK = "conflicting results at the same time"
+
+
+def is_conflict_note(note: str) -> bool:
+    """True for the notes :func:`resolve_same_time` writes (surfaces show them prominently)."""
+    return CONFLICT_MARK in note
 
 
 def _key(v: LabValue) -> tuple[float, str]:
@@ -62,12 +69,12 @@ def resolve_same_time(labs: Mapping[str, list[LabValue] | tuple[LabValue, ...]],
                 continue
             shown = ", ".join(_describe(v) for v in group)
             if i == len(groups) - 1:
-                notes.append(f"{label}: conflicting results at the same time ({_when(group[0].time)}): {shown}. "
+                notes.append(f"{label}: {CONFLICT_MARK} ({_when(group[0].time)}): {shown}. "
                              f"{label} is not assessed (treated as missing); resolve the duplicate in the "
                              "laboratory system.")
                 kept = []
                 break
-            notes.append(f"{label}: conflicting results at the same time ({_when(group[0].time)}): {shown}; "
+            notes.append(f"{label}: {CONFLICT_MARK} ({_when(group[0].time)}): {shown}; "
                          "left out of the series.")
         if kept:
             out[name] = tuple(kept)

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from leukos.domain.assessment import jsonable
 from leukos.domain.case import Case
 from leukos.errors import ErrorDetail, FhirInputError
+from leukos.interop.conflicts import is_conflict_note
 from leukos.service.cds.cards import cards_for
 from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, Feedback, Service
 from leukos.service.cds.orders import order_cards, selected_orders
@@ -77,7 +78,7 @@ class HookCall:
     patient_id: str
     state: Any  # leukos.service.app.ServiceState
     base_url: str
-    notes: list[str] = field(default_factory=list)  # what could not be read: shown on every card
+    notes: list[str] = field(default_factory=list)  # what could not be read or disagrees: on every card
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
         raise EngineUnavailable("the FHIR importer (leukos.interop.fhir.case_from_fhir)", "leukos.interop.fhir") from None
     check_prefetch_patient(call.prefetch, call.patient_id, call.req.context)
     case = case_from_fhir(bundle_from_prefetch(call.prefetch), st.kb, _tree_checked=True)
+    call.notes.extend(n for n in case.import_notes if is_conflict_note(n))  # shown on every card
     assessment = st.engines.assess(case, st.kb)
     page_url = None
     if st.pages is not None:
@@ -133,17 +135,16 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
 
 
 def with_notes(cards: list[Card], notes: list[str], call: HookCall) -> list[Card]:
-    """Say on every card what could not be read; one info card if there is nothing else to say."""
+    """Say on every card what could not be read (or conflicts); one info card if nothing else is said."""
     if not notes:
         return cards
     text = "\n".join(f"- {n}" for n in notes)
     if not cards:
         from leukos.service.cds.cards import short_summary, source_for
-        return [Card(summary=short_summary("Some patient data could not be read: not assessed"),
+        return [Card(summary=short_summary("Some patient data could not be read or disagree: not assessed"),
                      detail="**Not everything could be assessed**\n\n" + text, indicator="info",
                      source=source_for(call.base_url))]
-    return [c.model_copy(update={"detail": (c.detail or "") + "\n\n**Not assessed: data that could not be read**"
-                                 "\n\n" + text}) for c in cards]
+    return [c.model_copy(update={"detail": (c.detail or "") + "\n\n**Not assessed**\n\n" + text}) for c in cards]
 
 
 @hook("patient-view", "leukos-patient-view", title="leukos: extreme leukocytosis review",
