@@ -35,7 +35,7 @@ result is identical to validating every resource in full. A resource that fails 
 again in full so that the error paths are exact. What is not read is not validated beyond a known
 ``resourceType``, and is noted: resources of other types, and Observations whose well-formed
 ``code`` carries no LOINC code or text that leukos uses (a malformed ``code`` is validated, so that
-it is reported rather than skipped). Measured (benchmarks/bench_fhir.py): about 0.5-0.75x the CPU
+it is reported rather than skipped). Measured (benchmarks/bench_fhir.py): about 0.45x the CPU
 time of validating the Bundle with ``Bundle.model_validate`` alone, mapping included. Unknown top-level elements of a read
 resource (R5 or vendor elements) are ignored with a note; unknown elements inside data types are
 errors (they usually hide a misspelt element that would change a value).
@@ -373,6 +373,7 @@ class _Import:
         self.t = _tables(kb)
         self.conv = converter_for(kb)
         self.units = UnitBudget()
+        self.lean = True
         self.problems: list[ErrorDetail] = []
         self.kinds: set[type[LeukosUserError]] = set()
         self.notes: list[str] = []
@@ -472,6 +473,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     if not _tree_checked:  # callers that parsed with leukos.interop.limits have done this walk
         check_tree(data, name="(document)")
     imp = _Import(kb)
+    imp.lean = _reuse_validated  # False: every resource through the R4B models (benchmark baseline)
     entries = _check_bundle(data, imp)
     imp.raise_if_problems()
     imp.full_urls = {i: e["fullUrl"] for i, e in entries if isinstance(e.get("fullUrl"), str) and e["fullUrl"]}
@@ -510,7 +512,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
         if unknown:
             res = {k: v for k, v in res.items() if k in allowed}
             imp.note(f"{imp.ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
-        errors = [] if lean_valid(res) else validator.validate(cls, res)
+        errors = [] if _reuse_validated and lean_valid(res) else validator.validate(cls, res)
         for err in errors:
             imp.problem(_pydantic_detail(base, err, private=rtype == "Patient", rtype=rtype))
         if not errors:
@@ -567,7 +569,7 @@ def _check_bundle(data: Any, imp: _Import) -> list[tuple[int, dict]]:
     shell["entry"] = [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
                       for e in raw_entries]
     cls = _model("Bundle")
-    for err in [] if lean_valid(shell) else _Validator(reuse=False).validate(cls, shell):
+    for err in [] if imp.lean and lean_valid(shell) else _Validator(reuse=False).validate(cls, shell):
         imp.problem(_pydantic_detail("", err, private=False, rtype="Bundle"))
     return [(i, e) for i, e in enumerate(raw_entries) if isinstance(e, dict)]
 
