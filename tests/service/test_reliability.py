@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -195,17 +197,43 @@ def test_fhir_server_off_the_allow_list_is_not_contacted(tmp_path):
         listener.close()
 
 
+@contextmanager
+def _tiny_fhir_server():
+    """A loopback HTTP server answering every GET with an empty searchset Bundle."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # keep the test output quiet
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/fhir"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @needs_engine()
 @needs_fhir()
 def test_no_patient_id_in_any_log_line(tmp_path, caplog):
-    dead = "http://127.0.0.1:9/fhir"
-    c = _dev(tmp_path, fhir_server_allowlist=(dead,), fhir_timeout_s=2)
-    req = patient_view_request("01-aml-leukostasis.yaml")
-    del req["prefetch"]["conditions"]
-    req["fhirServer"] = dead
-    with caplog.at_level(logging.DEBUG):
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # what create_app set; a DEBUG root must not undo it
-        c.post(PV, json=req)
+    with _tiny_fhir_server() as base:
+        c = _dev(tmp_path, fhir_server_allowlist=(base,))
+        req = patient_view_request("01-aml-leukostasis.yaml")
+        del req["prefetch"]["conditions"], req["prefetch"]["meds"]
+        req["fhirServer"] = base
+        with caplog.at_level(logging.DEBUG):
+            r = c.post(PV, json=req)
+    assert r.status_code == 200, r.text
+    assert caplog.records  # the service did log (start-up lines), just not the patient
     assert PATIENT_ID not in caplog.text
 
 
