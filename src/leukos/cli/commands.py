@@ -4,4 +4,5 @@ import leukos.cli.screening  # noqa: F401  (leukos screen, leukos synth omop)
 from leukos.cli import (
     core_commands,  # noqa: F401
     service,  # noqa: F401
+    validate,  # noqa: F401  (leukos validate)
 )

@@ -1,4 +1,4 @@
-"""The case: one patient at one moment (shared/reference/case-format.md), frozen and validated.
+"""The case: one patient at one moment (docs/case-format.md), frozen and validated.
 
 All lab values are in the canonical unit of their analyte (knowledge/data/labs.toml); the
 original spelling is kept in ``LabValue.given`` so that every output can show what it used.
@@ -89,6 +89,9 @@ class LabValue:
     reference_low: float | None = None
     reference_high: float | None = None
     source: str = "case"
+    # False when the input gave a bare number: it was read in the analyte's canonical unit (the
+    # case-format contract) and the assessment says so.
+    unit_given: bool = True
 
     def describe(self) -> str:
         comp = self.comparator or ""

@@ -226,7 +226,8 @@ def _lab_item(name: str, raw: Any, field: str, conv: UnitConverter, problems: li
         if raw.get("reference_high") is not None:
             ref_high = float(raw["reference_high"]) * factor
     return LabValue(analyte=name, value=canonical, unit=conv.canonical_unit(name), given=given, time=time,
-                    comparator=comparator, reference_low=ref_low, reference_high=ref_high)
+                    comparator=comparator, reference_low=ref_low, reference_high=ref_high,
+                    unit_given=bool(unit and unit.strip()))
 
 
 def _reference_limits_ok(raw: Mapping[str, Any], field: str, problems: list[ErrorDetail]) -> bool:

@@ -59,7 +59,7 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "leukos case, version 1",
-        "description": "One patient at one moment (shared/reference/case-format.md). Null or absent = not recorded.",
+        "description": "One patient at one moment, as described in docs/case-format.md of leukos. Null or absent = not recorded.",
         "type": "object",
         "additionalProperties": False,
         "properties": {

@@ -60,7 +60,8 @@ def simulate_dict(case: Case, options: dict[str, Any], kb: KnowledgeBase) -> dic
     hours_after = float(options.get("hours_after", 24.0))
     diag = case.diagnosis.value if case.diagnosis is not None else None
     params = (median_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg) if draws == 1
-              else sample_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg, n=draws, seed=0))
+              else sample_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg, n=draws, seed=0,
+                                 procedure=(p.settings, p.patient)))
     t_end = p.settings.duration_min + hours_after * 60.0
     times = np.unique(np.concatenate([np.linspace(0, t_end, SIM_POINTS), [p.settings.duration_min]]))
     tr = simulate(p, params, times)
@@ -77,5 +78,6 @@ def simulate_dict(case: Case, options: dict[str, Any], kb: KnowledgeBase) -> dic
                     "cells_10e9": _series(tr.product_cells_10e9[:, -1:])},
         # the predicted block from the same parameter draws as the course (as `leukos simulate`)
         "summary": summarise(p.settings, p.patient, params), "draws": tr.n_draws,
+        "recommended": plan.get("recommended"), "contraindications": plan.get("contraindications", []),
         "warnings": plan.get("warnings", []), "citations": plan.get("citations", []),
     }
