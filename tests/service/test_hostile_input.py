@@ -260,3 +260,21 @@ def test_equal_same_time_duplicates_are_merged(dev_client):
     assert r.status_code == 200
     assert _wbc_view(r.json())["present"] is True
     assert "conflicting" not in json.dumps(r.json())
+
+
+@pytest.mark.parametrize("path, value, field", [
+    (("context",), "x", "body.context"),
+    (("context", "selections"), "x", "context.selections"),
+    (("context", "selections"), [1, 2], "context.selections"),
+    (("prefetch",), ["x"], "body.prefetch"),
+    (("prefetch", "labs"), "x", "body.prefetch.labs"),
+    (("hookInstance",), {"a": 1}, "body.hookInstance"),
+    (("context", "patientId"), 42, "context.patientId"),
+])
+def test_wrong_json_types_in_a_cds_request_are_422(dev_client, path, value, field):
+    req = order_select_request("01-aml-leukostasis.yaml", "rbc")
+    target = req
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+    _assert_user_error(dev_client.post(OS, json=req), field=field)
