@@ -17,7 +17,9 @@ def app():
     from leukos.service.settings import ServiceSettings
 
     state = Path(os.environ.get("LEUKOS_BENCH_DIR") or tempfile.mkdtemp(prefix="leukos-bench-"))
-    service = create_app(ServiceSettings(auth_disabled=True, audit_log_path=state / "audit.jsonl", data_dir=state))
+    settings = ServiceSettings.from_env(os.environ, auth_disabled=True, audit_log_path=state / "audit.jsonl",
+                                        data_dir=state)  # other LEUKOS_* (e.g. LEUKOS_WORKERS) apply
+    service = create_app(settings)
     gc.collect()
     gc.freeze()
     return service
