@@ -16,7 +16,6 @@ module adds its own router there (or with ``app.include_router`` on the built ap
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,7 +225,6 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
         description="leukos supports clinical decisions; it does not replace clinical judgement. "
                     "It is not a medical device. Every output carries its working and references.",
         docs_url=None, redoc_url=None, openapi_url=None,  # served by leukos.service.docs, behind auth
-        lifespan=_lifespan(state),
     )
     app.state.leukos = state
     install_error_handlers(app)
@@ -245,19 +243,6 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, audit=state.audit)
     return app
-
-
-def _lifespan(state: ServiceState):
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        # shutdown: let running calls finish, close the audit file and the state store
-        if state.pool is not None:
-            state.pool.shutdown()
-        state.audit.close()
-        if state.store is not None:
-            state.store.close()
-    return lifespan
 
 
 def _patch_openapi(app: FastAPI) -> None:
