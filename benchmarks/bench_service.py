@@ -1,35 +1,48 @@
-"""Load test of the CDS Hooks patient-view service on loopback.
+"""Load benchmark of CDS Hooks patient-view: leukos against a bare FastAPI floor and HealthChain, one run.
 
-Starts ``leukos serve`` (one uvicorn process, authentication off, 127.0.0.1 only) and drives it with
-50 concurrent asyncio + httpx clients for 30 s, each POSTing a realistic patient-view request (the
-prefetch an EHR sends for example 01: Patient + searchset Bundles of ~25 Observations and the
-Conditions). Reports throughput, p50/p99 latency and errors, and, as the baseline measured in the
-same run, the same load against ``GET /api/health`` (the framework's floor), so the figure that
-travels between machines is the ratio.
+Each service runs as one uvicorn worker on 127.0.0.1 with the same settings (asyncio loop, h11,
+no access log), pinned to CPU 0 when ``taskset`` exists; the load generator
+(benchmarks/service_peers/loadgen.py) runs in this process, pinned to CPU 1. The request is the
+same for all (benchmarks/service_peers/request.py: Patient + 22 lab Observations + empty Condition
+and MedicationRequest Bundles, a fresh hookInstance per call). The floor answers it with a trivial
+rule on the raw JSON (service_peers/trivial_rule.py); HealthChain answers with the same rule in
+its own framework; leukos validates, imports, assesses and renders its cards, with the audit trail on
+and authentication off (the peers have none).
 
-Usage: ``python benchmarks/bench_service.py [--seconds 30] [--clients 50] [--json]``.
-Bounded: at most --seconds (≤ 120) per phase, loopback only.
+Phases, per service in turn: ``--clients`` concurrent clients for ``--seconds``, then one client for
+``--unloaded-seconds``. Reported: throughput, p50/p90/p99 latency, errors, and the figure that
+travels between machines: leukos throughput / floor throughput, measured in the same run.
+
+Usage::
+
+    python benchmarks/bench_service.py [--seconds 20] [--clients 50] [--healthchain-python /tmp/hc-venv/bin/python]
+                                       [--json]
+
+HealthChain pins versions that conflict with leukos's: install it in its own venv
+(``python -m venv /tmp/hc-venv && /tmp/hc-venv/bin/pip install healthchain==0.16.1 uvicorn``); without
+``--healthchain-python`` its row is skipped. Loopback only; every phase is bounded (≤ 120 s).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
-
-import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.service_peers.loadgen import run_load  # noqa: E402
+from benchmarks.service_peers.request import patient_view_request  # noqa: E402
 
 
 def _free_port() -> int:
@@ -38,99 +51,94 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _request_body() -> dict:
-    from tests.service.fhir_data import patient_view_request
+def _start(python: str, target: str, port: int, env: dict[str, str], factory: bool = False) -> subprocess.Popen:
+    cmd = [python, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--loop", "asyncio", "--http", "h11", "--no-access-log", "--log-level", "warning", "--app-dir", str(REPO)]
+    if factory:
+        cmd.append("--factory")
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    return subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
 
-    return patient_view_request("01-aml-leukostasis.yaml")
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback URL built here
+        return json.loads(r.read())
 
 
-async def _load(url: str, method: str, body: dict | None, clients: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    deadline = time.perf_counter() + seconds
-    payload = json.dumps(body).encode() if body is not None else None
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-
-    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    r = await client.request(method, url, content=payload,
-                                             headers={"Content-Type": "application/json"} if payload else None)
-                    ok = r.status_code == 200 and (body is None or "cards" in r.json())
-                    key = None if ok else f"HTTP {r.status_code}"
-                except httpx.HTTPError as exc:
-                    key = type(exc).__name__
-                if key is None:
-                    latencies.append(time.perf_counter() - t0)
-                else:
-                    errors[key] = errors.get(key, 0) + 1
-
-        t_start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - t_start
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2) if latencies else float("nan")
-
-    return {"requests_ok": len(latencies), "errors": sum(errors.values()), "error_kinds": errors,
-            "seconds": round(elapsed, 2), "throughput_rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "mean_ms": round(1000 * statistics.fmean(latencies), 2)
-            if latencies else float("nan")}
+def _wait(url: str, body: dict, proc: subprocess.Popen) -> int:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: the server exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+        try:
+            return len(_post(url, body)["cards"])
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url}: the server did not start")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--baseline-seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--unloaded-seconds", type=float, default=5.0)
     ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--healthchain-python", default=None, help="python of a venv with healthchain + uvicorn")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    seconds = min(args.seconds, 120.0)
-    port = _free_port()
-    leukos = Path(sys.executable).with_name("leukos")
-    audit = Path(tempfile.mkdtemp(prefix="leukos-bench-")) / "audit.jsonl"  # audit on, as deployed
-    proc = subprocess.Popen([str(leukos), "serve", "--host", "127.0.0.1", "--port", str(port), "--dev"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "LEUKOS_AUDIT_LOG_PATH": str(audit)})
-    base = f"http://127.0.0.1:{port}"
+    seconds, unloaded = min(args.seconds, 120.0), min(args.unloaded_seconds, 120.0)
+    body = patient_view_request()
+    state = Path(tempfile.mkdtemp(prefix="leukos-bench-"))
+    services = [("leukos", sys.executable, "benchmarks.service_peers.leukos_app:app", True,
+                 "/cds-services/leukos-patient-view"),
+                ("floor (bare FastAPI)", sys.executable, "benchmarks.service_peers.floor_app:app", False,
+                 "/cds-services/bench-wbc")]
+    if args.healthchain_python:
+        services.append(("HealthChain", args.healthchain_python, "benchmarks.service_peers.healthchain_app:app", False,
+                         "/cds/cds-services/bench-wbc"))
+    procs: list[subprocess.Popen] = []
+    rows = []
+    if hasattr(os, "sched_setaffinity") and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("the server did not start")
-        body = _request_body()
-        warm = httpx.post(f"{base}/cds-services/leukos-patient-view", json=body, timeout=30)
-        if warm.status_code != 200:
-            raise SystemExit(f"patient-view answered {warm.status_code}: {warm.text[:300]}")
-        baseline = asyncio.run(_load(f"{base}/api/health", "GET", None, args.clients, min(args.baseline_seconds, 60)))
-        result = asyncio.run(_load(f"{base}/cds-services/leukos-patient-view", "POST", body, args.clients, seconds))
+        targets = []
+        for name, python, target, factory, path in services:
+            port = _free_port()
+            proc = _start(python, target, port, {"LEUKOS_BENCH_DIR": str(state)}, factory)
+            procs.append(proc)
+            url = f"http://127.0.0.1:{port}{path}"
+            targets.append((name, url, _wait(url, body, proc)))
+        for name, url, cards in targets:
+            loaded = run_load(url, body, clients=args.clients, seconds=seconds, expect_cards=cards)
+            time.sleep(2)
+            single = run_load(url, body, clients=1, seconds=unloaded, expect_cards=cards)
+            rows.append({"service": name, "cards": cards, "loaded": loaded, "unloaded": single})
+            time.sleep(2)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    out = {"clients": args.clients, "cards_per_call": len(warm.json()["cards"]),
-           "request_bytes": len(json.dumps(body)), "patient_view": result, "baseline_health": baseline,
-           "throughput_ratio_vs_health": round(result["throughput_rps"] / baseline["throughput_rps"], 3),
-           "cpu_count": os.cpu_count()}
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    floor = next(r for r in rows if r["service"].startswith("floor"))["loaded"]["throughput_rps"]
+    out = {"clients": args.clients, "seconds": seconds, "request_bytes": len(json.dumps(body, separators=(",", ":"))),
+           "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg(), "rows": rows,
+           "ratio_to_floor": {r["service"]: round(r["loaded"]["throughput_rps"] / floor, 3) for r in rows}}
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    pv, bl = result, baseline
-    print(f"patient-view, {args.clients} clients, {pv['seconds']} s on loopback ({out['request_bytes']} B request, "
-          f"{out['cards_per_call']} cards)")
-    print(f"  throughput {pv['throughput_rps']} req/s   p50 {pv['p50_ms']} ms   p99 {pv['p99_ms']} ms   "
-          f"errors {pv['errors']} {pv['error_kinds'] or ''}")
-    print(f"baseline GET /api/health: {bl['throughput_rps']} req/s, p50 {bl['p50_ms']} ms, p99 {bl['p99_ms']} ms")
-    print(f"patient-view throughput = {out['throughput_ratio_vs_health']} x the health endpoint's")
+    print(f"patient-view, {args.clients} clients x {seconds:g} s, then 1 client x {unloaded:g} s, loopback, one worker each; "
+          f"request {out['request_bytes']} B")
+    print(f"{'service':<22}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'x floor':>9}"
+          f"{'  unloaded p50 ms':>18}")
+    for r in rows:
+        ld, un = r["loaded"], r["unloaded"]
+        print(f"{r['service']:<22}{ld['throughput_rps']:>8}{ld['p50_ms']:>9}{ld['p90_ms']:>9}{ld['p99_ms']:>9}"
+              f"{ld['errors']:>8}{out['ratio_to_floor'][r['service']]:>9}{un['p50_ms']:>18}")
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in out['load_average_at_end'])}")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def mint(key, *, aud: str, iss: str = ISSUER, kid: str = KID, exp_in: float = 30
 def secure_settings(tmp_path) -> ServiceSettings:
     return ServiceSettings(trusted_issuers=(ISSUER,), api_token="s3cret-api-token-for-tests",
                            audit_log_path=tmp_path / "audit.jsonl", examples_dir=EXAMPLES,
-                           public_base_url=BASE)
+                           public_base_url=BASE, data_dir=tmp_path / "data")
 
 
 @pytest.fixture

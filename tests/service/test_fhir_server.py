@@ -14,10 +14,12 @@ import httpx
 import pytest
 
 from leukos.knowledge import load_knowledge
+from leukos.service.app import create_app
 from leukos.service.cds.models import CdsRequest
-from leukos.service.cds.prefetch import FhirServerError, gather
+from leukos.service.cds.prefetch import PrefetchMissing, gather
+from leukos.service.settings import ServiceSettings
 
-from .conftest import needs_engine, needs_fhir
+from .conftest import EXAMPLES, Client, needs_engine, needs_fhir
 from .fhir_data import PATIENT_ID, patient_view_request, resources_for
 
 SERVER_DIR = Path(__file__).resolve().parents[1] / "fhir_server"
@@ -57,7 +59,8 @@ def _request(base: str, token: str = TOKEN) -> dict:
 
 def test_gather_reads_every_key_from_the_server_with_the_token(fhir_base):
     kb = load_knowledge()
-    got = asyncio.run(gather(CdsRequest.model_validate(_request(fhir_base)), kb, timeout_s=10))
+    got = asyncio.run(gather(CdsRequest.model_validate(_request(fhir_base)), kb, timeout_s=10,
+                             allowlist=(fhir_base,)))
     res = resources_for("01-aml-leukostasis.yaml")
     assert got["patient"]["id"] == PATIENT_ID
     assert got["labs"]["type"] == "searchset"
@@ -73,26 +76,39 @@ def test_prefetch_present_is_not_fetched_again(fhir_base):
     req = _request(fhir_base)
     req["prefetch"] = {"patient": {"resourceType": "Patient", "id": PATIENT_ID}, "labs": None,
                        "conditions": None, "meds": None}
-    got = asyncio.run(gather(CdsRequest.model_validate(req), kb, timeout_s=10))
+    got = asyncio.run(gather(CdsRequest.model_validate(req), kb, timeout_s=10, allowlist=(fhir_base,)))
     assert got["labs"] is None  # null = "no data": respected, not re-read
 
 
-def test_wrong_token_is_a_fhir_server_error(fhir_base):
+def test_wrong_token_leaves_the_labs_unobtainable_412_without_the_token_in_the_message(fhir_base):
     kb = load_knowledge()
-    with pytest.raises(FhirServerError, match="HTTP 401") as exc:
-        asyncio.run(gather(CdsRequest.model_validate(_request(fhir_base, token="wrong")), kb, timeout_s=10))
+    with pytest.raises(PrefetchMissing, match="HTTP 401") as exc:
+        asyncio.run(gather(CdsRequest.model_validate(_request(fhir_base, token="wrong")), kb, timeout_s=10,
+                           allowlist=(fhir_base,)))
     assert "wrong" not in str(exc.value)
 
 
 def test_plain_http_to_a_remote_server_is_refused():
     kb = load_knowledge()
-    with pytest.raises(FhirServerError, match="https"):
-        asyncio.run(gather(CdsRequest.model_validate(_request("http://fhir.example.org/fhir")), kb, timeout_s=1))
+    base = "http://fhir.example.org/fhir"
+    with pytest.raises(PrefetchMissing, match="https"):
+        asyncio.run(gather(CdsRequest.model_validate(_request(base)), kb, timeout_s=1, allowlist=(base,)))
+
+
+def test_server_not_on_the_allow_list_is_never_contacted(fhir_base):
+    kb = load_knowledge()
+    before = httpx.get(fhir_base.replace("/fhir", "/__seen")).json()["authorizations"]
+    with pytest.raises(PrefetchMissing, match="allow-list"):
+        asyncio.run(gather(CdsRequest.model_validate(_request(fhir_base)), kb, timeout_s=10, allowlist=()))
+    assert httpx.get(fhir_base.replace("/fhir", "/__seen")).json()["authorizations"] == before
 
 
 @needs_engine()
 @needs_fhir()
-def test_patient_view_through_the_fhir_server_matches_prefetch(fhir_base, dev_client):
+def test_patient_view_through_the_fhir_server_matches_prefetch(fhir_base, tmp_path):
+    dev_client = Client(create_app(ServiceSettings(auth_disabled=True, examples_dir=EXAMPLES,
+                                                   fhir_server_allowlist=(fhir_base,),
+                                                   audit_log_path=tmp_path / "audit.jsonl")))
     via_server = dev_client.post("/cds-services/leukos-patient-view", json=_request(fhir_base))
     assert via_server.status_code == 200, via_server.text
     via_prefetch = dev_client.post("/cds-services/leukos-patient-view",

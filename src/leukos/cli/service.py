@@ -41,5 +41,12 @@ def serve(
     else:
         typer.echo(f"leukos web service on {url} (API docs {url}docs, CDS Hooks {url}cds-services)")
     # access_log off: request lines would carry case ids / query strings into the application log.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
+    service = create_app(settings)
+    # The knowledge base, models and code tables built at start live for the whole process: move them
+    # out of the cyclic collector's generations, so its full collections stay short under load.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(service, host=settings.host, port=settings.port, access_log=False,
                 log_level="info", server_header=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import json
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
@@ -40,6 +40,8 @@ from leukos.errors import (
     UnitError,
     UnknownTermError,
 )
+from leukos.interop.conflicts import resolve_same_time
+from leukos.interop.limits import UnitBudget, check_tree, loads_json, loads_yaml
 from leukos.knowledge import KnowledgeBase, load_knowledge
 from leukos.units import UnitConverter, converter_for, parse_value_with_unit
 
@@ -65,21 +67,8 @@ def parse_document(text: str | bytes, *, name: str = "input") -> Any:
                                           "see `leukos schema case` and the examples/ folder"))
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CaseFormatError(ErrorDetail(name, f"line {exc.lineno}, column {exc.colno}",
-                                              "valid JSON", f"fix the JSON syntax there: {exc.msg}")) from None
-    import yaml  # imported here: only the edge reads YAML
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CaseFormatError(ErrorDetail(name, where, "valid JSON or YAML",
-                                          f"fix the syntax there: {problem}")) from None
+        return loads_json(text, name=name)
+    data = loads_yaml(text, name=name)
     return _yaml_scalars_to_text(data)
 
 
@@ -167,7 +156,8 @@ def _time(value: Any, field: str, problems: list[ErrorDetail]) -> dt.datetime | 
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def _lab_item(name: str, raw: Any, field: str, conv: UnitConverter, problems: list[ErrorDetail]) -> LabValue | None:
+def _lab_item(name: str, raw: Any, field: str, conv: UnitConverter, problems: list[ErrorDetail],
+              budget: UnitBudget | None = None) -> LabValue | None:
     unit: str | None = None
     comparator = None
     time = None
@@ -213,10 +203,17 @@ def _lab_item(name: str, raw: Any, field: str, conv: UnitConverter, problems: li
                 problems.append(ErrorDetail(f"{field}.{key}", r, "a number in the same unit as value", "fix it"))
                 return None
         given = f"{comparator or ''}{v:g}" + (f" {unit}" if unit else "")
+        if not _reference_limits_ok(raw, field, problems):
+            return None
     else:
         problems.append(ErrorDetail(field, raw, "a number, 'value unit' text, {value, unit}, or a list of them",
                                     "see `leukos schema case`"))
         return None
+    if unit and budget is not None:
+        problem = budget.check(unit, field + (".unit" if isinstance(raw, dict) else ""))
+        if problem is not None:
+            problems.append(problem)
+            return None
     try:
         canonical = conv.to_canonical(name, value, unit, field=field)
         factor = 1.0 if not unit else conv.factor(name, unit, field=field + ".unit")
@@ -233,10 +230,36 @@ def _lab_item(name: str, raw: Any, field: str, conv: UnitConverter, problems: li
                     unit_given=bool(unit and unit.strip()))
 
 
-def _labs(raw: Any, kb: KnowledgeBase, problems: list[ErrorDetail]) -> Mapping[str, tuple[LabValue, ...]]:
+def _reference_limits_ok(raw: Mapping[str, Any], field: str, problems: list[ErrorDetail]) -> bool:
+    """A reference range is a positive interval: its upper limit decides verdicts (e.g. laboratory TLS)."""
+    low, high = raw.get("reference_low"), raw.get("reference_high")
+    ok = True
+    for key, v in (("reference_low", low), ("reference_high", high)):
+        if v is not None and not math.isfinite(v):
+            problems.append(ErrorDetail(f"{field}.{key}", str(v), "a finite number (same unit as value)",
+                                        "copy the limit from the laboratory report, or leave it out"))
+            return False
+    if high is not None and high <= 0:
+        problems.append(ErrorDetail(f"{field}.reference_high", high, "a number greater than 0 (same unit as value)",
+                                    "copy the upper reference limit from the laboratory report, or leave it out"))
+        ok = False
+    if low is not None and low < 0:
+        problems.append(ErrorDetail(f"{field}.reference_low", low, "a number of at least 0 (same unit as value)",
+                                    "copy the lower reference limit from the laboratory report, or leave it out"))
+        ok = False
+    if ok and low is not None and high is not None and low >= high:
+        problems.append(ErrorDetail(f"{field}.reference_low", low, f"less than reference_high ({high:g})",
+                                    "check that the two limits are not swapped"))
+        ok = False
+    return ok
+
+
+def _labs(raw: Any, kb: KnowledgeBase, problems: list[ErrorDetail],
+          notes: list[str] | None = None) -> Mapping[str, tuple[LabValue, ...]]:
     if not isinstance(raw, dict):
         return MappingProxyType({})
     conv = converter_for(kb)
+    budget = UnitBudget()
     out: dict[str, tuple[LabValue, ...]] = {}
     for name, entry in raw.items():
         if name not in kb.analytes or entry is None:
@@ -246,19 +269,22 @@ def _labs(raw: Any, kb: KnowledgeBase, problems: list[ErrorDetail]) -> Mapping[s
             if not entry:
                 problems.append(ErrorDetail(field, [], "at least one value", "remove the lab or give its values"))
                 continue
-            items = [_lab_item(name, e, f"{field}[{i}]", conv, problems) for i, e in enumerate(entry)]
+            items = [_lab_item(name, e, f"{field}[{i}]", conv, problems, budget) for i, e in enumerate(entry)]
             if any(i is None for i in items):
                 continue
             if len(items) > 1 and any(i.time is None for i in items):
                 problems.append(ErrorDetail(field, "(series)", "a time on every value of a series",
                                             "add time: to each value so that the latest can be found"))
                 continue
-            out[name] = tuple(sorted(items, key=lambda i: i.time)) if len(items) > 1 else tuple(items)
+            out[name] = tuple(items)
         else:
-            item = _lab_item(name, entry, field, conv, problems)
+            item = _lab_item(name, entry, field, conv, problems, budget)
             if item is not None:
                 out[name] = (item,)
-    return MappingProxyType(out)
+    resolved, conflict_notes = resolve_same_time(out, {k: kb.analytes[k].label for k in out})
+    if notes is not None:
+        notes.extend(conflict_notes)
+    return MappingProxyType(resolved)
 
 
 def _bool_or_none(v: Any) -> bool | None:
@@ -322,11 +348,13 @@ def case_from_dict(data: Any, kb: KnowledgeBase | None = None, *, name: str = "c
         with every problem found, each naming field, value, expectation and fix.
     """
     kb = kb or load_knowledge()
+    check_tree(data, name=name)
     if not isinstance(data, dict):
         raise CaseFormatError(ErrorDetail(name, type(data).__name__, "a mapping (JSON object / YAML mapping)",
                                           "the case must start with fields such as patient:, labs:"))
     problems = _schema_problems(data, kb)
-    labs = _labs(data.get("labs"), kb, problems)
+    notes: list[str] = []
+    labs = _labs(data.get("labs"), kb, problems, notes)
     as_of = _time(data.get("as_of"), "as_of", problems)
     p = data.get("patient") or {}
     birth = None
@@ -356,6 +384,7 @@ def case_from_dict(data: Any, kb: KnowledgeBase | None = None, *, name: str = "c
         symptoms=tuple(dict.fromkeys(symptoms)) if isinstance(symptoms, list) else None,
         leukostasis_grades=MappingProxyType(grades),
         findings=_findings(data.get("findings")),
+        import_notes=tuple(notes),
     )
 
 

@@ -10,7 +10,8 @@ The Bundle maps into the same frozen :class:`~leukos.domain.case.Case` as the le
   (alias table, dimension check, plausibility). Status preliminary/final/amended/corrected is used;
   entered-in-error, cancelled, registered and unknown are skipped with a note. ``comparator`` and
   ``referenceRange[0]`` are kept; every value of an analyte is kept as a time-sorted series (the
-  latest is current; values without a time sort first). Body weight/height set the patient's
+  latest is current; values without a time sort first). Results of one analyte at the same time
+  that disagree follow :mod:`leukos.interop.conflicts` (the latest conflicting: not assessed). Body weight/height set the patient's
   weight_kg/height_cm; BCR-ABL1 and PML-RARA results set ``findings.genetics``.
 * **Patient**: gender -> sex, birthDate -> birth_date. Names and identifiers are never read.
 * **Condition** (SNOMED CT, ICD-10-CM; codes.md): diagnoses, symptoms (the symptom vocabulary of
@@ -25,14 +26,16 @@ Validation
 ----------
 Every resource that is read (Patient, Observation, Condition, MedicationRequest, Medication) and
 the Bundle shell are validated with the ``fhir.resources.R4B`` models (never the default R5 models;
-interop-and-stack.md §2). To stay fast, complex elements that repeat within a Bundle (the same
+interop-and-stack.md §2), except Observations, Patients and Bundle shells of the plain shape that
+:mod:`leukos.interop.fhir_lean` proves valid with the R4 rules of the few elements they use (anything
+else, and anything it cannot prove valid, goes to the R4B models). To stay fast, complex elements that repeat within a Bundle (the same
 ``code``, ``category``, ``subject``, ``referenceRange`` ...) are validated once per Bundle and the
 validated element is reused: validation of a data type does not depend on where it sits, so the
 result is identical to validating every resource in full. A resource that fails is validated
 again in full so that the error paths are exact. What is not read is not validated beyond a known
 ``resourceType``, and is noted: resources of other types, and Observations whose well-formed
 ``code`` carries no LOINC code or text that leukos uses (a malformed ``code`` is validated, so that
-it is reported rather than skipped). Measured (benchmarks/bench_fhir.py): about 0.5-0.75x the CPU
+it is reported rather than skipped). Measured (benchmarks/bench_fhir.py): about 0.45x the CPU
 time of validating the Bundle with ``Bundle.model_validate`` alone, mapping included. Unknown top-level elements of a read
 resource (R5 or vendor elements) are ignored with a note; unknown elements inside data types are
 errors (they usually hide a misspelt element that would change a value).
@@ -75,6 +78,9 @@ from leukos.domain.case import (
 )
 from leukos.errors import ErrorDetail, FhirInputError, ImplausibleValueError, LeukosUserError, UnitError
 from leukos.interop.case_format import converter_for
+from leukos.interop.conflicts import resolve_same_time
+from leukos.interop.fhir_lean import lean_valid
+from leukos.interop.limits import UnitBudget, check_tree
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
 __all__ = ["case_from_fhir", "SUPPORTED_BUNDLE_TYPES", "READ_RESOURCE_TYPES"]
@@ -263,11 +269,17 @@ def _complex_type(annotation: Any) -> tuple[Any, bool]:
     return None, False
 
 
+_SHARED_ELEMENTS: dict[tuple[Any, str], Any] = {}
+_SHARED_MAX = 20_000  # validated data-type elements kept across imports (a few MB at most)
+
+
 class _Validator:
     """Validates resources with R4B, reusing validated elements that repeat within one Bundle."""
 
     def __init__(self, *, reuse: bool = True) -> None:
-        self._cache: dict[tuple[Any, str], Any] = {}
+        # Shared by every import in this process (bounded): codes, categories, reference ranges
+        # repeat across Bundles too. Safe to share: a validated element depends only on its data.
+        self._cache = _SHARED_ELEMENTS if reuse else {}
         self._reuse = reuse  # False: validate every resource in full (the benchmark's baseline)
 
     def _element(self, klass, item: Any):
@@ -277,7 +289,10 @@ class _Validator:
         key = (klass, repr(item))
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._cache[key] = klass.model_validate(item)
+            hit = klass.model_validate(item)
+            if len(self._cache) >= _SHARED_MAX:
+                self._cache.clear()
+            self._cache[key] = hit
         return hit
 
     def validate(self, cls, resource: dict) -> list[dict]:
@@ -357,6 +372,8 @@ class _Import:
         self.kb = kb
         self.t = _tables(kb)
         self.conv = converter_for(kb)
+        self.units = UnitBudget()
+        self.lean = True
         self.problems: list[ErrorDetail] = []
         self.kinds: set[type[LeukosUserError]] = set()
         self.notes: list[str] = []
@@ -377,6 +394,13 @@ class _Import:
     def problem(self, detail: ErrorDetail, kind: type[LeukosUserError] = FhirInputError) -> None:
         self.problems.append(detail)
         self.kinds.add(kind)
+
+    def unit_ok(self, unit: str, field: str) -> bool:
+        """False (and a problem recorded) when the request's unit budget refuses ``unit``."""
+        problem = self.units.check(unit, field)
+        if problem is not None:
+            self.problem(problem, UnitError)
+        return problem is None
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -410,7 +434,8 @@ class _Import:
         raise cls(self.problems, title=FhirInputError.default_title if cls is FhirInputError else None)
 
 
-def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validated: bool = True) -> Case:
+def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validated: bool = True,
+                   _tree_checked: bool = False) -> Case:
     """Map a FHIR R4 Bundle (parsed JSON) into a :class:`~leukos.domain.case.Case`.
 
     Parameters
@@ -445,7 +470,10 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     180.0
     """
     kb = kb or load_knowledge()
+    if not _tree_checked:  # callers that parsed with leukos.interop.limits have done this walk
+        check_tree(data, name="(document)")
     imp = _Import(kb)
+    imp.lean = _reuse_validated  # False: every resource through the R4B models (benchmark baseline)
     entries = _check_bundle(data, imp)
     imp.raise_if_problems()
     imp.full_urls = {i: e["fullUrl"] for i, e in entries if isinstance(e.get("fullUrl"), str) and e["fullUrl"]}
@@ -484,7 +512,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
         if unknown:
             res = {k: v for k, v in res.items() if k in allowed}
             imp.note(f"{imp.ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
-        errors = validator.validate(cls, res)
+        errors = [] if _reuse_validated and lean_valid(res) else validator.validate(cls, res)
         for err in errors:
             imp.problem(_pydantic_detail(base, err, private=rtype == "Patient", rtype=rtype))
         if not errors:
@@ -541,7 +569,7 @@ def _check_bundle(data: Any, imp: _Import) -> list[tuple[int, dict]]:
     shell["entry"] = [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
                       for e in raw_entries]
     cls = _model("Bundle")
-    for err in _Validator(reuse=False).validate(cls, shell):  # entries are unique: nothing to reuse
+    for err in [] if imp.lean and lean_valid(shell) else _Validator(reuse=False).validate(cls, shell):
         imp.problem(_pydantic_detail("", err, private=False, rtype="Bundle"))
     return [(i, e) for i, e in enumerate(raw_entries) if isinstance(e, dict)]
 
@@ -703,6 +731,8 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.valueQuantity.value{ctx}", vq.get("value"), "a number", "give the value"))
         return
     unit, unit_field = _unit_of(vq, t)
+    if unit is not None and not imp.unit_ok(unit, f"{base}.valueQuantity.{unit_field}{ctx}"):
+        return
     if body_row is not None:
         _body(r, body_row, value, unit, unit_field, base, ctx, time, imp)
         return
@@ -730,7 +760,11 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         for d in exc.details:
             imp.problem(d, ImplausibleValueError)
         return
-    low, high = _reference_range(r, analyte, unit, ref, imp)
+    low, high = _reference_range(r, analyte, unit, ref, base, imp)
+    if low is not None and high is not None and low >= high:
+        imp.problem(ErrorDetail(f"{base}.referenceRange[0].low.value", low, "less than referenceRange[0].high",
+                                "check that the two limits are not swapped"))
+        return
     if via_text is not None:
         imp.note(f"{ref}: matched to {analyte} from the text {via_text!r}, not from a LOINC code")
     given = f"{comparator or ''}{value:g}" + (f" {unit}" if unit else "")
@@ -753,10 +787,11 @@ def _unit_of(q: Mapping[str, Any], t: _Tables) -> tuple[str | None, str]:
     return None, "code"
 
 
-def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, imp: _Import):
+def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, base: str, imp: _Import):
     ranges = r.get("referenceRange")
     if not isinstance(ranges, list) or not ranges or not isinstance(ranges[0], dict):
         return None, None
+    ref_field = f"{base}.referenceRange[0]"
     out = []
     for key in ("low", "high"):
         q = ranges[0].get(key)
@@ -766,6 +801,13 @@ def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, imp: _Im
         v = _number(q["value"])
         u, _ = _unit_of(q, imp.t)
         u = u or unit
+        if v is None or (key == "high" and v <= 0) or (key == "low" and v < 0):
+            imp.problem(ErrorDetail(f"{ref_field}.{key}.value", q["value"] if v is not None else str(q["value"]),
+                                    "a finite number above 0" if key == "high" else "a finite number of at least 0",
+                                    "copy the reference limit from the laboratory report, or leave the range out"))
+            return None, None
+        if u is not None and not imp.unit_ok(u, f"{ref_field}.{key}.unit"):
+            return None, None
         try:
             factor = 1.0 if u is None else imp.conv.factor(analyte, u, field="referenceRange")
         except UnitError:
@@ -1039,10 +1081,9 @@ def _obs_time(r: dict) -> dt.datetime | None:
 
 
 def _build(data: dict, patient_fields: dict[str, Any], imp: _Import) -> Case:
-    labs = {}
-    for name, values in imp.labs.items():
-        # values without a time first, then by time (stable): the latest timed value is current
-        labs[name] = tuple(sorted(values, key=lambda v: (v.time is not None, v.time or dt.datetime.min)))
+    # values without a time first, then by time; same-time disagreements: leukos.interop.conflicts
+    labs, conflict_notes = resolve_same_time(imp.labs, {k: imp.kb.analytes[k].label for k in imp.labs})
+    imp.notes.extend(conflict_notes)
     genetics: dict[str, GeneticResult] = {}
     for gene, results in imp.genetics.items():
         kinds = {res for res, _ in results}

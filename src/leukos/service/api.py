@@ -1,13 +1,15 @@
 """REST API: ``/api/assess``, ``/api/plan``, ``/api/simulate``, ``/api/rules``, ``/api/health``.
 
 Request bodies are a case in the leukos case format (JSON or YAML) or a FHIR R4 Bundle; responses
-follow docs/outputs.md. The handlers parse, call the core through
-:class:`~leukos.service.engines.Engines` and return its ``to_dict()``: they compute nothing.
+follow docs/outputs.md. The handlers read the body, then parse, call the core through
+:class:`~leukos.service.engines.Engines` and render its ``to_dict()`` in the worker pool
+(:mod:`leukos.service.workers`): the event loop computes nothing.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -20,6 +22,7 @@ from leukos.errors import CaseFormatError, ErrorDetail, FhirInputError
 from leukos.interop.case_format import parse_document
 from leukos.service.deps import api_caller, service_state
 from leukos.service.engines import load_case
+from leukos.service.http_errors import JsonBytes, json_bytes
 
 __all__ = ["router", "case_request_body", "plan_options"]
 
@@ -53,25 +56,39 @@ def case_request_body() -> dict[str, Any]:
         "application/fhir+json": {"schema": bundle}},
         "description": "A leukos case (JSON; YAML text is accepted too) or a FHIR R4 Bundle"},
         "responses": {"422": _ERROR, "413": {"description": "Request body too large"},
-                      "503": {"description": "A part of the core (e.g. the planner) is not in this build"}}}
+                      "503": {"description": "Busy or over the wall time (Retry-After), audit trail unavailable, "
+                                             "or a part of the core (e.g. the planner) not in this build"}}}
 
 
-async def _case(request: Request):
-    body = await request.body()
+def _case(body: bytes, fhir: bool, st: Any):
+    """Parse and validate a request body into a Case (in a worker thread: this is CPU work)."""
     if not body.strip():
         raise CaseFormatError(ErrorDetail(field="body", value="", expected="a leukos case (JSON/YAML) or a FHIR Bundle",
                                           fix="send the case as the request body"))
-    st = service_state(request)
-    if request.headers.get("content-type", "").startswith("application/fhir+json"):
+    if fhir:
         doc = parse_document(body, name="body")
         if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
             raise FhirInputError(ErrorDetail(
                 field="body.resourceType", value=doc.get("resourceType") if isinstance(doc, dict) else type(doc).__name__,
                 expected="a FHIR R4 Bundle (resourceType 'Bundle')",
                 fix="send a Bundle as application/fhir+json, or a leukos case as application/json"))
-    case = load_case(body, st.kb, name="body")
-    request.state.audit_patient = case.id
-    return case
+    return load_case(body, st.kb, name="body")
+
+
+async def _compute(request: Request, subtype: str, work: Callable[[Any, Any], Any]) -> JsonBytes:
+    """Read the body, then parse + compute + render in the worker pool (never on the event loop)."""
+    request.state.audit_subtype = subtype
+    st = service_state(request)
+    body = await request.body()
+    fhir = request.headers.get("content-type", "").startswith("application/fhir+json")
+
+    def job() -> tuple[str | None, bytes]:
+        case = _case(body, fhir, st)
+        return case.id, json_bytes(work(case, st))
+
+    case_id, payload = await st.pool.run(job)
+    request.state.audit_patient = case_id
+    return JsonBytes(payload)
 
 
 def plan_options(blood_volumes: float | None, volume_l: float | None, hours_after: float | None,
@@ -83,15 +100,12 @@ def plan_options(blood_volumes: float | None, volume_l: float | None, hours_afte
 @router.post("/assess", summary="Assess a case", openapi_extra=case_request_body(),
              response_description="The assessment (docs/outputs.md, as `leukos assess --format json`)")
 async def assess(request: Request, _caller=Depends(api_caller)) -> dict[str, Any]:
-    request.state.audit_subtype = "assess"
-    st = service_state(request)
-    case = await _case(request)
-    return st.engines.assess(case, st.kb).to_dict()
+    return await _compute(request, "assess", lambda case, st: st.engines.assess(case, st.kb).to_dict())
 
 
-_BV = Query(None, gt=0, le=5, description="blood volumes to process (× TBV)")
-_VOL = Query(None, gt=0, le=40, description="volume to process, L")
-_HOURS = Query(None, ge=0, le=72, description="hours to simulate after the procedure")
+_BV = Query(None, gt=0, le=5, allow_inf_nan=False, description="blood volumes to process (× TBV)")
+_VOL = Query(None, gt=0, le=40, allow_inf_nan=False, description="volume to process, L")
+_HOURS = Query(None, ge=0, le=72, allow_inf_nan=False, description="hours to simulate after the procedure")
 _DRAWS = Query(None, ge=1, le=500, description="Monte-Carlo draws for percentile bands")
 
 
@@ -99,12 +113,13 @@ _DRAWS = Query(None, ge=1, le=500, description="Monte-Carlo draws for percentile
              response_description="The procedure plan (docs/outputs.md, as `leukos plan --format json`)")
 async def plan(request: Request, blood_volumes: float | None = _BV, volume_l: float | None = _VOL,
                _caller=Depends(api_caller)) -> dict[str, Any]:
-    request.state.audit_subtype = "plan"
-    st = service_state(request)
-    case = await _case(request)
-    assessment = st.engines.assess(case, st.kb) if st.engines.assess_fn else None
-    result = st.engines.plan(case, plan_options(blood_volumes, volume_l, None, None), st.kb, assessment)
-    return jsonable(result)
+    options = plan_options(blood_volumes, volume_l, None, None)
+
+    def work(case, st):
+        assessment = st.engines.assess(case, st.kb) if st.engines.assess_fn else None
+        return jsonable(st.engines.plan(case, options, st.kb, assessment))
+
+    return await _compute(request, "plan", work)
 
 
 @router.post("/simulate", summary="Simulate a leukapheresis", openapi_extra=case_request_body(),
@@ -112,11 +127,8 @@ async def plan(request: Request, blood_volumes: float | None = _BV, volume_l: fl
 async def simulate(request: Request, blood_volumes: float | None = _BV, volume_l: float | None = _VOL,
                    hours_after: float | None = _HOURS, draws: int | None = _DRAWS,
                    _caller=Depends(api_caller)) -> dict[str, Any]:
-    request.state.audit_subtype = "simulate"
-    st = service_state(request)
-    case = await _case(request)
-    result = st.engines.simulate(case, plan_options(blood_volumes, volume_l, hours_after, draws), st.kb)
-    return jsonable(result)
+    options = plan_options(blood_volumes, volume_l, hours_after, draws)
+    return await _compute(request, "simulate", lambda case, st: jsonable(st.engines.simulate(case, options, st.kb)))
 
 
 @router.get("/rules", summary="The ruleset: every parameter with unit, status and citations")

@@ -3,40 +3,45 @@
 Build it with :func:`create_app` and a :class:`~leukos.service.settings.ServiceSettings`; nothing is
 read from the environment or the disk at import time.
 
-Errors: a :class:`~leukos.errors.LeukosUserError` (bad input) → 422 with its details (field, value,
-expected, fix); bad JSON shape of a wire model → 422 in the same shape; missing CDS prefetch →
-412; authentication → 401; a part of the core not in this build → 503. Anything else is a bug and
-stays a 500 with its traceback in the server log.
+Errors: one shape everywhere (:mod:`leukos.service.http_errors` has the table): bad input → 422 with
+field, value, expected and fix; authentication → 401; CDS prefetch that cannot be obtained → 412;
+busy, over the wall time or audit trail unwritable → 503 (``Retry-After`` when busy). A bug is a 500
+whose traceback (without the exception message, which may quote input) goes to the server log.
+
+Middleware, outermost first: audit (every call, written before the response: fails closed) → body
+size limit → bug containment → CORS → routes. Routers are listed in :data:`ROUTERS`; another
+module adds its own router there (or with ``app.include_router`` on the built app).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leukos import __version__
-from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.knowledge import KnowledgeBase, load_knowledge
-from leukos.service.audit import AuditLog, AuditRecord
-from leukos.service.cds.prefetch import FhirServerError, PrefetchMissing
-from leukos.service.engines import Engines, EngineUnavailable, default_engines
-from leukos.service.security import AuthError, JwtVerifier
+from leukos.service.audit import AuditLog, AuditRecord, AuditUnavailable, load_pseudonym_key
+from leukos.service.engines import Engines, default_engines
+from leukos.service.http_errors import ContainBugs, error_response, install_error_handlers
+from leukos.service.security import JwtVerifier
 from leukos.service.settings import ServiceSettings
+from leukos.service.state_store import StateStore
+from leukos.service.workers import WorkPool
 
-__all__ = ["create_app", "ServiceState", "STATIC_DIR"]
+__all__ = ["create_app", "ServiceState", "STATIC_DIR", "ROUTERS"]
 
 log = logging.getLogger("leukos.service")
 STATIC_DIR = Path(__file__).parent / "static"
+# "module:attribute" of each APIRouter included by create_app, in order.
+ROUTERS = ("leukos.service.api:router", "leukos.service.cds:router", "leukos.service.docs:router",
+           "leukos.service.ui:router")
 
 
 @dataclass
@@ -48,23 +53,11 @@ class ServiceState:
     engines: Engines
     verifier: JwtVerifier
     audit: AuditLog
-    feedback: Any = None  # leukos.service.cds.routes.FeedbackStore
+    feedback: Any = None  # leukos.service.state_store.FeedbackStore
     pages: Any = None  # leukos.service.ui.PageCache: assessments behind CDS card links
-
-
-def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content=body, headers=headers)
-
-
-def _json_safe(value: Any) -> Any:
-    """A request fragment as JSON can carry it (bytes decoded, anything odd as its repr)."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
+    pool: WorkPool | None = None  # CPU-bound work goes here, never on the event loop
+    store: StateStore | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # room for other modules' state
 
 
 class BodyTooLarge(Exception):
@@ -110,46 +103,72 @@ class BodyLimitMiddleware:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        resp = _error(413, {"error": "RequestTooLarge", "title": "The request body is too large",
-                            "details": [{"field": "body", "value": None,
-                                         "expected": f"at most {self.limit} bytes",
-                                         "fix": "send one case or one CDS request per call"}]})
+        resp = error_response(413, "RequestTooLarge", "The request body is too large", [
+            {"field": "body", "value": None, "expected": f"at most {self.limit} bytes",
+             "fix": "send one case or one CDS request per call"}])
         await resp({"type": "http"}, None, send)  # type: ignore[arg-type]
 
 
 class AuditMiddleware:
-    """Write one AuditEvent per HTTP call (static assets excepted), after the response is sent."""
+    """Write one AuditEvent per HTTP call (static assets excepted) *before* its response is sent.
+
+    Refused and failed calls are recorded too (their status is what the client gets). If the event
+    cannot be written the client gets 503 ``AuditUnavailable`` instead of the response: no call is
+    ever served unrecorded (fails closed).
+    """
 
     def __init__(self, app: ASGIApp, audit: AuditLog):
         self.app, self.audit = app, audit
+
+    def _record(self, scope: Scope, status: int) -> None:
+        state = scope.get("state") or {}
+        caller = state.get("caller")
+        client = scope.get("client")
+        method = scope["method"]
+        self.audit.append(AuditRecord(
+            method=method, path=scope["path"], status=status,
+            requestor=caller.label if caller is not None else "unauthenticated",
+            client_address=client[0] if client else None,
+            action={"GET": "R", "POST": "E", "DELETE": "D", "PUT": "U"}.get(method, "E"),
+            subtype=state.get("audit_subtype"), patient_id=state.get("audit_patient"),
+            hook_instance=state.get("audit_hook_instance"),
+            card_uuids=tuple(state.get("audit_cards", ()))))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
             return
-        status = 500
-        state = scope.setdefault("state", {})
+        scope.setdefault("state", {})
+        recorded = False
+        swallowed = False
 
-        async def capture(msg: Message) -> None:
-            nonlocal status
+        async def audited_send(msg: Message) -> None:
+            nonlocal recorded, swallowed
+            if swallowed:
+                return  # the body of a response replaced by 503
             if msg["type"] == "http.response.start":
-                status = msg["status"]
+                recorded = True
+                try:
+                    self._record(scope, msg["status"])
+                except AuditUnavailable as exc:
+                    log.error("audit trail unavailable: %s; refusing the call", exc)
+                    swallowed = True
+                    resp = error_response(503, "AuditUnavailable", "The audit trail cannot be written, so leukos "
+                                          "refuses to answer (every call must be recorded)", [],
+                                          headers={"Retry-After": "60"})
+                    await resp(scope, receive, send)
+                    return
             await send(msg)
 
         try:
-            await self.app(scope, receive, capture)
-        finally:
-            caller = state.get("caller")
-            client = scope.get("client")
-            method = scope["method"]
-            self.audit.append(AuditRecord(
-                method=method, path=scope["path"], status=status,
-                requestor=caller.label if caller is not None else "unauthenticated",
-                client_address=client[0] if client else None,
-                action={"GET": "R", "POST": "E", "DELETE": "D", "PUT": "U"}.get(method, "E"),
-                subtype=state.get("audit_subtype"), patient_id=state.get("audit_patient"),
-                hook_instance=state.get("audit_hook_instance"),
-                card_uuids=tuple(state.get("audit_cards", ()))))
+            await self.app(scope, receive, audited_send)
+        except BaseException:
+            if not recorded:
+                try:
+                    self._record(scope, 500)
+                except AuditUnavailable:
+                    log.error("audit trail unavailable while recording a failed call")
+            raise
 
 
 def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, engines: Engines | None = None,
@@ -159,18 +178,42 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
     Parameters
     ----------
     settings
-        Typed settings (:meth:`ServiceSettings.from_env`).
+        Typed settings (:meth:`ServiceSettings.from_env`). Outside development mode
+        ``public_base_url`` and ``data_dir`` are required (:meth:`ServiceSettings.check_can_serve`).
     kb, engines, jwks
         Injected knowledge base, core functions and trusted-client JWKS (defaults: the bundled
         knowledge, the core's functions present in this build, ``settings.jwks_path``).
-    """
-    from leukos.service import api, cds, ui
 
+    Raises
+    ------
+    SettingsError
+        A setting that cannot be served with. :class:`~leukos.service.audit.AuditLogCorrupt` if the
+        audit file's chain is broken before its last line.
+    """
+    from importlib import import_module
+
+    settings.check_can_serve()
     kb = kb or load_knowledge()
     engines = engines or default_engines()
-    state = ServiceState(settings=settings, kb=kb, engines=engines, verifier=JwtVerifier(settings, jwks),
-                         audit=AuditLog(settings.audit_log_path), feedback=cds.routes.FeedbackStore(),
-                         pages=ui.PageCache())
+    store = StateStore.in_dir(settings.data_dir)
+    key, key_source = load_pseudonym_key(settings.audit_key, settings.data_dir)
+    audit = AuditLog(settings.audit_log_path, key=key)
+    if audit.recovery:
+        log.warning("%s", audit.recovery)
+    if settings.data_dir is None:
+        log.warning("no LEUKOS_DATA_DIR: replay store, feedback and the audit pseudonym key live in memory "
+                    "and are lost on restart (development only)")
+    log.info("audit pseudonym key: %s", key_source)
+    # httpx logs every request URL at INFO; fhirServer URLs carry patient ids. Never log them.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+    from leukos.service.ui import PageCache
+
+    state = ServiceState(settings=settings, kb=kb, engines=engines,
+                         verifier=JwtVerifier(settings, jwks, replay=store), audit=audit, feedback=store,
+                         pages=PageCache(), store=store,
+                         pool=WorkPool(settings.workers, settings.work_queue, settings.request_timeout_s))
     if settings.auth_disabled:
         log.warning("!!! AUTHENTICATION IS DISABLED (LEUKOS_AUTH_DISABLED) — loopback development only; "
                     "every caller on %s is trusted !!!", settings.host)
@@ -181,52 +224,42 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
         summary="Decision support for extreme leukocytosis: REST API, CDS Hooks 2.0 and web UI.",
         description="leukos supports clinical decisions; it does not replace clinical judgement. "
                     "It is not a medical device. Every output carries its working and references.",
+        docs_url=None, redoc_url=None, openapi_url=None,  # served by leukos.service.docs, behind auth
     )
     app.state.leukos = state
-
-    @app.exception_handler(LeukosUserError)
-    async def _user_error(request: Request, exc: LeukosUserError) -> JSONResponse:
-        return _error(422, exc.to_dict())
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [ErrorDetail(field=".".join(str(p) for p in e.get("loc", ())), value=_json_safe(e.get("input")),
-                               expected=str(e.get("msg")), fix="correct this field (see the OpenAPI schema at /docs)")
-                   for e in exc.errors()]
-        return _error(422, LeukosUserError(details, title="The request does not match the schema").to_dict())
-
-    @app.exception_handler(AuthError)
-    async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
-        return _error(exc.status, {"error": "AuthenticationFailed", "title": exc.reason, "details": []},
-                      {"WWW-Authenticate": 'Bearer realm="leukos"'})
-
-    @app.exception_handler(PrefetchMissing)
-    async def _prefetch_missing(request: Request, exc: PrefetchMissing) -> JSONResponse:
-        return _error(412, {"error": "PrefetchMissing", "title": str(exc), "details": [
-            {"field": f"prefetch.{k}", "value": None, "expected": "the prefetch declared in discovery",
-             "fix": "send the prefetch, or fhirServer (+ fhirAuthorization) so leukos can read it"} for k in exc.keys]})
-
-    @app.exception_handler(FhirServerError)
-    async def _fhir_error(request: Request, exc: FhirServerError) -> JSONResponse:
-        return _error(502, {"error": "FhirServerError", "title": str(exc), "details": []})
-
-    @app.exception_handler(EngineUnavailable)
-    async def _unavailable(request: Request, exc: EngineUnavailable) -> JSONResponse:
-        return _error(503, {"error": "EngineUnavailable", "title": str(exc), "details": []})
-
-    app.include_router(api.router)
-    app.include_router(cds.router)
-    app.include_router(ui.router)
+    install_error_handlers(app)
+    for spec in ROUTERS:
+        module, _, attr = spec.partition(":")
+        app.include_router(getattr(import_module(module), attr))
     from leukos.service import registry_api  # follow-up registry: /api/patients, /ui/patients (issue 13)
 
     registry_api.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _patch_openapi(app)
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "OPTIONS"],
                            allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(ContainBugs)
     # Outermost last: the audit sees every call, including the ones refused for size.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, audit=state.audit)
     return app
+
+
+def _patch_openapi(app: FastAPI) -> None:
+    """Add the component schemas that routes reading their own body declare (``OPENAPI_COMPONENTS``)."""
+    from fastapi.openapi.utils import get_openapi
+
+    from leukos.service.cds.routes import OPENAPI_COMPONENTS
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                                 description=app.description, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(OPENAPI_COMPONENTS())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -26,26 +26,33 @@ def _remember(request: Request, caller: Caller) -> Caller:
     return caller
 
 
-def _jwt(request: Request, token: str) -> Caller:
+async def _jwt(request: Request, token: str) -> Caller:
+    """Verify a client JWT in the worker pool (signature checks are CPU work)."""
     st = service_state(request)
     audience = st.settings.endpoint_url(str(request.base_url), request.url.path)
-    return st.verifier.verify(token, audience)
+    if st.pool is None:
+        return st.verifier.verify(token, audience)
+    return await st.pool.run(st.verifier.verify, token, audience)
 
 
-def api_caller(request: Request) -> Caller:
-    """REST API and UI: the static API token, or a CDS-style client JWT (aud = this URL)."""
+async def api_caller(request: Request) -> Caller:
+    """REST API and UI: the static API token, or a CDS-style client JWT (aud = this URL).
+
+    ``async`` so that FastAPI does not hop to its thread pool for every call; only a JWT check
+    goes to the worker pool.
+    """
     st = service_state(request)
     if st.settings.auth_disabled:
         return _remember(request, Caller(kind="anonymous-dev"))
     token = _bearer(request)
     if check_api_token(st.settings, token):
         return _remember(request, Caller(kind="api-token"))
-    return _remember(request, _jwt(request, token))
+    return _remember(request, await _jwt(request, token))
 
 
-def cds_caller(request: Request) -> Caller:
+async def cds_caller(request: Request) -> Caller:
     """CDS Hooks endpoints (discovery included): a CDS client JWT only."""
     st = service_state(request)
     if st.settings.auth_disabled:
         return _remember(request, Caller(kind="anonymous-dev"))
-    return _remember(request, _jwt(request, _bearer(request)))
+    return _remember(request, await _jwt(request, _bearer(request)))

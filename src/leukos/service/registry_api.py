@@ -220,7 +220,7 @@ class RegistryFeedbackStore:
         return len(self.fallback) if reg is None else reg.feedback_count()
 
 
-def registry_cards(request: Request, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
+def registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
     """patient-view: one card on the registered course ("session 2 due; post-session count missing"),
     or none when the patient is not in the registry. Called by the CDS route (run it in a thread)."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -229,7 +229,7 @@ def registry_cards(request: Request, patient_fhir_id: str | None, *, hook_instan
     from leukos.service.cds.models import Card, Link
 
     try:
-        reg = _registry_if_present(request.app) if patient_fhir_id else None
+        reg = _registry_if_present(app) if patient_fhir_id else None
         pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
         if pseudonym is None:
             return []

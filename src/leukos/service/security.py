@@ -80,10 +80,12 @@ class JwtVerifier:
     """Verify CDS client JWTs against the settings' allow-lists and JWKS."""
 
     def __init__(self, settings: ServiceSettings, jwks: Mapping[str, Any] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, replay: Any = None):
         self.settings = settings
         self._clock = clock
-        self.replay = ReplayCache(clock)
+        # anything with check_and_add(iss, jti, expires_at) -> bool; the service passes its
+        # persistent SQLite store (leukos.service.state_store) so a restart forgets no jti
+        self.replay = replay if replay is not None else ReplayCache(clock)
         if jwks is None and settings.jwks_path is not None:
             jwks = json.loads(settings.jwks_path.read_text(encoding="utf-8"))
         self._keys: dict[str, PyJWK] = {}

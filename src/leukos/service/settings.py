@@ -73,6 +73,18 @@ class ServiceSettings(BaseModel):
         Larger request bodies get 413 before they are parsed.
     examples_dir
         Folder of case files offered in the UI's "pick an example" list.
+    data_dir
+        Folder for the service's own state: the JWT ``jti`` replay store and CDS feedback (SQLite,
+        ``state.sqlite3``) and the audit pseudonym key (``audit-pseudonym.key``, created 0600 on first
+        start). Required outside development mode, so that nothing is forgotten on a restart.
+    audit_key
+        The audit pseudonym key as 64 hex characters (overrides the key file; keep it secret).
+    fhir_server_allowlist
+        FHIR base URLs (``https://ehr.example.org/fhir``) a CDS request's ``fhirServer`` may name.
+        Any other server is never contacted (SSRF guard); the request's bearer token goes only there.
+    workers, work_queue, request_timeout_s
+        The worker pool for CPU-bound work: threads, calls allowed to wait, and the wall time of a
+        call before it is answered 503 with ``Retry-After``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -92,6 +104,12 @@ class ServiceSettings(BaseModel):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     examples_dir: Path | None = None
     fhir_timeout_s: float = Field(5.0, gt=0, le=60)
+    data_dir: Path | None = None
+    audit_key: str | None = Field(None, repr=False, pattern=r"^[0-9a-fA-F]{64}$")
+    fhir_server_allowlist: tuple[str, ...] = ()
+    workers: int = Field(4, ge=1, le=64)
+    work_queue: int = Field(64, ge=0, le=10_000)
+    request_timeout_s: float = Field(15.0, gt=0, le=300)
 
     def model_post_init(self, __context: Any) -> None:
         if self.auth_disabled and not is_loopback(self.host):
@@ -106,7 +124,7 @@ class ServiceSettings(BaseModel):
             if key not in environ:
                 continue
             text = environ[key]
-            if name in ("trusted_issuers", "cors_origins"):
+            if name in ("trusted_issuers", "cors_origins", "fhir_server_allowlist"):
                 raw[name] = tuple(s.strip() for s in text.split(",") if s.strip())
             elif name == "jku_allowlist":
                 try:
@@ -131,6 +149,36 @@ class ServiceSettings(BaseModel):
                                    fix="correct the environment variable or the command-line option")
                        for e in exc.errors()]
             raise SettingsError(details) from None
+
+    @property
+    def dev_mode(self) -> bool:
+        """Development mode = authentication off (only possible on loopback)."""
+        return self.auth_disabled
+
+    def check_can_serve(self) -> None:
+        """Refuse to build a production service that would trust the Host header or forget its state.
+
+        Outside development mode ``public_base_url`` is required (else a JWT ``aud`` would be checked
+        against whatever Host header the caller sends) and so is ``data_dir`` (replay store, feedback
+        and the audit pseudonym key must survive a restart).
+        """
+        if self.dev_mode:
+            return
+        problems = []
+        if not self.public_base_url:
+            problems.append(ErrorDetail(
+                field="LEUKOS_PUBLIC_BASE_URL", value=None, expected="the https base URL clients call",
+                fix="set LEUKOS_PUBLIC_BASE_URL=https://cds.example.org/leukos (a JWT aud must name it)"))
+        elif not self.public_base_url.startswith(("https://", "http://")):
+            problems.append(ErrorDetail(
+                field="LEUKOS_PUBLIC_BASE_URL", value=self.public_base_url, expected="an absolute http(s) URL",
+                fix="give the URL clients call, e.g. https://cds.example.org/leukos"))
+        if self.data_dir is None:
+            problems.append(ErrorDetail(
+                field="LEUKOS_DATA_DIR", value=None, expected="a folder for the replay store, feedback and audit key",
+                fix="set LEUKOS_DATA_DIR=/var/lib/leukos (created if missing)"))
+        if problems:
+            raise SettingsError(problems, title="The service cannot start outside development mode")
 
     def endpoint_url(self, request_url: str, path: str) -> str:
         """The exact URL a client's JWT ``aud`` must name for ``path``."""

@@ -4,40 +4,82 @@
 - ``POST /cds-services/{id}`` — §"Calling a CDS Service"; 412 when required prefetch is missing
   and no ``fhirServer`` is given (§"Prefetch")
 - ``POST /cds-services/{id}/feedback`` — §"Feedback"; idempotent: the same card outcome
-  reported twice is stored once
+  reported twice is stored once (persisted in the service's state store)
 
-Hooks are registered with :func:`hook`; each handler gets the parsed request and returns cards.
+Hooks are registered with :func:`hook`; each handler is a plain function of a :class:`HookCall`
+returning cards, run in the worker pool. The event loop only reads the body and, when prefetch is
+missing, awaits the ``fhirServer`` reads; parsing, validation, rules and rendering run in the pool.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from starlette.concurrency import run_in_threadpool
 
+from leukos.domain.assessment import jsonable
 from leukos.domain.case import Case
 from leukos.errors import ErrorDetail, FhirInputError
+from leukos.interop.conflicts import is_conflict_note
 from leukos.service.cds.cards import cards_for
-from leukos.service.cds.models import CdsRequest, CdsResponse, Discovery, Feedback, Service
+from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, Feedback, Service
 from leukos.service.cds.orders import order_cards, selected_orders
+from leukos.service.cds.patient_check import check_patient_id, check_prefetch_patient
 from leukos.service.cds.prefetch import bundle_from_prefetch, gather, prefetch_templates
 from leukos.service.deps import cds_caller, service_state
 from leukos.service.engines import EngineUnavailable
+from leukos.service.http_errors import JsonBytes, parse_json_body
 from leukos.service.views import finding_views
 
-__all__ = ["router", "hook", "SERVICES", "FeedbackStore"]
+__all__ = ["router", "hook", "SERVICES", "HookCall", "OPENAPI_COMPONENTS"]
 
-_ERR = {"description": "error: field, value, expected, fix"}
-_RESPONSES = {400: {"description": "Body is not JSON"}, 401: {"description": "CDS client JWT missing or refused"}, 404: {"description": "No such CDS service"},
-              413: {"description": "Request body too large"}, 422: {"description": "Malformed request"},
-              502: {"description": "fhirServer could not be read"},
-              503: {"description": "A part of the core is not in this build"}}
+_ERR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/LeukosError"}}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "CDS client JWT missing or refused", "content": _ERR_BODY},
+    404: {"description": "No such CDS service", "content": _ERR_BODY},
+    413: {"description": "Request body too large", "content": _ERR_BODY},
+    422: {"description": "Malformed request, a bad value, or resources about another patient "
+                         "(field, value, expected, fix)", "content": _ERR_BODY},
+    503: {"description": "Busy or over the wall time (Retry-After), audit unavailable, or a part of the "
+                         "core not in this build", "content": _ERR_BODY}}
 router = APIRouter(tags=["cds-hooks"], responses={401: _RESPONSES[401]})
+
+
+@lru_cache(maxsize=1)
+def OPENAPI_COMPONENTS() -> dict[str, Any]:  # noqa: N802 - a constant, built lazily
+    """Schemas of the bodies these routes parse themselves (off the event loop, within limits)."""
+    out: dict[str, Any] = {}
+    for model in (CdsRequest, Feedback):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    out["LeukosError"] = {"type": "object", "required": ["error", "title", "details"], "properties": {
+        "error": {"type": "string"}, "title": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "value": {}, "expected": {"type": "string"}, "fix": {"type": "string"}}}}}}
+    return out
+
+
+def _body_of(model: type) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+@dataclass
+class HookCall:
+    """One CDS call as a hook handler sees it (in a worker thread: handlers are plain functions)."""
+
+    req: CdsRequest
+    prefetch: dict[str, Any]
+    patient_id: str
+    state: Any  # leukos.service.app.ServiceState
+    base_url: str
+    notes: list[str] = field(default_factory=list)  # what could not be read or disagrees: on every card
+    app: Any = None  # the FastAPI app, for the follow-up registry's card
 
 
 @dataclass(frozen=True)
@@ -46,40 +88,21 @@ class _Registered:
     id: str
     title: str
     description: str
-    handler: Callable[[Request, CdsRequest], Awaitable[list]]
+    handler: Callable[[HookCall], list[Card]]
 
 
 SERVICES: dict[str, _Registered] = {}
 
 
 def hook(hook_name: str, service_id: str, *, title: str, description: str):
-    """Register a CDS service handler for ``hook_name`` at ``/cds-services/{service_id}``."""
+    """Register a CDS service handler ``fn(call: HookCall) -> list[Card]`` at ``/cds-services/{service_id}``.
+
+    The handler runs in the service's worker pool, never on the event loop.
+    """
     def deco(fn):
         SERVICES[service_id] = _Registered(hook_name, service_id, title, description, fn)
         return fn
     return deco
-
-
-class FeedbackStore:
-    """Card outcomes keyed by (service, card, outcome, timestamp): a repeat is a no-op."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, service_id: str, item: dict[str, Any]) -> bool:
-        key = (service_id, item["card"], item["outcome"], item["outcomeTimestamp"])
-        with self._lock:
-            if key in self._seen:
-                return False
-            self._seen[key] = item
-            del_keys = list(self._seen)[:-10_000]
-            for k in del_keys:
-                del self._seen[k]
-            return True
-
-    def __len__(self) -> int:
-        return len(self._seen)
 
 
 def _base_url(request: Request) -> str:
@@ -95,93 +118,138 @@ async def discovery(request: Request, _caller=Depends(cds_caller)) -> Discovery:
                                        prefetch=templates) for s in SERVICES.values()])
 
 
-def _require_ids(req: CdsRequest) -> str:
-    pid = req.context.get("patientId")
-    if not isinstance(pid, str) or not pid:
-        raise FhirInputError(ErrorDetail(field="context.patientId", value=pid, expected="the FHIR id of the patient",
-                                         fix="send context.patientId as the hook definition requires"))
-    return pid
-
-
-async def _case_and_assessment(request: Request, req: CdsRequest) -> tuple[Case, Any, str]:
-    st = service_state(request)
-    patient_id = _require_ids(req)
-    request.state.audit_patient = patient_id
-    request.state.audit_hook_instance = req.hookInstance
-    prefetch = await gather(req, st.kb, timeout_s=st.settings.fhir_timeout_s)
+def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
+    """Import the prefetch (FHIR R4B-validated) and assess it; a page token for the card link."""
+    st = call.state
     try:
         from leukos.interop.fhir import case_from_fhir
     except ImportError:
         raise EngineUnavailable("the FHIR importer (leukos.interop.fhir.case_from_fhir)", "leukos.interop.fhir") from None
-    case = case_from_fhir(bundle_from_prefetch(prefetch), st.kb)
+    check_prefetch_patient(call.prefetch, call.patient_id, call.req.context)
+    case = case_from_fhir(bundle_from_prefetch(call.prefetch), st.kb, _tree_checked=True)
+    call.notes.extend(n for n in case.import_notes if is_conflict_note(n))  # shown on every card
     assessment = st.engines.assess(case, st.kb)
     page_url = None
     if st.pages is not None:
-        token = st.pages.put(case, assessment)
-        page_url = f"{_base_url(request)}/ui/cds/{token}"
+        page_url = f"{call.base_url}/ui/cds/{st.pages.put(case, assessment)}"
     return case, assessment, page_url
+
+
+def with_notes(cards: list[Card], notes: list[str], call: HookCall) -> list[Card]:
+    """Say on every card what could not be read (or conflicts); one info card if nothing else is said."""
+    if not notes:
+        return cards
+    text = "\n".join(f"- {n}" for n in notes)
+    if not cards:
+        from leukos.service.cds.cards import short_summary, source_for
+        return [Card(summary=short_summary("Some patient data could not be read or disagree: not assessed"),
+                     detail="**Not everything could be assessed**\n\n" + text, indicator="info",
+                     source=source_for(call.base_url))]
+    return [c.model_copy(update={"detail": (c.detail or "") + "\n\n**Not assessed**\n\n" + text}) for c in cards]
 
 
 @hook("patient-view", "leukos-patient-view", title="leukos: extreme leukocytosis review",
       description="Hyperleukocytosis and leukostasis, tumour lysis, DIC, lab artefacts and APL warnings "
                   "from the patient's recent blood count and chemistry, with the working and references.")
-async def _patient_view(request: Request, req: CdsRequest) -> list:
-    case, a, page_url = await _case_and_assessment(request, req)
-    cards = cards_for(finding_views(a, service_state(request).kb), a, hook_instance=req.hookInstance,
-                      base_url=_base_url(request), page_url=page_url)
+def _patient_view(call: HookCall) -> list[Card]:
+    case, a, page_url = case_and_assessment(call)
+    cards = cards_for(finding_views(a, call.state.kb), a, hook_instance=call.req.hookInstance,
+                      base_url=call.base_url, page_url=page_url)
+    if call.app is None:
+        return cards
     from leukos.service.registry_api import registry_cards  # the patient's recorded course, if registered
 
-    return cards + await run_in_threadpool(registry_cards, request, req.context.get("patientId"),
-                                           hook_instance=req.hookInstance, base_url=_base_url(request))
+    return cards + registry_cards(call.app, call.patient_id, hook_instance=call.req.hookInstance, base_url=call.base_url)
 
 
 @hook("order-select", "leukos-order-select", title="leukos: orders in extreme leukocytosis",
       description="Cautions for red-cell transfusion before cytoreduction and G-CSF while the count is extreme; "
                   "a planning card for a leukapheresis request (never when APL is known or suspected).")
-async def _order_select(request: Request, req: CdsRequest) -> list:
-    orders = selected_orders(req.context)
-    st = service_state(request)
+def _order_select(call: HookCall) -> list[Card]:
+    st = call.state
+    orders = selected_orders(call.req.context)
     if not orders:
         return []
-    case, a, page_url = await _case_and_assessment(request, req)
+    case, a, page_url = case_and_assessment(call)
     plan = None
     if st.engines.plan_fn is not None and not a.leukapheresis.apl_suspected and any(
             r.get("resourceType") == "ServiceRequest" for r in orders):
-        from leukos.domain.assessment import jsonable
         try:
             plan = jsonable(st.engines.plan(case, {}, st.kb, a))
         except ValueError:  # the planner's user errors (e.g. no weight): the card says no plan
             plan = None
-    return order_cards(orders, case, a, st.kb, hook_instance=req.hookInstance, base_url=_base_url(request),
+    return order_cards(orders, case, a, st.kb, hook_instance=call.req.hookInstance, base_url=call.base_url,
                        page_url=page_url, plan=plan)
 
 
+def _parse_call(raw: bytes, svc: _Registered) -> tuple[CdsRequest, str]:
+    req = parse_json_body(raw, CdsRequest)
+    if req.hook != svc.hook:
+        raise FhirInputError(ErrorDetail(field="hook", value=req.hook, expected=svc.hook,
+                                         fix=f"call {svc.id} for the {svc.hook} hook only"))
+    if svc.hook == "order-select":
+        _check_order_context(req.context)
+    return req, check_patient_id(req.context.get("patientId"))
+
+
+def _check_order_context(context: dict[str, Any]) -> None:
+    drafts = context.get("draftOrders")
+    if drafts is not None and not (isinstance(drafts, dict) and drafts.get("resourceType") == "Bundle"
+                                   and isinstance(drafts.get("entry", []), list)):
+        raise FhirInputError(ErrorDetail(field="context.draftOrders", value=type(drafts).__name__ if not isinstance(
+            drafts, str) else drafts, expected="a FHIR Bundle of the draft orders",
+            fix='send {"resourceType": "Bundle", "type": "collection", "entry": [...]} (order-select hook)'))
+    selections = context.get("selections")
+    if selections is not None and not (isinstance(selections, list) and all(isinstance(x, str) for x in selections)):
+        raise FhirInputError(ErrorDetail(field="context.selections", value=type(selections).__name__,
+                                         expected="a list of 'Type/id' strings", fix="list the selected orders"))
+
+
+def _run_hook(svc: _Registered, call: HookCall) -> tuple[bytes, list[str]]:
+    cards = with_notes(svc.handler(call), call.notes, call)
+    return CdsResponse(cards=cards).model_dump_json(exclude_none=True).encode(), [
+        c.uuid for c in cards if c.uuid]
+
+
 @router.post("/cds-services/{service_id}", response_model=CdsResponse, response_model_exclude_none=True,
-             summary="Call a CDS service",
-             responses={**_RESPONSES, 412: {"description": "Required prefetch missing and no fhirServer"}})
-async def call_service(service_id: str, body: CdsRequest, request: Request,
-                       _caller=Depends(cds_caller)) -> CdsResponse:
+             summary="Call a CDS service", openapi_extra=_body_of(CdsRequest),
+             responses={**_RESPONSES, 412: {"description": "The laboratory results could not be obtained "
+                                                           "(not prefetched and no readable fhirServer)",
+                                            "content": _ERR_BODY}})
+async def call_service(service_id: str, request: Request, _caller=Depends(cds_caller)) -> JsonBytes:
     svc = SERVICES.get(service_id)
     if svc is None:
         raise HTTPException(404, f"no CDS service {service_id!r}")
     request.state.audit_subtype = svc.hook
-    if body.hook != svc.hook:
-        raise FhirInputError(ErrorDetail(field="hook", value=body.hook, expected=svc.hook,
-                                         fix=f"call {service_id} for the {svc.hook} hook only"))
-    cards = await svc.handler(request, body)
-    request.state.audit_cards = [c.uuid for c in cards if c.uuid]
-    return CdsResponse(cards=cards)
+    st = service_state(request)
+    raw = await request.body()
+    req, patient_id = await st.pool.run(_parse_call, raw, svc)
+    request.state.audit_patient = patient_id
+    request.state.audit_hook_instance = req.hookInstance
+    call = HookCall(req=req, prefetch={}, patient_id=patient_id, state=st, base_url=_base_url(request),
+                    app=request.app)
+    if svc.hook != "order-select" or selected_orders(req.context):
+        call.prefetch = await gather(req, st.kb, timeout_s=st.settings.fhir_timeout_s,
+                                     allowlist=st.settings.fhir_server_allowlist, notes=call.notes)
+    payload, card_ids = await st.pool.run(_run_hook, svc, call)
+    request.state.audit_cards = card_ids
+    return JsonBytes(payload)
 
 
-@router.post("/cds-services/{service_id}/feedback", summary="Card feedback (idempotent)",
-             responses={k: _RESPONSES[k] for k in (400, 404, 413, 422)})
-async def feedback(service_id: str, body: Feedback, request: Request, _caller=Depends(cds_caller)) -> dict:
+def _store_feedback(raw: bytes, service_id: str, store: Any) -> tuple[int, int, list[str]]:
+    body = parse_json_body(raw, Feedback)
+    new = sum(store.add(service_id, f.model_dump(mode="json")) for f in body.feedback)
+    return len(body.feedback), new, [f.card for f in body.feedback]
+
+
+@router.post("/cds-services/{service_id}/feedback", summary="Card feedback (idempotent, persisted)",
+             openapi_extra=_body_of(Feedback), responses={k: _RESPONSES[k] for k in (404, 413, 422)})
+async def feedback(service_id: str, request: Request, _caller=Depends(cds_caller)) -> dict:
     if service_id not in SERVICES:
         raise HTTPException(404, f"no CDS service {service_id!r}")
     st = service_state(request)
     request.state.audit_subtype = "feedback"
-    request.state.audit_cards = [f.card for f in body.feedback]
-    store: FeedbackStore = st.feedback
-    new = sum(store.add(service_id, f.model_dump(mode="json")) for f in body.feedback)
-    return {"received": len(body.feedback), "new": new,
-            "at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")}
+    raw = await request.body()
+    received, new, cards = await st.pool.run(_store_feedback, raw, service_id, st.feedback)
+    request.state.audit_cards = cards
+    return {"received": received, "new": new, "at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")}

@@ -1,0 +1,119 @@
+"""A closed-loop HTTP/1.1 load generator on asyncio streams (stdlib only, loopback only).
+
+Each of ``clients`` workers keeps one keep-alive connection and loops: POST the body (with a fresh
+``hookInstance``), read the whole response, repeat. httpx is not used: on a 2-core machine its
+client overhead, not the server, sets the pace. Returns requests, errors, throughput and latency
+percentiles (nearest rank), and the client's own CPU share so a client-bound run can be spotted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+import time
+import uuid
+from urllib.parse import urlsplit
+
+__all__ = ["run_load"]
+
+_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+    else:
+        body = await reader.read()
+    return status, body
+
+
+async def _load(url: str, body: dict, clients: int, seconds: float, warmup: float, expect_cards: int | None,
+                timeout: float) -> dict:
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
+    if not _loopback(host):
+        raise SystemExit(f"refusing to load {host}: loopback only")
+    template = json.dumps({**body, "hookInstance": _PLACEHOLDER}, separators=(",", ":")).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(template)}\r\n\r\n").encode()
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop = measure_from + seconds
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while True:
+                now = time.perf_counter()
+                if now >= stop:
+                    return
+                payload = template.replace(_PLACEHOLDER.encode(), str(uuid.uuid4()).encode(), 1)
+                t0 = time.perf_counter()
+                key = None
+                try:
+                    writer.write(head + payload)
+                    status, data = await asyncio.wait_for(_read_response(reader), timeout)
+                    if status != 200:
+                        key = f"HTTP {status}"
+                    elif expect_cards is not None and len(json.loads(data).get("cards", ())) != expect_cards:
+                        key = "unexpected card count"
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                    key = type(exc).__name__
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                t1 = time.perf_counter()
+                if t0 >= measure_from:
+                    if key is None:
+                        latencies.append(t1 - t0)
+                    else:
+                        errors[key] = errors.get(key, 0) + 1
+        finally:
+            writer.close()
+
+    cpu0 = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    wall = time.perf_counter() - measure_from
+    cpu = time.process_time() - cpu0
+    latencies.sort()
+
+    def pct(p: float) -> float | None:
+        if not latencies:
+            return None
+        return round(1000 * latencies[min(len(latencies) - 1, max(0, int(round(p * len(latencies))) - 1))], 2)
+
+    return {"clients": clients, "seconds": round(wall, 2), "requests": len(latencies),
+            "errors": sum(errors.values()), "error_kinds": errors,
+            "throughput_rps": round(len(latencies) / wall, 1) if wall > 0 else 0.0,
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "max_ms": round(1000 * latencies[-1], 2) if latencies else None,
+            "client_cpu_pct": round(100 * cpu / (time.perf_counter() - start), 1)}
+
+
+def run_load(url: str, body: dict, *, clients: int = 50, seconds: float = 20, warmup: float = 2,
+             expect_cards: int | None = None, timeout: float = 10) -> dict:
+    """Load ``url`` (loopback only) for ``seconds`` after ``warmup``; bounded to 600 s and 1000 clients."""
+    return asyncio.run(_load(url, body, min(clients, 1000), min(seconds, 600), min(warmup, 60), expect_cards,
+                             timeout))

@@ -1,0 +1,81 @@
+"""Results of one analyte at the same time that disagree: one rule for every input path.
+
+Two WBC results timed 08:00 — 260 and 12 ×10⁹/L — cannot both be the patient's count, and picking
+either by its position in the file makes the answer depend on the order the EHR happened to send.
+The rule, applied by the case-format reader and the FHIR importer alike (so the CLI, ``/api/assess``
+and CDS Hooks agree):
+
+1. Results of an analyte are grouped by time (an instant; results without a time form one group).
+2. A group whose results are all equal (same canonical value and comparator) is one result: the
+   duplicates are merged.
+3. A group whose results differ is **conflicting**. If it is the analyte's latest group, the analyte
+   is *not assessed*: its whole series is left out, so every rule reports it as missing data, never
+   an older or arbitrary value. An earlier conflicting group is left out of the series. Either way a
+   note names the results, and the note is carried into the assessment's warnings.
+
+The result does not depend on the order of the input: series are sorted by (time, value).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from leukos.domain.case import LabValue
+
+__all__ = ["resolve_same_time", "CONFLICT_MARK", "is_conflict_note"]
+
+CONFLICT_MARK = "conflicting results at the same time"
+
+
+def is_conflict_note(note: str) -> bool:
+    """True for the notes :func:`resolve_same_time` writes (surfaces show them prominently)."""
+    return CONFLICT_MARK in note
+
+
+def _key(v: LabValue) -> tuple[float, str]:
+    return (round(v.value, 9), v.comparator or "")
+
+
+def _when(t: dt.datetime | None) -> str:
+    return t.isoformat().replace("+00:00", "Z") if t is not None else "without a time"
+
+
+def _describe(v: LabValue) -> str:
+    where = v.source.removeprefix("fhir:") if v.source and v.source != "case" else None
+    return f"{v.given}" + (f" ({where})" if where else "")
+
+
+def resolve_same_time(labs: Mapping[str, list[LabValue] | tuple[LabValue, ...]],
+                      labels: Mapping[str, str] | None = None) -> tuple[dict[str, tuple[LabValue, ...]], list[str]]:
+    """Apply the rule above. Returns the time-sorted series per analyte and the notes to carry."""
+    out: dict[str, tuple[LabValue, ...]] = {}
+    notes: list[str] = []
+    for name, values in labs.items():
+        label = (labels or {}).get(name, name)
+        ordered = sorted(values, key=lambda v: (v.time is not None, v.time or dt.datetime.min.replace(tzinfo=dt.UTC),
+                                                _key(v), v.source or ""))
+        groups: list[list[LabValue]] = []
+        for v in ordered:
+            if groups and groups[-1][0].time == v.time:
+                groups[-1].append(v)
+            else:
+                groups.append([v])
+        kept: list[LabValue] = []
+        for i, group in enumerate(groups):
+            distinct = {_key(v) for v in group}
+            if len(distinct) == 1:
+                kept.append(group[0])
+                continue
+            shown = ", ".join(_describe(v) for v in group)
+            if i == len(groups) - 1:
+                notes.append(f"{label}: {CONFLICT_MARK} ({_when(group[0].time)}): {shown}. "
+                             f"{label} is not assessed (treated as missing); resolve the duplicate in the "
+                             "laboratory system.")
+                kept = []
+                break
+            notes.append(f"{label}: {CONFLICT_MARK} ({_when(group[0].time)}): {shown}; "
+                         "left out of the series.")
+        if kept:
+            out[name] = tuple(kept)
+    return out, notes

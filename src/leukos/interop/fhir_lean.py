@@ -1,0 +1,228 @@
+"""A lean FHIR R4 validator for the plain shapes of the resources leukos reads most (Observation, Patient).
+
+Validating every laboratory Observation with the ``fhir.resources`` R4B models costs most of a CDS
+call. Most Observations an EHR sends use a handful of elements with plain data types, and for those
+the R4 rules are short: the element names of the resource, the data types' element names, and the
+regular expressions of the primitive types (as ``fhir_core`` applies them). :func:`lean_valid`
+checks exactly those and answers ``True`` only when it can show the resource is valid R4; for
+anything else — an element or data-type element outside the list below, ``extension``,
+``contained``, a value that fails a rule — it answers ``False`` and the caller validates the resource
+with the R4B models, which also name the exact problem. So the lean path never accepts what the
+R4B models would refuse (tests/test_fhir_lean.py checks this on generated resources) and never
+reports an error itself.
+
+Covered (R4B, hl7.org/fhir/R4B):
+- Observation: resourceType, id, meta, identifier, status (required), category, code (required), subject,
+  effectiveDateTime, issued, valueQuantity, referenceRange (low, high, text), interpretation,
+  dataAbsentReason
+- Patient: resourceType, id, meta, identifier, name, gender, birthDate, active
+- Meta (versionId, lastUpdated, source, profile, security, tag), Identifier (use, type, system,
+  value), HumanName (use, text, family, given, prefix, suffix)
+- Bundle shell (entries without their resources): resourceType, id, type, total, timestamp, entry.fullUrl
+- CodeableConcept (coding, text), Coding (system, version, code, display, userSelected),
+  Reference (reference, type, display), Quantity/SimpleQuantity (value, comparator, unit, system, code)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["lean_valid"]
+
+# fhir_core.types regular expressions (R4B primitive types)
+_STRING = re.compile(r"[ \r\n\t\S]+")
+_CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
+_URI = re.compile(r"\S+")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+_DATE = re.compile(_YEAR + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?")
+_DATETIME = re.compile(_YEAR + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:"
+                       r"([0-5][0-9])(\.[0-9]+)?(Z|([+\-])((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?")
+_INSTANT = re.compile(_YEAR + r"-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:"
+                      r"([0-5][0-9])(\.[0-9]+)?(Z|([+\-])((0[0-9]|1[0-3]):[0-5][0-9]|14:00))")
+
+_OBS_STATUS = frozenset({"registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                         "entered-in-error", "unknown"})
+_GENDER = frozenset({"male", "female", "other", "unknown"})
+_COMPARATOR = frozenset({"<", "<=", ">=", ">"})
+
+
+def _string(v: Any) -> bool:
+    return type(v) is str and _STRING.fullmatch(v) is not None
+
+
+def _code(v: Any) -> bool:
+    return type(v) is str and _CODE.fullmatch(v) is not None
+
+
+def _uri(v: Any) -> bool:
+    return type(v) is str and _URI.fullmatch(v) is not None
+
+
+def _calendar_ok(v: str) -> bool:
+    if len(v) < 10:
+        return True  # year or year-month: the pattern is the whole rule
+    try:
+        dt.date(int(v[:4]), int(v[5:7]), int(v[8:10]))
+    except ValueError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=8192)  # the same times recur across a patient's results and across calls
+def _time_ok(pattern: re.Pattern[str], v: str) -> bool:
+    return pattern.fullmatch(v) is not None and _calendar_ok(v)
+
+
+def _date(v: Any) -> bool:
+    return type(v) is str and _time_ok(_DATE, v)
+
+
+def _datetime(v: Any) -> bool:
+    return type(v) is str and _time_ok(_DATETIME, v)
+
+
+def _instant(v: Any) -> bool:
+    return type(v) is str and _time_ok(_INSTANT, v)
+
+
+def _decimal(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v) and _DECIMAL.fullmatch(str(v)) is not None
+
+
+def _boolean(v: Any) -> bool:
+    return type(v) is bool
+
+
+def _obj(v: Any, fields: dict[str, Callable[[Any], bool]], required: tuple[str, ...] = ()) -> bool:
+    if type(v) is not dict or not v:
+        return False
+    for k, item in v.items():
+        check = fields.get(k)
+        if check is None or not check(item):
+            return False
+    return all(k in v for k in required)
+
+
+def _list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def ok(v: Any) -> bool:
+        return type(v) is list and bool(v) and all(check(i) for i in v)
+    return ok
+
+
+_CODING = {"system": _uri, "version": _string, "code": _code, "display": _string, "userSelected": _boolean}
+
+
+def _coding(v: Any) -> bool:
+    return _obj(v, _CODING)
+
+
+_CONCEPT = {"coding": _list_of(_coding), "text": _string}
+
+
+def _concept(v: Any) -> bool:
+    return _obj(v, _CONCEPT)
+
+
+def _reference(v: Any) -> bool:
+    return _obj(v, {"reference": _string, "type": _uri, "display": _string})
+
+
+_META = {"versionId": lambda v: type(v) is str and _ID.fullmatch(v) is not None, "lastUpdated": lambda v: _instant(v),
+         "source": _uri, "profile": lambda v: _list_of(_uri)(v), "security": lambda v: _list_of(_coding)(v),
+         "tag": lambda v: _list_of(_coding)(v)}
+
+
+def _meta(v: Any) -> bool:
+    return _obj(v, _META)
+
+
+def _identifier(v: Any) -> bool:
+    return _obj(v, {"use": lambda u: type(u) is str and u in _IDENTIFIER_USE, "type": _concept, "system": _uri,
+                    "value": _string})
+
+
+def _human_name(v: Any) -> bool:
+    return _obj(v, {"use": lambda u: type(u) is str and u in _NAME_USE, "text": _string, "family": _string,
+                    "given": _list_of(_string), "prefix": _list_of(_string), "suffix": _list_of(_string)})
+
+
+_IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
+_NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
+
+_QUANTITY = {"value": _decimal, "comparator": lambda c: type(c) is str and c in _COMPARATOR, "unit": _string,
+             "system": _uri, "code": _code}
+_SIMPLE_QUANTITY = {k: f for k, f in _QUANTITY.items() if k != "comparator"}
+
+
+def _quantity(v: Any) -> bool:
+    return _obj(v, _QUANTITY)
+
+
+def _simple_quantity(v: Any) -> bool:
+    return _obj(v, _SIMPLE_QUANTITY)
+
+
+def _range_item(v: Any) -> bool:
+    return _obj(v, {"low": _simple_quantity, "high": _simple_quantity, "text": _string})
+
+
+_OBSERVATION = {
+    "resourceType": lambda v: v == "Observation",
+    "id": lambda v: type(v) is str and _ID.fullmatch(v) is not None,
+    "meta": _meta,
+    "identifier": _list_of(_identifier),
+    "status": lambda v: type(v) is str and v in _OBS_STATUS,
+    "category": _list_of(_concept),
+    "code": _concept,
+    "subject": _reference,
+    "effectiveDateTime": _datetime,
+    "issued": _instant,
+    "valueQuantity": _quantity,
+    "referenceRange": _list_of(_range_item),
+    "interpretation": _list_of(_concept),
+    "dataAbsentReason": _concept,
+}
+_PATIENT = {
+    "resourceType": lambda v: v == "Patient",
+    "id": lambda v: type(v) is str and _ID.fullmatch(v) is not None,
+    "meta": _meta,
+    "identifier": _list_of(_identifier),
+    "name": _list_of(_human_name),
+    "gender": lambda v: type(v) is str and v in _GENDER,
+    "birthDate": _date,
+    "active": _boolean,
+}
+_BUNDLE_TYPES = frozenset({"document", "message", "transaction", "transaction-response", "batch", "batch-response",
+                           "history", "searchset", "collection"})
+# Bundle entries arrive here without their resource (validated on their own); R4B accepts {}.
+_BUNDLE_SHELL = {
+    "resourceType": lambda v: v == "Bundle",
+    "id": lambda v: type(v) is str and _ID.fullmatch(v) is not None,
+    "type": lambda v: type(v) is str and v in _BUNDLE_TYPES,
+    "total": lambda v: type(v) is int and 0 <= v <= 2_147_483_647,
+    "timestamp": _instant,
+    "entry": lambda v: type(v) is list and all(i == {} or _obj(i, {"fullUrl": _uri}) for i in v),
+}
+_RESOURCES = {"Observation": (_OBSERVATION, ("status", "code")), "Patient": (_PATIENT, ()),
+              "Bundle": (_BUNDLE_SHELL, ("type",))}
+
+
+def lean_valid(resource: Any) -> bool:
+    """True only if ``resource`` is an Observation, Patient or Bundle shell (entries without their
+    resources) of the plain shape above and valid R4."""
+    if type(resource) is not dict:
+        return False
+    spec = _RESOURCES.get(resource.get("resourceType"))  # type: ignore[arg-type]
+    if spec is None:
+        return False
+    fields, required = spec
+    if "dataAbsentReason" in resource and "valueQuantity" in resource:
+        return False  # R4 invariant obs-6; left to the full path
+    return _obj(resource, fields, required)

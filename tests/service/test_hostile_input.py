@@ -1,0 +1,280 @@
+"""Issue 11 probes, kept as regression tests: hostile bodies get a 4xx naming field, value, expected
+and fix (never a 5xx, a hang or a silently changed verdict), on REST, CDS Hooks and the CLI alike.
+
+Each test names the probe it keeps and asserts the new result.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import EXAMPLES, needs_engine, needs_fhir
+from .fhir_data import PATIENT_ID, order_select_request, patient_view_request
+
+PV = "/cds-services/leukos-patient-view"
+OS = "/cds-services/leukos-order-select"
+FHIR = {"Content-Type": "application/fhir+json"}
+pytestmark = [needs_engine(), needs_fhir()]
+
+BILLION_LAUGHS = b"""a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def _case(**labs) -> dict:
+    return {"id": "probe", "as_of": "2026-03-01T08:00:00Z", "patient": {"age_years": 50, "sex": "female"},
+            "labs": {"wbc": 250, **labs}}
+
+
+def _obs(oid: str, value, unit: str = "10*9/L", loinc: str = "6690-2", t: str = "2026-03-01T08:00:00Z",
+         **extra) -> dict:
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+            "subject": {"reference": f"Patient/{PATIENT_ID}"}, "effectiveDateTime": t,
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+            **extra}
+
+
+def _bundle(*resources) -> dict:
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"resource": {"resourceType": "Patient", "id": PATIENT_ID, "gender": "female"}}]
+            + [{"resource": r} for r in resources]}
+
+
+def _assert_user_error(r, status: int = 422, field: str | None = None) -> dict:
+    assert r.status_code == status, r.text[:500]
+    body = r.json()
+    assert set(body) == {"error", "title", "details"}
+    assert body["details"], body
+    for d in body["details"]:
+        assert set(d) == {"field", "value", "expected", "fix"} and d["expected"] and d["fix"]
+    if field is not None:
+        assert any(d["field"].startswith(field) for d in body["details"]), body["details"]
+    return body
+
+
+# -- One request freezes everyone ---------------------------------------------------------------
+
+def test_yaml_billion_laughs_is_refused_at_the_alias_bound(dev_client):
+    body = _assert_user_error(dev_client.post("/api/assess", content=BILLION_LAUGHS,
+                                              headers={"Content-Type": "application/yaml"}))
+    assert "alias" in body["details"][0]["expected"]
+
+
+def test_cli_refuses_the_yaml_bomb_with_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from leukos.cli.main import app, register
+
+    register()
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_bytes(BILLION_LAUGHS)
+    r = CliRunner().invoke(app, ["assess", str(bomb)])
+    assert r.exit_code == 2, r.output
+    assert "alias" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("kind", ["json", "yaml"])
+def test_nesting_10000_levels_is_422_not_recursion_error(dev_client, kind):
+    text = "[" * 10_000 + "]" * 10_000
+    if kind == "yaml":
+        text = "a: " + text
+    body = _assert_user_error(dev_client.post("/api/assess", content=text.encode()))
+    assert "nesting" in body["details"][0]["value"] or "levels" in body["details"][0]["expected"]
+
+
+def test_deep_nesting_in_a_cds_request_is_422(dev_client):
+    raw = b'{"hook": "patient-view", "hookInstance": "x", "context": ' + b'{"a":' * 5000 + b"1" + b"}" * 5001
+    _assert_user_error(dev_client.post(PV, content=raw, headers={"Content-Type": "application/json"}))
+
+
+def test_many_distinct_long_units_are_refused_before_they_are_parsed(dev_client):
+    # the probe: 400 distinct long invented units blocked the server for 33 s
+    obs = [_obs(f"o{i}", 1.0 + i, unit=f"{{garbage-unit-{i:04d}-" + "x" * 30 + "}/L", loinc="2823-3")
+           for i in range(400)]
+    body = _assert_user_error(dev_client.post("/api/assess", content=json.dumps(_bundle(*obs)), headers=FHIR))
+    assert body["error"] == "UnitError"
+    assert any("characters" in d["expected"] or "different units" in d["expected"] for d in body["details"])
+
+
+def test_units_per_request_are_bounded_even_when_short(dev_client):
+    obs = [_obs(f"o{i}", 4.0, unit=f"{{u{i}}}mmol/L", loinc="2823-3", t=f"2026-03-01T{i % 24:02d}:{i // 24:02d}:00Z")
+           for i in range(120)]
+    body = _assert_user_error(dev_client.post("/api/assess", content=json.dumps(_bundle(*obs)), headers=FHIR))
+    assert any("different units" in d["expected"] for d in body["details"])
+
+
+# -- 5xx on bad input -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("literal, shown", [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"),
+                                            ("1e400", "Infinity")])
+def test_non_finite_lab_values_rest_case(dev_client, literal, shown):
+    raw = json.dumps(_case(platelets=30)).replace('"platelets": 30', f'"platelets": {literal}')
+    body = _assert_user_error(dev_client.post("/api/assess", content=raw), field="labs.platelets")
+    assert body["details"][0]["value"].startswith(shown)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "1e400"])
+def test_non_finite_lab_values_rest_fhir(dev_client, literal):
+    raw = json.dumps(_bundle(_obs("w1", 123))).replace('"value": 123', f'"value": {literal}')
+    _assert_user_error(dev_client.post("/api/assess", content=raw, headers=FHIR), field="entry[1]")
+
+
+@pytest.mark.parametrize("literal", ["NaN", "-Infinity", "1e400"])
+def test_non_finite_lab_values_cds(dev_client, literal):
+    req = patient_view_request("01-aml-leukostasis.yaml")
+    req["prefetch"]["labs"]["entry"][0]["resource"]["valueQuantity"]["value"] = 123.25
+    raw = json.dumps(req).replace("123.25", literal)
+    _assert_user_error(dev_client.post(PV, content=raw, headers={"Content-Type": "application/json"}),
+                       field="prefetch.labs.entry[0]")
+
+
+def test_huge_integer_literal_is_422(dev_client):
+    raw = json.dumps(_case()).replace('"wbc": 250', '"wbc": ' + "9" * 5000)
+    _assert_user_error(dev_client.post("/api/assess", content=raw))
+
+
+def test_age_years_nan_is_refused_not_dropped(dev_client):
+    raw = json.dumps(_case()).replace('"age_years": 50', '"age_years": NaN')
+    _assert_user_error(dev_client.post("/api/assess", content=raw), field="patient.age_years")
+    yaml_text = "id: y\npatient: {age_years: .nan}\nlabs: {wbc: 250}\n"
+    _assert_user_error(dev_client.post("/api/assess", content=yaml_text), field="patient.age_years")
+
+
+@pytest.mark.parametrize("high", [0, -5.1])
+def test_non_positive_reference_high_is_refused_case_format(dev_client, high):
+    case = _case(potassium={"value": 6.4, "unit": "mmol/L", "reference_high": high})
+    _assert_user_error(dev_client.post("/api/assess", json=case), field="labs.potassium.reference_high")
+
+
+def test_nan_reference_high_is_refused_case_format(dev_client):
+    raw = json.dumps(_case(potassium={"value": 6.4, "unit": "mmol/L", "reference_high": 5.1})).replace("5.1", "NaN")
+    _assert_user_error(dev_client.post("/api/assess", content=raw))
+
+
+@pytest.mark.parametrize("high", [0, -1])
+def test_non_positive_reference_high_is_refused_fhir(dev_client, high):
+    k = _obs("k1", 6.4, unit="mmol/L", loinc="2823-3", referenceRange=[{"high": {"value": high, "unit": "mmol/L"}}])
+    _assert_user_error(dev_client.post("/api/assess", json=_bundle(_obs("w1", 250), k), headers=FHIR),
+                       field="entry[2].resource.referenceRange[0].high")
+
+
+SURROGATE = "\\ud800"  # as it travels in JSON text: a lone high surrogate
+
+
+@pytest.mark.parametrize("where", ["id", "drug", "symptom"])
+def test_lone_surrogate_in_a_case_is_422(dev_client, where):
+    case = _case()
+    if where == "id":
+        case["id"] = "X"
+    elif where == "drug":
+        case["findings"] = {"drugs": ["X"]}
+    else:
+        case["symptoms"] = ["X"]
+    raw = json.dumps(case).replace('"X"', f'"a{SURROGATE}b"')
+    body = _assert_user_error(dev_client.post("/api/assess", content=raw))
+    assert "surrogate" in body["details"][0]["expected"]
+
+
+@pytest.mark.parametrize("where", ["hookInstance", "observation id", "patientId"])
+def test_lone_surrogate_in_a_cds_request_is_422_and_audited(dev_client, where, tmp_path):
+    req = patient_view_request("01-aml-leukostasis.yaml")
+    if where == "hookInstance":
+        req["hookInstance"] = "X"
+    elif where == "observation id":
+        req["prefetch"]["labs"]["entry"][0]["resource"]["id"] = "X"
+    else:
+        req["context"]["patientId"] = "X"
+    raw = json.dumps(req).replace('"X"', f'"p{SURROGATE}"')
+    _assert_user_error(dev_client.post(PV, content=raw, headers={"Content-Type": "application/json"}))
+    audit = dev_client.app.state.leukos.audit
+    assert audit.records[-1]["event"]["extension"][0]["valueString"] == f"POST {PV} 422"
+
+
+def test_draft_orders_of_the_wrong_json_type_is_422(dev_client):
+    req = order_select_request("01-aml-leukostasis.yaml", "rbc")
+    req["context"]["draftOrders"] = "x"
+    _assert_user_error(dev_client.post(OS, json=req), field="context.draftOrders")
+    req["context"]["draftOrders"] = {"resourceType": "Bundle", "entry": "x"}
+    _assert_user_error(dev_client.post(OS, json=req), field="context.draftOrders")
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"text"', b"{", b"\xff\xfe", b'{"hook": 5}'])
+def test_cds_error_body_has_the_rest_shape(dev_client, body):
+    _assert_user_error(dev_client.post(PV, content=body, headers={"Content-Type": "application/json"}))
+
+
+def test_cds_unknown_service_404_has_the_common_shape(dev_client):
+    r = dev_client.post("/cds-services/nope", json={})
+    assert r.status_code == 404 and r.json()["error"] == "NotFound" and "details" in r.json()
+
+
+def test_nan_query_parameter_is_422(dev_client):
+    case = (EXAMPLES / "01-aml-leukostasis.yaml").read_bytes()
+    _assert_user_error(dev_client.post("/api/plan?blood_volumes=nan", content=case))
+
+
+# -- Conflicting duplicates -----------------------------------------------------------------------
+
+def _wbc_view(assessment: dict) -> dict:
+    return assessment["hyperleukocytosis"]
+
+
+def test_conflicting_same_time_wbc_is_not_assessed_on_every_path_in_any_order(dev_client):
+    a, b = _obs("wbc-a", 260), _obs("wbc-b", 12)
+    answers = []
+    for order in ((a, b), (b, a)):
+        r = dev_client.post("/api/assess", json=_bundle(*order), headers=FHIR)
+        assert r.status_code == 200, r.text
+        answers.append(r.json())
+    assert _wbc_view(answers[0]) == _wbc_view(answers[1])
+    assert _wbc_view(answers[0]).get("present") is not True
+    text = json.dumps(answers[0])
+    assert "conflicting" in text and "not assessed" in text
+    # the case format reaches the same verdict
+    case = _case()
+    case["labs"]["wbc"] = [{"value": 260, "unit": "10*9/L", "time": "2026-03-01T08:00:00Z"},
+                           {"value": 12, "unit": "10*9/L", "time": "2026-03-01T08:00:00Z"}]
+    r = dev_client.post("/api/assess", json=case)
+    assert r.status_code == 200 and _wbc_view(r.json()) == _wbc_view(answers[0])
+    assert "conflicting" in json.dumps(r.json())
+    # and CDS Hooks: no hyperleukocytosis card from either value, and the cards say why
+    req = patient_view_request("07-normal-count.yaml")
+    req["prefetch"]["labs"]["entry"] = [{"resource": a}, {"resource": b}]
+    cards = dev_client.post(PV, json=req).json()["cards"]
+    assert cards and not any(c["summary"].startswith("Hyperleukocytosis") for c in cards)
+    assert all("conflicting results at the same time" in c["detail"] and "260" in c["detail"] for c in cards)
+
+
+def test_equal_same_time_duplicates_are_merged(dev_client):
+    r = dev_client.post("/api/assess", json=_bundle(_obs("w1", 260), _obs("w2", 260)), headers=FHIR)
+    assert r.status_code == 200
+    assert _wbc_view(r.json())["present"] is True
+    assert "conflicting" not in json.dumps(r.json())
+
+
+@pytest.mark.parametrize("path, value, field", [
+    (("context",), "x", "body.context"),
+    (("context", "selections"), "x", "context.selections"),
+    (("context", "selections"), [1, 2], "context.selections"),
+    (("prefetch",), ["x"], "body.prefetch"),
+    (("prefetch", "labs"), "x", "body.prefetch.labs"),
+    (("hookInstance",), {"a": 1}, "body.hookInstance"),
+    (("context", "patientId"), 42, "context.patientId"),
+])
+def test_wrong_json_types_in_a_cds_request_are_422(dev_client, path, value, field):
+    req = order_select_request("01-aml-leukostasis.yaml", "rbc")
+    target = req
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+    _assert_user_error(dev_client.post(OS, json=req), field=field)

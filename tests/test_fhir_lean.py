@@ -1,0 +1,84 @@
+"""The lean FHIR path never accepts what the R4B models refuse (property test), and it does accept the
+plain shapes EHRs send (so the fast path is really taken)."""
+
+from __future__ import annotations
+
+import copy
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leukos.interop.fhir_lean import lean_valid
+
+
+def _r4b_valid(resource: dict) -> bool:
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    try:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    except (ValidationError, TypeError, ValueError):
+        return False
+    return True
+
+
+OBS = {"resourceType": "Observation", "id": "wbc-1", "meta": {"profile": ["http://example.org/p"],
+                                                             "lastUpdated": "2026-03-01T08:00:00Z"},
+       "status": "final",
+       "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                 "code": "laboratory"}]}],
+       "code": {"coding": [{"system": "http://loinc.org", "code": "6690-2", "display": "WBC"}], "text": "WBC"},
+       "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-03-01T08:00:00+01:00",
+       "issued": "2026-03-01T09:00:00.000Z",
+       "valueQuantity": {"value": 250.5, "comparator": ">", "unit": "10*9/L", "system": "http://unitsofmeasure.org",
+                         "code": "10*9/L"},
+       "referenceRange": [{"low": {"value": 4}, "high": {"value": 11, "unit": "10*9/L"}, "text": "4-11"}],
+       "interpretation": [{"coding": [{"code": "HH"}]}]}
+PATIENT = {"resourceType": "Patient", "id": "p1", "identifier": [{"system": "urn:x", "value": "MRN-1"}],
+           "name": [{"use": "official", "family": "Doe", "given": ["J"]}], "gender": "female",
+           "birthDate": "1970-05", "active": True}
+
+PATHS = [("id",), ("status",), ("code", "text"), ("code", "coding", 0, "code"), ("code", "coding", 0, "system"),
+         ("subject", "reference"), ("effectiveDateTime",), ("issued",), ("valueQuantity", "value"),
+         ("valueQuantity", "comparator"), ("valueQuantity", "code"), ("referenceRange", 0, "low", "value"),
+         ("meta", "lastUpdated"), ("meta", "profile", 0), ("category", 0, "coding", 0, "code"), ("code",),
+         ("valueQuantity",), ("referenceRange",), ("extra",), ("valueQuantity", "extra"), ("code", "coding")]
+VALUES = st.one_of(st.text(max_size=8), st.sampled_from(["", " ", "a b", "a  b", "2026-02-30", "2026-03-01T08:00:00",
+                                                         "2026-03-01T08:00:60Z", "2026", "2026-13", "x\ny", "-1",
+                                                         "final", "<", "<>", "1e3", "Patient/p1", "urn:x y"]),
+                   st.integers(-3, 3), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(),
+                   st.just([]), st.just({}), st.just([{}]), st.just({"text": "x"}))
+
+
+def _set(doc, path, value):
+    cur = doc
+    for p in path[:-1]:
+        cur = cur[p]
+    cur[path[-1]] = value
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(PATHS), VALUES), min_size=1, max_size=3), st.booleans())
+def test_lean_never_accepts_what_r4b_refuses(edits, patient):
+    doc = copy.deepcopy(PATIENT if patient else OBS)
+    for path, value in edits:
+        if patient:
+            path = ("birthDate",) if path[0] in ("effectiveDateTime", "issued") else (
+                ("gender",) if path[0] == "status" else path)
+        try:
+            _set(doc, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue
+    if lean_valid(doc):
+        assert _r4b_valid(doc), doc
+
+
+def test_plain_shapes_take_the_lean_path():
+    assert lean_valid(OBS) and _r4b_valid(OBS)
+    assert lean_valid(PATIENT) and _r4b_valid(PATIENT)
+
+
+def test_outside_the_lean_grammar_goes_to_the_full_path():
+    for change in ({"extension": [{"url": "http://x", "valueString": "y"}]}, {"dataAbsentReason": {"text": "x"}},
+                   {"effectiveDateTime": "2016-12-31T23:59:60Z"}, {"valueString": "x"}, {"note": [{"text": "x"}]}):
+        assert not lean_valid({**OBS, **change}), change
