@@ -22,7 +22,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def app(tmp_path):
     a = create_app(ServiceSettings(api_token=TOKEN, audit_log_path=tmp_path / "audit.jsonl", examples_dir=EXAMPLES,
-                                   public_base_url="http://testserver"))
+                                   public_base_url="http://testserver", data_dir=tmp_path / "service"))
     a.state.registry_settings = RegistrySettings(data_dir=tmp_path / "data")
     return a
 
@@ -83,7 +83,7 @@ def test_stale_version_is_409(client):
 
 
 def test_openapi_lists_the_registry(client):
-    paths = client.get("/openapi.json").json()["paths"]
+    paths = client.get("/openapi.json", headers=AUTH).json()["paths"]  # the API docs need the token
     assert {"/api/patients", "/api/patients/{pseudonym}", "/api/patients/{pseudonym}/procedures",
             "/api/patients/{pseudonym}/follow-up", "/api/patients/{pseudonym}/fhir"} <= set(paths)
 

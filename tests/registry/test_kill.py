@@ -74,6 +74,7 @@ def test_sigkill_during_concurrent_writes_loses_no_acknowledged_write(backend, t
         env["LEUKOS_DATABASE_URL"] = request.getfixturevalue("pg_url")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    env["LEUKOS_PUBLIC_BASE_URL"] = base  # required outside --dev (the JWT audience)
     log = tmp_path / "server.log"
     server = _start(env, port, log)
     try:

@@ -63,7 +63,13 @@ def _settings(app: FastAPI) -> RegistrySettings:
     """``app.state.registry_settings`` when a caller set it, else from ``LEUKOS_*`` (not stored, so that
     "configured" keeps meaning "someone asked for a registry")."""
     s = getattr(app.state, "registry_settings", None)
-    return s if s is not None else RegistrySettings.from_env(os.environ)
+    if s is not None:
+        return s
+    env = dict(os.environ)
+    service = getattr(getattr(app.state, "leukos", None), "settings", None)
+    if getattr(service, "data_dir", None) is not None:  # one data folder for the service and its registry
+        env["LEUKOS_DATA_DIR"] = str(service.data_dir)
+    return RegistrySettings.from_env(env)
 
 
 def registry_of(app: FastAPI) -> Registry:
