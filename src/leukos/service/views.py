@@ -13,6 +13,7 @@ from typing import Any
 
 from leukos.domain.assessment import Assessment, jsonable
 from leukos.knowledge import KnowledgeBase
+from leukos.service.present import labels
 
 __all__ = ["FindingView", "CitationView", "finding_views", "cite", "INDICATOR_ORDER"]
 
@@ -86,7 +87,8 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
             points.append(f"Leukostasis grade {ls.grade} ({ls.label}); organ grades: {organs}")
         points += list(hl.lineage_notes) + list(ls.notes)
         page_points = list(points)
-        points += [f"[{r.priority}] {r.text}" for r in a.recommendations if r.priority <= 2]
+        when = labels(kb).section("priority")  # as the page words the priorities
+        points += [f"{when.get(str(r.priority), r.priority)}: {r.text}" for r in a.recommendations if r.priority <= 2]
         lp = a.leukapheresis
         if lp.indicated is not None:
             lp_line = (f"Leukapheresis: indicated{f' (ASFA category {lp.asfa_category})' if lp.asfa_category else ''}"

@@ -8,14 +8,13 @@ call gives the same card ids (feedback stays idempotent).
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from leukos import __version__
 from leukos.domain.assessment import Assessment
+from leukos.knowledge import KnowledgeBase
 from leukos.service.cds.models import Card, Link, Source
+from leukos.service.present import Node, clinical_text, working_tree
 from leukos.service.views import FindingView
 
 __all__ = ["cards_for", "card_from_view", "short_summary", "markdown_detail", "source_for"]
@@ -30,24 +29,38 @@ def short_summary(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
-def _working_md(working: Mapping[str, Any], limit: int = 3000) -> str:
-    text = json.dumps(working, indent=1, ensure_ascii=False, default=str)
-    if len(text) > limit:
-        text = text[:limit] + "\n…"
-    return "```json\n" + text + "\n```"
+def _working_md(node: Node, depth: int = 0, budget: list[int] | None = None) -> list[str]:
+    """The working as a nested Markdown list of labelled values (the page's "Why?"), never JSON;
+    at most ~60 lines so that a card stays a card (the full working is one link away)."""
+    budget = budget if budget is not None else [60]
+    out: list[str] = []
+    for kid in node.children:
+        if budget[0] <= 0:
+            out.append("  " * depth + "- …")
+            break
+        budget[0] -= 1
+        out.append("  " * depth + f"- {kid.label}" + (f": {kid.text}" if kid.text else ""))
+        out += _working_md(kid, depth + 1, budget)
+    return out
 
 
-def markdown_detail(view: FindingView, a: Assessment) -> str:
-    lines = [f"**{view.title}**", ""]
-    lines += [f"- {p}" for p in view.points]
+def markdown_detail(view: FindingView, a: Assessment, kb: KnowledgeBase) -> str:
+    """Card detail in clinical words: points, contraindication, what is missing, working, references."""
+    def words(text: str) -> str:
+        return clinical_text(text, kb)
+
+    lines = [f"**{words(view.title)}**", ""]
+    lines += [f"- {words(p)}" for p in view.points]
     if a.leukapheresis.apl_suspected and view.key != "apl":  # the contraindication travels on every card
-        lines += ["", "**Leukapheresis contraindicated:** " + " ".join(a.leukapheresis.contraindications)]
+        lines += ["", "**Leukapheresis contraindicated:** " + words(" ".join(a.leukapheresis.contraindications))]
     if a.missing_data:
-        lines += ["", f"Missing data (not assumed normal): {', '.join(a.missing_data)}"]
+        lines += ["", "Not recorded, so not assessed (not assumed normal): "
+                  + ", ".join(kb.field_label(n) for n in a.missing_data)]
     if view.unverified:
-        lines += ["", "_Part of this rule uses a threshold marked unverified (U) in the leukos knowledge base._"]
+        lines += ["", "_Part of this rule uses a threshold marked unverified in the leukos knowledge base._"]
     if view.working:
-        lines += ["", "<details><summary>Working</summary>", "", _working_md(view.working), "", "</details>"]
+        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(working_tree(view.working, kb)) \
+            + ["", "</details>"]
     if view.citations:
         lines += ["", "References:"]
         for c in view.citations:
@@ -61,20 +74,20 @@ def source_for(base_url: str) -> Source:
     return Source(label=f"leukos {__version__} (extreme leukocytosis decision support)", url=f"{base_url}/about")
 
 
-def card_from_view(view: FindingView, a: Assessment, *, hook_instance: str, base_url: str,
+def card_from_view(view: FindingView, a: Assessment, kb: KnowledgeBase, *, hook_instance: str, base_url: str,
                    page_url: str | None) -> Card:
     links = [Link(label="Open in leukos (assessment, working, plan)", url=page_url, type="absolute")] if page_url else None
     return Card(
         uuid=str(uuid.uuid5(_NS, f"{hook_instance}/{view.key}")),
-        summary=short_summary(view.summary),
-        detail=markdown_detail(view, a),
+        summary=short_summary(clinical_text(view.summary, kb)),
+        detail=markdown_detail(view, a, kb),
         indicator=view.indicator,  # type: ignore[arg-type]
         source=source_for(base_url),
         links=links,
     )
 
 
-def cards_for(views: list[FindingView], a: Assessment, *, hook_instance: str, base_url: str,
+def cards_for(views: list[FindingView], a: Assessment, kb: KnowledgeBase, *, hook_instance: str, base_url: str,
               page_url: str | None) -> list[Card]:
     """One card per view, most urgent first; ``[]`` when there is nothing to say."""
-    return [card_from_view(v, a, hook_instance=hook_instance, base_url=base_url, page_url=page_url) for v in views]
+    return [card_from_view(v, a, kb, hook_instance=hook_instance, base_url=base_url, page_url=page_url) for v in views]

@@ -17,6 +17,7 @@ from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
 from leukos.service.cds.cards import _NS, markdown_detail, short_summary, source_for
 from leukos.service.cds.models import Card, Link
+from leukos.service.present import clinical_text
 from leukos.service.views import FindingView, cite
 
 __all__ = ["selected_orders", "order_kind", "order_cards"]
@@ -63,9 +64,11 @@ def order_kind(res: Mapping[str, Any], kb: KnowledgeBase) -> str | None:
     return None
 
 
-def _card(view: FindingView, a: Assessment, hook_instance: str, base_url: str, page_url: str | None) -> Card:
-    return Card(uuid=str(uuid.uuid5(_NS, f"{hook_instance}/{view.key}")), summary=short_summary(view.summary),
-                detail=markdown_detail(view, a), indicator=view.indicator,  # type: ignore[arg-type]
+def _card(view: FindingView, a: Assessment, kb: KnowledgeBase, hook_instance: str, base_url: str,
+          page_url: str | None) -> Card:
+    return Card(uuid=str(uuid.uuid5(_NS, f"{hook_instance}/{view.key}")),
+                summary=short_summary(clinical_text(view.summary, kb)),
+                detail=markdown_detail(view, a, kb), indicator=view.indicator,  # type: ignore[arg-type]
                 source=source_for(base_url),
                 links=[Link(label="Open in leukos", url=page_url, type="absolute")] if page_url else None)
 
@@ -111,7 +114,7 @@ def order_cards(orders: list[dict[str, Any]], case: Case, a: Assessment, kb: Kno
                                                    **({"plan": dict(plan)} if plan else {})},
                     citations=cite(kb, tuple(lp.citations) + tuple(plan.get("citations", ()) if plan else ())),
                     unverified=lp.unverified)
-            cards.append(_card(view, a, hook_instance, base_url, page_url))
+            cards.append(_card(view, a, kb, hook_instance, base_url, page_url))
             continue
         if kind["when"] == "hyperleukocytosis.present" and a.hyperleukocytosis.present is not True:
             continue
@@ -128,5 +131,5 @@ def order_cards(orders: list[dict[str, Any]], case: Case, a: Assessment, kb: Kno
                      "cytoreduction_recorded": sorted(treatments & _CYTOREDUCTION)},
             citations=cite(kb, tuple(kind["citations"]) + tuple(hl.citations)),
             unverified=kind["status"] == "U")
-        cards.append(_card(view, a, hook_instance, base_url, page_url))
+        cards.append(_card(view, a, kb, hook_instance, base_url, page_url))
     return cards

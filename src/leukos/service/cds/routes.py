@@ -153,7 +153,7 @@ def with_notes(cards: list[Card], notes: list[str], call: HookCall) -> list[Card
                   "from the patient's recent blood count and chemistry, with the working and references.")
 def _patient_view(call: HookCall) -> list[Card]:
     case, a, page_url = case_and_assessment(call)
-    cards = cards_for(finding_views(a, call.state.kb), a, hook_instance=call.req.hookInstance,
+    cards = cards_for(finding_views(a, call.state.kb), a, call.state.kb, hook_instance=call.req.hookInstance,
                       base_url=call.base_url, page_url=page_url)
     if call.app is None:
         return cards

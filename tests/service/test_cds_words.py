@@ -1,0 +1,38 @@
+"""CDS cards speak clinical language (issue 12's rule for every surface): no JSON, no code names.
+
+Each bundled example is sent as a patient-view prefetch and as an order-select for leukapheresis;
+every card summary and detail is read the way a clinician in the EHR sees it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.service.fhir_data import order_select_request, patient_view_request
+
+CASES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+# a code name: snake_case or a dotted field path (labs.x.y, findings.x); URLs are taken out first
+CODE_NAME = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|\b(?:labs|findings|patient)\.[a-z_.]+")
+URL = re.compile(r"\]\([^)]*\)|https?://\S+")
+
+
+def _read_as_a_clinician(card: dict) -> str:
+    text = card["summary"] + "\n" + card["detail"]
+    return URL.sub("", text)
+
+
+@pytest.mark.parametrize("example", CASES)
+def test_cards_have_no_json_and_no_code_names(dev_client, example):
+    bodies = [patient_view_request(example)]
+    bodies.append(order_select_request(example, "leukapheresis"))
+    for body in bodies:
+        r = dev_client.post(f"/cds-services/leukos-{body['hook']}", json=body)
+        assert r.status_code == 200, r.text
+        for card in r.json()["cards"]:
+            text = _read_as_a_clinician(card)
+            assert "```" not in text and '{"' not in text, (example, card["summary"])
+            found = CODE_NAME.findall(text)
+            assert not found, (example, card["summary"], found[:5])
