@@ -28,6 +28,7 @@ from leukos.screening.episodes import (
     clean_observations,
     episodes,
     exclusion_counts,
+    screened_persons,
     unknown_units,
     usable,
 )
@@ -51,6 +52,7 @@ class ScreenOptions:
     temp_directory: str | None = None
     threads: int | None = None
     spark_master: str | None = None
+    default_units: dict[str, str] = field(default_factory=dict)  # analyte -> unit of its unit-less results
     now: datetime | None = None  # results after this are "future"; default: the time of the run (UTC)
     report: bool = True
 
@@ -65,16 +67,29 @@ class ScreenResult:
 
 
 class _Poller:
-    """Polls the engine's progress from a thread and hands it to a callback."""
+    """Polls the engine's progress from a thread and hands it to a callback.
 
-    def __init__(self, backend: Backend, callback: Callable[[str, float | None], None] | None, stage: str):
-        self.backend, self.callback, self.stage = backend, callback, stage
+    The callback gets (stage, percent or None, rows per second or None); the rate is known for
+    the scan, whose row count is known before it starts.
+    """
+
+    def __init__(self, backend: Backend, callback: Callable[..., None] | None, stage: str,
+                 rows: int | None = None):
+        self.backend, self.callback, self.stage, self.rows = backend, callback, stage, rows
         self._stop = threading.Event()
         self._thread = None
+        self._t0 = 0.0
+
+    def _rate(self, pct: float) -> float | None:
+        elapsed = time.perf_counter() - self._t0
+        if not self.rows or elapsed <= 0:
+            return None
+        return self.rows * pct / 100.0 / elapsed
 
     def __enter__(self):
+        self._t0 = time.perf_counter()
         if self.callback:
-            self.callback(self.stage, None)
+            self.callback(self.stage, None, None)
             if self.backend.name == "duckdb":
                 self._thread = threading.Thread(target=self._run, daemon=True)
                 self._thread.start()
@@ -84,14 +99,14 @@ class _Poller:
         while not self._stop.wait(0.2):
             pct = self.backend.progress()
             if pct is not None:
-                self.callback(self.stage, pct)
+                self.callback(self.stage, pct, self._rate(pct))
 
     def __exit__(self, *exc):
         self._stop.set()
         if self._thread:
             self._thread.join()
         if self.callback and exc[0] is None:
-            self.callback(self.stage, 100.0)
+            self.callback(self.stage, 100.0, self._rate(100.0))
 
 
 def _backend_for(options: ScreenOptions, input_path: Path, spark_session=None) -> Backend:
@@ -138,8 +153,8 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     now = options.now or datetime.now(UTC).replace(tzinfo=None)
-    # The parameters need the UCUM registry (thresholds printed in mg/dL), which takes a second or
-    # two to build: build it in a thread while the engine scans (the engine releases the GIL).
+    # The parameters need the UCUM registry (thresholds printed in mg/dL), which takes a moment
+    # to build: build it in a thread while the engine scans (the engine releases the GIL).
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukos-params")
     params_future = pool.submit(ScreenParams.from_kb, kb, now=now, gap_hours=options.gap_hours)
     pool.shutdown(wait=False)
@@ -148,24 +163,26 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     cached = []
     try:
         src = read_source(backend, input_path, options.fmt, kb, columns=options.columns)
-        with _Poller(backend, progress, "scan"):
-            raw = src.obs.cache()
-            cached.append(raw)
-            pairs = raw.select("analyte", "unit").distinct().to_pyarrow().to_pylist()
+        rows_read = int(src.rows_read.to_pyarrow().as_py())  # Parquet/DuckDB: from metadata
+        # The plan: the large table is read once, filtered in the scan to the screening analytes
+        # and the columns screening uses; everything after works on that (cached) copy, and the
+        # episode logic only on the persons with a count above the threshold (a semi-join).
+        with _Poller(backend, progress, "scan", rows_read):
+            obs = src.obs.cache()
+            cached.append(obs)
+        with _Poller(backend, progress, "units", None):
+            pairs = obs.group_by(["analyte", "unit"]).aggregate(n=obs.count()).to_pyarrow().to_pylist()
         params = params_future.result()
-        factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
-        with _Poller(backend, progress, "clean"):
-            clean = clean_observations(raw, factor_table(factors, kb, backend), params)
-            valid = usable(clean).cache()
-            cached.append(valid)
-            counts = _with_duplicates(exclusion_counts(clean).to_pyarrow().to_pylist(),
-                                      _analyte_counts(valid).to_pyarrow().to_pylist())
+        factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb, default_units=options.default_units)
+        with _Poller(backend, progress, "clean", None):
+            clean = clean_observations(obs, factor_table(factors, kb, backend), params).cache()
+            cached.append(clean)
+            counts, persons = _counts(clean)
             unknown = unknown_units(clean).to_pyarrow().to_pylist()
-            persons = int(raw.person_id.nunique().to_pyarrow().as_py())
-        with _Poller(backend, progress, "episodes"):
-            ep = episodes(valid, params, src.events).to_pyarrow()
-        with _Poller(backend, progress, "count"):
-            rows_read = int(src.rows_read.to_pyarrow().as_py())
+        with _Poller(backend, progress, "episodes", None):
+            valid = screened_persons(clean, params).cache()
+            cached.append(valid)
+            ep = episodes(valid, params, src.events, births=src.births).to_pyarrow()
         ep = _naive_utc(ep)
         ep = ep.replace_schema_metadata({"leukos_version": __version__, "ruleset_version": kb.ruleset_version})
         ep_path = out / "episodes.parquet"
@@ -187,6 +204,37 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             table.release()
         if own_backend:
             backend.close()
+
+
+def _counts(clean) -> tuple[list[dict], int]:
+    """Rows per (analyte, exclusion), duplicates split off the usable rows, and distinct persons: one query.
+
+    A usable row repeated (same person, analyte, time, value, comparator) is counted once as
+    used and the repeats as ``duplicate``.
+    """
+    import ibis
+
+    ok = clean.exclusion.isnull()
+    keyed = clean.select(analyte=clean.analyte, exclusion=ok.ifelse("", clean.exclusion),
+                         person_id=ok.ifelse(clean.person_id, ibis.null("string")),
+                         ts=ok.ifelse(clean.ts, ibis.null("timestamp")),
+                         value=ok.ifelse(clean.value, ibis.null("float64")),
+                         comparator=ok.ifelse(clean.comparator, ibis.null("string")))
+    groups = keyed.group_by(["analyte", "exclusion", "person_id", "ts", "value", "comparator"]).aggregate(n=keyed.count())
+    # Excluded rows need not be distinct: group them by (analyte, exclusion) only.
+    groups = groups.mutate(first=ibis.ifelse(groups.exclusion == "", 1, groups.n))
+    per = groups.group_by(["analyte", "exclusion"]).aggregate(n=groups.first.sum(), all_n=groups.n.sum())
+    rows = per.to_pyarrow().to_pylist()
+    persons = int(clean.person_id.nunique().to_pyarrow().as_py())
+    out = []
+    for r in rows:
+        if r["exclusion"] == "":
+            out.append({"analyte": r["analyte"], "exclusion": None, "n": r["n"]})
+            if r["all_n"] > r["n"]:
+                out.append({"analyte": r["analyte"], "exclusion": "duplicate", "n": r["all_n"] - r["n"]})
+        else:
+            out.append({"analyte": r["analyte"], "exclusion": r["exclusion"], "n": r["all_n"]})
+    return out, persons
 
 
 def _analyte_counts(valid):

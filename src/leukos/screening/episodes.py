@@ -165,7 +165,19 @@ def usable(clean):
     return ok.select("person_id", "ts", "analyte", "value", "comparator").distinct()
 
 
-def episodes(valid, params: ScreenParams, events=None):
+def screened_persons(clean, params: ScreenParams):
+    """The usable rows (:func:`usable`) of the persons with at least one WBC above the threshold:
+    the only rows the episode logic needs, a small part of a population. The persons are found
+    first and the rows joined to them (a semi-join) before anything costly is done."""
+    ok = clean.filter(clean.exclusion.isnull())
+    thr = params.wbc_threshold
+    cmp_key = ok.comparator.coalesce("")
+    high = (ok.analyte == "wbc") & ((ok.value > thr) | ((cmp_key == ">") & (ok.value >= thr)))
+    persons = ok.filter(high).select(hp_person_id=ok.person_id).distinct()
+    return usable(clean.semi_join(persons, clean.person_id == persons.hp_person_id))
+
+
+def episodes(valid, params: ScreenParams, events=None, births=None):
     """Hyperleukocytosis episodes from :func:`usable` rows, one row per episode (:data:`EPISODE_COLUMNS`)."""
     import ibis
 
