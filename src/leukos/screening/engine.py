@@ -24,13 +24,12 @@ from leukos.knowledge import KnowledgeBase, load_knowledge
 from leukos.screening.backends import ENGINES, Backend, connect_duckdb, connect_spark
 from leukos.screening.episodes import (
     EXCLUSION_REASONS,
+    NOT_ASSESSED,
     ScreenParams,
     clean_observations,
     episodes,
-    exclusion_counts,
     screened_persons,
     unknown_units,
-    usable,
 )
 from leukos.screening.factors import factor_table, unit_factors
 from leukos.screening.sources import read_source
@@ -237,25 +236,6 @@ def _counts(clean) -> tuple[list[dict], int]:
     return out, persons
 
 
-def _analyte_counts(valid):
-    return valid.group_by("analyte").aggregate(n=valid.count())
-
-
-def _with_duplicates(counts: list[dict], distinct: list[dict]) -> list[dict]:
-    """Split each analyte's usable rows into used (distinct) and ``duplicate``."""
-    kept = {r["analyte"]: r["n"] for r in distinct}
-    out = []
-    for r in counts:
-        if r["exclusion"] is None:
-            used = kept.get(r["analyte"], 0)
-            out.append({"analyte": r["analyte"], "exclusion": None, "n": used})
-            if r["n"] > used:
-                out.append({"analyte": r["analyte"], "exclusion": "duplicate", "n": r["n"] - used})
-        else:
-            out.append(r)
-    return out
-
-
 def _naive_utc(table):
     """Timestamps as naive UTC (Spark returns them zoned, DuckDB naive): one schema for both engines."""
     import pyarrow as pa
@@ -298,8 +278,9 @@ def _summary(kb, params, options, input_path, engine, rows_read, persons, counts
         warnings.append(f"{excluded['future_time']} results are dated after the run time ({params.now.isoformat()})")
     if any(r["peak_censored"] for r in ep_rows):
         warnings.append("some peaks are censored ('>' results above the analyser range): the true peak is higher")
-    warnings.append("lab tables carry no age: the phosphate TLS criterion is decided only where the adult and child "
-                    "thresholds agree; the 25 % change criteria of Cairo-Bishop are not assessed")
+    if src.births is None:
+        warnings.append("no year of birth (OMOP PERSON): the TLS criteria whose limits differ for children are "
+                        "decided only where the adult and child limits agree")
     return {
         "leukos_version": __version__,
         "ruleset_version": kb.ruleset_version,
@@ -323,6 +304,9 @@ def _summary(kb, params, options, input_path, engine, rows_read, persons, counts
                          if f.factor is not None],
         "parameters": params.to_dict(),
         "unverified_parameters": unverified,
+        "shared_rules": ["hyperleukocytosis.present", "tumour_lysis.laboratory (criteria, 25 % change, child limits, "
+                         "ionised calcium, plasma potassium, reference limits)", "artefacts.pseudohyperkalemia_possible"],
+        "not_assessed": dict(NOT_ASSESSED),
         "citations": params.citations(),
         "notes": src.notes,
         "mapping": src.mapping,
@@ -330,34 +314,50 @@ def _summary(kb, params, options, input_path, engine, rows_read, persons, counts
     }
 
 
-def find_episodes(backend: Backend, obs, params: ScreenParams, kb: KnowledgeBase, events=None):
+def find_episodes(backend: Backend, obs, params: ScreenParams, kb: KnowledgeBase, events=None, births=None,
+                  default_units=None):
     """Run the episode expression on ``obs`` (an ibis table in the common shape) with ``backend``.
 
-    Returns (episodes as a pyarrow Table, clean rows' exclusion counts). For tests and small
+    Returns (episodes as a pyarrow Table, rows per (analyte, exclusion)). For tests and small
     inputs; :func:`screen` does the same with caching and progress.
     """
     con = backend.con
     pairs = con.to_pyarrow(obs.select("analyte", "unit").distinct()).to_pylist()
-    factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
+    factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb, default_units=default_units)
     clean = clean_observations(obs, factor_table(factors, kb), params)
-    valid = usable(clean)
-    counts = _with_duplicates(con.to_pyarrow(exclusion_counts(clean)).to_pylist(),
-                              con.to_pyarrow(_analyte_counts(valid)).to_pylist())
-    return con.to_pyarrow(episodes(valid, params, events)), counts
+    counts, _ = _counts(clean)
+    return con.to_pyarrow(episodes(screened_persons(clean, params), params, events, births=births)), counts
+
+
+@dataclass(frozen=True)
+class Obs:
+    """One observation in the common shape of :mod:`leukos.screening.sources` (for tests and small inputs)."""
+
+    person_id: str | None
+    ts: datetime | None
+    analyte: str
+    value: float | None
+    unit: str | None
+    comparator: str | None = None
+    value_given: bool | None = None
+    ref_high: float | None = None
+
+    def given(self) -> bool:
+        return self.value is not None if self.value_given is None else self.value_given
 
 
 def observations_table(rows):
-    """An ibis memtable in the common observation shape from :class:`leukos.screening.reference.Obs` rows."""
+    """An ibis memtable in the common observation shape from :class:`Obs` rows."""
     import ibis
     import pyarrow as pa
 
     schema = pa.schema([("person_id", pa.string()), ("ts", pa.timestamp("us")), ("analyte", pa.string()),
                         ("value", pa.float64()), ("value_given", pa.bool_()), ("unit", pa.string()),
-                        ("comparator", pa.string())])
+                        ("comparator", pa.string()), ("ref_high", pa.float64())])
     data = {"person_id": [r.person_id for r in rows], "ts": [r.ts for r in rows],
             "analyte": [r.analyte for r in rows], "value": [r.value for r in rows],
             "value_given": [r.given() for r in rows], "unit": [r.unit for r in rows],
-            "comparator": [r.comparator for r in rows]}
+            "comparator": [r.comparator for r in rows], "ref_high": [r.ref_high for r in rows]}
     return ibis.memtable(pa.table(data, schema=schema))
 
 

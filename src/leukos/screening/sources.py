@@ -10,6 +10,7 @@ value            float64     the number as given (null when missing or not a num
 value_given      boolean     whether the source had *something* in the value field
 unit             string      the unit text as given (UCUM code from CONCEPT for OMOP)
 comparator       string      ``<``, ``<=``, ``>``, ``>=`` or null
+ref_high         float64     the laboratory's upper reference limit in the unit of ``value``, or null
 ===============  ==========  ==============================================================
 
 and, where the source has them, ``events`` (``person_id``, ``ts``, ``kind``) for cytoreduction:
@@ -45,7 +46,8 @@ from leukos.knowledge import KnowledgeBase
 __all__ = ["LabSource", "SourceError", "read_source", "SCREEN_ANALYTES", "TABLE_COLUMNS"]
 
 # Analytes the episode logic uses.
-SCREEN_ANALYTES = ("wbc", "blasts_pct", "potassium", "phosphate", "uric_acid", "calcium", "creatinine")
+SCREEN_ANALYTES = ("wbc", "blasts_pct", "potassium", "potassium_plasma", "phosphate", "uric_acid", "calcium",
+                   "ionized_calcium", "creatinine")
 
 # The standard OMOP "Meas Value Operator" concepts (OMOP vocabulary; used only when CONCEPT lacks them).
 _STANDARD_OPERATORS = {4171756: "<", 4171754: "<=", 4172703: "=", 4171755: ">=", 4172704: ">"}
@@ -291,7 +293,8 @@ def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
 
     cid = _to_int(meas[m_cols["measurement_concept_id"]])
     wanted = [m_cols[c] for c in ("person_id", "measurement_concept_id", "measurement_date", "measurement_datetime",
-                                  "value_as_number", "unit_concept_id", "unit_source_value", "operator_concept_id")
+                                  "value_as_number", "unit_concept_id", "unit_source_value", "operator_concept_id",
+                                  "range_high")
               if c in m_cols]
     scan = meas.filter(cid.isin(list(concept_analyte))).select(*wanted)
 
@@ -318,6 +321,7 @@ def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
             value_given=_given(value_col),
             unit=unit,
             comparator=comparator,
+            ref_high=_to_float(m[m_cols["range_high"]]) if "range_high" in m_cols else ibis.null(dt.float64),
         )
 
     notes = [f"OMOP: {len(concept_analyte)} LOINC measurement concepts resolved through CONCEPT",
@@ -447,7 +451,8 @@ def _read_mimic(backend, path: Path, kb: KnowledgeBase) -> LabSource:
                                       "'White Blood Cells' or 'WBC Count', fluid Blood)",
                                       "check that d_labitems is the MIMIC-IV hosp table"))
     iid = _to_int(labs[l_cols["itemid"]])
-    wanted = [l_cols[c] for c in ("subject_id", "itemid", "charttime", "valuenum", "value", "valueuom") if c in l_cols]
+    wanted = [l_cols[c] for c in ("subject_id", "itemid", "charttime", "valuenum", "value", "valueuom",
+                                  "ref_range_upper") if c in l_cols]
     scan = labs.filter(iid.isin(list(item_analyte))).select(*wanted)
 
     def shape(t):
@@ -466,6 +471,8 @@ def _read_mimic(backend, path: Path, kb: KnowledgeBase) -> LabSource:
             value_given=given,
             unit=_empty_as_null(_text(t[l_cols["valueuom"]])) if "valueuom" in l_cols else ibis.null(dt.string),
             comparator=ibis.null(dt.string),
+            ref_high=(_to_float(t[l_cols["ref_range_upper"]]) if "ref_range_upper" in l_cols
+                      else ibis.null(dt.float64)),
         )
 
     return LabSource(scan=scan, shape=shape, rows_read=labs.count(),
@@ -548,6 +555,7 @@ def _read_table(backend, path: Path, kb: KnowledgeBase, mapping: dict[str, str])
             value_given=_given(t[cols["value"]]),
             unit=_empty_as_null(_text(t[cols["unit"]])) if cols["unit"] else ibis.null(dt.string),
             comparator=ibis.null(dt.string),
+            ref_high=ibis.null(dt.float64),
         )
 
     return LabSource(scan=scan, shape=shape, rows_read=table.count(),
