@@ -4,7 +4,8 @@ Both are reached through ibis, so the episode logic in :mod:`leukos.screening.ep
 expression for both. This module only connects, reads files and reports progress.
 
 Spark binds loopback only unless a master is given (``SPARK_LOCAL_IP=127.0.0.1``,
-``spark.driver.bindAddress=127.0.0.1``, no UI): shared/reference/interop-and-stack.md §4, §9.4.
+``spark.driver.bindAddress=127.0.0.1``, no UI). A cluster is reached with ``--spark-master``
+(``spark://HOST:7077``, ``yarn``, ...): see docs/screening.md.
 """
 
 from __future__ import annotations
