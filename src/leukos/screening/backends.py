@@ -125,7 +125,8 @@ def spark_session(master: str | None = None, *, app_name: str = "leukos-screen")
     with _spark_lock:
         master = master or os.environ.get("LEUKOS_SPARK_MASTER") or "local[2]"
         builder = SparkSession.builder.appName(app_name).master(master)
-        if master.startswith("local"):
+        if _loopback(master):
+            # local mode, or a cluster on this machine: the driver listens on loopback only.
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
                        .config("spark.driver.host", "127.0.0.1"))
@@ -138,6 +139,14 @@ def spark_session(master: str | None = None, *, app_name: str = "leukos-screen")
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
         return session
+
+
+def _loopback(master: str) -> bool:
+    """Local mode or a standalone master on this machine (spark://127.0.0.1:PORT, spark://localhost:PORT)."""
+    if master.startswith("local"):
+        return True
+    host = master.split("://", 1)[-1].split(":", 1)[0]
+    return host in ("127.0.0.1", "localhost")
 
 
 def connect_spark(session=None, *, master: str | None = None) -> Backend:
