@@ -37,7 +37,7 @@ from leukos.units import UnitConverter
 from .conftest import NOW
 
 KB = load_knowledge()
-PARAMS = ScreenParams.from_kb(KB, now=NOW)
+HOWARD = KB.with_overrides({"tumour_lysis.definition": "howard"})
 BASE = NOW - timedelta(days=60)
 UNITS = {  # unit -> factor to the canonical unit
     "wbc": {"10*9/L": 1.0, "K/uL": 1.0, "/uL": 0.001, "G/L": 1.0},
@@ -109,6 +109,7 @@ class _One:
     def __init__(self, value, comparator):
         self.v = (value, comparator)
 
+
     def value(self, name):
         return self.v
 
@@ -122,7 +123,7 @@ class _One:
         return None
 
 
-def _canonical(rows):
+def _canonical(rows, kb):
     """Distinct usable results in the canonical unit: (person, ts, analyte, value, comparator, ref)."""
     from leukos.rules.definitions import evaluate
 
@@ -130,7 +131,7 @@ def _canonical(rows):
     for r in rows:
         f = _CONVERTER.factor(r.analyte, r.unit, field="test")
         value = r.value * f
-        if r.analyte == "wbc" and evaluate(hyperleukocytosis_present(), _One(value, r.comparator), KB) is None:
+        if r.analyte == "wbc" and evaluate(hyperleukocytosis_present(), _One(value, r.comparator), kb) is None:
             continue  # a censored count the definition cannot place: excluded (censored_indeterminate)
         key = (r.person_id, r.ts, r.analyte, value, r.comparator)
         ref = None if r.ref_high is None else r.ref_high * f
@@ -138,7 +139,7 @@ def _canonical(rows):
     return [(*k, ref) for k, ref in seen.items()]
 
 
-def _oracle_episodes(results):
+def _oracle_episodes(results, kb, params):
     """Gaps and islands over the WBC results placed above the threshold by the shared definition."""
     from leukos.rules.definitions import evaluate
 
@@ -151,11 +152,11 @@ def _oracle_episodes(results):
         series.sort()
         eps, cur = [], None
         for ts, v, c in series:
-            high = evaluate(hyperleukocytosis_present(), _One(v, c or None), KB) is True
+            high = evaluate(hyperleukocytosis_present(), _One(v, c or None), kb) is True
             if not high:
                 cur = None
                 continue
-            if cur is None or (ts - cur[-1][0]).total_seconds() > PARAMS.gap_hours * 3600:
+            if cur is None or (ts - cur[-1][0]).total_seconds() > params.gap_hours * 3600:
                 cur = []
                 eps.append(cur)
             cur.append((ts, v, c))
@@ -167,11 +168,11 @@ def _oracle_episodes(results):
     return out
 
 
-def _case_of_episode(ep, results, yob):
+def _case_of_episode(ep, results, yob, kb, params):
     """The episode as a case: current chemistry nearest the peak, baseline the earliest in the window."""
-    lo = ep["start_ts"] - timedelta(hours=PARAMS.chemistry_hours_before)
-    hi = ep["end_ts"] + timedelta(hours=PARAMS.chemistry_hours_after)
-    labs = {"wbc": {"value": ep["peak"], "unit": KB.analyte("wbc").unit, "time": ep["peak_ts"].isoformat(),
+    lo = ep["start_ts"] - timedelta(hours=params.chemistry_hours_before)
+    hi = ep["end_ts"] + timedelta(hours=params.chemistry_hours_after)
+    labs = {"wbc": {"value": ep["peak"], "unit": kb.analyte("wbc").unit, "time": ep["peak_ts"].isoformat(),
                     **({"comparator": ep["peak_cmp"]} if ep["peak_cmp"] else {})}}
     for analyte in CHEMISTRY:
         window = sorted((ts, v, ref) for p, ts, a, v, c, ref in results
@@ -182,7 +183,7 @@ def _case_of_episode(ep, results, yob):
         cur = min(window, key=lambda r: (abs(r[0].timestamp() - peak_s), r[0], r[1]))
 
         def item(r, analyte=analyte):
-            d = {"value": r[1], "unit": KB.analyte(analyte).unit, "time": r[0].isoformat()}
+            d = {"value": r[1], "unit": kb.analyte(analyte).unit, "time": r[0].isoformat()}
             if r[2] is not None:
                 d["reference_high"] = r[2]
             return d
@@ -191,7 +192,7 @@ def _case_of_episode(ep, results, yob):
     patient = {}
     if yob is not None:
         age_hi = ep["start_ts"].year - yob
-        cut = float(KB.value("tumour_lysis.child_below_age"))
+        cut = float(kb.value("tumour_lysis.child_below_age"))
         if age_hi < cut or age_hi - 1 >= cut:  # the year of birth decides the age group
             patient["age_years"] = age_hi - 0.5
     return case_from_dict({"id": ep["person_id"], "labs": labs, "patient": patient})
@@ -205,10 +206,11 @@ def _births_table(births):
                                    "year_of_birth": pa.array(list(births.values()), pa.int64())}))
 
 
-def _agree(backend, rows, births) -> dict[str, int]:
-    got, _ = find_episodes(backend, observations_table(rows), PARAMS, KB, births=_births_table(births))
-    results = _canonical(rows)
-    want = _oracle_episodes(results)
+def _agree(backend, rows, births, kb=KB) -> dict[str, int]:
+    params = ScreenParams.from_kb(kb, now=NOW)
+    got, _ = find_episodes(backend, observations_table(rows), params, kb, births=_births_table(births))
+    results = _canonical(rows, kb)
+    want = _oracle_episodes(results, kb, params)
     eps = got.to_pylist()
     assert {e["episode_id"] for e in eps} == set(want), (sorted(want), [e["episode_id"] for e in eps])
     figures = defaultdict(int)
@@ -218,7 +220,7 @@ def _agree(backend, rows, births) -> dict[str, int]:
         assert (start, e["end_ts"].replace(tzinfo=None), e["n_results"]) == (w["start_ts"], w["end_ts"], w["n_results"])
         assert e["peak_wbc_10e9_per_l"] == w["peak"]
         w = {**w, "person_id": e["person_id"]}
-        a = assess(_case_of_episode(w, results, births.get(e["person_id"])), KB)
+        a = assess(_case_of_episode(w, results, births.get(e["person_id"]), kb, params), kb)
         assert a.hyperleukocytosis.present is True
         for name in ("uric_acid", "potassium", "phosphate", "calcium"):
             expected = True if name in a.tls.criteria_met else (None if name in a.tls.criteria_not_assessed else False)
@@ -254,6 +256,22 @@ def test_duckdb_agrees_with_assess(data):
         backend.close()
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(data=population())
+def test_duckdb_agrees_with_assess_under_howard(data):
+    """The Howard 2011 definition (strict limits, ionised calcium, child uric acid above the
+    laboratory's upper limit) through the same definitions."""
+    from leukos.screening.backends import connect_duckdb
+
+    rows, births = data
+    backend = connect_duckdb()
+    try:
+        _agree(backend, rows, births, HOWARD)
+    finally:
+        backend.close()
+
+
 def test_agreement_figures_cover_the_rules():
     """The generated series reach every branch that matters (runs after the property test above)."""
     if not FIGURES:
@@ -278,8 +296,9 @@ def test_spark_agrees_with_assess_and_duckdb(data, spark_backend):
     assert figures["episodes"] > 0
     duck = connect_duckdb()
     try:
-        d, _ = find_episodes(duck, observations_table(rows), PARAMS, KB, births=_births_table(births))
-        s, _ = find_episodes(spark_backend, observations_table(rows), PARAMS, KB, births=_births_table(births))
+        params = ScreenParams.from_kb(KB, now=NOW)
+        d, _ = find_episodes(duck, observations_table(rows), params, KB, births=_births_table(births))
+        s, _ = find_episodes(spark_backend, observations_table(rows), params, KB, births=_births_table(births))
     finally:
         duck.close()
 

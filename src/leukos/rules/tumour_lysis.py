@@ -18,6 +18,7 @@ from leukos.rules.definitions import (
     evaluate,
     params_of,
     tls_laboratory,
+    walk,
 )
 
 __all__ = ["assess_tls"]
@@ -63,21 +64,12 @@ def _criterion(case: Case, crit: Criterion, inputs: CaseInputs, gaps: Gaps) -> t
     return met, w
 
 
-def _parts(p: Any):
-    yield p
-    for child in getattr(p, "parts", ()):
-        yield from _parts(child)
-    for attr in ("adult", "child"):
-        if hasattr(p, attr):
-            yield from _parts(getattr(p, attr))
-
-
 def _uses(p: Any, kind: type) -> bool:
-    return any(isinstance(x, kind) for x in _parts(p))
+    return any(isinstance(x, kind) for x in walk(p))
 
 
 def _first(p: Any, kind: type):
-    return next((x for x in _parts(p) if isinstance(x, kind)), None)
+    return next((x for x in walk(p) if isinstance(x, kind)), None)
 
 
 def _risk(case: Case, gaps: Gaps, renal: bool | None, chem_above_uln: bool | None) -> tuple[str | None, dict[str, Any]]:

@@ -134,15 +134,9 @@ class ScreenParams:
 
 
 def _compares(p):
-    from leukos.rules.definitions import Compare
+    from leukos.rules.definitions import Compare, walk
 
-    if isinstance(p, Compare):
-        yield p
-    for part in getattr(p, "parts", ()):
-        yield from _compares(part)
-    for attr in ("adult", "child"):
-        if hasattr(p, attr):
-            yield from _compares(getattr(p, attr))
+    return [x for x in walk(p) if isinstance(x, Compare)]
 
 
 def _epoch(col):

@@ -29,7 +29,7 @@ from leukos.rules._common import above, any3, threshold
 
 __all__ = ["Compare", "AboveReference", "Change", "AnyOf", "ByAge", "Criterion", "CountRule", "Inputs",
            "Predicate", "evaluate", "limit", "hyperleukocytosis_present", "tls_laboratory",
-           "pseudohyperkalaemia_possible", "count_met", "params_of", "CaseInputs", "TLS_INPUTS"]
+           "pseudohyperkalaemia_possible", "count_met", "params_of", "walk", "CaseInputs", "TLS_INPUTS"]
 
 
 @dataclass(frozen=True)
@@ -248,15 +248,20 @@ def pseudohyperkalaemia_possible() -> Predicate:
                   AboveReference("potassium")))
 
 
+def walk(p: Predicate):
+    """The predicate and all its parts, depth first."""
+    yield p
+    if isinstance(p, AnyOf):
+        for part in p.parts:
+            yield from walk(part)
+    elif isinstance(p, ByAge):
+        yield from walk(p.adult)
+        yield from walk(p.child)
+
+
 def params_of(p: Predicate) -> tuple[str, ...]:
     """The knowledge parameters a predicate reads (for the working and the citations)."""
-    if isinstance(p, Compare | Change):
-        return (p.param,)
-    if isinstance(p, AnyOf):
-        return tuple(dict.fromkeys(k for x in p.parts for k in params_of(x)))
-    if isinstance(p, ByAge):
-        return tuple(dict.fromkeys((*params_of(p.adult), *params_of(p.child))))
-    return ()
+    return tuple(dict.fromkeys(x.param for x in walk(p) if isinstance(x, Compare | Change)))
 
 
 class CaseInputs:
