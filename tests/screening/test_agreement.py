@@ -292,8 +292,12 @@ def test_spark_agrees_with_assess_and_duckdb(data, spark_backend):
     from leukos.screening.backends import connect_duckdb
 
     rows, births = data
+    # A fixed person with an episode (and a TLS picture), so that no generated case is empty.
+    rows = list(rows) + [Obs("fixed", BASE, "wbc", 250.0, "10*9/L"), Obs("fixed", BASE + timedelta(hours=6), "wbc",
+                                                                         300.0, "K/uL"),
+                         Obs("fixed", BASE, "potassium", 6.5, "mmol/L"), Obs("fixed", BASE, "uric_acid", 700.0, "umol/L")]
     figures = _agree(spark_backend, rows, births)
-    assert figures["episodes"] > 0
+    assert figures["episodes"] > 0 and figures["tls_laboratory=True"] > 0
     duck = connect_duckdb()
     try:
         params = ScreenParams.from_kb(KB, now=NOW)
