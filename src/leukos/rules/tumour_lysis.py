@@ -15,6 +15,7 @@ from leukos.rules.definitions import (
     Change,
     Criterion,
     count_met,
+    describe,
     evaluate,
     params_of,
     tls_laboratory,
@@ -30,7 +31,7 @@ def _criterion(case: Case, crit: Criterion, inputs: CaseInputs, gaps: Gaps) -> t
     """One laboratory criterion of the shared definition (:mod:`leukos.rules.definitions`): (met, working)."""
     analyte = inputs.resolve(crit.input)
     lv = case.lab(analyte)
-    w: dict[str, Any] = {"value": lab_working(lv), "rule": crit.rule}
+    w: dict[str, Any] = {"value": lab_working(lv), "rule": describe(crit.predicate, gaps.kb)}
     if analyte == "potassium_plasma":
         w["note"] = "plasma/whole-blood potassium used (serum potassium is prone to pseudohyperkalaemia)"
     keys = params_of(crit.predicate)

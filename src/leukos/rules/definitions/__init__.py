@@ -29,7 +29,7 @@ from leukos.rules._common import above, any3, threshold
 
 __all__ = ["Compare", "AboveReference", "Change", "AnyOf", "ByAge", "Criterion", "CountRule", "Inputs",
            "Predicate", "evaluate", "limit", "hyperleukocytosis_present", "tls_laboratory",
-           "pseudohyperkalaemia_possible", "count_met", "params_of", "walk", "CaseInputs", "TLS_INPUTS"]
+           "pseudohyperkalaemia_possible", "count_met", "params_of", "walk", "describe", "CaseInputs", "TLS_INPUTS"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,6 @@ class Criterion:
     name: str
     input: str
     predicate: Predicate
-    rule: str  # in words, for the working
 
 
 @dataclass(frozen=True)
@@ -220,8 +219,6 @@ def tls_laboratory(kb: KnowledgeBase) -> CountRule:
         calcium: Predicate = AnyOf((Compare("calcium", le, "tumour_lysis.calcium_max", "calcium"),
                                     Compare("ionized_calcium", le, "tumour_lysis.howard_ionized_calcium_max",
                                             "ionized_calcium")))
-        rules = {"uric_acid": "> limit (adult); > upper reference limit (child)", "potassium": "> limit",
-                 "phosphate": "> adult / child limit", "calcium": "total calcium or ionised calcium < limit"}
     else:
         change = "tumour_lysis.change_fraction"
         uric = AnyOf((Compare("uric_acid", ge, "tumour_lysis.uric_acid_min", "uric_acid"),
@@ -232,12 +229,8 @@ def tls_laboratory(kb: KnowledgeBase) -> CountRule:
                            Change("phosphate", change)))
         calcium = AnyOf((Compare("calcium", le, "tumour_lysis.calcium_max", "calcium"),
                          Change("calcium", change, falling=True)))
-        rules = {"uric_acid": ">= limit or a 25 % rise", "potassium": ">= limit or a 25 % rise",
-                 "phosphate": ">= adult / child limit or a 25 % rise", "calcium": "<= limit or a 25 % fall"}
-    criteria = (Criterion("uric_acid", "uric_acid", uric, rules["uric_acid"]),
-                Criterion("potassium", k, potassium, rules["potassium"]),
-                Criterion("phosphate", "phosphate", phosphate, rules["phosphate"]),
-                Criterion("calcium", "calcium", calcium, rules["calcium"]))
+    criteria = (Criterion("uric_acid", "uric_acid", uric), Criterion("potassium", k, potassium),
+                Criterion("phosphate", "phosphate", phosphate), Criterion("calcium", "calcium", calcium))
     return CountRule(criteria, "tumour_lysis.laboratory_min_criteria")
 
 
@@ -246,6 +239,30 @@ def pseudohyperkalaemia_possible() -> Predicate:
     TLS potassium criterion, or above the laboratory's upper reference limit."""
     return AnyOf((Compare("potassium", ">=", "tumour_lysis.potassium_min", "potassium"),
                   AboveReference("potassium")))
+
+
+def describe(p: Predicate, kb: KnowledgeBase) -> str:
+    """The predicate in words with its limits as the source prints them (for the working)."""
+    if isinstance(p, Compare):
+        prm = kb.param(p.param)
+        also = f" ({prm.also[0]:g} {prm.also[1]})" if prm.also else ""
+        return f"{_label(p.input, kb)} {p.op} {prm.value:g} {prm.unit}{also}"
+    if isinstance(p, AboveReference):
+        return f"{_label(p.input, kb)} above the laboratory's upper reference limit"
+    if isinstance(p, Change):
+        return f"a {float(kb.value(p.param)):.0%} {'fall' if p.falling else 'rise'} from baseline"
+    if isinstance(p, AnyOf):
+        return " or ".join(f"({describe(x, kb)})" if isinstance(x, ByAge) else describe(x, kb) for x in p.parts)
+    if isinstance(p, ByAge):
+        return f"adult: {describe(p.adult, kb)}; child: {describe(p.child, kb)}"
+    raise TypeError(f"not a predicate: {p!r}")
+
+
+def _label(name: str, kb: KnowledgeBase) -> str:
+    options = TLS_INPUTS.get(name, (name,))
+    if len(options) > 1:
+        return " if measured, else ".join(kb.analyte(a).label for a in options)
+    return kb.analyte(name).label
 
 
 def walk(p: Predicate):
