@@ -37,6 +37,7 @@ from leukos.screening.sources import read_source
 __all__ = ["ScreenOptions", "ScreenResult", "screen", "FORMATS"]
 
 FORMATS = ("omop", "mimic", "table")
+_CACHE_CLEAN = True  # keep the cleaned rows (read by the counts and the semi-join)
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,10 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
         params = params_future.result()
         factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb, default_units=options.default_units)
         with _Poller(backend, progress, "clean", None):
-            clean = clean_observations(obs, factor_table(factors, kb, backend), params).cache()
-            cached.append(clean)
+            clean = clean_observations(obs, factor_table(factors, kb, backend), params)
+            if _CACHE_CLEAN:
+                clean = clean.cache()
+                cached.append(clean)
             counts, persons = _counts(clean)
             unknown = unknown_units(clean).to_pyarrow().to_pylist()
         with _Poller(backend, progress, "episodes", None):
