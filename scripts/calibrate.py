@@ -1,46 +1,26 @@
-"""Reproducible calibration of the leukapheresis model (issue 4).
+"""Reproducible calibration and validation of the leukapheresis models (issues 4 and 10).
 
-    python scripts/calibrate.py [--data PATH] [--draws N] [--write]
+    python scripts/calibrate.py [--cv] [--write] [--data CSV] [--more-data CSV] [--yields-data CSV]
 
-Reads ``shared/data/leukapheresis_calibration.csv`` (default: beside the repository, i.e.
-``../shared/data``), fits the population priors (``leukos.apheresis.calibrate``), prints the fit
-per row, and with ``--write`` stores the values and the fit in
-``src/leukos/knowledge/data/rules/apheresis_calibration.toml`` so the package needs no shared/ at run time.
+A thin wrapper around ``leukos calibrate``: reads the published data bundled in
+``src/leukos/knowledge/data/apheresis``, fits the outcome model (validated leave-one-source-out with
+``--cv``) and the citrate slope, and with ``--write`` stores them in
+``src/leukos/knowledge/data/rules/apheresis_outcome_fit.toml`` and ``apheresis_calibration.toml``.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import hashlib
-import json
 import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "leukapheresis_calibration.csv"
-TARGET = REPO / "src" / "leukos" / "knowledge" / "data" / "rules" / "apheresis_calibration.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--draws", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--write", action="store_true", help="write the fitted values into the knowledge data")
-    ap.add_argument("--out", type=Path, default=TARGET)
-    args = ap.parse_args(argv)
-    from leukos.apheresis.calibrate import calibrate, calibration_toml
-    from leukos.knowledge import load_knowledge
+    from leukos.cli.main import app, register
 
-    raw = args.data.read_bytes()
-    rows = list(csv.DictReader(raw.decode("utf-8").splitlines()))
-    res = calibrate(load_knowledge(), rows, draws=args.draws, seed=args.seed)
-    print(json.dumps({"params": res.params, "rows": res.rows, "platelets": res.platelet_rows, "citrate": res.citrate},
-                     indent=1, default=str))
-    if args.write:
-        args.out.write_text(calibration_toml(res, data_sha256=hashlib.sha256(raw).hexdigest()), "utf-8")
-        print(f"wrote {args.out}", file=sys.stderr)
+    register()
+    try:
+        app(["calibrate", *(sys.argv[1:] if argv is None else argv)], standalone_mode=False)
+    except SystemExit as e:
+        return int(e.code or 0)
     return 0
 
 

@@ -139,3 +139,36 @@ def test_the_parser_never_crashes_on_text(text):
         load_case_text(text)
     except LeukosUserError:
         pass
+
+
+def test_mpn_mimic_fields_absolute_counts_genes_smear_and_marrow():
+    """docs/case-format.md: absolute counts in 10*9/L, gene results, smear and marrow findings."""
+    case = load_case_text("""
+labs: {wbc: "85.1 K/uL", monocytes_abs: "19.57 K/uL", neutrophils_abs: "25200 /uL"}
+findings:
+  genetics: {jak2: positive, calr: negative, mpl: negative, setbp1: positive, asxl1: unknown}
+  smear: {dysgranulopoiesis: true, teardrop_cells: false, leukoerythroblastosis: true}
+  marrow: {fibrosis_grade: 2}
+""")
+    assert case.value("monocytes_abs") == pytest.approx(19.57)
+    assert case.value("neutrophils_abs") == pytest.approx(25.2)
+    g = case.findings.gene
+    assert g("jak2") is GeneticResult.POSITIVE and g("calr") is GeneticResult.NEGATIVE
+    assert g("setbp1") is GeneticResult.POSITIVE and g("asxl1") is GeneticResult.UNKNOWN
+    sm = case.findings.smear
+    assert sm.dysgranulopoiesis is True and sm.teardrop_cells is False and sm.leukoerythroblastosis is True
+    assert case.findings.marrow.fibrosis_grade == 2
+
+
+@pytest.mark.parametrize("doc,field", [
+    ({"findings": {"marrow": {"fibrosis_grade": 4}}}, "findings.marrow.fibrosis_grade"),
+    ({"findings": {"marrow": {"fibrosis_grade": 1.5}}}, "findings.marrow.fibrosis_grade"),
+    ({"findings": {"smear": {"teardrop_cells": "many"}}}, "findings.smear.teardrop_cells"),
+    ({"findings": {"genetics": {"jak2": "V617F"}}}, "findings.genetics.jak2"),
+    ({"labs": {"monocytes_abs": 5000}}, "labs.monocytes_abs"),
+    ({"labs": {"monocytes_abs": "12 %"}}, "labs.monocytes_abs"),
+])
+def test_bad_mpn_mimic_fields_are_named(doc, field):
+    with pytest.raises(LeukosUserError) as exc:
+        case_from_dict(doc)
+    assert any(d.field.startswith(field) for d in exc.value.details), [d.field for d in exc.value.details]

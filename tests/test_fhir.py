@@ -115,6 +115,12 @@ OBSERVATION_ROWS = [
     ("2703-7", 58, "mm[Hg]", "pao2", 58.0, "codes.md 2703-7"),
     ("59408-5", 97, "%", "spo2", 97.0, "codes.md 59408-5 pulse oximetry"),
     ("1994-3", 1.15, "mmol/L", "ionized_calcium", 1.15, "codes.md 1994-3"),
+    ("742-7", 19.57, "10*3/uL", "monocytes_abs", 19.57, "codes.md 742-7 Monocytes [#/volume] automated"),
+    ("751-8", 13.2, "10*3/uL", "neutrophils_abs", 13.2, "codes.md 751-8 ANC automated"),
+    ("26499-4", 25200, "/uL", "neutrophils_abs", 25.2, "codes.md 26499-4; 25,200/uL = 25.2 x10^9/L"),
+    ("731-0", 150, "10*3/uL", "lymphocytes_abs", 150.0, "codes.md 731-0"),
+    ("711-2", 1.6, "10*9/L", "eosinophils_abs", 1.6, "codes.md 711-2"),
+    ("704-7", 3.4, "10*3/uL", "basophils_abs", 3.4, "codes.md 704-7"),
 ]
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "leukos"
-CORE = ["domain", "units.py", "knowledge", "rules", "apheresis", "errors.py"]
+CORE = ["domain", "units.py", "knowledge", "rules", "apheresis", "followup", "errors.py"]
 FORBIDDEN = ("typer", "rich", "click", "fastapi", "starlette", "jinja2", "uvicorn", "httpx", "duckdb", "ibis",
              "pyspark", "pandas", "pyarrow", "fhir", "fhir_core", "yaml", "leukos.cli", "leukos.service",
              "leukos.screening", "leukos.interop", "matplotlib", "plotly", "sqlite3", "requests")

@@ -12,7 +12,7 @@ The factor for each (analyte, unit) pair is computed once and cached, so the per
 is a dictionary look-up. An unknown unit or a unit of the wrong dimension raises
 :class:`~leukos.errors.UnitError` naming the field, the unit and the units that would work.
 
-References: UCUM (https://ucum.org/ucum); shared/reference/interop-and-stack.md §3.
+References: UCUM (https://ucum.org/ucum).
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ from leukos.interop.case_format import case_from_dict
 from leukos.knowledge import load_knowledge
 
 REPO = Path(__file__).resolve().parents[2]
-CALIBRATION_CSV = REPO.parent / "shared" / "data" / "leukapheresis_calibration.csv"
+DATA = REPO / "src" / "leukos" / "knowledge" / "data" / "apheresis"
+CALIBRATION_CSV = DATA / "leukapheresis_calibration.csv"
+OUTCOMES_MORE_CSV = DATA / "leukapheresis_outcomes_more.csv"
+YIELDS_CSV = DATA / "collection_yields.csv"
 
 
 def kb():

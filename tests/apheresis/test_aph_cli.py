@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from leukos.cli.main import app, register
 
-from .helpers import CALIBRATION_CSV, REPO
+from .helpers import CALIBRATION_CSV, REPO, kb
 
 register()
 runner = CliRunner()
@@ -78,6 +78,26 @@ def test_simulate_json_and_plots(tmp_path):
     page = html.read_text("utf-8")
     # plotly.js inlined (4+ MB), no <script src=...> from a CDN
     assert "<script src=" not in page and "<script" in page and len(page) > 1_000_000
+
+
+def test_cli_and_api_simulate_return_the_same_course():
+    """One summary for every surface: `leukos simulate --format json` and /api/simulate's adapter both
+    return simulate_course(...).to_dict() (the API adds the plan's citations). With one draw (the median
+    parameters) the course is deterministic, so the two must agree value for value."""
+    from leukos.cli.inputs import read_case
+    from leukos.service.apheresis_adapter import simulate_dict
+
+    r = runner.invoke(app, ["simulate", AML, "--draws", "1", "--hours-after", "12", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    cli = json.loads(r.output)
+    k = kb()
+    api = json.loads(json.dumps(simulate_dict(read_case(AML, k), {"draws": 1, "hours_after": 12.0}, k)))
+    assert api.pop("citations")
+    assert api == cli
+    # the summary's end-of-run count is the course's value at the end of the session
+    end = cli["times_min"].index(min(cli["times_min"], key=lambda t: abs(t - cli["session_ends_min"][0])))
+    assert abs(cli["wbc_10e9_per_l"]["median"][end] - cli["summary"]["post_wbc_10e9_per_l"]["median"]) < 0.5
+    assert "next_morning_wbc_10e9_per_l" in api["summary"]
 
 
 def test_calibrate_command_reports_fit():

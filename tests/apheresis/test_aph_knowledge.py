@@ -22,6 +22,17 @@ def test_table_citations_resolve():
     assert not missing
 
 
+def test_outcome_annotations_cite_resolvable_sources():
+    kb = load_knowledge()
+    ann = kb.table("apheresis_outcomes")
+    keys = list(_citation_lists(dict(ann)))
+    assert len(keys) >= 25
+    assert not sorted({k for k in keys if k not in kb.citations})
+    # every annotated row says how it is used: scored, or shown with a reason
+    for rid, r in ann["wbc_rows"].items():
+        assert r["scored"] or r.get("reason"), rid
+
+
 def test_apheresis_parameters_are_complete():
     kb = load_knowledge()
     params = [p for k, p in kb.parameters.items() if k.startswith(("apheresis.", "apheresis_calibration."))]

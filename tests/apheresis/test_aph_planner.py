@@ -136,9 +136,10 @@ def test_plan_is_reproducible():
 def test_plan_with_an_observed_session_updates_the_next_prediction():
     p = _plan(observed_pre_wbc_10e9_per_l=250, observed_post_wbc_10e9_per_l=200)
     up = p.to_dict()["patient_update"]
-    # a smaller fall than predicted lowers this patient's efficiency and raises the next post count
-    assert up["e0_posterior"]["median"] < up["e0_prior"]["median"]
-    assert up["next_session"]["post_wbc_10e9_per_l"]["median"] > up["next_session"]["prior_post_wbc_10e9_per_l"]["median"]
+    # a smaller fall than predicted lowers this patient's log-fall and raises the next post count
+    assert up["log_k_posterior"]["mean"] < up["log_k_prior"]["mean"]
+    assert (up["next_session_this_patient"]["end_of_run_wbc_10e9_per_l"]["median"]
+            > up["next_session_population"]["end_of_run_wbc_10e9_per_l"]["median"])
     with pytest.raises(LeukosUserError) as e:
         _plan(observed_pre_wbc_10e9_per_l=250)
     assert "observed_post" in str(e.value)

@@ -147,4 +147,4 @@ def test_pdf_report_of_an_example(dev_client):
     assert 'filename="leukos-report-demo-aml-01.pdf"' in r.headers["content-disposition"]
     html = dev_client.post("/ui/report?format=html", data={"example": "01-aml-leukostasis.yaml"}).text
     assert "does not replace clinical judgement" in html and "Findings by urgency" in html
-    assert "References" in html and "Working" in html
+    assert "Values used" in html and "Sources" in html and "Signature" in html

@@ -5,16 +5,21 @@ is not in this build — is allowed and named."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from leukos.registry import RegistrySettings
 from leukos.service.app import create_app
 from leukos.service.settings import ServiceSettings
 
 from .conftest import EXAMPLES
 
 APP = create_app(ServiceSettings(auth_disabled=True, examples_dir=EXAMPLES))
+APP.state.registry_settings = RegistrySettings(data_dir=Path(tempfile.mkdtemp(prefix="leukos-fuzz-")))  # not ./leukos-data
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

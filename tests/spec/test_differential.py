@@ -39,6 +39,9 @@ def case(labs: dict[str, Any] | None = None, **findings: Any):
     return case_from_dict({"labs": labs or {}, "findings": findings})
 
 
+LEUKAEMIAS = {"AML", "ALL", "CML", "CML_CP", "CML_AP", "CML_BP", "CLL"}
+
+
 def family(code: str) -> str:
     return "CML" if code.startswith("CML") else code
 
@@ -418,8 +421,14 @@ def test_empty_only_with_normal_wbc_and_no_tissue():
 
 
 def test_incomplete_case_ranks_what_it_can_and_says_what_would_change():
+    # Within the leukemoid range (50-100, clinical.md §1) the commonest cause leads (Reding 1998);
+    # above it, the count itself points to a leukaemia (issue 9: magnitude is graded evidence).
+    d80 = differential(case({"wbc": 80}), KB)
+    assert d80 and d80[0].code == "LEUKEMOID_REACTIVE"
     d = differential(case({"wbc": 150}), KB)
-    assert d and d[0].code == "LEUKEMOID_REACTIVE"  # tie-break: the commonest cause (Reding 1998)
+    assert d and d[0].code in LEUKAEMIAS
+    codes = [e.code for e in d]
+    assert codes.index("LEUKEMOID_REACTIVE") > codes.index("CML")
     assert all(e.likelihood != "high" for e in d)
     cml = entry(d, "CML")
     assert any("BCR::ABL1 positive" in w for w in cml.would_change)

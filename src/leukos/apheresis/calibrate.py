@@ -1,24 +1,15 @@
 """Fit the population priors of the removal model to published per-procedure outcomes.
 
 Pure computation: the caller (``scripts/calibrate.py`` or ``leukos calibrate``) reads the CSV
-(``shared/data/leukapheresis_calibration.csv``) and writes the result
+(``knowledge/data/apheresis/leukapheresis_calibration.csv``) and writes the result
 (:func:`calibration_toml`) into ``knowledge/data/rules/apheresis_calibration.toml``.
 
-What is fitted (apheresis.md §7.3, §8):
-
-* ``e0``, ``c_half_10e9_per_l``, ``e0_logit_sd`` — per-pass efficiency E = E0/(1 + C/C½) with
-  between-patient logit-normal spread — to the mean and SD of the per-procedure WBC fall of the
-  continuous-flow rows (C1-C4), by Nelder–Mead on the Monte Carlo mean (common random numbers);
-* ``ica_citrate_slope`` — to Bolan 2001's iCa −33 % at 1.6 mg/kg/min for 90 min (closed form);
-* ``e_platelet``, ``e_platelet_logit_sd`` — to the platelet falls of Lee 2014 (−16.5 %) and the
-  1994 COBE series (−27 ± 18 %).
-
-E0 alone is poorly identified by four rows (it drifts to the bound 0.99 with a small C½), so the
-objective adds a weak prior on E0 centred on the published Optia CE1 (53.7 ± 19.8 %, Lopert 2023):
-one prior SD costs as much as a 5-point miss on a row's mean (``PRIOR_WEIGHT``).
-
-Rows are weighted equally (one source, one vote); each row's unreported inputs (volume, TBV,
-pre-count) are the assumptions of ``[calibration.rows]`` in ``rules/apheresis.toml``.
+What is fitted here: only the iCa-citrate slope, to Bolan 2001's iCa -33 % at 1.6 mg/kg/min for
+90 min (closed form), checked against Bauer 2005. The leukocyte and platelet removal efficiencies
+come from the outcome model validated leave-one-source-out (``leukos.apheresis.validate``,
+``rules/apheresis_outcome_fit.toml``); this module reports how the simulator, run with them,
+reproduces the calibration rows C1-C4 (a check, not a fit). Each row's unreported inputs (volume,
+TBV, pre-count) are the assumptions of ``[calibration.rows]`` in ``rules/apheresis.toml``.
 """
 
 from __future__ import annotations
@@ -38,8 +29,7 @@ from leukos.knowledge import KnowledgeBase
 
 __all__ = ["CalibrationResult", "calibrate", "calibration_toml", "row_predictions", "citrate_fit"]
 
-PRIOR_WEIGHT = 25.0  # (percentage points)^2 per SD^2 of the E0 prior
-FIT_KEYS = ("e0", "c_half_10e9_per_l", "e0_logit_sd", "e_platelet", "e_platelet_logit_sd", "ica_citrate_slope")
+FIT_KEYS = ("ica_citrate_slope",)
 
 
 @dataclass(frozen=True)
@@ -143,35 +133,6 @@ def row_predictions(kb: KnowledgeBase, rows: list[dict[str, Any]], n: int, seed:
     return res
 
 
-def _objective_wbc(x, kb, rows, n, seed):
-    e0, ch, sd = math.exp(x[0]), math.exp(x[1]), math.exp(x[2])
-    if not (0.02 < e0 < 0.98 and 5 < ch < 1e5 and 0.01 < sd < 4):
-        return 1e6
-    pred = row_predictions(_with(kb, {"e0": e0, "c_half_10e9_per_l": ch, "e0_logit_sd": sd}), rows, n, seed)
-    # weak prior: E0 near the published Optia CE1 53.7 +/- 19.8 % (Lopert 2023); one SD costs as much as a
-    # 5-point miss of a row's mean fall (software choice, see module docstring)
-    prior = kb.table("apheresis")["calibration"]["e0_prior"]
-    err = PRIOR_WEIGHT * ((e0 - prior["mean"]) / prior["sd"]) ** 2
-    for r, p in zip(rows, pred, strict=True):
-        err += (p["mean"] - r["observed_pct"]) ** 2
-        if r["observed_sd"]:
-            err += (p["sd"] - r["observed_sd"]) ** 2
-    return err
-
-
-def _objective_plt(x, kb, rows, n, seed):
-    ep, sd = math.exp(x[0]), math.exp(x[1])
-    if not (0.0001 < ep < 0.98 and 0.01 < sd < 4):
-        return 1e6
-    pred = row_predictions(_with(kb, {"e_platelet": ep, "e_platelet_logit_sd": sd}), rows, n, seed)
-    err = 0.0
-    for r, p in zip(rows, pred, strict=True):
-        err += (p["plt_mean"] - r["platelets_obs_pct"]) ** 2
-        if r["platelets_sd"]:
-            err += (p["plt_sd"] - r["platelets_sd"]) ** 2
-    return err
-
-
 BOLAN_ICA_FALL_PCT = 33.0
 
 
@@ -206,42 +167,26 @@ def citrate_fit(kb: KnowledgeBase, n: int = 200, seed: int = 0) -> tuple[float, 
              "setting": f"1.6 mg/kg/min ACD-A citrate for 90 min, {weight:g} kg, iCa0 {ica0} (assumed)",
              "observed_ica_fall_pct": BOLAN_ICA_FALL_PCT,
              "fitted_ica_citrate_slope": round(slope, 4),
-             "predicted_ica_fall_pct": {"p05": round(q[0], 1), "median": round(q[1], 1), "p95": round(q[2], 1)},
+             "predicted_ica_fall_pct": {"p05": round(float(q[0]), 1), "median": round(float(q[1]), 1), "p95": round(float(q[2]), 1)},
              "citrate_rise_45_to_90_min_mmol_per_l": round(still_rising, 3),
              "bauer_observed_peak_mmol_per_l": "1.19-1.24",
-             "bauer_predicted_steady_state_mmol_per_l": {"p05": round(qb[0], 2), "median": round(qb[1], 2),
-                                                          "p95": round(qb[2], 2)},
+             "bauer_predicted_steady_state_mmol_per_l": {"p05": round(float(qb[0]), 2), "median": round(float(qb[1]), 2),
+                                                          "p95": round(float(qb[2]), 2)},
              "note": "Slope fitted (closed form) to Bolan's median; Vd 0.2 L/kg [assumption] and CL 0.35-0.7 L/min kept. "
                      "Bauer's peak is matched only at the low end of CL (0.35 L/min, his controls)."}
     return slope, check
 
 
-def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws: int = 300, seed: int = 7,
-              maxiter: int = 120) -> CalibrationResult:
-    """Fit E0, C½, the E spread and the platelet efficiency; return the values and the per-row fit."""
-    from scipy.optimize import minimize
-
+def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws: int = 300, seed: int = 7) -> CalibrationResult:
+    """Fit the iCa-citrate slope; report the simulator's falls for the calibration rows (a check)."""
     rows = _row_inputs(kb, csv_rows, draws, seed)
-    fit_rows = [r for r in rows if r["fit"] and r["observed_pct"] is not None]
-    x0 = np.log([kb.value("apheresis_calibration.e0"), kb.value("apheresis_calibration.c_half_10e9_per_l"),
-                 kb.value("apheresis_calibration.e0_logit_sd")])
-    r1 = minimize(_objective_wbc, x0, args=(kb, fit_rows, draws, seed), method="Nelder-Mead",
-                  options={"maxiter": maxiter, "xatol": 1e-3, "fatol": 1e-3})
-    e0, ch, sd = (float(v) for v in np.exp(r1.x))
-    kb1 = _with(kb, {"e0": e0, "c_half_10e9_per_l": ch, "e0_logit_sd": sd})
-    plt_rows = [r for r in rows if r["platelets_obs_pct"] is not None]
-    x1 = np.log([kb.value("apheresis_calibration.e_platelet"), kb.value("apheresis_calibration.e_platelet_logit_sd")])
-    r2 = minimize(_objective_plt, x1, args=(kb1, plt_rows, draws, seed), method="Nelder-Mead",
-                  options={"maxiter": maxiter // 2, "xatol": 1e-3, "fatol": 1e-3})
-    ep, psd = (float(v) for v in np.exp(r2.x))
-    kb2 = _with(kb1, {"e_platelet": ep, "e_platelet_logit_sd": psd})
-    slope, cit = citrate_fit(kb2)
-    kb2 = _with(kb2, {"ica_citrate_slope": slope})
+    slope, cit = citrate_fit(kb)
+    kb2 = _with(kb, {"ica_citrate_slope": slope})
     pred = row_predictions(kb2, rows, draws, seed)
     out_rows = []
     for r, p in zip(rows, pred, strict=True):
         out_rows.append({
-            "id": r["id"], "csv_row": r["csv_row"], "fitted": bool(r["fit"]), "group": r["group"],
+            "id": r["id"], "csv_row": r["csv_row"], "group": r["group"],
             "blood_volumes": round(r["blood_volumes"], 2), "tbv_l": round(r["tbv_l"], 2), "precount": r["pre_note"],
             "observed_pct": r["observed_pct"], "predicted_pct": round(p["mean"], 1),
             "residual_pct_points": None if r["observed_pct"] is None else round(p["mean"] - r["observed_pct"], 1),
@@ -252,27 +197,15 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
     plt_out = [{"id": r["id"], "observed_pct": round(r["platelets_obs_pct"], 1), "predicted_pct": round(p["plt_mean"], 1),
                 "observed_sd": r["platelets_sd"], "predicted_sd": round(p["plt_sd"], 1)}
                for r, p in zip(rows, pred, strict=True) if r["platelets_obs_pct"] is not None]
-    return CalibrationResult(params={"e0": e0, "c_half_10e9_per_l": ch, "e0_logit_sd": sd, "e_platelet": ep,
-                                     "e_platelet_logit_sd": psd, "ica_citrate_slope": slope},
-                             rows=tuple(out_rows), platelet_rows=tuple(plt_out), citrate=cit,
-                             objective=float(r1.fun), draws=draws, seed=seed)
+    return CalibrationResult(params={"ica_citrate_slope": slope}, rows=tuple(out_rows), platelet_rows=tuple(plt_out),
+                             citrate=cit, objective=0.0, draws=draws, seed=seed)
 
 
 _NOTES = {
-    "e0": ("1", "Per-pass leukocyte removal efficiency at low count, E = E0/(1 + C/C_half)."),
-    "c_half_10e9_per_l": ("10*9/L", "Count at which E is halved (E falls as count/leukocrit rise, apheresis.md §7.3a)."),
-    "e0_logit_sd": ("1", "Between-patient logit-scale SD of E0, fitted to the reported SDs of % fall (16-21 points)."),
-    "e_platelet": ("1", "Per-pass platelet removal efficiency."),
-    "ica_citrate_slope": ("1", "iCa fall per mmol/L rise in plasma citrate (first-pass coupling; apheresis.md §5.4 derives ~0.3), "
+    "ica_citrate_slope": ("1", "iCa fall per mmol/L rise in plasma citrate (first-pass coupling; the reference notes derive ~0.3), "
                           "fitted to Bolan 2001's -33 % at 1.6 mg/kg/min for 90 min."),
-    "e_platelet_logit_sd": ("1", "Between-patient logit-scale SD of the platelet efficiency."),
 }
-_SOURCES = {"e0": ["leukos_calibration", "lopert2023", "lee2014", "jca1994_flow", "chekol2012"],
-            "c_half_10e9_per_l": ["leukos_calibration", "lee2014", "chekol2012", "lopert2023", "jca1994_flow"],
-            "e0_logit_sd": ["leukos_calibration", "lopert2023", "lee2014", "jca1994_flow"],
-            "e_platelet": ["leukos_calibration", "lee2014", "jca1994_flow"],
-            "e_platelet_logit_sd": ["leukos_calibration", "jca1994_flow"],
-            "ica_citrate_slope": ["leukos_calibration", "bolan2001", "apheresis_md_derived"]}
+_SOURCES = {"ica_citrate_slope": ["leukos_calibration", "bolan2001", "apheresis_md_derived"]}
 
 
 def _toml_value(v: Any) -> str:
@@ -289,15 +222,14 @@ def _toml_value(v: Any) -> str:
 def calibration_toml(res: CalibrationResult, *, data_sha256: str) -> str:
     """The knowledge-data file with the fitted values and the fit report (provenance included)."""
     lines = ["# GENERATED by scripts/calibrate.py (leukos calibrate --write): do not edit by hand.",
-             f"# Data: shared/data/leukapheresis_calibration.csv sha256 {data_sha256}",
-             f"# Monte Carlo draws {res.draws}, seed {res.seed}; WBC objective {res.objective:.2f} (pct-points^2).", ""]
+             f"# Data: knowledge/data/apheresis/leukapheresis_calibration.csv sha256 {data_sha256}",
+             f"# Monte Carlo draws {res.draws}, seed {res.seed}. Rows: the simulator's check against C1-C4 (not fitted).", ""]
     for k in FIT_KEYS:
         unit, note = _NOTES[k]
         lines += [f"[params.{k}]", f"value = {_toml_value(res.params[k])}", f'unit = "{unit}"', 'status = "U"',
                   "citations = [" + ", ".join(f'"{c}"' for c in _SOURCES[k]) + "]",
                   f"note = {_toml_value(note + ' Fitted by leukos, not a published value.')}", ""]
-    lines += ["[fit]", f'data_sha256 = "{data_sha256}"', f"draws = {res.draws}", f"seed = {res.seed}",
-              f"objective = {_toml_value(res.objective)}", ""]
+    lines += ["[fit]", f'data_sha256 = "{data_sha256}"', f"draws = {res.draws}", f"seed = {res.seed}", ""]
     for r in res.rows:
         lines.append("[[fit.rows]]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in r.items()]

@@ -19,6 +19,13 @@ import numpy as np
 from leukos import __version__
 from leukos.apheresis.blood_volume import estimate_tbv
 from leukos.apheresis.model import PatientState
+from leukos.apheresis.patient import (
+    ObservedSession,
+    disease_group,
+    patient_prior,
+    predict_next_session,
+    update_patient_params,
+)
 from leukos.apheresis.plan import CALCIUM_MODES, GOALS, PlanOptions, ProcedurePlan, ProcedureSettings
 from leukos.apheresis.simulate import (
     kinetics_group,
@@ -26,7 +33,6 @@ from leukos.apheresis.simulate import (
     sessions_to_target,
     simulate,
     summarise,
-    update_patient,
 )
 from leukos.domain.assessment import Assessment
 from leukos.domain.case import Case
@@ -48,7 +54,9 @@ def _device(kb: KnowledgeBase, name: str) -> dict[str, Any]:
 
 
 def _in(problems: list, field_: str, value: float, lo: float, hi: float, unit: str, fix: str) -> None:
-    if not (lo <= value <= hi) or math.isnan(value):
+    # compare at 1e-9 relative: a volume capped at the maximum run time must not fail on rounding
+    tol = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    if not (lo - tol <= value <= hi + tol) or math.isnan(value):
         problems.append(ErrorDetail(field_, round(value, 3) if isinstance(value, float) else value,
                                     f"{lo:g}-{hi:g} {unit}", fix))
 
@@ -275,6 +283,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         bv_max = min(bv_max, bv_time)
         coll, blood_volumes = _collection(options, kb, dev, tbv, weight, blood_volumes, bv_max,
                                           explicit=options.blood_volumes is not None or options.volume_l is not None)
+        coll["multi_day_plan"] = _multi_day(kb, coll, bv_max, tbv, q_wb_ml_min, seed=int(_p(kb, "random_seed")))
         citations += coll["citations"]
 
     settings, fw = procedure_settings(tbv_l=tbv, weight_kg=weight, options=options, kb=kb, device_name=dev_name,
@@ -319,6 +328,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
     if lk.apl_suspected or lk.contraindications:
         contraindications.extend(lk.contraindications or ("APL known or suspected: leukapheresis is contraindicated.",))
         citations += list(lk.citations)
+    warnings += [f"Caution before leukapheresis: {c}" for c in lk.cautions]
     if options.vascular_access is False:
         contraindications.append("No vascular access suitable for apheresis: place a femoral apheresis/dialysis catheter first.")
     elif options.vascular_access is None:
@@ -339,7 +349,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
     if wbc is not None and wbc > _p(kb, "leukocrit_wbc_threshold"):
         warnings.append(f"WBC {wbc:g} ×10⁹/L > {_p(kb, 'leukocrit_wbc_threshold'):g}: the leukocrit matters - subtract it "
                         "from Hct-based plasma volume; height/weight formulas may underestimate the blood volume "
-                        "(Chekol 2012); removal efficiency is lower at extreme counts.")
+                        "(Chekol 2012). A lower removal efficiency at extreme counts was not confirmed on published sessions.")
         citations.append("chekol2012")
     plt = case.value("platelets")
     plt_lo = kb.value("management.platelet_threshold_non_apl_low")
@@ -357,8 +367,9 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
     group = kinetics_group(kb, diagnosis)
     n = options.draws or _p(kb, "plan_draws")
     params = sample_params(kb, diagnosis=diagnosis, weight_kg=weight, n=n, seed=options.seed,
-                           liver_dysfunction=options.liver_dysfunction)
-    predicted = summarise(settings, pat, params)
+                           liver_dysfunction=options.liver_dysfunction, procedure=(settings, pat))
+    predicted = summarise(settings, pat, params,
+                          next_morning_h=None if collection else kb.value("apheresis_outcomes.next_morning_hours_after_end"))
     cal_opts = []
     for mode in CALCIUM_MODES:
         s_mode = replace(settings, calcium_prophylaxis=mode,
@@ -374,16 +385,27 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
             "nadir_ionized_calcium_mmol_per_l": {"p05": round(float(nad[0]), 2), "median": round(float(nad[1]), 2)},
             "citations": {"none": [], "gluconate_per_litre": ["weinstein1996"], "continuous": ["buchta2003"]}[mode]}))
     unverified += ["apheresis_calibration.ica_citrate_slope (fitted to one study)", "apheresis.citrate_vd_l_per_kg", "apheresis.fluid_retained_fraction",
-                   "apheresis_calibration (fitted E, status U)", f"disease kinetics '{group}' priors"]
+                   "apheresis_outcome_fit (removal efficiency fitted to published sessions, status U)", f"disease kinetics '{group}' priors"]
     nadir_med = predicted["nadir_ionized_calcium_mmol_per_l"]["median"]
     if nadir_med < _p(kb, "ica_symptom_threshold_mmol_per_l"):
         warnings.append(f"Predicted nadir iCa {nadir_med} mmol/L < {_p(kb, 'ica_symptom_threshold_mmol_per_l')} with "
                         f"prophylaxis '{settings.calcium_prophylaxis}': choose calcium prophylaxis.")
     stt = None
     if collection:
-        for k in ("post_wbc_10e9_per_l", "pct_reduction", "ce1_pct", "ce2_pct", "product_cells_10e9"):
+        for k in ("post_wbc_10e9_per_l", "pct_reduction", "ce1_pct", "ce2_pct", "product_cells_10e9",
+                  "next_morning_wbc_10e9_per_l", "next_morning_hours_after_end"):
             predicted.pop(k, None)
     else:
+        outcome = predict_next_session(patient_prior(kb, diagnosis=diagnosis), pre_wbc_10e9_per_l=float(wbc),
+                                       blood_volumes=settings.blood_volumes, seed=int(_p(kb, "random_seed")))
+        predicted["wbc_outcome_model"] = outcome.to_dict() | {
+            "validated": "end of run: checked against published sessions it was not fitted to (leave one source out); "
+                         "next morning: not validated (no published next-morning counts without cytoreduction)"}
+        citations.append("leukos_outcome_model")
+        grp = kb.table("apheresis_outcomes")["groups"][disease_group(kb, diagnosis)]
+        if grp.get("caution"):
+            warnings.append(grp["caution"])
+            citations += list(grp["caution_citations"])
         target = options.target_wbc_10e9_per_l or _p(kb, "target_wbc_10e9_per_l")
         if not target > 0:
             raise LeukosUserError(ErrorDetail("target", target, "a positive count in 10^9/L", "give e.g. --target 100"))
@@ -399,7 +421,8 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         citations.append("leukos_calibration")
     plt_post = predicted.get("platelets_post_10e9_per_l")
     if plt_post is not None and plt_post["median"] < plt_lo:
-        warnings.append(f"Predicted platelets after the run {plt_post['median']} ×10⁹/L < {plt_lo:g}: plan a transfusion.")
+        warnings.append(f"Caution before leukapheresis: predicted platelets after the run {plt_post['median']} ×10⁹/L "
+                        f"< {plt_lo:g}: plan a platelet transfusion.")
     bits = {"ecv_pct": ecv_pct, "ecv_thr": ecv_thr, "cir": cir, "cir_lim": lim, "nadir": f"{nadir_med} mmol/L",
             "plt_post": None if plt_post is None else f"{plt_post['median']} ×10⁹/L"}
     checklist = _checklist(kb, bits)
@@ -436,13 +459,73 @@ def _update(options: PlanOptions, kb: KnowledgeBase, settings: ProcedureSettings
         raise LeukosUserError(ErrorDetail(missing, None, "both the pre and the post count of the completed session",
                                           "give --observed-pre and --observed-post"),
                               title="The completed session cannot be used")
-    prior = sample_params(kb, diagnosis=diagnosis, weight_kg=weight, n=max(2000, options.draws or 0), seed=options.seed,
-                          liver_dysfunction=options.liver_dysfunction)
-    up = update_patient(settings, pat, prior, observed_pre_10e9_per_l=pre, observed_post_10e9_per_l=post,
-                        volume_processed_l=options.observed_volume_l, log_sd=_p(kb, "wbc_measurement_log_sd"),
-                        interval_h=_p(kb, "session_interval_h"), next_blood_volumes=settings.blood_volumes,
-                        seed=int(_p(kb, "random_seed")))
-    return up.to_dict()
+    if not (isinstance(pre, (int, float)) and pre > 0 and isinstance(post, (int, float)) and post > 0):
+        raise LeukosUserError([ErrorDetail(f, v, "a positive count in 10^9/L", "give the measured count")
+                               for f, v in (("observed_pre_wbc_10e9_per_l", pre), ("observed_post_wbc_10e9_per_l", post))
+                               if not (isinstance(v, (int, float)) and v > 0)], title="The completed session cannot be used")
+    if post > 10 * pre:
+        raise LeukosUserError(ErrorDetail("observed_post_wbc_10e9_per_l", post, f"at most 10 × the pre count ({pre:g})",
+                                          "check the counts and their units"), title="The completed session cannot be used")
+    vol = options.observed_volume_l
+    if vol is not None and not (0 < vol <= settings.tbv_l * 5):
+        raise LeukosUserError(ErrorDetail("volume_processed_l", vol, f"0-{settings.tbv_l * 5:.1f} L (≤ 5 TBV)",
+                                          "give the whole-blood volume processed in litres"),
+                              title="The completed session cannot be used")
+    done_bv = vol / settings.tbv_l if vol else settings.blood_volumes
+    prior = patient_prior(kb, diagnosis=diagnosis)
+    posterior = update_patient_params(prior, [ObservedSession(pre, post, done_bv)])
+    next_pre = pat.wbc_10e9_per_l if isinstance(pat.wbc_10e9_per_l, (int, float)) else post
+    seed = int(_p(kb, "random_seed"))
+    pop = predict_next_session(prior, pre_wbc_10e9_per_l=float(next_pre), blood_volumes=settings.blood_volumes, seed=seed)
+    own = predict_next_session(posterior, pre_wbc_10e9_per_l=float(next_pre), blood_volumes=settings.blood_volumes, seed=seed)
+    done_pop = predict_next_session(prior, pre_wbc_10e9_per_l=pre, blood_volumes=done_bv, seed=seed)
+    warnings = []
+    if not (done_pop.end_of_run["p05"] <= post <= done_pop.end_of_run["p95"]):
+        warnings.append(f"The observed post count {post:g} ×10⁹/L lies outside the population's 90 % band "
+                        f"({done_pop.end_of_run['p05']:g}-{done_pop.end_of_run['p95']:g}): check the counts, their timing "
+                        "and the volume; the patient's own prediction follows the observation.")
+    if post >= pre:
+        warnings.append("The count did not fall during the completed session (sampling time, mobilisation, "
+                        "proliferation or dilution): the next session is predicted to lower it little.")
+    return {"observed": {"pre_wbc_10e9_per_l": pre, "post_wbc_10e9_per_l": post, "blood_volumes": round(done_bv, 2)},
+            "completed_session_population_band": dict(done_pop.end_of_run),
+            "log_k_prior": {"mean": round(prior.mean_log_k, 3), "sd": round(prior.sd_persistent, 3)},
+            "log_k_posterior": {"mean": round(posterior.mean_log_k, 3), "sd": round(posterior.sd_log_k, 3)},
+            "next_session_population": pop.to_dict(), "next_session_this_patient": own.to_dict(),
+            "warnings": warnings, "working": list(own.working),
+            "method": "grid posterior of the patient's per-blood-volume log-fall (leukos.apheresis.patient)"}
+
+
+def _multi_day(kb: KnowledgeBase, coll: dict[str, Any], bv_per_day: float, tbv: float, q_wb_ml_min: float, *,
+               seed: int) -> dict[str, Any]:
+    """Daily collections at the most one session allows: days needed and P(target reached by day N).
+
+    CE varies between patients as logit-normal around the device CE2 with the between-source SD
+    of the validated CE model (leave-one-source-out: the device profile's CE2 was the better centre).
+    The precount is assumed unchanged from day to day (no data on day-to-day mobilisation).
+    """
+    days = int(kb.value("apheresis_outcomes.collection_days_max"))
+    sd = math.sqrt(kb.value("apheresis_outcome_fit.ce_tau") ** 2 + kb.value("apheresis_outcome_fit.ce_mu_var"))
+    ce0 = coll["ce2"]
+    rng = np.random.default_rng(seed)
+    ce = 1.0 / (1.0 + np.exp(-(math.log(ce0 / (1 - ce0)) + sd * rng.standard_normal(4000))))
+    per_day = ce * coll["precount_per_ul"] * 1e6 * bv_per_day * tbv
+    need_days = np.ceil(coll["target_cells"] / per_day)
+    prob = [round(100.0 * float(np.mean(need_days <= d)), 1) for d in range(1, days + 1)]
+    med = float(np.median(need_days))
+    central = coll["target_cells"] / (ce0 * coll["precount_per_ul"] * 1e6 * bv_per_day * tbv)
+    return {
+        "blood_volumes_per_day": round(bv_per_day, 2), "volume_per_day_l": round(bv_per_day * tbv, 2),
+        "duration_per_day_min": round(bv_per_day * tbv * 1000.0 / q_wb_ml_min),
+        "days_needed_at_central_ce": max(1, math.ceil(central - 1e-9)),
+        "days_needed_median": int(med) if med <= days else f"> {days}",
+        "probability_by_day_pct": prob,
+        "working": [f"Per day: {bv_per_day:.2f} TBV = {bv_per_day * tbv:.2f} L (the most one session allows: device run "
+                    f"target and maximum run time) at {q_wb_ml_min:.0f} mL/min.",
+                    f"CE2 {ce0:g} (device profile) with between-source logit SD {sd:.2f} (validated CE model); "
+                    "precount assumed the same every day."],
+        "citations": ["leukos_outcome_model", "transfusion2018_cart_children"],
+    }
 
 
 def _q_wb_ml_per_min(dev: dict[str, Any], options: PlanOptions, tbv: float) -> float:

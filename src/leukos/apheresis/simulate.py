@@ -1,4 +1,4 @@
-"""Simulation of a planned procedure: time course, uncertainty, sessions to target, per-patient updating.
+"""Simulation of a planned procedure: time course, uncertainty, sessions to target.
 
 All Monte Carlo draws are integrated together as numpy arrays (``model.integrate``); no
 Python loop over draws or solver calls.
@@ -7,9 +7,7 @@ Python loop over draws or solver calls.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +19,7 @@ from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.knowledge import KnowledgeBase
 
 __all__ = ["Trajectory", "simulate", "sample_params", "median_params", "kinetics_group",
-           "sessions_to_target", "update_patient", "PatientUpdate", "summarise", "band"]
+           "sessions_to_target", "summarise", "band"]
 
 PCTS = (5, 50, 95)
 
@@ -39,19 +37,35 @@ def _loguniform(rng, lo, hi, n):
     return np.exp(rng.uniform(math.log(lo), math.log(hi), n))
 
 
-def _logit_normal(rng, median: float, sd: float, n: int) -> np.ndarray:
-    """Efficiencies in (0, 1): logit(E) ~ Normal(logit(median), sd)."""
-    z = math.log(median / (1.0 - median)) + rng.normal(0.0, sd, n)
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def _geo(lo, hi):
     return math.sqrt(lo * hi)
 
 
+def _removal_prior(kb: KnowledgeBase, diagnosis: str | None) -> tuple[float, float]:
+    """Mean and SD of log E0 for a new patient: the validated outcome model's log k (per-TBV log-fall).
+
+    Leave-one-source-out validation rejected a count-dependent efficiency, so E is constant
+    within a run (C½ = ∞); k also absorbs dilution and refill during the run, which the
+    simulator adds on top (a few percentage points of extra fall at 2 TBV).
+    """
+    from leukos.apheresis.patient import patient_prior
+
+    pr = patient_prior(kb, diagnosis=diagnosis)
+    return pr.mean_log_k, math.sqrt(pr.sd_persistent**2 + pr.sd_session**2)
+
+
+E0_MAX = 1.0  # a per-pass efficiency cannot exceed 1
+
+
+def _platelet_prior(kb: KnowledgeBase) -> tuple[float, float]:
+    """Mean and SD of the log platelet efficiency: the validated platelet-fall model (per-TBV log-fall)."""
+    v = {k: kb.value(f"apheresis_outcome_fit.plt_{k}") for k in ("mu", "mu_var", "tau", "sigma")}
+    return v["mu"], math.sqrt(v["mu_var"] + v["tau"] ** 2 + v["sigma"] ** 2)
+
+
 def _fixed(kb: KnowledgeBase, weight_kg: float, liver_dysfunction: bool) -> dict[str, float]:
     return {
-        "c_half_10e9_per_l": kb.value("apheresis_calibration.c_half_10e9_per_l"),
+        "c_half_10e9_per_l": math.inf,
         "citrate_vd_l": kb.value("apheresis.citrate_vd_l_per_kg") * weight_kg,
         "ica_slope": kb.value("apheresis_calibration.ica_citrate_slope"),
         "fluid_retained": kb.value("apheresis.fluid_retained_fraction"),
@@ -69,12 +83,12 @@ def median_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
     f = _fixed(kb, weight_kg, liver_dysfunction)
     cl = 0.5 * (kb.value("apheresis.citrate_clearance_low_l_per_min") + kb.value("apheresis.citrate_clearance_high_l_per_min"))
     return ModelParams(
-        e0=np.array([kb.value("apheresis_calibration.e0")]),
+        e0=np.array([min(math.exp(_removal_prior(kb, diagnosis)[0]), E0_MAX)]),
         c_half_10e9_per_l=np.array([f["c_half_10e9_per_l"]]),
         pool_ratio=np.array([_geo(*kin["pool_ratio_range"])]),
         refill_tau_min=np.array([_geo(*kin["refill_tau_h_range"]) * 60.0]),
         growth_per_min=np.array([math.log(2) / (_geo(*kin["doubling_time_h_range"]) * 60.0)]),
-        e_platelet=np.array([kb.value("apheresis_calibration.e_platelet")]),
+        e_platelet=np.array([min(math.exp(kb.value("apheresis_outcome_fit.plt_mu")), E0_MAX)]),
         platelet_tau_min=np.array([_geo(*plt["recovery_tau_h_range"]) * 60.0]),
         citrate_cl_l_per_min=np.array([cl * f["cl_factor"]]),
         citrate_vd_l=np.array([f["citrate_vd_l"]]),
@@ -86,12 +100,19 @@ def median_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
 
 
 def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float, n: int,
-                  seed: int | None = None, liver_dysfunction: bool = False) -> ModelParams:
+                  seed: int | None = None, liver_dysfunction: bool = False,
+                  procedure: tuple[ProcedureSettings, PatientState] | None = None) -> ModelParams:
     """Draw ``n`` parameter sets from the population priors (calibrated E, sourced ranges).
 
-    E0 and the platelet efficiency are logit-normal around the calibrated medians; pool size, refill time, doubling time and platelet recovery are log-uniform
+    E0 is log-normal from the validated outcome model (``rules/apheresis_outcome_fit.toml``, capped at 1);
+    the platelet efficiency log-normal from the validated platelet-fall model; pool size, refill time, doubling time and platelet recovery are log-uniform
     over the ranges of ``disease_kinetics``/``platelet_kinetics``; citrate clearance is uniform
     over 0.35-0.7 L/min (halved with liver dysfunction).
+
+    With ``procedure`` (settings, patient), each draw's E0 and platelet efficiency are adjusted so
+    that the simulated end-of-run falls equal the outcome model's ``1 − exp(−k·x)`` for that draw:
+    the published falls already include refill and dilution during the run, which the simulator
+    adds explicitly (:func:`match_to_outcome`).
     """
     if n < 1:
         raise LeukosUserError(ErrorDetail("draws", n, "a positive number of draws", "use --draws 100 or more"))
@@ -99,12 +120,13 @@ def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
     kin = kb.table("apheresis")["disease_kinetics"][kinetics_group(kb, diagnosis)]
     plt = kb.table("apheresis")["platelet_kinetics"]
     f = _fixed(kb, weight_kg, liver_dysfunction)
-    e0 = _logit_normal(rng, kb.value("apheresis_calibration.e0"), kb.value("apheresis_calibration.e0_logit_sd"), n)
-    ep = _logit_normal(rng, kb.value("apheresis_calibration.e_platelet"),
-                       kb.value("apheresis_calibration.e_platelet_logit_sd"), n)
+    m_lk, s_lk = _removal_prior(kb, diagnosis)
+    k_wbc = np.exp(m_lk + s_lk * rng.standard_normal(n))
+    k_plt = np.exp(_platelet_prior(kb)[0] + _platelet_prior(kb)[1] * rng.standard_normal(n))
+    e0, ep = np.minimum(k_wbc, E0_MAX), np.minimum(k_plt, E0_MAX)
     lo, hi = kb.value("apheresis.citrate_clearance_low_l_per_min"), kb.value("apheresis.citrate_clearance_high_l_per_min")
     full = np.ones(n)
-    return ModelParams(
+    params = ModelParams(
         e0=e0,
         c_half_10e9_per_l=full * f["c_half_10e9_per_l"],
         pool_ratio=_loguniform(rng, *kin["pool_ratio_range"], n),
@@ -119,6 +141,25 @@ def sample_params(kb: KnowledgeBase, *, diagnosis: str | None, weight_kg: float,
         fluid_tau_min=full * f["fluid_tau_min"],
         product_hct=full * f["product_hct"],
     )
+    if procedure is not None:
+        params = match_to_outcome(params, *procedure, k_wbc=k_wbc, k_plt=k_plt)
+    return params
+
+
+def match_to_outcome(params: ModelParams, settings: ProcedureSettings, pat: PatientState, *, k_wbc: np.ndarray,
+                     k_plt: np.ndarray, iterations: int = 3) -> ModelParams:
+    """Rescale E0 and E_platelet per draw so the simulated end-of-run log-falls equal k·x (fixed point)."""
+    x = settings.blood_volumes
+    target_w, target_p = k_wbc * x, k_plt * x
+    p = params
+    pat1 = PatientState(**{**pat.__dict__, "platelets_10e9_per_l": pat.platelets_10e9_per_l or 100.0})
+    for _ in range(iterations):
+        tr = simulate((settings, pat1), p, np.array([0.0, settings.duration_min]))
+        lw = np.log(tr.wbc_10e9_per_l[:, 0] / tr.wbc_10e9_per_l[:, -1])
+        lp = np.log(tr.platelets_10e9_per_l[:, 0] / tr.platelets_10e9_per_l[:, -1])
+        p = p.replace(e0=np.clip(p.e0 * target_w / np.maximum(lw, 1e-9), 1e-6, E0_MAX),
+                      e_platelet=np.clip(p.e_platelet * target_p / np.maximum(lp, 1e-9), 1e-6, E0_MAX))
+    return p
 
 
 @dataclass(frozen=True)
@@ -206,11 +247,19 @@ def band(x: np.ndarray, *, digits: int = 1) -> dict[str, float]:
     return {"p05": round(float(q[0]), digits), "median": round(float(q[1]), digits), "p95": round(float(q[2]), digits)}
 
 
-def summarise(settings: ProcedureSettings, pat: PatientState, params: ModelParams) -> dict[str, Any]:
-    """The plan's ``predicted`` block: post count, % reduction, nadir iCa, platelets, Hb, product."""
+def summarise(settings: ProcedureSettings, pat: PatientState, params: ModelParams, *,
+              next_morning_h: float | None = None) -> dict[str, Any]:
+    """The plan's ``predicted`` block: post count (end of run and, if asked, next morning), % reduction,
+    nadir iCa, platelets, Hb, product."""
     end = settings.duration_min
     times = np.linspace(0.0, end, 61)
+    if next_morning_h:
+        times = np.append(times, end + next_morning_h * 60.0)
     tr = simulate((settings, pat), params, times)
+    morning = tr.wbc_10e9_per_l[:, -1] if next_morning_h else None
+    if next_morning_h:
+        tr = Trajectory(**{**tr.__dict__, **{k: (v[:, :-1] if isinstance(v, np.ndarray) and v.ndim == 2 else v)
+                                             for k, v in tr.__dict__.items()}, "times_min": times[:-1]})
     post = tr.wbc_10e9_per_l[:, -1]
     pre = tr.wbc_10e9_per_l[:, 0]
     red = 100.0 * (1.0 - post / pre)
@@ -219,6 +268,8 @@ def summarise(settings: ProcedureSettings, pat: PatientState, params: ModelParam
         "draws": tr.n_draws,
         "at": "end of the procedure (rinse-back not modelled)",
         "post_wbc_10e9_per_l": band(post),
+        **({"next_morning_wbc_10e9_per_l": band(morning), "next_morning_hours_after_end": next_morning_h}
+           if morning is not None else {}),
         "pct_reduction": band(red),
         "nadir_ionized_calcium_mmol_per_l": band(nadir, digits=2),
         "product_volume_ml": band(tr.product_volume_ml[:, -1], digits=0),
@@ -261,96 +312,3 @@ def sessions_to_target(settings: ProcedureSettings, pat: PatientState, params: M
     return base | {"median": lab(q[1]), "p05": lab(q[0]), "p95": lab(q[2]),
                    "probability_by_session": prob, "not_reached_pct": round(100.0 * float(np.mean(~reached)), 1),
                    "post_wbc_by_session_median": [round(float(v), 1) for v in np.median(tr.wbc_10e9_per_l, axis=0)]}
-
-
-@dataclass(frozen=True)
-class PatientUpdate:
-    """Parameters updated on an observed session, and the re-predicted next session."""
-
-    posterior: ModelParams
-    effective_sample_size: float
-    prior_post_wbc: Mapping[str, float]
-    posterior_post_wbc: Mapping[str, float]
-    observed_post_wbc_10e9_per_l: float
-    e0_prior: Mapping[str, float]
-    e0_posterior: Mapping[str, float]
-    next_session: Mapping[str, Any]
-    warnings: tuple[str, ...] = ()
-    working: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-    def to_dict(self) -> dict[str, Any]:
-        from leukos.domain.assessment import jsonable
-
-        return jsonable({k: getattr(self, k) for k in ("effective_sample_size", "prior_post_wbc", "posterior_post_wbc",
-                                                       "observed_post_wbc_10e9_per_l", "e0_prior", "e0_posterior",
-                                                       "next_session", "warnings", "working")})
-
-
-def update_patient(settings: ProcedureSettings, pat: PatientState, prior: ModelParams, *,
-                   observed_pre_10e9_per_l: float, observed_post_10e9_per_l: float,
-                   volume_processed_l: float | None, log_sd: float, interval_h: float,
-                   next_blood_volumes: float | None = None, seed: int = 0) -> PatientUpdate:
-    """Update one patient's parameters from a completed session and re-predict the next one.
-
-    Importance sampling: every prior draw simulates the completed session (from the observed
-    pre count and the volume actually processed); its weight is the log-normal likelihood of the
-    observed post count; the draws are resampled by weight. The posterior draws then run the
-    completed session, the interval and the next session.
-
-    Raises
-    ------
-    LeukosUserError
-        Non-positive counts or volume, or a post count above the pre count by more than
-        measurement error allows (not a depletion).
-    """
-    problems = []
-    for name, v in (("observed_pre_10e9_per_l", observed_pre_10e9_per_l), ("observed_post_10e9_per_l", observed_post_10e9_per_l)):
-        if not (v > 0):
-            problems.append(ErrorDetail(name, v, "a positive count in 10^9/L", "give the measured count"))
-    if volume_processed_l is not None and not (0 < volume_processed_l <= settings.tbv_l * 5):
-        problems.append(ErrorDetail("volume_processed_l", volume_processed_l, f"0-{settings.tbv_l * 5:.1f} L (≤ 5 TBV)",
-                                    "give the whole-blood volume processed in litres"))
-    if problems:
-        raise LeukosUserError(problems, title="The observed session cannot be used")
-    done = settings.with_volume(volume_processed_l / settings.tbv_l) if volume_processed_l else settings
-    pat_obs = PatientState(**{**pat.__dict__, "wbc_10e9_per_l": observed_pre_10e9_per_l})
-    n = prior.n
-    tr = simulate((done, pat_obs), prior, np.array([done.duration_min]))
-    pred = tr.wbc_10e9_per_l[:, -1]
-    loglik = -0.5 * ((np.log(observed_post_10e9_per_l) - np.log(pred)) / log_sd) ** 2
-    w = np.exp(loglik - loglik.max())
-    w /= w.sum()
-    ess = float(1.0 / np.sum(w**2))
-    rng = np.random.default_rng(seed)
-    # systematic resampling
-    positions = (rng.random() + np.arange(n)) / n
-    idx = np.minimum(np.searchsorted(np.cumsum(w), positions), n - 1)
-    post = prior.take(idx)
-    warnings = []
-    if ess < 0.02 * n or ess < 10:
-        warnings.append(f"The observation is far outside the model's prior (effective sample size {ess:.0f} of {n}); "
-                        "the update rests on few draws - check the counts, their timing and the volume.")
-    nxt = done if next_blood_volumes is None else done.with_volume(next_blood_volumes)
-    interval = interval_h * 60.0
-    # completed session, then the next one with the planned (or given) volume
-    sess = (done.session(0.0), nxt.session(interval))
-    times = np.array([done.duration_min, interval, sess[1].end_min])
-    y = m.integrate(post, pat_obs, sess, times)
-    trj = _trajectory(y, times, pat_obs, post, sess)
-    next_pre, next_post = trj.wbc_10e9_per_l[:, 1], trj.wbc_10e9_per_l[:, 2]
-    yp = m.integrate(prior, pat_obs, sess, times)
-    wprior = yp[m.NB] / yp[m.VOL]
-    return PatientUpdate(
-        posterior=post, effective_sample_size=round(ess, 1),
-        prior_post_wbc=band(pred), posterior_post_wbc=band(post_pred := pred[idx]),
-        observed_post_wbc_10e9_per_l=observed_post_10e9_per_l,
-        e0_prior=band(prior.as_arrays().e0, digits=3), e0_posterior=band(post.e0, digits=3),
-        next_session={"blood_volumes": round(nxt.blood_volumes, 2), "starts_h_after_first": interval_h,
-                      "pre_wbc_10e9_per_l": band(next_pre), "post_wbc_10e9_per_l": band(next_post),
-                      "pct_reduction": band(100 * (1 - next_post / next_pre)),
-                      "prior_post_wbc_10e9_per_l": band(wprior[:, 2])},
-        warnings=tuple(warnings),
-        working={"method": "importance sampling of prior draws, log-normal likelihood", "log_sd": log_sd,
-                 "draws": n, "volume_processed_l": round(done.volume_to_process_l, 2),
-                 "posterior_mean_post_wbc": round(float(np.mean(post_pred)), 1)},
-    )

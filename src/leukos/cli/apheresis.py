@@ -6,7 +6,6 @@ import json
 from enum import Enum
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from leukos.cli.inputs import parse_overrides, read_case
@@ -23,6 +22,13 @@ class Goal(str, Enum):
     depletion = "depletion"
     stem_cells = "stem-cells"
     car_t = "car-t"
+
+
+def packaged_data(name: str) -> Path:
+    """Path of a data file bundled with leukos (knowledge/data/apheresis)."""
+    from importlib import resources
+
+    return Path(str(resources.files("leukos.knowledge").joinpath("data", "apheresis", name)))
 
 
 def _echo_json(data) -> None:
@@ -110,9 +116,8 @@ def simulate_cmd(
     settings: list[str] | None = typer.Option(None, "--set", help="Override a knowledge parameter key=value."),
 ) -> None:
     """Simulate the WBC, ionised calcium and platelet course during and after the procedure, with bands."""
-    from leukos.apheresis import PlanOptions, median_params, plan_leukapheresis, sample_params, simulate
-    from leukos.apheresis.simulate import summarise
-    from leukos.cli.apheresis_render import render_simulation, trajectory_dict
+    from leukos.apheresis import PlanOptions, plan_leukapheresis, simulate_course
+    from leukos.cli.apheresis_render import render_simulation
     from leukos.knowledge import load_knowledge
 
     problems = []
@@ -131,15 +136,8 @@ def simulate_cmd(
     p = plan_leukapheresis(c, PlanOptions(blood_volumes=blood_volumes, volume_l=volume_l, calcium_prophylaxis=calcium,
                                           draws=min(draws, 400)), kb)
     diag = c.diagnosis.value if c.diagnosis is not None else None
-    params = (median_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg) if draws == 1
-              else sample_params(kb, diagnosis=diag, weight_kg=p.settings.weight_kg, n=draws))
-    interval = kb.value("apheresis.session_interval_h") * 60.0
-    t_end = (sessions - 1) * interval + p.settings.duration_min + hours_after * 60.0
-    times = np.unique(np.concatenate([np.linspace(0, t_end, 241),
-                                      [k * interval + p.settings.duration_min for k in range(sessions)]]))
-    tr = simulate(p, params, times, n_sessions=sessions, interval_min=interval)
-    data = trajectory_dict(tr, p)
-    data["summary"] = summarise(p.settings, p.patient, params)
+    course = simulate_course(p, kb, diagnosis=diag, draws=draws, hours_after=hours_after, sessions=sessions)
+    tr, data = course.trajectory, course.to_dict()
     if plot is not None:
         from leukos.cli.apheresis_plot import write_plot
 
@@ -154,46 +152,95 @@ def simulate_cmd(
 @app.command("calibrate")
 @user_errors
 def calibrate_cmd(
-    data: Path | None = typer.Option(None, "--data", help="Calibration CSV (default ../shared/data/leukapheresis_calibration.csv)."),
-    draws: int = typer.Option(300, "--draws"),
-    write: bool = typer.Option(False, "--write", help="Write the fit into the package's knowledge data."),
+    data: Path | None = typer.Option(None, "--data", help="Calibration CSV (default: the published data bundled with leukos)."),
+    more_data: Path | None = typer.Option(None, "--more-data", help="Further outcome rows, same columns (default: bundled)."),
+    yields_data: Path | None = typer.Option(None, "--yields-data", help="Collection-yield CSV (default: bundled)."),
+    cv: bool = typer.Option(False, "--cv", help="Leave-one-source-out validation against the constant baselines."),
+    draws: int = typer.Option(300, "--draws", help="Monte Carlo draws of the simulator fit (citrate, platelets)."),
+    write: bool = typer.Option(False, "--write", help="Write the fits into the package's knowledge data."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
 ) -> None:
-    """Fit the model's population priors to the published calibration data and report the fit."""
-    import csv
-    import hashlib
-
+    """Fit the leukapheresis models to the published data; with --cv, validate them out of sample."""
     from leukos.apheresis.calibrate import calibrate, calibration_toml
+    from leukos.apheresis.outcome_data import read_outcome_rows
+    from leukos.apheresis.patient import patient_prior, simulation_study
+    from leukos.apheresis.validate import final_fits, outcome_fit_toml, validate_all
+    from leukos.cli.apheresis_render import render_validation
     from leukos.knowledge import load_knowledge
 
-    path = data or Path.cwd().parent / "shared" / "data" / "leukapheresis_calibration.csv"
-    if not path.is_file():
-        raise LeukosUserError(ErrorDetail("--data", str(path), "the calibration CSV", "give --data PATH"))
-    raw = path.read_bytes()[: 1 << 20]
-    rows = list(csv.DictReader(raw.decode("utf-8", "replace").splitlines()))
-    if not rows or "pct_reduction_reported" not in rows[0]:
-        raise LeukosUserError(ErrorDetail("--data", str(path), "the leukapheresis calibration CSV columns",
-                                          "use shared/data/leukapheresis_calibration.csv"))
-    res = calibrate(load_knowledge(), rows, draws=draws)
+    if not (10 <= draws <= 20_000):
+        raise LeukosUserError(ErrorDetail("--draws", draws, "10-20000", "use e.g. --draws 300"))
+    paths = {"calibration": data or packaged_data("leukapheresis_calibration.csv"),
+             "more": more_data or packaged_data("leukapheresis_outcomes_more.csv"),
+             "yields": yields_data or packaged_data("collection_yields.csv")}
+    raw, tables = {}, {}
+    for key, path in paths.items():
+        raw[key], tables[key] = _read_csv(path, key)
+    kb = load_knowledge()
+    od = read_outcome_rows(kb, tables)
+    out: dict = {"problems": [p.text() for p in od.problems]}
+    validation = validate_all(kb, od) if (cv or write) else None
+    if validation is not None:
+        fits = final_fits(kb, od, validation["chosen"])
+        study = simulation_study(patient_prior(kb, diagnosis=None, fit=fits["wbc"]),
+                                 n_patients=int(kb.value("apheresis_outcomes.simulation_study_patients")))
+        out["validation"] = {what: {s: {"summary": t.summary, "rows": list(t.rows)} for s, t in validation[what].items()}
+                             for what in ("wbc", "platelets", "ce")} | {"chosen": validation["chosen"], "bands": validation["bands"],
+                                                                  "candidates": validation["candidates"]}
+        out["per_patient_learning"] = study
+    res = None
+    if not cv or write:
+        res = calibrate(kb, tables["calibration"], draws=draws)
+        out |= {"params": dict(res.params), "rows": [dict(r) for r in res.rows],
+                "platelet_rows": [dict(r) for r in res.platelet_rows], "citrate_check": dict(res.citrate)}
     if write:
+        import hashlib
         from importlib import resources
 
-        target = Path(str(resources.files("leukos.knowledge").joinpath("data", "rules", "apheresis_calibration.toml")))
-        target.write_text(calibration_toml(res, data_sha256=hashlib.sha256(raw).hexdigest()), "utf-8")
-    out = {"params": dict(res.params), "rows": [dict(r) for r in res.rows],
-           "platelet_rows": [dict(r) for r in res.platelet_rows], "citrate_check": dict(res.citrate)}
+        rules = Path(str(resources.files("leukos.knowledge").joinpath("data", "rules")))
+        (rules / "apheresis_calibration.toml").write_text(
+            calibration_toml(res, data_sha256=hashlib.sha256(raw["calibration"]).hexdigest()), "utf-8")
+        ann = kb.table("apheresis_outcomes")
+        cites = {"wbc": sorted({c for r in ann["wbc_rows"].values() if r["scored"] for c in r["citations"]}),
+                 "platelets": sorted({c for r in ann["platelet_rows"].values() for c in r["citations"]}),
+                 "ce": ["sumii2023", "transfusion2012_infants", "transfusion2014_lowweight", "crudece2025", "sortit2019",
+                        "transfusion2018_cart_children", "jca2018_cd3"]}
+        (rules / "apheresis_outcome_fit.toml").write_text(outcome_fit_toml(
+            fits, validation, data_sha256={k: hashlib.sha256(v).hexdigest() for k, v in raw.items()},
+            study=study, citations=cites), "utf-8")
     if fmt is OutputFormat.json:
         _echo_json(out)
         return
-    typer.echo("Fitted population priors (status U, citation leukos_calibration):")
-    for k, v in res.params.items():
-        typer.echo(f"  {k:20s} {v:.4g}")
-    typer.echo("\nPer-source WBC fall, % (observed vs predicted mean; SD):")
-    for r in res.rows:
-        typer.echo(f"  {r['id']:4s} {'fit ' if r['fitted'] else 'show'} {r['blood_volumes']:.2f} TBV  observed "
-                   f"{r['observed_pct']}  predicted {r['predicted_pct']}  (SD {r['observed_sd']} vs {r['predicted_sd']})")
-    for r in res.platelet_rows:
-        typer.echo(f"  platelets {r['id']}: observed {r['observed_pct']} predicted {r['predicted_pct']}")
-    cc = res.citrate
-    typer.echo(f"  citrate check: {cc['setting']}: iCa fall observed {cc['observed_ica_fall_pct']} %, "
-               f"predicted {cc['predicted_ica_fall_pct']}")
+    for p in od.problems:
+        typer.echo(f"skipped: {p.text()}", err=True)
+    if validation is not None:
+        render_validation(out["validation"], out["per_patient_learning"])
+    if validation is None:
+        chosen = dict(kb.table("apheresis_outcome_fit")["structure"])
+        fits = final_fits(kb, od, chosen)
+        typer.echo("Outcome model fitted to all rows (structures from the last validation; run --cv to validate):")
+        for what, f in fits.items():
+            typer.echo(f"  {what:10s} {f.structure:8s} mean (log or logit scale) {f.mu:.3f}  between-source SD {f.tau:.3f}  "
+                       f"between-procedure SD {f.sigma:.3f}  rows {f.n_rows}  sources {len(f.sources)}")
+    if res is not None:
+        typer.echo("\nSimulator citrate fit (status U, citation leukos_calibration):")
+        for k, v in res.params.items():
+            typer.echo(f"  {k:20s} {v:.4g}")
+        cc = res.citrate
+        typer.echo(f"  citrate check: {cc['setting']}: iCa fall observed {cc['observed_ica_fall_pct']} %, "
+                   f"predicted {cc['predicted_ica_fall_pct']}")
+
+
+def _read_csv(path: Path, what: str) -> tuple[bytes, list[dict[str, str]]]:
+    import csv
+
+    if not path.is_file():
+        raise LeukosUserError(ErrorDetail(f"{what} data", str(path), "an existing CSV file", "check the path"))
+    raw = path.read_bytes()
+    if len(raw) > 5 << 20:
+        raise LeukosUserError(ErrorDetail(f"{what} data", str(path), "a CSV under 5 MB", "split or trim the file"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LeukosUserError(ErrorDetail(f"{what} data", str(path), "UTF-8 text", f"re-save the file as UTF-8 ({e.reason})")) from None
+    return raw, list(csv.DictReader(text.splitlines()))

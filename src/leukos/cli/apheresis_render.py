@@ -7,8 +7,6 @@ from typing import Any
 import numpy as np
 import typer
 
-from leukos.apheresis.simulate import band
-
 DISCLAIMER = "leukos supports clinical decisions; it does not replace clinical judgement. Not a medical device."
 
 
@@ -65,6 +63,11 @@ def render_plan(p, kb) -> None:
           f"volume {c['volume_needed_range_l'][0]}-{c['volume_needed_range_l'][1]} L")
         e(f"   {c['blood_volumes_needed']} TBV needed; one session reaches the target: "
           f"{'yes' if c['one_session_reaches_target'] else 'NO'} (sessions: {c['sessions_needed']})")
+        md = c.get("multi_day_plan")
+        if md:
+            probs = ", ".join(f"day {i + 1}: {v:g} %" for i, v in enumerate(md["probability_by_day_pct"]))
+            e(f"   Daily plan: {md['volume_per_day_l']} L ({md['blood_volumes_per_day']} TBV, {md['duration_per_day_min']} min) "
+              f"per day; days needed {md['days_needed_median']} (median); probability of reaching the target by {probs}")
         e(f"   Expected yield at {c['planned_blood_volumes']} TBV: {c['expected_yield']}")
         for n in c["notes"]:
             e(f"   note: {n}")
@@ -80,15 +83,20 @@ def render_plan(p, kb) -> None:
     if st:
         e(f"   Sessions to reach ≤ {st['target_wbc_10e9_per_l']:g} ×10⁹/L (daily): median {st['median']} "
           f"(90 % band {st['p05']}-{st['p95']}); cumulative probability by session: {st['probability_by_session']} %")
+    oc = pr.get("wbc_outcome_model")
+    if oc:
+        e(f"   Outcome model ({oc['based_on']}, {oc['blood_volumes']} TBV): fall {_b(oc['pct_fall'], ' %')}; "
+          f"WBC at the end of the run {_b(oc['end_of_run_wbc_10e9_per_l'])}, next morning "
+          f"{_b(oc['next_morning_wbc_10e9_per_l'])} ×10⁹/L")
+        e(f"     ({oc['validated']})")
     up = d.get("patient_update")
     if up:
-        e(f"   Updated on the completed session (observed {up['observed_post_wbc_10e9_per_l']:g} ×10⁹/L after; "
-          f"model had predicted {_b(up['prior_post_wbc'])}):")
-        e(f"     this patient's removal efficiency E0 {_b(up['e0_prior'])} -> {_b(up['e0_posterior'])}")
-        ns = up["next_session"]
-        e(f"     next session ({ns['blood_volumes']} TBV, {ns['starts_h_after_first']:g} h later): pre "
-          f"{_b(ns['pre_wbc_10e9_per_l'])}, post {_b(ns['post_wbc_10e9_per_l'])} ×10⁹/L "
-          f"(before updating: {_b(ns['prior_post_wbc_10e9_per_l'])})")
+        ob = up["observed"]
+        e(f"   Updated on the completed session ({ob['pre_wbc_10e9_per_l']:g} -> {ob['post_wbc_10e9_per_l']:g} ×10⁹/L at "
+          f"{ob['blood_volumes']} TBV; population band for it {_b(up['completed_session_population_band'])}):")
+        own, pop = up["next_session_this_patient"], up["next_session_population"]
+        e(f"     next session ({own['blood_volumes']} TBV from {own['pre_wbc_10e9_per_l']:g}): fall {_b(own['pct_fall'], ' %')}, "
+          f"end of run {_b(own['end_of_run_wbc_10e9_per_l'])} ×10⁹/L (population: {_b(pop['end_of_run_wbc_10e9_per_l'])})")
     e("\nSafety checklist")
     for c in d["checklist"]:
         e(f" - {c['risk']}: watch {c['watch']}.")
@@ -103,32 +111,6 @@ def render_plan(p, kb) -> None:
             e(f" ? {x}")
     e("\nReferences: " + ", ".join(kb.citation(k).short for k in d["citations"][:12]) + (" …" if len(d["citations"]) > 12 else ""))
     e(f"ruleset {d['ruleset_version']}, leukos {d['leukos_version']}. {DISCLAIMER}")
-
-
-def trajectory_dict(tr, p) -> dict[str, Any]:
-    """JSON block of a simulation: median series plus p05/p95 bands."""
-
-    def series(x):
-        if x is None:
-            return None
-        q = np.percentile(x, [5, 50, 95], axis=0)
-        return {"p05": np.round(q[0], 3).tolist(), "median": np.round(q[1], 3).tolist(), "p95": np.round(q[2], 3).tolist()}
-
-    return {
-        "leukos_version": p.leukos_version, "ruleset_version": p.ruleset_version, "case_id": p.case_id,
-        "recommended": p.recommended, "contraindications": list(p.contraindications),
-        "blood_volumes_processed": round(p.settings.blood_volumes, 2), "duration_min": round(p.settings.duration_min),
-        "session_starts_min": list(tr.session_starts_min), "session_ends_min": [round(t, 1) for t in tr.session_ends_min],
-        "times_min": np.round(tr.times_min, 2).tolist(),
-        "wbc_10e9_per_l": series(tr.wbc_10e9_per_l),
-        "ionized_calcium_mmol_per_l": series(tr.ionized_calcium_mmol_per_l),
-        "platelets_10e9_per_l": series(tr.platelets_10e9_per_l),
-        "hemoglobin_g_per_dl": series(tr.hemoglobin_g_per_dl),
-        "product": {"volume_ml": band(tr.product_volume_ml[:, -1], digits=0),
-                    "cells_10e9": band(tr.product_cells_10e9[:, -1], digits=0)},
-        "draws": tr.n_draws,
-        "warnings": list(p.warnings),
-    }
 
 
 def render_simulation(data: dict[str, Any], p) -> None:
@@ -151,8 +133,61 @@ def render_simulation(data: dict[str, Any], p) -> None:
     s = data["summary"]
     e(f"End of procedure: WBC {_b(s['post_wbc_10e9_per_l'])} ×10⁹/L; nadir iCa "
       f"{_b(s['nadir_ionized_calcium_mmol_per_l'], ' mmol/L')}; product (all sessions) {_b(data['product']['volume_ml'], ' mL')}")
+    if "next_morning_wbc_10e9_per_l" in s:
+        e(f"Next morning ({s['next_morning_hours_after_end']:g} h after the end): WBC {_b(s['next_morning_wbc_10e9_per_l'])} ×10⁹/L "
+          "(refill and regrowth priors, not validated)")
     if "plot" in data:
         e(f"Chart written to {data['plot']}")
     for x in data["warnings"]:
         e(f" ! {x}")
     e(DISCLAIMER)
+
+
+_METHOD_LABEL = {"model": "leukos model", "training_mean": "training-fold mean", "training_median": "training-fold median",
+                 "constant_35": "constant 35 %",
+                 "asfa_45": "ASFA midpoint 45 %", "device_profile": "device CE2 profile"}
+_WHAT = {"wbc": "WBC fall per session (%)", "platelets": "Platelet fall per procedure (%)",
+         "ce": "Collection efficiency (%), yield error in log space"}
+
+
+def _bd(p: dict[str, Any]) -> str:
+    return f"{p['median']:5.1f}" + (f" [{p['band'][0]:5.1f}-{p['band'][1]:5.1f}]" if p.get("band") else " " * 14)
+
+
+def render_validation(v: dict[str, Any], study: dict[str, Any]) -> None:
+    """Leave-one-source-out tables: per row (chosen structure) and the summary of every structure."""
+    e = typer.echo
+    for what in ("wbc", "platelets", "ce"):
+        chosen = v["chosen"][what]
+        tab = v[what][chosen]
+        methods = [m for m in tab["summary"] if not m.startswith("_")]
+        e(f"\n{_WHAT[what]} - leave-one-source-out ({tab['summary']['_sources']['n']} sources), structure '{chosen}'")
+        e(f"{'row':6s} {'source':6s} {'observed':>8s}  " + "  ".join(f"{_METHOD_LABEL[m]:>26s}" for m in methods))
+        for r in tab["rows"]:
+            obs = "n/a" if r["observed"] is None else f"{r['observed']:.1f}"
+            flag = "" if r["scored"] else f"   (shown, not scored: {r['reason']})"
+            e(f"{r['id']:6s} {r['source']:6s} {obs:>8s}  " + "  ".join(f"{_bd(r[m]):>26s}" for m in methods) + flag)
+        e("summary (scored rows):")
+        for s, t in v[what].items():
+            for m in methods:
+                sm = t["summary"][m]
+                err = sm.get("mae_pct_points", sm.get("mean_abs_log_error"))
+                med = sm.get("median_abs_error_pct_points", sm.get("median_abs_log_error"))
+                if m != "model" and s != chosen:
+                    continue
+                label = f"{_METHOD_LABEL[m]}" + (f" ({s})" if m == "model" else "")
+                e(f"  {label:34s} n {sm['n']:2d}  mean error {err}  median error {med}  "
+                  f"90 % coverage {sm['coverage_90']}  band width {sm['mean_band_width']}")
+    e("\nOther centres tried for the pooled model (reported, never chosen automatically):")
+    for what, by in v.get("candidates", {}).items():
+        for name, sm in by.items():
+            e(f"  {what:10s} {name:18s} mean error {sm['mae_pct_points']}  median error {sm['median_abs_error_pct_points']}  "
+              f"90 % coverage {sm['coverage_90']}  band width {sm['mean_band_width']}")
+    e("\n90 % bands by treatment of the between-source SD (chosen structures; 'posterior' is used):")
+    for what, by in v.get("bands", {}).items():
+        for b, sm in by.items():
+            e(f"  {what:10s} {b:10s} coverage {sm['coverage_90']:6s} band width {sm['mean_band_width']}")
+    e("\nPer-patient learning (simulation with known truth, patients drawn from the fitted population):")
+    e(f"  next-session MAE: population {study['mae_population_pct_points']} -> after one recorded session "
+      f"{study['mae_after_update_pct_points']} percentage points; 90 % coverage {study['coverage_90_population_pct']} % -> "
+      f"{study['coverage_90_after_update_pct']} %; band width {study['band_width_population']} -> {study['band_width_after_update']}")

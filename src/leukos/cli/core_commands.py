@@ -100,7 +100,9 @@ def rules_cmd(
         for col in ("Key", "Reference", "Link"):
             t.add_column(col)
         for k, c in kb.citations.items():
-            t.add_row(k, f"{c.authors}. {c.title}. {c.venue}." + (" [unverified: " + ", ".join(c.unverified) + "]" if c.unverified else ""),
+            t.add_row(k, (f"{c.authors}. " if c.authors else "") + f"{c.title}. {c.venue}."
+                      + (" [unverified: " + ", ".join(c.unverified) + "]" if c.unverified else "")
+                      + (" [checked only through a secondary source]" if c.read_via else ""),
                       c.link or "")
         _console().print(t)
         return
@@ -108,7 +110,9 @@ def rules_cmd(
         _print_json({
             "ruleset_version": kb.ruleset_version,
             "parameters": {k: p.to_dict() for k, p in kb.parameters.items()},
-            "symptom_grades": {t: {"organ": s.organ, "grade": s.grade, "basis": s.grade_basis} for t, s in kb.symptoms.items()},
+            "symptom_grades": {t: {"organ": s.organ, "grade": s.grade, "basis": s.grade_basis, "placement": s.placement,
+                                   "status": s.status, "citations": list(s.placement_citations)}
+                               for t, s in kb.symptoms.items()},
         })
         return
     console = _console()
@@ -123,10 +127,12 @@ def rules_cmd(
         console.print(f"  {k} = [bold]{p.value}[/] {p.unit}  [{flag}]\\[{p.status}][/]  sources: {', '.join(p.citations)}")
         if p.note:
             console.print(f"      [dim]{escape(p.note)}[/]")
-    console.print("\n[bold underline]leukostasis symptom grades[/] [magenta]\\[U][/] (knowledge/data/symptoms.toml; Novotny 2005 candidate table)")
+    console.print("\n[bold underline]leukostasis symptom grades[/] [magenta]\\[U][/] (Novotny 2005 candidate table; "
+                  "'closest row' = placed by the nearest row, the table does not name it)")
     for term, sym in kb.symptoms.items():
-        if sym.organ != "general":
-            console.print(f"  {term} ({sym.organ}): {'not graded' if sym.grade is None else 'grade ' + str(sym.grade)} — [dim]{escape(sym.grade_basis)}[/]")
+        place = {"table": "table", "closest_row": "closest row", "ungraded": "not graded"}[sym.placement]
+        console.print(f"  {term} ({sym.organ}): {'not graded' if sym.grade is None else 'grade ' + str(sym.grade)} {escape('[' + place + ']')} — "
+                      f"[dim]{escape(sym.grade_basis)}[/]")
     console.print("[dim]Status: V seen in a source, P partly seen, U unverified (used only where needed, flagged in outputs). "
                   "`leukos rules --citations` lists the sources.[/]")
 

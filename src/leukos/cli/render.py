@@ -21,6 +21,15 @@ URGENCY_STYLE = {"emergent": "bold white on red", "urgent": "bold black on yello
 PRIORITY = {1: "Act now", 2: "Today", 3: "Also"}
 
 
+_TLS_DEFINITION = {"cairo_bishop": "Cairo-Bishop definition", "howard": "Howard definition"}
+
+
+def _field_label(name: str) -> str:
+    from leukos.knowledge import load_knowledge
+
+    return load_knowledge().field_label(name)
+
+
 def _yn(v: bool | None, yes: str = "yes", no: str = "no") -> str:
     return "not assessed" if v is None else (yes if v else no)
 
@@ -35,8 +44,8 @@ def _short(a: Assessment, key: str) -> str:
     ref = a.references.get(key)
     if not ref:
         return key
-    first = ref["authors"].split(",")[0].strip()
-    if first.startswith("("):  # authors not recorded: name the venue instead
+    first = (ref.get("authors") or "").split(",")[0].strip()
+    if not first or first.startswith("("):  # authors not recorded: name the venue instead
         first = re.sub(r"\s*\d{4}$", "", ref["venue"].split(";")[0].strip())
     return f"{first} {ref['year']}"
 
@@ -73,7 +82,7 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     tls = a.tls
     crit = ", ".join(tls.criteria_met) or "none"
     t.add_row("Tumour lysis", f"laboratory {_yn(tls.laboratory)} (criteria met: {crit}); clinical {_yn(tls.clinical)}; "
-              f"risk {tls.risk or 'not assessed'} [dim]({tls.definition})[/]")
+              f"risk {tls.risk or 'not assessed'} [dim]({_TLS_DEFINITION.get(tls.definition, tls.definition)})[/]")
     dic = a.dic
     score = f"{dic.isth_score}" if dic.isth_score is not None else f"{dic.score_range[0]}-{dic.score_range[1]} (incomplete)"
     t.add_row("DIC (ISTH)", f"score {score}; overt {_yn(dic.overt)}")
@@ -97,7 +106,7 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
         for n in a.not_assessed:
             console.print(f"  – {escape(n)}")
         if a.missing_data:
-            console.print(f"  Missing: {escape(', '.join(a.missing_data))}")
+            console.print(f"  Missing: {escape(', '.join(_field_label(n) for n in a.missing_data))}")
     if a.warnings:
         console.print("[bold]Warnings[/]")
         for w in a.warnings:
@@ -119,7 +128,10 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
         for key, ref in a.references.items():
             link = f" https://doi.org/{ref['doi']}" if ref.get("doi") else (f" {ref['url']}" if ref.get("url") else "")
             unver = " (unverified: " + ", ".join(ref["unverified_fields"]) + ")" if ref.get("unverified_fields") else ""
-            console.print(f"  [{escape(key)}] {escape(ref['authors'])}. {escape(ref['title'])}. {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
+            who = f"{ref['authors']}. " if ref.get("authors") else ""
+            if ref.get("checked_only_through_a_secondary_source"):
+                unver += " (checked only through a secondary source)"
+            console.print(f"  [{escape(key)}] {escape(who)}{escape(ref['title'])}. {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
     else:
         console.print("[dim]Run with --explain for the working and the references.[/]")
 
@@ -139,7 +151,7 @@ def _render_differential(a: Assessment, console: Console) -> None:
         con = summary.get("against", e.against)
         tests = summary.get("tests", e.next_tests)
         style = LIKELIHOOD_STYLE.get(e.likelihood, "")
-        d.add_row(str(e.rank), f"[bold]{escape(e.code)}[/]" + (f"\n[dim]{escape(e.label)}[/]" if e.label else ""),
+        d.add_row(str(e.rank), f"[bold]{escape(e.label or e.code)}[/]",
                   f"[{style}]{e.likelihood}[/]\n[dim]{e.score:g} pts[/]",
                   escape("\n".join(pro)) or "[dim]-[/]",
                   escape("\n".join(f"- {x}" for x in con)) or "[dim]-[/]",
@@ -153,7 +165,7 @@ def _render_differential(a: Assessment, console: Console) -> None:
         lines = [escape(n) for n in e.notes if not n.startswith("Not in the case format")]
         lines += [f"would change: {escape(w)}" for w in e.would_change]
         if lines:
-            console.print(f"[bold]{escape(e.code)}[/]: " + "\n  ".join(lines))
+            console.print(f"[bold]{escape(e.label or e.code)}[/]: " + "\n  ".join(lines))
 
 
 def _explain_differential_entry(e: Any, console: Console) -> None:

@@ -1,5 +1,5 @@
 """The assessment: what the rules found, each part with its working and citations
-(shared/reference/outputs.md). Frozen values; ``to_dict`` gives the JSON contract."""
+(docs/outputs.md). Frozen values; ``to_dict`` gives the JSON contract."""
 
 from __future__ import annotations
 
@@ -136,6 +136,7 @@ class LeukapheresisResult:
     apl_suspected: bool = False
     notes: tuple[str, ...] = ()
     unverified: bool = False
+    cautions: tuple[str, ...] = ()  # to settle before a leukapheresis (DIC, low platelets)
     working: Mapping[str, Any] = field(default_factory=_frozen_map)
     citations: tuple[str, ...] = ()
 

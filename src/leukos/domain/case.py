@@ -1,4 +1,4 @@
-"""The case: one patient at one moment (shared/reference/case-format.md), frozen and validated.
+"""The case: one patient at one moment (docs/case-format.md), frozen and validated.
 
 All lab values are in the canonical unit of their analyte (knowledge/data/labs.toml); the
 original spelling is kept in ``LabValue.given`` so that every output can show what it used.
@@ -72,7 +72,9 @@ class GeneticResult(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-GENES = ("bcr_abl1", "pml_rara", "csf3r", "flt3_itd", "kmt2a")
+GENES = ("bcr_abl1", "pml_rara", "csf3r", "flt3_itd", "kmt2a",
+         # MPN drivers (PV/ET/PMF) and the aCML/CMML-associated genes (WHO 2022, ICC 2022)
+         "jak2", "calr", "mpl", "setbp1", "asxl1")
 ORGANS = ("pulmonary", "neurological", "other")
 
 
@@ -89,6 +91,9 @@ class LabValue:
     reference_low: float | None = None
     reference_high: float | None = None
     source: str = "case"
+    # False when the input gave a bare number: it was read in the analyte's canonical unit (the
+    # case-format contract) and the assessment says so.
+    unit_given: bool = True
 
     def describe(self) -> str:
         comp = self.comparator or ""
@@ -138,12 +143,16 @@ class Smear:
     dohle_bodies: bool | None = None
     auer_rods: bool | None = None
     abnormal_promyelocytes: bool | None = None  # promyelocyte-rich smear / faggot cells (APL gate)
+    dysgranulopoiesis: bool | None = None  # dysplastic neutrophils/precursors (aCML yes, CNL no)
+    teardrop_cells: bool | None = None  # dacrocytes (myelofibrosis)
+    leukoerythroblastosis: bool | None = None  # nucleated red cells + immature granulocytes in blood
 
 
 @dataclass(frozen=True)
 class Marrow:
     blasts_pct: float | None = None
     tumour_cells: bool | None = None
+    fibrosis_grade: int | None = None  # reticulin/collagen fibrosis, grade 0-3 (MF-0 to MF-3)
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,8 @@ def _lab_item(name: str, raw: Any, field: str, conv: UnitConverter, problems: li
         if raw.get("reference_high") is not None:
             ref_high = float(raw["reference_high"]) * factor
     return LabValue(analyte=name, value=canonical, unit=conv.canonical_unit(name), given=given, time=time,
-                    comparator=comparator, reference_low=ref_low, reference_high=ref_high)
+                    comparator=comparator, reference_low=ref_low, reference_high=ref_high,
+                    unit_given=bool(unit and unit.strip()))
 
 
 def _labs(raw: Any, kb: KnowledgeBase, problems: list[ErrorDetail]) -> Mapping[str, tuple[LabValue, ...]]:
@@ -300,9 +301,13 @@ def _findings(raw: Any) -> Findings:
         smear=Smear(toxic_granulation=_bool_or_none(sm.get("toxic_granulation")),
                     dohle_bodies=_bool_or_none(sm.get("dohle_bodies")),
                     auer_rods=_bool_or_none(sm.get("auer_rods")),
-                    abnormal_promyelocytes=_bool_or_none(sm.get("abnormal_promyelocytes"))),
+                    abnormal_promyelocytes=_bool_or_none(sm.get("abnormal_promyelocytes")),
+                    dysgranulopoiesis=_bool_or_none(sm.get("dysgranulopoiesis")),
+                    teardrop_cells=_bool_or_none(sm.get("teardrop_cells")),
+                    leukoerythroblastosis=_bool_or_none(sm.get("leukoerythroblastosis"))),
         lap_score=raw.get("lap_score"),
-        marrow=Marrow(blasts_pct=mw.get("blasts_pct"), tumour_cells=_bool_or_none(mw.get("tumour_cells"))),
+        marrow=Marrow(blasts_pct=mw.get("blasts_pct"), tumour_cells=_bool_or_none(mw.get("tumour_cells")),
+                      fibrosis_grade=mw.get("fibrosis_grade")),
         tissue_cytology=tissue,
         treatment=tuple(treatment) if isinstance(treatment, list) else None,
     )

@@ -1,7 +1,7 @@
 """FHIR R4 input: a Bundle with Patient, Observations, Conditions and MedicationRequests -> :class:`Case`.
 
 The Bundle maps into the same frozen :class:`~leukos.domain.case.Case` as the leukos case format
-(shared/reference/case-format.md), so every rule sees one model. Mapping, in short:
+(docs/case-format.md), so every rule sees one model. Mapping, in short:
 
 * **Observation** (LOINC, UCUM; codes.md "LOINC"): the LOINC code selects the analyte through
   ``kb.analytes[name].loinc``; otherwise ``code.text`` / ``coding.display`` is matched against the
@@ -44,7 +44,7 @@ value, what was expected and the fix. Values of the Patient resource are never e
 
 References
 ----------
-HL7 FHIR R4B, https://hl7.org/fhir/R4B/ ; shared/reference/codes.md ; interop-and-stack.md §2.
+HL7 FHIR R4B, https://hl7.org/fhir/R4B/ ; the code sources in knowledge/data/references/fhir.toml.
 """
 
 from __future__ import annotations

@@ -47,8 +47,11 @@ def _lab_schema(unit: str, label: str) -> dict[str, Any]:
     }
 
 
-def _bool() -> dict[str, Any]:
-    return {"type": ["boolean", "null"]}
+def _bool(description: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": ["boolean", "null"]}
+    if description:
+        out["description"] = description
+    return out
 
 
 def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
@@ -59,7 +62,7 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "leukos case, version 1",
-        "description": "One patient at one moment (shared/reference/case-format.md). Null or absent = not recorded.",
+        "description": "One patient at one moment, as described in docs/case-format.md of leukos. Null or absent = not recorded.",
         "type": "object",
         "additionalProperties": False,
         "properties": {
@@ -100,6 +103,7 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                     "genetics": {
                         "type": "object",
                         "additionalProperties": False,
+                        "description": "Result of the test for each gene or fusion: positive (a pathogenic/defining variant found), negative, unknown. jak2 = JAK2 V617F or exon 12; calr, mpl = driver mutations; csf3r = activating CSF3R mutation (T618I or other).",
                         "properties": {g: {"enum": ["positive", "negative", "unknown", None]} for g in GENES},
                     },
                     "splenomegaly": _bool(),
@@ -133,10 +137,10 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                             "toxic_granulation": _bool(),
                             "dohle_bodies": _bool(),
                             "auer_rods": _bool(),
-                            "abnormal_promyelocytes": {
-                                "type": ["boolean", "null"],
-                                "description": "Promyelocyte-rich smear (hypergranular promyelocytes, faggot cells): part of the APL gate.",
-                            },
+                            "abnormal_promyelocytes": _bool("Promyelocyte-rich smear (hypergranular promyelocytes, faggot cells): part of the APL gate."),
+                            "dysgranulopoiesis": _bool("Dysgranulopoiesis (hypo-/hypersegmented neutrophils, abnormal chromatin clumping, hypogranularity) on the blood smear or the marrow aspirate: defines atypical CML, argues against CNL."),
+                            "teardrop_cells": _bool("Tear-drop red cells (dacrocytes), as in myelofibrosis."),
+                            "leukoerythroblastosis": _bool("Nucleated red cells and immature granulocytes in the blood (leukoerythroblastic picture)."),
                         },
                     },
                     "lap_score": {"type": ["number", "null"], "minimum": 0},
@@ -146,6 +150,10 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                         "properties": {
                             "blasts_pct": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
                             "tumour_cells": _bool(),
+                            "fibrosis_grade": {
+                                "type": ["integer", "null"], "minimum": 0, "maximum": 3,
+                                "description": "Reticulin/collagen fibrosis of the marrow biopsy, grade 0-3 (MF-0 to MF-3); overt myelofibrosis is grade 2 or 3.",
+                            },
                         },
                     },
                     "tissue_cytology": {

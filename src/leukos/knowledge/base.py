@@ -15,11 +15,19 @@ from leukos.errors import ErrorDetail, LeukosUserError
 __all__ = ["Analyte", "Citation", "KnowledgeBase", "Parameter", "Symptom", "load_knowledge"]
 
 STATUSES = ("V", "P", "U")
+SYMPTOM_PLACEMENTS = ("table", "closest_row", "ungraded")
 
 
 @dataclass(frozen=True)
 class Citation:
-    """One entry of the citation registry (``data/references/*.toml``)."""
+    """One entry of the citation registry (``data/references/*.toml``).
+
+    The record is always the primary publication, guideline or label. ``authors`` may be empty
+    when they were not seen (then "authors" is among ``unverified``). ``read_via`` records, in the
+    data only, the secondary page that was actually read when the primary itself was not: the
+    output then says that the primary was checked only through a secondary source, and never
+    shows that page as a source.
+    """
 
     key: str
     authors: str
@@ -30,9 +38,12 @@ class Citation:
     url: str | None = None
     unverified: tuple[str, ...] = ()
     note: str | None = None
+    read_via: str | None = None
 
     @property
     def short(self) -> str:
+        if not self.authors:
+            return f"{self.venue} ({self.year})" if str(self.year) not in self.venue else self.venue
         first = self.authors.split(",")[0].strip()
         return f"{first} {self.year}, {self.venue}"
 
@@ -45,7 +56,7 @@ class Citation:
     def to_dict(self) -> dict[str, Any]:
         d = {
             "key": self.key,
-            "authors": self.authors,
+            "authors": self.authors or None,
             "title": self.title,
             "venue": self.venue,
             "year": self.year,
@@ -54,6 +65,8 @@ class Citation:
         }
         if self.unverified:
             d["unverified_fields"] = list(self.unverified)
+        if self.read_via:
+            d["checked_only_through_a_secondary_source"] = True
         return d
 
 
@@ -133,6 +146,15 @@ class Symptom:
     snomed: tuple[str, ...] = ()
     icd10cm: tuple[str, ...] = ()
     synonyms: tuple[str, ...] = ()
+    # table: the grading table names the term; closest_row: placed by the closest row (status U);
+    # ungraded: no plausible link to leukostasis (listed, never graded)
+    placement: str = "table"
+    placement_citations: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        """V/P/U of the placement: U throughout, because the grading table itself is unverified."""
+        return "U"
 
 
 @dataclass(frozen=True)
@@ -146,6 +168,9 @@ class KnowledgeBase:
     unit_aliases: Mapping[str, str]
     symptoms: Mapping[str, Symptom]
     tables: Mapping[str, Any] = field(default_factory=dict)
+    # units.toml [offered] (analyte -> UCUM units a form offers, canonical first) and [display]
+    unit_offers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unit_display: Mapping[str, str] = field(default_factory=dict)
 
     def param(self, key: str) -> Parameter:
         try:
@@ -164,6 +189,24 @@ class KnowledgeBase:
 
     def analyte(self, name: str) -> Analyte:
         return self.analytes[name]
+
+    def field_label(self, name: str) -> str:
+        """The reader's name of a case-format field path (``creatinine``, ``labs.ldh.reference_high``,
+        ``findings.known_diagnosis``): analyte labels from labs.toml, other fields from
+        rules/field_labels.toml; an unknown path is returned as given."""
+        labels = self.tables.get("field_labels", {}).get("labels", {})
+        if name in labels:
+            return labels[name]
+        parts = name.split(".")
+        if parts[0] == "labs" and len(parts) >= 2:
+            parts = parts[1:]
+        if parts[0] in self.analytes:
+            label = self.analytes[parts[0]].label
+            if len(parts) == 2 and parts[1] in labels:
+                return f"{label}: {labels[parts[1]]}"
+            if len(parts) == 1:
+                return label
+        return name
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> KnowledgeBase:
         """Return a knowledge base with some parameter values replaced (site settings).
@@ -230,6 +273,7 @@ def _load_default() -> KnowledgeBase:
                 url=rec.get("url"),
                 unverified=tuple(rec.get("unverified", ())),
                 note=rec.get("note"),
+                read_via=rec.get("read_via"),
             )
 
     analytes = {
@@ -249,6 +293,8 @@ def _load_default() -> KnowledgeBase:
 
     units = _read_toml("units.toml")
 
+    symptom_data = dict(_read_toml("symptoms.toml"))
+    placement_citations = symptom_data.pop("placement_citations")
     symptoms = {
         term: Symptom(
             term=term,
@@ -259,8 +305,10 @@ def _load_default() -> KnowledgeBase:
             snomed=tuple(rec.get("snomed", ())),
             icd10cm=tuple(rec.get("icd10cm", ())),
             synonyms=tuple(rec.get("synonyms", ())),
+            placement=rec["placement"],
+            placement_citations=tuple(placement_citations[rec["placement"]]),
         )
-        for term, rec in _read_toml("symptoms.toml").items()
+        for term, rec in symptom_data.items()
     }
 
     parameters: dict[str, Parameter] = {}
@@ -293,8 +341,14 @@ def _load_default() -> KnowledgeBase:
         unit_aliases=MappingProxyType(dict(units["aliases"])),
         symptoms=MappingProxyType(symptoms),
         tables=MappingProxyType(tables),
+        unit_offers=MappingProxyType({k: tuple(v) for k, v in units.get("offered", {}).items()}),
+        unit_display=MappingProxyType(dict(units.get("display", {}))),
     )
     _check(kb)
+    # The differential rules file is checked here, when the knowledge loads, not at first use.
+    from leukos.knowledge.differential_rules import differential_rules
+
+    differential_rules(kb)
     return kb
 
 
@@ -310,6 +364,17 @@ def _check(kb: KnowledgeBase) -> None:
                 raise ValueError(f"{p.key}: unknown citation key {c!r}")
         if p.choices and p.value not in p.choices:
             raise ValueError(f"{p.key}: default {p.value!r} not among choices")
+    for s in kb.symptoms.values():
+        if s.placement not in SYMPTOM_PLACEMENTS:
+            raise ValueError(f"symptom {s.term}: placement {s.placement!r} not in {SYMPTOM_PLACEMENTS}")
+        if (s.grade is None) != (s.placement == "ungraded"):
+            raise ValueError(f"symptom {s.term}: a grade goes with placement table/closest_row, none with ungraded")
+        for c in s.placement_citations:
+            if c not in kb.citations:
+                raise ValueError(f"symptom {s.term}: unknown citation key {c!r}")
+    for name, units in kb.unit_offers.items():
+        if name not in kb.analytes or not units or units[0] != kb.analytes[name].unit:
+            raise ValueError(f"units.toml [offered] {name}: not an analyte, or the canonical unit is not listed first")
 
 
 def load_knowledge(overrides: Mapping[str, Any] | None = None) -> KnowledgeBase:

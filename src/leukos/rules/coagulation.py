@@ -16,7 +16,8 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
     items: dict[str, int | None] = {}
     working: dict[str, Any] = {}
     notes: list[str] = []
-    max_points = {"platelets": 2, "fibrin_marker": 3, "pt_prolongation": 2, "fibrinogen": 1}
+    pts = gaps.kb.table("dic")["points"]  # points per category of each item (ISTH table)
+    max_points = {k: max(pts[k]) for k in ("platelets", "fibrin_marker", "pt_prolongation", "fibrinogen")}
 
     plt = case.lab("platelets")
     p100, p50 = gaps.p("dic.platelets_gt_0"), gaps.p("dic.platelets_lt_2")
@@ -25,8 +26,8 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
         gaps.need("platelets")
     else:
         v = plt.value
-        items["platelets"] = 0 if v > p100.value else (1 if v >= p50.value else 2)
-    working["platelets"] = {"value": lab_working(plt), "rule": f"> {p100.value}: 0; {p50.value}-{p100.value}: 1; < {p50.value}: 2",
+        items["platelets"] = pts["platelets"][0 if v > p100.value else (1 if v >= p50.value else 2)]
+    working["platelets"] = {"value": lab_working(plt), "rule": f"> {p100.value}: {pts['platelets'][0]}; {p50.value}-{p100.value}: {pts['platelets'][1]}; < {p50.value}: {pts['platelets'][2]}",
                             "thresholds": [param_working(p100), param_working(p50)]}
 
     dd = case.lab("d_dimer")
@@ -43,10 +44,11 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
                      "(give reference_high on d_dimer, or configure dic.d_dimer_uln).")
     else:
         ratio = dd.value / float(uln)
-        items["fibrin_marker"] = 0 if ratio < mod.value else (2 if ratio <= strong.value else 3)
+        items["fibrin_marker"] = pts["fibrin_marker"][0 if ratio < mod.value else (1 if ratio <= strong.value else 2)]
         working["d_dimer_x_uln"] = round(ratio, 2)
     working["fibrin_marker"] = {"value": lab_working(dd), "uln_mg_per_l": uln,
-                                "rule": f"< {mod.value} x ULN: 0; {mod.value}-{strong.value} x ULN: 2 (moderate); > {strong.value} x ULN: 3 (strong)",
+                                "rule": f"< {mod.value} x ULN: {pts['fibrin_marker'][0]}; {mod.value}-{strong.value} x ULN: {pts['fibrin_marker'][1]} "
+                                        f"(moderate); > {strong.value} x ULN: {pts['fibrin_marker'][2]} (strong)",
                                 "thresholds": [param_working(mod), param_working(strong)]}
 
     pt = case.lab("pt_seconds")
@@ -61,10 +63,11 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
         gaps.need("pt_control_seconds")
     else:
         prolong = pt.value - control
-        items["pt_prolongation"] = 0 if prolong < s1.value else (1 if prolong <= s2.value else 2)
+        items["pt_prolongation"] = pts["pt_prolongation"][0 if prolong < s1.value else (1 if prolong <= s2.value else 2)]
         working["pt_prolongation_s"] = round(prolong, 2)
     working["pt"] = {"value": lab_working(pt), "control_s": control,
-                     "rule": f"prolongation < {s1.value} s: 0; {s1.value}-{s2.value} s: 1; > {s2.value} s: 2"}
+                     "rule": f"prolongation < {s1.value} s: {pts['pt_prolongation'][0]}; {s1.value}-{s2.value} s: "
+                             f"{pts['pt_prolongation'][1]}; > {s2.value} s: {pts['pt_prolongation'][2]}"}
 
     fib = case.lab("fibrinogen")
     f1 = gaps.p("dic.fibrinogen_max_1")
@@ -72,8 +75,8 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
         items["fibrinogen"] = None
         gaps.need("fibrinogen")
     else:
-        items["fibrinogen"] = 1 if fib.value <= f1.value else 0
-    working["fibrinogen"] = {"value": lab_working(fib), "rule": f"<= {f1.value} g/L: 1", "threshold": param_working(f1)}
+        items["fibrinogen"] = pts["fibrinogen"][1 if fib.value <= f1.value else 0]
+    working["fibrinogen"] = {"value": lab_working(fib), "rule": f"<= {f1.value} g/L: {pts['fibrinogen'][1]}", "threshold": param_working(f1)}
 
     known = sum(v for v in items.values() if v is not None)
     possible = known + sum(max_points[k] for k, v in items.items() if v is None)

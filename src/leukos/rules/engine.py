@@ -14,7 +14,7 @@ from leukos.rules.artefacts import assess_artefacts
 from leukos.rules.coagulation import assess_dic
 from leukos.rules.hyperleukocytosis import assess_hyperleukocytosis
 from leukos.rules.leukostasis import assess_leukostasis
-from leukos.rules.management import apl_status, assess_leukapheresis, recommendations, urgency
+from leukos.rules.management import apl_status, assess_leukapheresis, recommendations, urgency, working_diagnosis
 from leukos.rules.tumour_lysis import assess_tls
 
 __all__ = ["assess"]
@@ -58,10 +58,11 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
     tls = assess_tls(case, gaps)
     dic = assess_dic(case, gaps)
     arts = assess_artefacts(case, hl, gaps)
-    apl = apl_status(case, dic, gaps)
-    lk = assess_leukapheresis(case, hl, ls, apl, gaps)
-    urg = urgency(hl, ls, tls, apl, gaps)
-    recs = recommendations(case, hl, ls, tls, dic, arts, lk, apl, gaps)
+    dx = working_diagnosis(case, diff, gaps)  # the advice follows the known or the leading diagnosis
+    apl = apl_status(case, dic, gaps, dx)
+    lk = assess_leukapheresis(case, hl, ls, apl, gaps, dx, dic)
+    urg = urgency(hl, ls, tls, apl, gaps, dx)
+    recs = recommendations(case, hl, ls, tls, dic, arts, lk, apl, gaps, dx)
 
     for key, p in gaps.used_params.items():
         if p.overridden:
@@ -70,6 +71,10 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
         gaps.warn("The leukostasis grading table (Novotny 2005) is unverified: organ descriptors and aggregation are status U.")
     for note in case.import_notes:
         gaps.warn(note)
+    bare = _without_unit(case, kb)
+    if bare:
+        gaps.warn("Given without a unit, so read in the case format's unit for each value: " + "; ".join(bare)
+                  + ". Check that these units are the ones the laboratory reported.")
 
     cited: list[str] = []
     for part in (hl, ls, tls, dic, lk, *arts, *recs, *diff):
@@ -83,7 +88,8 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
         leukos_version=__version__,
         ruleset_version=kb.ruleset_version,
         case_id=case.id,
-        headline=_headline(hl, ls, apl.suspected, urg, tls.laboratory, dic.overt),
+        headline=_headline(hl, ls, apl.suspected, urg, tls.laboratory, dic.overt,
+                           dx.label if dx.group == "leukemoid" else None),
         urgency=urg,
         wbc_10e9_per_l=hl.wbc_10e9_per_l,
         absolute_blasts_10e9_per_l=hl.absolute_blasts_10e9_per_l,
@@ -103,8 +109,19 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
     )
 
 
+def _without_unit(case: Case, kb: KnowledgeBase) -> list[str]:
+    """Values given as bare numbers (case-format contract: canonical unit), in clinical words."""
+    out = []
+    for name, series in case.labs.items():
+        for lv in series:
+            if not lv.unit_given:
+                unit = lv.unit.replace("10*9/L", "x10^9/L")
+                out.append(f"{kb.analyte(name).label} {lv.given} read as {lv.value:g} {unit}")
+    return out
+
+
 def _headline(hl: HyperleukocytosisResult, ls: LeukostasisResult, apl: bool, urg: str, tls_lab: bool | None,
-              dic_overt: bool | None) -> str:
+              dic_overt: bool | None, leukemoid: str | None = None) -> str:
     parts: list[str] = []
     if hl.wbc_10e9_per_l is None:
         parts.append("White cell count missing: hyperleukocytosis not assessed")
@@ -115,12 +132,16 @@ def _headline(hl: HyperleukocytosisResult, ls: LeukostasisResult, apl: bool, urg
         parts.append(f"No hyperleukocytosis (WBC {fmt(hl.wbc_10e9_per_l)} x10^9/L)")
     else:
         parts.append("Hyperleukocytosis undecided (censored WBC)")
-    if ls.grade is not None and ls.applicable:
+    if ls.grade is not None and ls.applicable and leukemoid and ls.grade > 0:
+        parts.append(f"symptoms at leukostasis grade {ls.grade}, not attributed to leukostasis (reactive count)")
+    elif ls.grade is not None and ls.applicable:
         parts.append(f"leukostasis grade {ls.grade} ({ls.label})")
     elif ls.grade is None and hl.present:
         parts.append("leukostasis not graded")
     if apl:
         parts.append("APL known or suspected: no leukapheresis, ATRA now")
+    if leukemoid:
+        parts.append(f"{leukemoid}: treat the cause, no leukapheresis")
     if tls_lab:
         parts.append("laboratory TLS")
     if dic_overt:

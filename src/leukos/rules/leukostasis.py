@@ -1,10 +1,12 @@
 """Leukostasis grade 0-3 after Novotny 2005.
 
 Organ grades come from the clinician's override (``leukostasis_grades``) or else from the
-recorded symptoms, each term's grade being data (knowledge/data/symptoms.toml, from the
-candidate table of clinical.md §2, status U). The overall grade aggregates the organ grades by
-a configurable rule (``leukostasis.aggregation``); the result is always flagged unverified
-because the original grading table was not retrieved.
+recorded symptoms. Every term of the vocabulary (knowledge/data/symptoms.toml) is placed in an
+organ and a grade by the candidate grading table: named by the table, or by its closest row
+(status U, the reason in ``grade_basis``); a term with no plausible link to leukostasis
+(fever, fatigue, ...) is not graded and is listed in the output. The overall grade aggregates the
+organ grades by a configurable rule (``leukostasis.aggregation``); the result is always flagged
+unverified because the original grading table was not retrieved.
 """
 
 from __future__ import annotations
@@ -38,12 +40,16 @@ def assess_leukostasis(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> L
     labels = kb.table("leukostasis")["labels"]
     citations = ["novotny2005", "piccirillo2008"]
     notes: list[str] = []
+    symptoms = case.symptoms
+    placed = [kb.symptoms[t] for t in (symptoms or ()) if kb.symptoms[t].placement != "ungraded"]
+    ungraded = [t for t in (symptoms or ()) if kb.symptoms[t].placement == "ungraded"]
+    closest = [s.term for s in placed if s.placement == "closest_row"]
+    for s in placed:
+        citations += list(s.placement_citations)
 
     # Organ grades: override first, then symptoms.
     organ: dict[str, int | None] = {}
     basis: dict[str, list[str]] = {o: [] for o in ORGANS}
-    ungraded: list[str] = []
-    symptoms = case.symptoms
     for o in ORGANS:
         if o in case.leukostasis_grades:
             organ[o] = int(case.leukostasis_grades[o])
@@ -53,27 +59,22 @@ def assess_leukostasis(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> L
             organ[o] = None
             continue
         g = 0
-        for term in symptoms:
-            s = kb.symptoms[term]
-            if s.organ != o:
-                continue
-            if s.grade is None:
-                ungraded.append(term)
-                basis[o].append(f"{term}: {s.grade_basis}")
-            else:
-                g = max(g, s.grade)
-                basis[o].append(f"{term} -> {s.grade} ({s.grade_basis})")
+        for s in placed:
+            if s.organ == o:
+                g = max(g, int(s.grade))
+                basis[o].append(f"{s.label}: grade {s.grade} ({s.grade_basis})")
         organ[o] = g
 
     if symptoms is None and not case.leukostasis_grades:
         gaps.need("symptoms")
         gaps.cannot("Leukostasis grade: symptoms not recorded (give symptoms: [] if there are none)")
+    if closest:
+        notes.append("Placed by the closest row of the grading table (the table does not name them; status U): "
+                     + ", ".join(kb.symptoms[t].label.lower() for t in closest)
+                     + ". Set leukostasis_grades for the organ if the clinical picture differs.")
     if ungraded:
-        notes.append(
-            "Recorded but not placed by the grading table: " + ", ".join(ungraded)
-            + ". They do not raise the grade by themselves; set leukostasis_grades for the organ if they are due to leukostasis.")
-        gaps.warn("Symptoms outside the grading table (" + ", ".join(ungraded)
-                  + "): the leukostasis grade may underestimate; the clinician should grade the organ.")
+        notes.append("Recorded but not graded (no plausible link to leukostasis): "
+                     + ", ".join(kb.symptoms[t].label.lower() for t in ungraded) + ".")
 
     # Applicability: the score grades symptoms in hyperleukocytic leukaemia.
     applicable: bool | None
@@ -115,6 +116,9 @@ def assess_leukostasis(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> L
         "applies": param_working(scope_p),
         "hyperleukocytosis_present": hl.present,
         "symptoms": list(symptoms) if symptoms is not None else None,
+        "placements": {s.term: {"organ": s.organ, "grade": s.grade, "placement": s.placement, "status": s.status,
+                                "basis": s.grade_basis} for s in placed},
+        "ungraded_symptoms": ungraded,
         "clinician_grades": dict(case.leukostasis_grades),
     }
     return LeukostasisResult(

@@ -1,7 +1,7 @@
 """REST API: ``/api/assess``, ``/api/plan``, ``/api/simulate``, ``/api/rules``, ``/api/health``.
 
 Request bodies are a case in the leukos case format (JSON or YAML) or a FHIR R4 Bundle; responses
-follow shared/reference/outputs.md. The handlers parse, call the core through
+follow docs/outputs.md. The handlers parse, call the core through
 :class:`~leukos.service.engines.Engines` and return its ``to_dict()``: they compute nothing.
 """
 
@@ -81,7 +81,7 @@ def plan_options(blood_volumes: float | None, volume_l: float | None, hours_afte
 
 
 @router.post("/assess", summary="Assess a case", openapi_extra=case_request_body(),
-             response_description="The assessment (outputs.md `leukos assess --format json`)")
+             response_description="The assessment (docs/outputs.md, as `leukos assess --format json`)")
 async def assess(request: Request, _caller=Depends(api_caller)) -> dict[str, Any]:
     request.state.audit_subtype = "assess"
     st = service_state(request)
@@ -96,7 +96,7 @@ _DRAWS = Query(None, ge=1, le=500, description="Monte-Carlo draws for percentile
 
 
 @router.post("/plan", summary="Plan a leukapheresis", openapi_extra=case_request_body(),
-             response_description="The procedure plan (outputs.md `leukos plan --format json`)")
+             response_description="The procedure plan (docs/outputs.md, as `leukos plan --format json`)")
 async def plan(request: Request, blood_volumes: float | None = _BV, volume_l: float | None = _VOL,
                _caller=Depends(api_caller)) -> dict[str, Any]:
     request.state.audit_subtype = "plan"
@@ -108,7 +108,7 @@ async def plan(request: Request, blood_volumes: float | None = _BV, volume_l: fl
 
 
 @router.post("/simulate", summary="Simulate a leukapheresis", openapi_extra=case_request_body(),
-             response_description="The predicted time course (outputs.md `leukos simulate --format json`)")
+             response_description="The predicted time course (docs/outputs.md, as `leukos simulate --format json`)")
 async def simulate(request: Request, blood_volumes: float | None = _BV, volume_l: float | None = _VOL,
                    hours_after: float | None = _HOURS, draws: int | None = _DRAWS,
                    _caller=Depends(api_caller)) -> dict[str, Any]:

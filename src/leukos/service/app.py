@@ -217,6 +217,9 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
     app.include_router(api.router)
     app.include_router(cds.router)
     app.include_router(ui.router)
+    from leukos.service import registry_api  # follow-up registry: /api/patients, /ui/patients (issue 13)
+
+    registry_api.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     if settings.cors_origins:

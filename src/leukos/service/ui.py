@@ -1,49 +1,85 @@
-"""The clinician web UI: server-rendered Jinja2 + htmx 2.0 + Pico CSS, assets vendored in ``static/``.
+"""The clinician web UI: server-rendered Jinja2 + Pico CSS, assets vendored in ``static/``.
 
-Pages render the same views as the CDS cards (:mod:`leukos.service.views`), so the web page and the
-EHR card cannot disagree. Works without JavaScript (plain form POST); htmx swaps the result in
-place when it is there. Plotly draws the simulated curves from JSON the server embeds.
+A short form (the count first; sections open as needed; unit pickers from the knowledge data),
+a result page for people (headline, findings by urgency, differential, formatted "why", the
+leukapheresis order sheet only when indicated, an SVG chart) and a 1-2 page report (PDF and
+print). Pages render the same views as the CDS cards (:mod:`leukos.service.views`) and format
+the assessment's own values (:mod:`leukos.service.present`); nothing clinical is recomputed.
+
+The assessed case is always the one the form shows: a bundled example *fills* the form (GET
+``/?example=NAME``) and is kept only as the source of what the form cannot show (listed on the
+page); every value typed on the form wins over it.
 """
 
 from __future__ import annotations
 
-import json
+import copy
+import datetime as dt
 import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 
 from leukos import __version__
 from leukos.domain.assessment import DISCLAIMER, Assessment, jsonable
 from leukos.domain.case import Case
 from leukos.errors import CaseFormatError, ErrorDetail, LeukosUserError
-from leukos.interop.case_format import case_from_dict
-from leukos.service.cds.cards import cards_for
+from leukos.interop.case_format import case_from_dict, parse_document
+from leukos.service import present
+from leukos.service.chart import Line, course_svg, panels_from_simulation
 from leukos.service.deps import api_caller, service_state
 from leukos.service.engines import EngineUnavailable, load_case
 from leukos.service.views import finding_views
+from leukos.units import normalise_unit
 
-__all__ = ["router", "PageCache", "FORM_LABS"]
+__all__ = ["router", "PageCache", "FORM_LABS", "FORM_SECTIONS", "case_dict_from_form", "parse_number"]
 
 router = APIRouter(include_in_schema=False)
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 _TEMPLATES.env.globals.update(version=__version__, disclaimer=DISCLAIMER)
+# Filters that put assessment texts into clinical words; they read the knowledge base of the page.
+_TEMPLATES.env.filters.update(
+    clin=pass_context(lambda ctx, s: present.clinical_text(s, ctx["kb"])),
+    num=present.fmt_num,
+    # the urgency is the badge beside the headline: not repeated in capitals at its end
+    headline=lambda s: re.sub(r"\s*[—-]\s*(EMERGENT|URGENT|ROUTINE)\s*$", "", s),
+    cite=pass_context(lambda ctx, key: present.citation_text(ctx["kb"], key)),
+    cites=pass_context(lambda ctx, keys: present.cite_short(ctx["kb"], keys)),
+    unit=pass_context(lambda ctx, u: present.unit_text(ctx["kb"], u)))
 
-# The labs offered on the form, in clinical reading order (names of the case format).
-FORM_LABS = ("wbc", "blasts_pct", "hemoglobin", "hematocrit", "platelets", "neutrophils_pct", "lymphocytes_pct",
-             "monocytes_pct", "promyelocytes_pct", "potassium", "phosphate", "uric_acid", "calcium",
-             "ionized_calcium", "creatinine", "ldh", "fibrinogen", "d_dimer", "pt_seconds", "pt_control_seconds",
-             "inr", "pao2", "spo2")
+# The form, in clinical reading order: (id, title, analytes). The first section is always open.
+FORM_SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("count", "White cell count", ("wbc", "blasts_pct")),
+    ("cbc", "Blood count and differential", ("hemoglobin", "hematocrit", "platelets", "neutrophils_pct", "bands_pct",
+                                             "lymphocytes_pct", "monocytes_pct", "eosinophils_pct", "basophils_pct",
+                                             "promyelocytes_pct", "myelocytes_pct", "metamyelocytes_pct")),
+    ("chem", "Chemistry: tumour lysis and kidney", ("potassium", "potassium_plasma", "phosphate", "uric_acid",
+                                                    "calcium", "ionized_calcium", "creatinine", "creatinine_baseline",
+                                                    "ldh")),
+    ("coag", "Coagulation", ("fibrinogen", "d_dimer", "pt_seconds", "pt_control_seconds", "inr")),
+    ("gas", "Oxygenation", ("pao2", "spo2")),
+)
+FORM_LABS = tuple(a for _s, _t, labs in FORM_SECTIONS for a in labs)
+_PATIENT = (("age_years", "Age", "years"), ("weight_kg", "Weight", "kg"), ("height_cm", "Height", "cm"))
 _DIAGNOSES = ("AML", "APL", "ALL", "CML_CP", "CML_AP", "CML_BP", "CML", "CLL", "CNL", "CMML", "OTHER_MPN",
               "LEUKEMOID_REACTIVE", "LEUKEMOID_PARANEOPLASTIC")
 _PHENOTYPES = ("myeloid", "monocytic", "promyelocytic", "b_lymphoblastic", "t_lymphoblastic", "mature_b", "mature_t")
+_GENETICS = (("pml_rara", "PML::RARA"), ("bcr_abl1", "BCR::ABL1"))
+# Paths of a case document that the form shows (everything else of an example is listed as carried over).
+_ON_FORM = {"format", "id", "patient.age_years", "patient.sex", "patient.weight_kg", "patient.height_cm",
+            "symptoms", "findings.known_diagnosis", "findings.immunophenotype",
+            *(f"findings.genetics.{g}" for g, _ in _GENETICS), *(f"labs.{a}" for a in FORM_LABS)}
 
 
 class PageCache:
@@ -74,12 +110,254 @@ class PageCache:
         return item[1], item[2]
 
 
+# --------------------------------------------------------------------------------------------
+# Numbers and units as people type them
+
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+
+
+def parse_number(text: str) -> float:
+    """``6,8`` and ``6.8`` -> 6.8. Raises ValueError for anything else, and for ``250,000`` / ``1,125``
+    (a thousands separator or a decimal comma? the user is asked)."""
+    t = text.strip().replace("\u00a0", "").replace(" ", "")
+    if _DECIMAL_COMMA.match(t):
+        if re.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", t):
+            raise ValueError("ambiguous")  # 250,000 or 1,125: a thousands separator or a decimal comma?
+        t = t.replace(",", ".")
+    if not _NUMBER.match(t):
+        raise ValueError(text)
+    return float(t)
+
+
+def _num(form: Mapping[str, str], key: str, field: str, label: str, problems: list[ErrorDetail]) -> float | None:
+    text = (form.get(key) or "").strip()
+    if not text:
+        return None
+    try:
+        return parse_number(text)
+    except ValueError as exc:
+        if str(exc) == "ambiguous":
+            problems.append(ErrorDetail(field=field, value=text, expected=f"a number for {label} that cannot be misread",
+                                        fix="a comma before three digits may be a thousands separator: write "
+                                            f"{text.replace(',', '')} or {text.replace(',', '.')}"))
+        else:
+            problems.append(ErrorDetail(field=field, value=text, expected=f"a number for {label}",
+                                        fix="type digits only, with a decimal point or comma (e.g. 6.8 or 6,8)"))
+        return None
+
+
+def _units(kb, analyte: str) -> tuple[str, ...]:
+    return kb.unit_offers.get(analyte) or (kb.analytes[analyte].unit,)
+
+
+# --------------------------------------------------------------------------------------------
+# Examples fill the form; the form builds the case
+
 def _examples(request: Request) -> list[str]:
     d = service_state(request).settings.examples_dir
     if d is None or not d.is_dir():
         return []
-    return sorted(p.name for p in d.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+    return sorted(p.name for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
+
+def _checked_example(request: Request, name: str) -> str:
+    if name not in _examples(request):
+        raise CaseFormatError(ErrorDetail(field="example", value=name, expected="one of the listed examples",
+                                          fix="pick an example from the list"))
+    return name
+
+
+def _example_doc(request: Request, name: str) -> dict[str, Any]:
+    _checked_example(request, name)
+    doc = parse_document((service_state(request).settings.examples_dir / name).read_bytes(), name=name)
+    if not isinstance(doc, dict):
+        raise CaseFormatError(ErrorDetail(field="example", value=name, expected="a leukos case", fix="pick another"))
+    return doc
+
+
+def form_from_document(doc: Mapping[str, Any], kb) -> dict[str, Any]:
+    """The form fields showing a case document (values in the unit they were given in when offered)."""
+    case = case_from_dict(copy.deepcopy(dict(doc)), kb, name="example")
+    form: dict[str, Any] = {"case_id": case.id or ""}
+    p = case.patient
+    for key, _label, _unit in _PATIENT:
+        v = getattr(p, key)
+        form[key] = present.fmt_num(v) if v is not None else ""
+    form["sex"] = p.sex.value if p.sex is not None else ""
+    for name in FORM_LABS:
+        lv = case.lab(name)
+        if lv is None:
+            continue
+        value, unit = present.fmt_num(lv.value), lv.unit
+        m = re.match(r"^\s*([+-]?[\d.]+)\s*(.*)$", lv.given or "")
+        if m:
+            given_unit = normalise_unit(m.group(2), dict(kb.unit_aliases)) if m.group(2).strip() else lv.unit
+            if given_unit in _units(kb, name):
+                value, unit = m.group(1), given_unit
+        form[f"lab_{name}"], form[f"unit_{name}"] = value, unit
+    f = case.findings
+    form["known_diagnosis"] = f.known_diagnosis.value if f.known_diagnosis else ""
+    form["immunophenotype"] = f.immunophenotype.value if f.immunophenotype else ""
+    for g, _ in _GENETICS:
+        r = f.genetics.get(g)
+        form[g] = r.value if r is not None and r.value in ("positive", "negative") else ""
+    form["symptoms"] = list(case.symptoms or ())
+    form["symptoms_none"] = "1" if case.symptoms == () else ""
+    return form
+
+
+def _leaves(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(obj, Mapping):
+        out = []
+        for k, v in obj.items():
+            out += _leaves(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [(prefix, obj)]
+
+
+def carried_over(doc: Mapping[str, Any], kb) -> list[str]:
+    """What an example holds that the form does not show, in words (it is assessed too)."""
+    out = []
+    lab = present.labels(kb)
+    for path, v in _leaves(doc):
+        if path in _ON_FORM or any(path.startswith(p + ".") for p in _ON_FORM if p.startswith("labs.")):
+            continue
+        if v is None or v == [] or v == {}:
+            continue
+        if isinstance(v, list):
+            v = ", ".join(present.clinical_text(x, kb) for x in v)
+        text = present.clinical_text(v, kb) if not isinstance(v, bool) else ("yes" if v else "no")
+        out.append(f"{lab.word(path)}: {text}")
+    return out
+
+
+def case_dict_from_form(form: Mapping[str, Any], kb, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The case document the form describes; ``base`` (an example) supplies only what the form
+    does not show. Typed values always win; a field cleared on the form is removed from the base."""
+    problems: list[ErrorDetail] = []
+    doc: dict[str, Any] = copy.deepcopy(dict(base)) if base else {}
+    doc["format"] = "leukos-case/1"
+    base_form = form_from_document(base, kb) if base else {}
+    if (form.get("case_id") or "").strip():
+        doc["id"] = form["case_id"].strip()[:80]
+    else:
+        doc.pop("id", None)
+    patient = dict(doc.get("patient") or {})
+    for key, label, _unit in _PATIENT:
+        v = _num(form, key, f"patient.{key}", label.lower(), problems)
+        if v is None:
+            patient.pop(key, None)
+        else:
+            patient[key] = v
+    if form.get("sex") in ("female", "male"):
+        patient["sex"] = form["sex"]
+    else:
+        patient.pop("sex", None)
+    doc["patient"] = patient
+    labs = dict(doc.get("labs") or {})
+    for name in FORM_LABS:
+        an = kb.analytes.get(name)
+        if an is None:
+            continue
+        v = _num(form, f"lab_{name}", f"labs.{name}", an.label, problems)
+        unit = form.get(f"unit_{name}") or an.unit
+        if unit not in _units(kb, name):
+            problems.append(ErrorDetail(field=f"labs.{name}.unit", value=unit, expected=f"a unit of {an.label}",
+                                        fix="choose a unit from the list"))
+            continue
+        if v is None:
+            labs.pop(name, None)
+            continue
+        unchanged = (base_form.get(f"lab_{name}") == (form.get(f"lab_{name}") or "").strip()
+                     and base_form.get(f"unit_{name}") == unit)
+        if unchanged and name in labs:
+            continue  # the example's own entry (keeps its reference range and any series)
+        entry: dict[str, Any] = {"value": v, "unit": unit}
+        old = labs.get(name)
+        if isinstance(old, Mapping) and unchanged:
+            entry.update({k: old[k] for k in ("reference_low", "reference_high") if k in old})
+        labs[name] = entry
+    doc["labs"] = labs
+    symptoms = [s for s in form.get("symptoms", []) if s in kb.symptoms]
+    bad = [s for s in form.get("symptoms", []) if s not in kb.symptoms]
+    if bad:
+        problems.append(ErrorDetail("symptoms", bad[0], "a symptom from the list", "tick symptoms from the list"))
+    if symptoms or form.get("symptoms_none"):
+        doc["symptoms"] = symptoms
+    else:
+        doc.pop("symptoms", None)
+    findings = dict(doc.get("findings") or {})
+    for key, allowed in (("known_diagnosis", _DIAGNOSES), ("immunophenotype", _PHENOTYPES)):
+        val = form.get(key) or ""
+        if val and val not in allowed and val != (base_form.get(key) or ""):
+            problems.append(ErrorDetail(f"findings.{key}", val, "a choice from the list", "pick from the list"))
+        elif val:
+            findings[key] = val
+        else:
+            findings.pop(key, None)
+    genetics = dict(findings.get("genetics") or {})
+    for g, _label in _GENETICS:
+        val = form.get(g) or ""
+        if val in ("positive", "negative"):
+            genetics[g] = val
+        elif val == "" and base_form.get(g, "") != "":
+            genetics.pop(g, None)
+    if genetics:
+        findings["genetics"] = genetics
+    else:
+        findings.pop("genetics", None)
+    doc["findings"] = findings
+    if problems:
+        raise CaseFormatError(problems)
+    if "wbc" not in labs:
+        raise CaseFormatError(ErrorDetail("labs.wbc", "(empty)", "the white cell count",
+                                          "enter the white cell count: the assessment starts from it"))
+    return doc
+
+
+# --------------------------------------------------------------------------------------------
+# Errors at the field, in plain language
+
+def _field_id(field: str) -> str:
+    parts = field.split(".")
+    if parts[0] == "labs" and len(parts) > 1:
+        return f"lab_{parts[1]}"
+    if parts[0] == "patient" and len(parts) > 1:
+        return parts[1]
+    if parts[0] == "findings" and len(parts) > 1:
+        return parts[-1] if parts[-1] in {g for g, _ in _GENETICS} else parts[1]
+    if parts[0] == "symptoms":
+        return "symptoms"
+    return "paste" if parts[0] not in ("example",) else "example"
+
+
+def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """(summary items, message per field id) in clinical words, no code names."""
+    items, by_field = [], {}
+    lab = present.labels(kb)
+    for d in exc.details:
+        fid = _field_id(d.field)
+        what = lab.word(d.field) if d.field not in ("example", "paste") else (
+            "the example" if d.field == "example" else "the pasted case")
+        value = d.to_dict().get("value")
+        expected = present.clinical_text(d.expected, kb).replace("UCUM", "standard")
+        fix = present.clinical_text(d.fix, kb).replace("use UCUM", "choose a unit from the list")
+        fix = re.sub(r"see `leukos schema case`[^.;]*", "see the bundled examples", fix)
+        if value in (None, "(empty)", ""):
+            msg = f"{what[:1].upper() + what[1:]} is not recorded: {expected}. {fix[:1].upper() + fix[1:]}."
+            if d.field == "labs.wbc":
+                msg = f"{what[:1].upper() + what[1:]}: {fix[:1].upper() + fix[1:]}."
+        else:
+            msg = f"{what[:1].upper() + what[1:]}: “{value}” cannot be used; expected {expected}. {fix[:1].upper() + fix[1:]}."
+        msg = msg.replace("..", ".")
+        by_field.setdefault(fid, msg)
+        items.append({"field": fid, "text": msg})
+    return items, by_field
+
+
+# --------------------------------------------------------------------------------------------
+# Pages
 
 def _headers() -> dict[str, str]:
     return {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -89,17 +367,32 @@ def _headers() -> dict[str, str]:
 
 def _page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
     kb = service_state(request).kb
-    base = {"request": request, "kb": kb, "labs": [(n, kb.analytes[n]) for n in FORM_LABS if n in kb.analytes],
+    sections = [(sid, title, [(n, kb.analytes[n], [(u, present.unit_text(kb, u) or "ratio") for u in _units(kb, n)])
+                              for n in labs if n in kb.analytes]) for sid, title, labs in FORM_SECTIONS]
+    lab = present.labels(kb)
+    base = {"request": request, "kb": kb, "L": lab, "sections": sections, "patient_fields": _PATIENT,
             "symptoms": sorted(kb.symptoms.values(), key=lambda s: (s.organ, s.term)),
-            "diagnoses": _DIAGNOSES, "phenotypes": _PHENOTYPES, "examples": _examples(request),
-            "form": {}, "engines": service_state(request).engines.available}
+            "diagnoses": [(d, lab.diagnosis(d)) for d in _DIAGNOSES],
+            "phenotypes": [(p, lab.section("phenotype").get(p, p)) for p in _PHENOTYPES],
+            "genetics": _GENETICS, "examples": _examples(request), "form": {}, "field_errors": {},
+            "error_items": [], "engines": service_state(request).engines.available}
     base.update(ctx)
     return _TEMPLATES.TemplateResponse(request, name, base, status_code=status, headers=_headers())
 
 
 @router.get("/", response_class=HTMLResponse)
-async def index(request: Request, _caller=Depends(api_caller)) -> HTMLResponse:
-    return _page(request, "index.html", {})
+async def index(request: Request, example: str | None = None, _caller=Depends(api_caller)) -> HTMLResponse:
+    kb = service_state(request).kb
+    if not example:
+        return _page(request, "index.html", {})
+    try:
+        doc = _example_doc(request, example)
+        form = form_from_document(doc, kb)
+    except LeukosUserError as exc:
+        items, by_field = _plain_errors(exc, kb)
+        return _page(request, "index.html", {"error_items": items, "field_errors": by_field}, status=422)
+    form["base_example"] = example
+    return _page(request, "index.html", {"form": form, "carried": carried_over(doc, kb), "loaded_example": example})
 
 
 @router.get("/about", response_class=HTMLResponse)
@@ -107,129 +400,166 @@ async def about(request: Request) -> HTMLResponse:
     return _page(request, "about.html", {"ruleset": service_state(request).kb.ruleset_version})
 
 
-def _num(text: str, field: str, problems: list[ErrorDetail]) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        problems.append(ErrorDetail(field=field, value=text, expected="a number", fix="type digits, e.g. 70"))
-        return None
+def _chart(sim: Mapping[str, Any], kb, reference_only: bool, panel_h: int = 150) -> str:
+    def line(key: str, text: str) -> tuple[Line, ...]:
+        p = kb.parameters.get(key)
+        if p is None:
+            return ()
+        return (Line(float(p.value), f"{text} {present.fmt_num(p.value)} {present.unit_text(kb, p.unit)}"
+                                     + (" (unverified)" if p.status == "U" else "")),)
+
+    lines = {"wbc_10e9_per_l": line("apheresis.target_wbc_10e9_per_l", "target"),
+             "ionized_calcium_mmol_per_l": line("apheresis.ica_symptom_threshold_mmol_per_l", "symptoms below"),
+             "platelets_10e9_per_l": line("management.platelet_threshold_non_apl_low", "commonly kept above")}
+    dur = sim.get("duration_min")
+    title = (("FOR REFERENCE ONLY (not indicated). " if reference_only else "")
+             + f"Simulated course of one procedure ({present.fmt_num(sim.get('blood_volumes_processed'))} × TBV, "
+             f"{present.fmt_num(dur)} min) and the following hours: model prediction, not a measurement")
+    return course_svg(sim["times_min"], panels_from_simulation(sim, lines),
+                      window_min=(0.0, float(dur)) if dur else None, title=title, panel_h=panel_h)
 
 
-def case_dict_from_form(form: dict[str, Any], symptoms: list[str], kb) -> dict[str, Any]:
-    """The case-format document described by the structured form (raises for non-numbers)."""
-    problems: list[ErrorDetail] = []
-    patient = {k: _num(form.get(k, ""), f"patient.{k}", problems) for k in ("age_years", "weight_kg", "height_cm")}
-    patient = {k: v for k, v in patient.items() if v is not None}
-    if form.get("sex"):
-        patient["sex"] = form["sex"]
-    labs: dict[str, Any] = {}
-    for name in FORM_LABS:
-        v = _num(form.get(f"lab_{name}", ""), f"labs.{name}", problems)
-        if v is None:
-            continue
-        unit = form.get(f"unit_{name}", "").strip()
-        labs[name] = {"value": v, "unit": unit} if unit else v
-    if problems:
-        raise CaseFormatError(problems)
-    doc: dict[str, Any] = {"format": "leukos-case/1", "id": form.get("case_id") or None, "patient": patient,
-                           "labs": labs, "symptoms": symptoms}
-    findings: dict[str, Any] = {}
-    if form.get("known_diagnosis"):
-        findings["known_diagnosis"] = form["known_diagnosis"]
-    if form.get("immunophenotype"):
-        findings["immunophenotype"] = form["immunophenotype"]
-    if form.get("pml_rara"):
-        findings["genetics"] = {"pml_rara": form["pml_rara"]}
-    if findings:
-        doc["findings"] = findings
-    return {k: v for k, v in doc.items() if v is not None}
-
-
-def _result_context(request: Request, case: Case) -> dict[str, Any]:
-    st = service_state(request)
-    a = st.engines.assess(case, st.kb)
-    views = finding_views(a, st.kb)
-    base = (st.settings.public_base_url or str(request.base_url)).rstrip("/")
-    cards = [c.model_dump(exclude_none=True) for c in
-             cards_for(views, a, hook_instance="preview", base_url=base, page_url=None)]
-    ctx: dict[str, Any] = {"a": a, "ad": a.to_dict(), "views": views, "cards": cards, "plan": None,
-                           "plan_error": None, "chart": None, "case_id": case.id}
-    if st.engines.plan_fn is None:
+def result_context(st, case: Case, *, plan_anyway: bool = False) -> dict[str, Any]:
+    """Everything the result page and the report show (CPU-bound: call it off the event loop)."""
+    kb = st.kb
+    a = st.engines.assess(case, kb)
+    views = finding_views(a, kb)
+    lp = a.leukapheresis
+    weight = case.patient.weight_kg
+    doses = {i: present.dose_for_weight(r.text, weight) for i, r in enumerate(a.recommendations)}
+    ctx: dict[str, Any] = {"a": a, "case": case, "views": views, "plan": None, "sheet": None, "plan_error": None,
+                           "chart": None, "case_id": case.id, "doses": doses,
+                           "trees": {v.key: present.working_tree(v.working, kb) for v in views},
+                           "indicated": bool(lp.indicated) and not lp.apl_suspected, "plan_anyway": plan_anyway,
+                           "inputs": _inputs(case, kb)}
+    want = ctx["indicated"] or plan_anyway
+    if lp.apl_suspected:
+        ctx["plan_error"] = "No leukapheresis plan: APL is known or suspected, a contraindication."
+    elif not want:
+        pass
+    elif st.engines.plan_fn is None:
         ctx["plan_error"] = "The leukapheresis planner is not available in this build."
-    elif a.leukapheresis.apl_suspected:
-        ctx["plan_error"] = "No leukapheresis plan: APL is known or suspected (contraindication)."
     else:
         try:
-            ctx["plan"] = jsonable(st.engines.plan(case, {}, st.kb, a))
-            sim = jsonable(st.engines.simulate(case, {}, st.kb)) if st.engines.simulate_fn else None
-            if sim:
-                ctx["chart"] = json.dumps({k: sim.get(k) for k in ("times_min", "wbc_10e9_per_l",
-                                                                   "ionized_calcium_mmol_per_l", "platelets_10e9_per_l")})
+            plan = jsonable(st.engines.plan(case, {}, kb, a))
+            ctx["plan"] = plan
+            ctx["sheet"] = present.order_sheet(plan, kb, indicated=ctx["indicated"])
+            if st.engines.simulate_fn is not None:
+                sim = jsonable(st.engines.simulate(case, {}, kb))
+                ctx["chart"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only))
+                ctx["chart_small"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only, panel_h=50))
         except LeukosUserError as exc:
-            ctx["plan_error"] = exc.message
+            items, _ = _plain_errors(exc, kb)
+            ctx["plan_error"] = f"{exc.title}. " + " ".join(i["text"] for i in items)
         except EngineUnavailable as exc:
             ctx["plan_error"] = str(exc)
     return ctx
 
 
-async def _case_from_form(request: Request) -> tuple[Case, dict[str, str], list[str]]:
+def _inputs(case: Case, kb) -> list[tuple[str, str]]:
+    """The values the assessment used, as entered (for the report's inputs table)."""
+    rows = []
+    for name in kb.analytes:
+        lv = case.lab(name)
+        if lv is None:
+            continue
+        given = present.clinical_text(lv.given, kb) if lv.given else ""
+        canon = f"{present.fmt_num(lv.value)} {present.unit_text(kb, lv.unit)}".strip()
+        if not given or given.replace(" ", "") == canon.replace(" ", ""):
+            text = canon
+        elif re.fullmatch(r"[\d.]+", given):
+            text = canon
+        else:
+            text = f"{given} (= {canon})"
+        rows.append((re.sub(r"\s*\((?:% of leukocytes|pulse oximetry|arterial|serum)\)", "", kb.analytes[name].label), text))
+    return rows
+
+
+async def _read_form(request: Request) -> tuple[dict[str, Any], str]:
+    data = await request.form()
+    form: dict[str, Any] = {k: v for k, v in data.items() if isinstance(v, str) and k != "symptom"}
+    form["symptoms"] = [s for s in data.getlist("symptom") if isinstance(s, str)]
+    return form, (form.get("paste") or "").strip()
+
+
+def _case(request: Request, form: dict[str, Any], paste: str) -> tuple[Case, dict | None]:
     st = service_state(request)
-    form_data = await request.form()
-    form = {k: v for k, v in form_data.items() if isinstance(v, str) and k != "symptom"}
-    symptoms = [s for s in form_data.getlist("symptom") if isinstance(s, str)]
-    if form.get("paste", "").strip():
-        case = load_case(form["paste"], st.kb, name="pasted case")
-    elif form.get("example"):
-        name = form["example"]
-        if name not in _examples(request):
-            raise CaseFormatError(ErrorDetail(field="example", value=name, expected="one of the listed examples",
-                                              fix="pick an example from the list"))
-        case = load_case((st.settings.examples_dir / name).read_bytes(), st.kb, name=name)
-    else:
-        case = case_from_dict(case_dict_from_form(form, symptoms, st.kb), st.kb, name="form")
-    request.state.audit_patient = case.id
-    return case, form, symptoms
+    if paste:
+        if (form.get("lab_wbc") or "").strip():
+            raise CaseFormatError(ErrorDetail("paste", "a pasted case and typed values", "one or the other",
+                                              "clear the pasted case, or clear the typed values"))
+        return load_case(paste, st.kb, name="pasted case"), None
+    if form.get("example") and not form.get("base_example"):
+        if not any(k.startswith("lab_") for k in form):  # an example posted on its own (API use): the whole example
+            return load_case((st.settings.examples_dir / _checked_example(request, form["example"])).read_bytes(),
+                             st.kb, name=form["example"]), None
+        form["base_example"] = form["example"]  # with typed values: they win, the example fills the rest
+    base = _example_doc(request, form["base_example"]) if form.get("base_example") else None
+    doc = case_dict_from_form(form, st.kb, base)
+    return case_from_dict(doc, st.kb, name="form"), base
 
 
 @router.post("/ui/assess", response_class=HTMLResponse)
 async def ui_assess(request: Request, _caller=Depends(api_caller)) -> HTMLResponse:
     request.state.audit_subtype = "ui-assess"
-    partial = request.headers.get("hx-request") == "true"
+    st = service_state(request)
+    form, paste = await _read_form(request)
+    ctx: dict[str, Any] = {"form": form}
     try:
-        case, form, symptoms = await _case_from_form(request)
-        ctx = _result_context(request, case)
+        case, base = _case(request, form, paste)
+        request.state.audit_patient = case.id
+        ctx.update(await run_in_threadpool(result_context, st, case, plan_anyway=form.get("plan_anyway") == "1"))
+        if base is not None:
+            ctx.update(carried=carried_over(base, st.kb), loaded_example=form["base_example"])
     except LeukosUserError as exc:
-        form_data = await request.form()
-        ctx = {"error": exc, "form": {k: v for k, v in form_data.items() if isinstance(v, str)}}
-        return _page(request, "_errors.html" if partial else "index.html", ctx, status=422)
-    ctx.update(form=form, symptoms_checked=symptoms)
-    return _page(request, "_result.html" if partial else "index.html", ctx)
+        items, by_field = _plain_errors(exc, st.kb)
+        if form.get("base_example"):
+            ctx["loaded_example"] = form["base_example"]
+        ctx.update(error_items=items, field_errors=by_field, error_title=exc.title)
+        return _page(request, "index.html", ctx, status=422)
+    return _page(request, "index.html", ctx)
+
+
+def _report_html(request: Request, ctx: dict[str, Any], *, printable: bool) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return _TEMPLATES.get_template("report.html").render(**ctx, printable=printable, generated=now,
+                                                         kb=service_state(request).kb,
+                                                         L=present.labels(service_state(request).kb))
 
 
 @router.post("/ui/report", response_model=None)
 async def ui_report(request: Request, format: str = "pdf", _caller=Depends(api_caller)) -> Response:
-    """The printable report of the submitted case: PDF (WeasyPrint, if installed) or ``?format=html``."""
+    """The 1-2 page report of the submitted case: PDF (WeasyPrint, if installed) or ``?format=html`` to print."""
     request.state.audit_subtype = "ui-report"
+    st = service_state(request)
+    form, paste = await _read_form(request)
     try:
-        case, _form, _symptoms = await _case_from_form(request)
+        case, _base = _case(request, form, paste)
     except LeukosUserError as exc:
-        return _page(request, "index.html", {"error": exc}, status=422)
-    ctx = _result_context(request, case)
-    html = _TEMPLATES.get_template("report.html").render(**ctx)
+        items, by_field = _plain_errors(exc, st.kb)
+        return _page(request, "index.html", {"form": form, "error_items": items, "field_errors": by_field},
+                     status=422)
+    request.state.audit_patient = case.id
+    ctx = await run_in_threadpool(result_context, st, case, plan_anyway=form.get("plan_anyway") == "1")
     if format == "html":
-        return HTMLResponse(html, headers=_headers())
+        return HTMLResponse(_report_html(request, ctx, printable=True), headers=_headers())
+    html = _report_html(request, ctx, printable=False)
+    pdf, pages = await run_in_threadpool(render_pdf, html)
+    name = "leukos-report-" + re.sub(r"[^A-Za-z0-9._-]", "_", case.id or "case")[:60] + ".pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Report-Pages": str(pages),
+                             **_headers()})
+
+
+def render_pdf(html: str) -> tuple[bytes, int]:
+    """The report as PDF (WeasyPrint) and its number of pages."""
     try:
         import weasyprint
     except ImportError:
         raise EngineUnavailable("PDF output (WeasyPrint, the 'pdf' extra)", "weasyprint") from None
     css = weasyprint.CSS(filename=str(Path(__file__).parent / "static" / "report.css"))
-    pdf = weasyprint.HTML(string=html).write_pdf(stylesheets=[css])
-    name = "leukos-report-" + re.sub(r"[^A-Za-z0-9._-]", "_", case.id or "case")[:60] + ".pdf"
-    return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', **_headers()})
+    doc = weasyprint.HTML(string=html).render(stylesheets=[css])
+    return doc.write_pdf(), len(doc.pages)
 
 
 @router.get("/ui/cds/{token}", response_class=HTMLResponse)
@@ -239,4 +569,5 @@ async def cds_page(token: str, request: Request) -> Response:
     if item is None:
         return _page(request, "gone.html", {}, status=404)
     case, _a = item
-    return _page(request, "cds_page.html", _result_context(request, case))
+    ctx = await run_in_threadpool(result_context, service_state(request), case)
+    return _page(request, "cds_page.html", ctx)

@@ -41,6 +41,10 @@ class FindingView:
     working: Mapping[str, Any] = field(default_factory=dict)
     citations: tuple[CitationView, ...] = ()
     unverified: bool = False
+    # The points the web page and report show: without the recommendations (they have their own
+    # section there) and without repeating the headline.
+    page_points: tuple[str, ...] | None = None
+    page_summary: str | None = None
 
 
 def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[CitationView, ...]:
@@ -81,14 +85,20 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
             organs = ", ".join(f"{k} {v}" for k, v in ls.organ_grades.items())
             points.append(f"Leukostasis grade {ls.grade} ({ls.label}); organ grades: {organs}")
         points += list(hl.lineage_notes) + list(ls.notes)
+        page_points = list(points)
         points += [f"[{r.priority}] {r.text}" for r in a.recommendations if r.priority <= 2]
         lp = a.leukapheresis
         if lp.indicated is not None:
-            points.append(f"Leukapheresis: {'indicated' if lp.indicated else 'not indicated'}"
-                          f"{f', ASFA category {lp.asfa_category}' if lp.asfa_category else ''}, urgency {lp.urgency}")
+            lp_line = (f"Leukapheresis: indicated{f' (ASFA category {lp.asfa_category})' if lp.asfa_category else ''}"
+                       f", {lp.urgency}" if lp.indicated else "Leukapheresis: not indicated")
+            points.append(lp_line)
+            page_points.append(lp_line)
         views.append(FindingView(
             key="hyperleukocytosis", title="Hyperleukocytosis / leukostasis", indicator=indicator,
-            summary=a.headline, points=tuple(points),
+            summary=a.headline, points=tuple(points), page_points=tuple(page_points),
+            page_summary=(f"Hyperleukocytosis: WBC {_fmt(hl.wbc_10e9_per_l, '×10⁹/L')}" if hl.present
+                          else f"WBC {_fmt(hl.wbc_10e9_per_l, '×10⁹/L')}")
+            + (f"; leukostasis grade {ls.grade} ({ls.label})" if ls.grade is not None else ""),
             working={"hyperleukocytosis": jsonable(hl.working), "leukostasis": jsonable(ls.working),
                      "leukapheresis": jsonable(a.leukapheresis.working)},
             citations=cite(kb, tuple(hl.citations) + tuple(ls.citations) + tuple(a.leukapheresis.citations)
@@ -115,7 +125,8 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
 
     for art in a.artefacts:
         views.append(FindingView(
-            key=f"artefact:{art.code}", title=f"Possible laboratory artefact ({art.lab})", indicator="warning",
+            key=f"artefact:{art.code}", indicator="warning",
+            title=f"Possible laboratory artefact: {kb.analytes[art.lab].label if art.lab in kb.analytes else art.lab}",
             summary=art.message, points=(art.action,), working=jsonable(art.working),
             citations=cite(kb, art.citations)))
 

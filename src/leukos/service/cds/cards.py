@@ -40,6 +40,8 @@ def _working_md(working: Mapping[str, Any], limit: int = 3000) -> str:
 def markdown_detail(view: FindingView, a: Assessment) -> str:
     lines = [f"**{view.title}**", ""]
     lines += [f"- {p}" for p in view.points]
+    if a.leukapheresis.apl_suspected and view.key != "apl":  # the contraindication travels on every card
+        lines += ["", "**Leukapheresis contraindicated:** " + " ".join(a.leukapheresis.contraindications)]
     if a.missing_data:
         lines += ["", f"Missing data (not assumed normal): {', '.join(a.missing_data)}"]
     if view.unverified:

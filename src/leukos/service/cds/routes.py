@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from leukos.domain.case import Case
 from leukos.errors import ErrorDetail, FhirInputError
@@ -126,8 +127,12 @@ async def _case_and_assessment(request: Request, req: CdsRequest) -> tuple[Case,
                   "from the patient's recent blood count and chemistry, with the working and references.")
 async def _patient_view(request: Request, req: CdsRequest) -> list:
     case, a, page_url = await _case_and_assessment(request, req)
-    return cards_for(finding_views(a, service_state(request).kb), a, hook_instance=req.hookInstance,
-                     base_url=_base_url(request), page_url=page_url)
+    cards = cards_for(finding_views(a, service_state(request).kb), a, hook_instance=req.hookInstance,
+                      base_url=_base_url(request), page_url=page_url)
+    from leukos.service.registry_api import registry_cards  # the patient's recorded course, if registered
+
+    return cards + await run_in_threadpool(registry_cards, request, req.context.get("patientId"),
+                                           hook_instance=req.hookInstance, base_url=_base_url(request))
 
 
 @hook("order-select", "leukos-order-select", title="leukos: orders in extreme leukocytosis",

@@ -1,40 +1,45 @@
 // leukos UI behaviour without inline scripts (the page's CSP allows only 'self' scripts).
+// The page works without it; with it: picking an example fills the form at once, the form's
+// state is kept in the URL fragment (never sent to the server, so never in a log), the result
+// or the first error gets the focus, and the print button prints.
 (function () {
-  function drawCharts(root) {
-    var data = (root || document).querySelector("#sim-data");
-    var el = (root || document).querySelector("#sim-chart");
-    if (!data || !el || !window.Plotly) return;
-    var d = JSON.parse(data.textContent);
-    var t = d.times_min || [];
-    // Each series is {p05, median, p95} (draws of the model) or a plain array.
-    var spec = [
-      ["wbc_10e9_per_l", "WBC (×10⁹/L)", "y", "#a4161a"],
-      ["platelets_10e9_per_l", "Platelets (×10⁹/L)", "y", "#1d4f91"],
-      ["ionized_calcium_mmol_per_l", "Ionised Ca (mmol/L)", "y2", "#8a5a00"]
-    ];
-    var traces = [];
-    spec.forEach(function (s) {
-      var v = d[s[0]];
-      if (!v) return;
-      if (Array.isArray(v)) { traces.push({ x: t, y: v, name: s[1], yaxis: s[2], line: { color: s[3] } }); return; }
-      traces.push({ x: t, y: v.p05, yaxis: s[2], line: { width: 0, color: s[3] }, showlegend: false, hoverinfo: "skip" });
-      traces.push({ x: t, y: v.p95, yaxis: s[2], fill: "tonexty", line: { width: 0, color: s[3] }, opacity: 0.2,
-                    name: s[1] + " p05–p95", hoverinfo: "skip" });
-      traces.push({ x: t, y: v.median, name: s[1] + " median", yaxis: s[2], line: { color: s[3] } });
-    });
-    Plotly.newPlot(el, traces, {
-      margin: { t: 30, b: 90 }, xaxis: { title: { text: "minutes" } },
-      yaxis: { title: { text: "×10⁹/L" } },
-      yaxis2: { title: { text: "mmol/L" }, overlaying: "y", side: "right" },
-      legend: { orientation: "h", y: -0.25 }
-    }, { responsive: true, displaylogo: false });
-    el.setAttribute("data-rendered", "true");
+  var FRAG = "case=";
+  function formState(form) {
+    var p = new URLSearchParams();
+    new FormData(form).forEach(function (v, k) { if (typeof v === "string" && v !== "" && k !== "paste") p.append(k, v); });
+    return p.toString();
   }
-  document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
-  document.addEventListener("htmx:afterSwap", function (e) { drawCharts(e.target); });
+  function restore(form, query) {
+    var p = new URLSearchParams(query);
+    form.querySelectorAll("input[type=checkbox]").forEach(function (c) { c.checked = p.getAll(c.name).indexOf(c.value) >= 0; });
+    p.forEach(function (v, k) {
+      var el = form.elements[k];
+      if (!el || el.type === "checkbox" || (el.length && !el.tagName)) return;
+      el.value = v;
+      var d = el.closest("details"); if (d && v) d.open = true;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("case-form");
+    var ex = document.getElementById("example");
+    if (ex) ex.addEventListener("change", function () { if (ex.value) ex.form.submit(); });
+    if (form) {
+      var h = location.hash.slice(1);
+      if (h.indexOf(FRAG) === 0 && !document.getElementById("assessment") && !document.getElementById("input-errors")) {
+        restore(form, decodeURIComponent(h.slice(FRAG.length)));
+      }
+      if (document.getElementById("assessment") || document.getElementById("input-errors")) {
+        history.replaceState(null, "", "/" + (form.querySelector("[name=base_example]") ? "?example=" +
+          encodeURIComponent(form.querySelector("[name=base_example]").value) : "") + "#" + FRAG + encodeURIComponent(formState(form)));
+      }
+    }
+    var errs = document.getElementById("input-errors");
+    var res = document.getElementById("result-title");
+    if (errs) errs.focus(); else if (res) res.focus();
+  });
   document.addEventListener("click", function (e) {
     if (e.target && e.target.matches("[data-print]")) {
-      document.querySelectorAll("details.why").forEach(function (d) { d.open = true; });
+      document.querySelectorAll("details").forEach(function (d) { d.open = true; });
       window.print();
     }
   });

@@ -1,0 +1,271 @@
+"""``leukos patient …``, ``leukos procedure record …``, ``leukos registry …``: the follow-up registry.
+
+The database is ``LEUKOS_DATABASE_URL`` or a SQLite file under ``LEUKOS_DATA_DIR`` (default
+``./leukos-data``), created on first use. Records are read from JSON or YAML files (``-`` = stdin)
+with the fields of the REST API (``/docs``). Bad input exits 2 naming the field; nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from leukos.cli.main import app, user_errors
+from leukos.errors import CaseFormatError, ErrorDetail
+
+patient_app = typer.Typer(help="Registered patients: add, list (ward list), show the timeline and follow-up, add labs.",
+                          no_args_is_help=True)
+procedure_app = typer.Typer(help="Record a leukapheresis as performed (from a JSON/YAML record).", no_args_is_help=True)
+registry_app = typer.Typer(help="The registry database: migrate, export, backup.", no_args_is_help=True)
+app.add_typer(patient_app, name="patient")
+app.add_typer(procedure_app, name="procedure")
+app.add_typer(registry_app, name="registry")
+
+FMT = typer.Option("text", "--format", "-f", help="text for people, json for programs.")
+
+
+def _registry():
+    from leukos.registry import RegistrySettings, open_registry
+
+    return open_registry(RegistrySettings.from_env(os.environ))
+
+
+def _read(source: str) -> Any:
+    from leukos.interop.case_format import MAX_CASE_BYTES
+
+    if source == "-":
+        raw = sys.stdin.buffer.read(MAX_CASE_BYTES + 1)
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise CaseFormatError(ErrorDetail("FILE", source, "an existing JSON or YAML file (or - for stdin)", "check the path"))
+        raw = p.read_bytes()[: MAX_CASE_BYTES + 1]
+    if len(raw) > MAX_CASE_BYTES:
+        raise CaseFormatError(ErrorDetail("FILE", source, f"at most {MAX_CASE_BYTES} bytes", "send one record per file"))
+    import yaml
+
+    try:
+        return yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CaseFormatError(ErrorDetail("FILE", source, "JSON or YAML text", f"fix the syntax ({type(exc).__name__})")) from None
+
+
+def _json(data: Any) -> None:
+    from leukos.domain.assessment import jsonable
+
+    typer.echo(json.dumps(jsonable(data), indent=2, ensure_ascii=False, default=str))
+
+
+def _t(value: Any) -> str:
+    return value.strftime("%d %b %Y %H:%M UTC") if isinstance(value, dt.datetime) else "—"
+
+
+@patient_app.command("add")
+@user_errors
+def patient_add(
+    pseudonym: str | None = typer.Option(None, help="Local pseudonymous id (generated when absent)."),
+    mrn: str | None = typer.Option(None, help="Hospital number: stored in its own column, never printed or logged."),
+    fhir_id: str | None = typer.Option(None, "--fhir-id", help="FHIR Patient id (links CDS Hooks calls)."),
+    sex: str | None = typer.Option(None, help="male or female."),
+    age: float | None = typer.Option(None, help="Age in years."),
+    weight_kg: float | None = typer.Option(None, "--weight-kg"),
+    height_cm: float | None = typer.Option(None, "--height-cm"),
+    diagnosis: str | None = typer.Option(None, help="AML, APL, ALL, CML, CLL, other, unknown."),
+    ward: str | None = typer.Option(None),
+    target: float | None = typer.Option(None, help="Target white cell count (10^9/L); default from the knowledge base."),
+    fmt: str = FMT,
+) -> None:
+    """Register a patient."""
+    from leukos.registry.inputs import PatientIn, parse
+
+    data = {k: v for k, v in {"pseudonym": pseudonym, "mrn": mrn, "fhir_patient_id": fhir_id, "sex": sex, "age_years": age,
+                              "weight_kg": weight_kg, "height_cm": height_cm, "diagnosis": diagnosis, "ward": ward,
+                              "target_wbc_10e9_per_l": target}.items() if v is not None}
+    p = _registry().add_patient(parse(PatientIn, data))
+    _json(p) if fmt == "json" else typer.echo(f"Registered {p['pseudonym']}.")
+
+
+@patient_app.command("list")
+@user_errors
+def patient_list(page: int = typer.Option(1), per_page: int = typer.Option(50, "--per-page"),
+                 ward: str | None = typer.Option(None), fmt: str = FMT) -> None:
+    """The ward list: active patients, latest white cell count, next session, flags."""
+    w = _registry().ward_list(page=page, per_page=per_page, ward=ward)
+    if fmt == "json":
+        _json(w)
+        return
+    typer.echo(f"Patients {w['total']} (page {w['page']}):")
+    for p in w["patients"]:
+        lw = p["latest_wbc"]
+        count = f"WBC {lw['value']:g} ×10⁹/L at {_t(lw['taken_at'])}" if lw else "no WBC recorded"
+        nxt = f"; next session due {_t(p['next_session_due_at'])}" if p["next_session_due_at"] else ""
+        typer.echo(f"  {p['pseudonym']:<12} {count}; sessions {p['sessions']}{nxt}")
+        for f in p["flags"]:
+            typer.echo(f"      ! {f['label']}: {f['detail']}")
+
+
+@patient_app.command("show")
+@user_errors
+def patient_show(pseudonym: str = typer.Argument(...), fmt: str = FMT) -> None:
+    """A patient's timeline and follow-up: predicted vs observed fall per session, next session, flags."""
+    reg = _registry()
+    t = reg.timeline(pseudonym)
+    f = reg.follow_up(pseudonym)
+    if fmt == "json":
+        _json({"timeline": t, "follow_up": f.to_dict()})
+        return
+    p = t["patient"]
+    typer.echo(f"{p['pseudonym']}: {p['diagnosis'] or 'diagnosis not recorded'}, "
+               f"{p['weight_kg'] or '?'} kg; {len(t['procedures'])} session(s), {len(t['labs'])} lab result(s).")
+    typer.echo("Follow-up:")
+    for line in f.working:
+        typer.echo(f"  {line}")
+    for line in f.not_assessed:
+        typer.echo(f"  Not assessed: {line}")
+    for w in f.warnings:
+        typer.echo(f"  Warning: {w}")
+    for fl in f.flags:
+        typer.echo(f"  ! {fl.label}: {fl.detail} {fl.action}")
+
+
+@patient_app.command("labs")
+@user_errors
+def patient_labs(pseudonym: str = typer.Argument(...),
+                 file: str = typer.Argument(..., help="JSON/YAML list of {analyte, value, unit, taken_at, source}."),
+                 by: str | None = typer.Option(None, "--by", help="Who recorded them."), fmt: str = FMT) -> None:
+    """Add lab results (converted to canonical units; repeats of a source id are skipped)."""
+    from leukos.registry.inputs import LabIn, parse
+
+    items = _read(file)
+    if not isinstance(items, list):
+        items = [items]
+    labs = [parse(LabIn, x, prefix=f"labs[{i}].") for i, x in enumerate(items)]
+    r = _registry().add_labs(pseudonym, labs, recorded_by=by)
+    _json(r) if fmt == "json" else typer.echo(f"Added {r['added']} result(s); {r['already_present']} already present.")
+
+
+@patient_app.command("treatment")
+@user_errors
+def patient_treatment(pseudonym: str = typer.Argument(...),
+                      agent: str = typer.Option(..., help="hydroxyurea, induction_chemotherapy, corticosteroid_prephase, "
+                                                          "tyrosine_kinase_inhibitor, other."),
+                      start: str = typer.Option(..., help="Start time, ISO 8601 with time zone (2026-12-01T10:00Z)."),
+                      end: str | None = typer.Option(None, help="End time, if stopped."),
+                      dose: str | None = typer.Option(None, help="Dose and schedule as prescribed."),
+                      by: str = typer.Option(..., "--by", help="Who records it."), fmt: str = FMT) -> None:
+    """Record cytoreduction (marked on the course chart)."""
+    from leukos.registry.inputs import TreatmentIn, parse
+
+    data = {k: v for k, v in {"agent": agent, "started_at": start, "ended_at": end, "dose": dose,
+                              "recorded_by": by}.items() if v is not None}
+    r = _registry().add_treatment(pseudonym, parse(TreatmentIn, data))
+    _json(r) if fmt == "json" else typer.echo(f"Recorded {agent} for {pseudonym}.")
+
+
+@patient_app.command("fhir-export")
+@user_errors
+def patient_fhir_export(pseudonym: str = typer.Argument(...), out: Path | None = typer.Option(None, "--out",
+                        help="File to write (default: stdout).")) -> None:
+    """The patient's course as a FHIR R4 Bundle (Patient, Procedure, Observation, AdverseEvent)."""
+    from leukos.registry.fhir_io import export_bundle
+
+    reg = _registry()
+    text = json.dumps(export_bundle(reg.timeline(pseudonym), reg.kb), indent=1, ensure_ascii=False)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text, "utf-8")
+        typer.echo(f"Wrote {out}.")
+
+
+@patient_app.command("fhir-import")
+@user_errors
+def patient_fhir_import(pseudonym: str = typer.Argument(...), bundle: str = typer.Argument(..., help="FHIR R4 Bundle (JSON)."),
+                        by: str | None = typer.Option(None, "--by"), fmt: str = FMT) -> None:
+    """Import the lab results of a FHIR Bundle (a repeated import adds nothing)."""
+    from leukos.registry.fhir_io import labs_from_bundle
+
+    reg = _registry()
+    labs, notes = labs_from_bundle(_read(bundle), reg.kb)
+    r = reg.add_labs(pseudonym, labs, recorded_by=by)
+    if fmt == "json":
+        _json(r | {"notes": notes})
+        return
+    typer.echo(f"Imported {r['added']} result(s); {r['already_present']} already present.")
+    for n in notes:
+        typer.echo(f"  note: {n}")
+
+
+@patient_app.command("assess")
+@user_errors
+def patient_assess(pseudonym: str = typer.Argument(...), case: str = typer.Argument(..., help="Case file (leukos case "
+                   "format or FHIR Bundle)."), plan: bool = typer.Option(False, "--plan", help="Also plan a leukapheresis."),
+                   fmt: str = FMT) -> None:
+    """Assess a case (and optionally plan) and keep the output as issued in the patient's record."""
+    from leukos.cli.inputs import read_case
+    from leukos.domain.assessment import jsonable
+    from leukos.rules import assess
+
+    reg = _registry()
+    reg.get_patient(pseudonym)
+    c = read_case(case, reg.kb)
+    a = assess(c, reg.kb)
+    ids = {"assessment": reg.record_issued(pseudonym, "assessment", a.to_dict())}
+    if plan:
+        from leukos.apheresis import plan_leukapheresis
+
+        ids["plan"] = reg.record_issued(pseudonym, "plan", jsonable(plan_leukapheresis(c, None, reg.kb, a).to_dict()))
+    _json(ids) if fmt == "json" else typer.echo(
+        "Stored as issued: " + ", ".join(f"{k} {v}" for k, v in ids.items()) + f" (ruleset {reg.kb.ruleset_version}).")
+
+
+@procedure_app.command("record")
+@user_errors
+def procedure_record(pseudonym: str = typer.Argument(..., help="Patient pseudonym."),
+                     file: str = typer.Argument(..., help="JSON/YAML procedure record (- for stdin)."), fmt: str = FMT) -> None:
+    """Record a leukapheresis as performed: device, access, volume, anticoagulant, calcium, counts, adverse events."""
+    from leukos.registry.inputs import ProcedureIn, parse
+
+    r = _registry().record_procedure(pseudonym, parse(ProcedureIn, _read(file)))
+    _json(r) if fmt == "json" else typer.echo(f"Recorded procedure {r['id']} for {pseudonym} (version {r['version']}).")
+
+
+@registry_app.command("migrate")
+@user_errors
+def registry_migrate(revision: str = typer.Option("head", help="head, base, or a revision id."),
+                     down: bool = typer.Option(False, "--down", help="Downgrade to REVISION.")) -> None:
+    """Upgrade (or downgrade) the registry schema."""
+    from leukos.registry import RegistrySettings
+    from leukos.registry.db import current_revision, downgrade, make_engine, upgrade
+
+    settings = RegistrySettings.from_env(os.environ)
+    engine = make_engine(settings)
+    (downgrade if down else upgrade)(engine, revision)
+    typer.echo(f"{settings.describe()}: schema at revision {current_revision(engine) or 'base (empty)'}.")
+
+
+@registry_app.command("export")
+@user_errors
+def registry_export(out: Path = typer.Option(..., "--out", help="JSON file to write."),
+                    with_identifiers: bool = typer.Option(False, "--with-identifiers",
+                                                          help="Include MRNs (default: pseudonyms only).")) -> None:
+    """Export every table as JSON (pseudonymised unless --with-identifiers)."""
+    from leukos.registry.backup import export_json
+
+    n = export_json(_registry(), out, with_identifiers=with_identifiers)
+    typer.echo(f"Exported {n} rows to {out}.")
+
+
+@registry_app.command("backup")
+@user_errors
+def registry_backup(out: Path = typer.Option(..., "--out", help="Backup file (SQLite database copy, or pg_dump output).")) -> None:
+    """A consistent backup while the registry is in use (SQLite online backup; pg_dump for PostgreSQL)."""
+    from leukos.registry.backup import backup
+
+    typer.echo(backup(_registry(), out))

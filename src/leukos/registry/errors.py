@@ -1,0 +1,21 @@
+"""Registry errors: user errors (no traceback) with the HTTP status a surface should use."""
+
+from __future__ import annotations
+
+from leukos.errors import LeukosUserError
+
+__all__ = ["UnknownRecordError", "ConflictError"]
+
+
+class UnknownRecordError(LeukosUserError):
+    """An unknown patient or procedure (HTTP 404, CLI exit 2)."""
+
+    default_title = "Not found in the registry"
+    status = 404
+
+
+class ConflictError(LeukosUserError):
+    """The record changed since the caller read it (HTTP 409, CLI exit 2): nothing was written."""
+
+    default_title = "The record was changed by someone else"
+    status = 409

@@ -1,0 +1,129 @@
+"""Features of the case: each criterion's feature evaluated to yes / no / unknown, with what it read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from leukos.domain.case import Case
+from leukos.knowledge import KnowledgeBase, Parameter
+from leukos.knowledge.differential_rules import AREA, DifferentialRules, differential_rules, param_key
+from leukos.rules.differential.facts import CML_FAMILY, FACTS
+from leukos.rules.differential.quantities import DISPLAY, MEASURE_CELL, MEASURES, compare, derivation
+
+__all__ = ["Feature", "case_features", "evaluate_features", "known_for", "checked_rules"]
+
+
+def checked_rules(kb: KnowledgeBase) -> DifferentialRules:
+    """The checked rules of ``kb``, and a check that every measure and fact they name is implemented."""
+    r = differential_rules(kb)
+    for name, f in r.features.items():
+        if f["kind"] == "measure" and f["measure"] not in MEASURES:
+            raise ValueError(f"differential: feature {name} uses unknown measure {f['measure']!r}")
+        if f["kind"] == "fact" and name not in FACTS and name != "known_diagnosis":
+            raise ValueError(f"differential: fact {name} has no implementation")
+    return r
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    value: bool | None
+    label: str
+    sources: tuple[str, ...]
+    detail: str = ""  # measured value, e.g. "basophils 3.6 x10^9/L"
+    params: tuple[Parameter, ...] = ()
+
+
+def evaluate_features(case: Case, kb: KnowledgeBase, rules: DifferentialRules) -> dict[str, Feature]:
+    out: dict[str, Feature] = {}
+    for name, spec in rules.features.items():
+        if name == "known_diagnosis":
+            continue
+        if spec["kind"] == "measure":
+            fn, unit, sources = MEASURES[spec["measure"]]
+            iv = fn(case)
+            params: tuple[Parameter, ...] = ()
+            configured = True
+            if "param" in spec:
+                p = kb.param(param_key(spec["param"]))
+                threshold, params, configured = float(p.value), (p,), p.configured
+            else:
+                threshold = float(spec["value"])
+            value = compare(iv, spec["op"], threshold) if configured else None
+            detail = "" if iv is None else f"{DISPLAY.get(spec['measure'], spec['measure'])} {iv.describe(unit)}".strip()
+            cell = MEASURE_CELL.get(spec["measure"])
+            worked = derivation(case, (cell,)) if cell and iv is not None else ""
+            if worked:
+                detail += f"; {worked}"
+            if not configured and iv is not None:
+                detail += f" (not assessed: set {params[0].key} to your laboratory's limit)"
+            out[name] = Feature(name, value, spec["label"], sources, detail, params)
+        else:
+            detail, keys = _fact_detail(name, case, kb)
+            out[name] = Feature(name, FACTS[name](case, kb), spec["label"], tuple(spec.get("sources", ())),
+                                 detail, tuple(kb.param(k) for k in keys))
+    return out
+
+
+_CYTOKINE_NAMES = {"g_csf": "G-CSF", "gm_csf": "GM-CSF", "il6": "IL-6"}
+
+
+def _fact_detail(name: str, case: Case, kb: KnowledgeBase) -> tuple[str, list[str]]:
+    """What a fact read (for the output) and which parameters it compared against."""
+    if name in ("cytokine_raised", "cytokines_normal"):
+        parts, keys = [], []
+        for c, label in _CYTOKINE_NAMES.items():
+            v = case.findings.cytokines.get(c)
+            if v is not None:
+                key = f"{AREA}.{c}_uln"
+                keys.append(key)
+                p = kb.param(key)
+                uln = f"ULN {p.value:g}" if p.configured else f"not assessed: set {key}"
+                parts.append(f"{label} {v:g} pg/mL, {uln}")
+        return "; ".join(parts), keys
+    if name == "coagulopathy":
+        return "", ["management.coagulopathy_fibrinogen_max", "management.coagulopathy_inr_min"]
+    if name == "cnl_wbc":
+        keys = [f"{AREA}.cnl_wbc_min"]
+        if kb.value(f"{AREA}.cnl_criteria") == "ICC2022":
+            keys.append(f"{AREA}.cnl_wbc_min_csf3r_icc")
+        return "", keys
+    if name == "monocytosis":
+        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min"]
+    if name == "cmml_prerequisites":
+        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min",
+                                                  f"{AREA}.acute_blast_pct"]
+    if name == "cmml_supporting":
+        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min",
+                                                  f"{AREA}.cmml_monocytes_abs_one_criterion_min"]
+    if name == "pmf_criteria":
+        return "", [f"{AREA}.pmf_fibrosis_min_grade", f"{AREA}.pmf_wbc_min"]
+    if name in ("acml_blood_picture", "acml_criteria"):
+        return derivation(case, ("monocytes", "basophils")), [
+            f"{AREA}.{k}" for k in ("acml_wbc_min", "acml_precursors_min_pct", "acml_monocytes_max_pct",
+                                    "acml_basophils_max_pct", "acute_blast_pct")]
+    if name == "persistent_leukocytosis":
+        return "", [f"{AREA}.cnl_persistence_days", f"{AREA}.cnl_wbc_min"]
+    return "", []
+
+
+def case_features(case: Case, kb: KnowledgeBase) -> Mapping[str, bool | None]:
+    """Every feature of the differential for this case: True, False or None (unknown).
+
+    ``known_diagnosis`` is per diagnosis and appears as ``known_diagnosis:<CODE>``.
+    """
+    rules = checked_rules(kb)
+    feats = {n: f.value for n, f in evaluate_features(case, kb, rules).items()}
+    for code in rules.diagnoses:
+        feats[f"known_diagnosis:{code}"] = known_for(case, code)
+    return MappingProxyType(feats)
+
+
+def known_for(case: Case, code: str) -> bool | None:
+    k = case.findings.known_diagnosis
+    if k is None:
+        return None
+    return ("CML" if k in CML_FAMILY else k.value) == code
+

@@ -1,0 +1,433 @@
+"""Words and layout for people: the assessment and the plan as a clinician reads them.
+
+Everything here *formats* values the assessment or the plan already hold; nothing decides or
+recomputes a finding (STYLE.md §6). Labels come from one place: ``labels.toml`` beside this
+module for the UI's own words, and the knowledge data (labs.toml, symptoms.toml, units.toml,
+rules/differential.toml, parameter keys) for the clinical vocabulary. Code names quoted in
+rule texts (``findings.known_diagnosis``, ``labs.creatinine.reference_high``) are replaced by
+labels at render time by :func:`clinical_text`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leukos.knowledge import KnowledgeBase
+
+__all__ = ["Labels", "labels", "clinical_text", "unit_text", "fmt_num", "Node", "working_tree",
+           "dose_for_weight", "order_sheet", "OrderSheet", "band_text", "cite_short", "citation_text"]
+
+_LABELS_FILE = Path(__file__).with_name("labels.toml")
+
+# Code-name pieces that are abbreviations or units when a name is spelt out word by word.
+_ABBREV = {"wbc": "WBC", "ica": "ionised calcium", "tbv": "TBV", "ecv": "ECV", "ac": "AC", "asfa": "ASFA",
+           "ldh": "LDH", "inr": "INR", "apl": "APL", "rbc": "RBC", "pt": "PT", "uln": "ULN", "hb": "Hb",
+           "acd": "ACD", "cd34": "CD34", "cd3": "CD3", "e0": "E0", "ce1": "CE1", "ce2": "CE2", "tls": "TLS",
+           "dic": "DIC", "isth": "ISTH", "g": "G", "csf": "CSF", "pb": "blood", "cml": "CML", "cll": "CLL",
+           "aml": "AML", "all": "ALL", "cnl": "CNL", "emh": "EMH", "plr": "PLR", "lap": "LAP", "vd": "Vd",
+           "pct": "%", "pao2": "PaO2", "spo2": "SpO2", "iv": "IV", "mpn": "MPN"}
+_SUFFIX_UNITS = (("_10e9_per_l", " (×10⁹/L)"), ("_mmol_per_l", " (mmol/L)"), ("_mg_per_kg_per_min", " (mg/kg/min)"),
+                 ("_ml_per_min", " (mL/min)"), ("_mmol_per_h", " (mmol/h)"), ("_g_per_dl", " (g/dL)"),
+                 ("_l_per_kg", " (L/kg)"), ("_ml", " (mL)"), ("_min", " (min)"), ("_pct", " (%)"), ("_kg", " (kg)"),
+                 ("_cm", " (cm)"), ("_h", " (h)"), ("_l", " (L)"), ("_s", " (s)"))
+# Plain-text spellings of units inside rule texts -> how people write them.
+_TEXT_UNITS = ((re.compile(r"\s?x\s?10\^9/L"), " ×10⁹/L"), (re.compile(r"\s?x\s?10\^3/uL"), " ×10³/µL"),
+               (re.compile(r"10\*9/L"), "×10⁹/L"), (re.compile(r"10\*3/uL"), "×10³/µL"),
+               (re.compile(r"mm\[Hg\]"), "mmHg"), (re.compile(r"\{INR\}"), ""), (re.compile(r"\bumol/L"), "µmol/L"),
+               (re.compile(r"\bug/mL"), "µg/mL"), (re.compile(r">="), "≥"), (re.compile(r"<="), "≤"),
+               (re.compile(r"\s->\s"), " → "))
+_CODE = re.compile(r"`?(?<![\w/.:#@-])([a-z][a-z0-9]*(?:[._][a-z0-9]+)+)(?![\w/@-])`?")
+_UPPER_CODE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
+_PLAIN_ABBREV = re.compile(r"\b(?:ldh|inr|wbc|tls|dic)\b")
+_CITE_BRACKET = re.compile(r"\[([a-z][a-z0-9_]*(?:,\s*[a-z][a-z0-9_]*)*)\]")
+_INTERNAL_NOTE = re.compile(r"\s*\((?:not in|see|as cited in) (?:shared/reference/)?[a-z_-]+\.md(?: §[\d.]+)?\)"
+                            r"|[;,]\s*(?:not in|see|as cited in) (?:shared/reference/)?[a-z_-]+\.md(?: §[\d.]+)?", re.I)
+_CLI_USE = re.compile(r"\b([Uu])se `leukos [a-z]+` for ([^.;]+)")
+_CLI_HINT = re.compile(r"(?:[:;,]\s*)?(?:plan it with|run)\s+`leukos [a-z]+`", re.I)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The label table (labels.toml) joined with the knowledge base's own vocabulary."""
+
+    words: Mapping[str, str]
+    sections: Mapping[str, Mapping[str, str]]
+    kb: KnowledgeBase
+
+    def section(self, name: str) -> Mapping[str, str]:
+        return self.sections.get(name, {})
+
+    def diagnosis(self, code: str | None) -> str:
+        if not code:
+            return "none known"
+        d = self.kb.tables.get("differential", {}).get("diagnoses", {}).get(code)
+        return d["label"] if d and d.get("label") else code.replace("_", " ")
+
+    def word(self, name: str) -> str:
+        """The label of a code name; unknown names are spelt out, never shown raw."""
+        if name in self.words:
+            return self.words[name]
+        kb = self.kb
+        if name in kb.analytes:
+            return kb.analytes[name].label
+        if name in kb.symptoms:
+            return kb.symptoms[name].label
+        diff = kb.tables.get("differential", {})
+        for table in ("features", "tests"):
+            rec = diff.get(table, {}).get(name)
+            if rec:
+                return rec.get("label") or rec.get("short") or rec.get("text") or _spell(name)
+        parts = name.split(".")
+        if len(parts) > 1:
+            if parts[0] == "labs" and parts[1] in kb.analytes:
+                rest = " ".join(self.word(p) for p in parts[2:])
+                return kb.analytes[parts[1]].label + (f" ({rest})" if rest else "")
+            if parts[0] == "symptoms" and parts[1] in kb.symptoms:
+                return kb.symptoms[parts[1]].label
+            if name in kb.parameters:  # a knowledge parameter: its file and name, spelt out
+                return f"{_spell(parts[-1])} ({_spell(parts[0])} setting)"
+            head = ".".join(parts[:-1])
+            if head in self.words or head in ("findings", "labs", "patient"):
+                return self.word(parts[-1]) if head in ("findings", "labs", "patient") else \
+                    f"{self.words[head]}, {self.word(parts[-1])}"
+            return " ".join(self.word(p) for p in parts if p not in ("findings", "labs", "patient"))
+        return _spell(name)
+
+
+def _spell(name: str) -> str:
+    """``ica_baseline_default_mmol_per_l`` -> ``ionised calcium baseline default (mmol/L)``."""
+    unit = ""
+    for suffix, text in _SUFFIX_UNITS:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name, unit = name[: -len(suffix)], text
+            break
+    words = [_ABBREV.get(w, w) for w in re.split(r"[_.]", name) if w]
+    return " ".join(words) + unit
+
+
+@functools.lru_cache(maxsize=1)
+def _label_file() -> dict[str, Any]:
+    return tomllib.loads(_LABELS_FILE.read_text("utf-8"))
+
+
+_BY_KB: dict[int, Labels] = {}
+
+
+def labels(kb: KnowledgeBase) -> Labels:
+    """The labels for this knowledge base (kept per knowledge base; each Labels holds its kb alive)."""
+    lab = _BY_KB.get(id(kb))
+    if lab is None or lab.kb is not kb:
+        data = dict(_label_file())
+        words = dict(data.pop("words"))
+        lab = Labels(words=words, sections={k: dict(v) for k, v in data.items()}, kb=kb)
+        if len(_BY_KB) > 16:
+            _BY_KB.clear()
+        _BY_KB[id(kb)] = lab
+    return lab
+
+
+def unit_text(kb: KnowledgeBase, ucum: str | None) -> str:
+    """How a UCUM unit is written for people (units.toml [display]); unknown units as given."""
+    if not ucum:
+        return ""
+    return kb.unit_display.get(ucum, ucum)
+
+
+def fmt_num(v: Any) -> str:
+    """A number as a clinician writes it: no float noise, no trailing zeros."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v:
+            return "not available"
+        if v == int(v) and abs(v) < 1e6:
+            return str(int(v))
+        return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def clinical_text(text: Any, kb: KnowledgeBase) -> str:
+    """A text of the assessment with code names, CLI hints and unit spellings put into words."""
+    if text is None:
+        return "not recorded"
+    if not isinstance(text, str):
+        return fmt_num(text)
+    lab = labels(kb)
+    s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", text)
+    s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
+    s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, kb), s)
+    s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
+                                                     in ("labs", "findings", "patient", "symptoms"))
+                  else m.group(0), s)
+    s = _PLAIN_ABBREV.sub(lambda m: m.group(0).upper(), s)
+    s = _INTERNAL_NOTE.sub("", s)
+    s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
+    for pattern, repl in _TEXT_UNITS:
+        s = pattern.sub(repl, s)
+    return s.replace("`", "")
+
+
+_INTERNAL = re.compile(r"shared/|reference notes|\.toml|\.md\b|apheresis\.md|clinical\.md|leukos knowledge base", re.I)
+
+
+def _first_author(c) -> str:
+    a = (c.authors or "").strip()
+    if not a or a.startswith("("):
+        return c.title.split(":")[0][:60]
+    return a.split(",")[0].replace(" et al.", "").strip()
+
+
+def _internal(c) -> bool:
+    return c.key.startswith("leukos_") or bool(_INTERNAL.search(c.venue or ""))
+
+
+def cite_short(kb: KnowledgeBase, keys: Any) -> str:
+    """Author-year labels of citation keys (never internal file names)."""
+    if isinstance(keys, str):
+        keys = [keys]
+    out: list[str] = []
+    for k in dict.fromkeys(keys or ()):
+        c = kb.citations.get(k)
+        if c is None:
+            text = clinical_text(k, kb)
+        elif _internal(c):
+            text = "leukos derivation or software choice"
+        else:
+            text = f"{_first_author(c)} {c.year}"
+        if text not in out:
+            out.append(text)
+    return "; ".join(out)
+
+
+def _cite_bracket(m: re.Match, kb: KnowledgeBase) -> str:
+    keys = [k.strip() for k in m.group(1).split(",")]
+    if all(k in kb.citations for k in keys):
+        return f"({cite_short(kb, keys)})"
+    return m.group(0)
+
+
+def citation_text(kb: KnowledgeBase, key: str) -> str:
+    """A full reference for people: authors, title, venue (a venue naming internal notes is left out)."""
+    c = kb.citations.get(key)
+    if c is None:
+        return f"{clinical_text(key, kb)} (not in the citation registry)"
+    if _internal(c):
+        return f"{c.title} ({c.year}): a leukos software choice or derivation, documented in its knowledge data."
+    authors = c.authors.rstrip(".")
+    venue = (c.venue or "").rstrip(".")
+    year = "" if str(c.year) in venue else f" {c.year}."
+    return f"{authors}. {c.title.rstrip('.')}. {venue}.{year}"
+
+
+# --------------------------------------------------------------------------------------------
+# "Why?": the working of a finding as labelled rows
+
+@dataclass(frozen=True)
+class Node:
+    label: str
+    text: str = ""
+    children: tuple[Node, ...] = field(default_factory=tuple)
+
+
+def _is_quantity(d: Mapping[str, Any]) -> bool:
+    return "value" in d and not isinstance(d["value"], Mapping) and bool({"unit", "status", "given", "source"} & d.keys())
+
+
+def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
+    v = d["value"]
+    unit = unit_text(kb, d.get("unit"))
+    text = clinical_text(v, kb) if isinstance(v, str) else fmt_num(v)
+    if isinstance(v, str) and v in labels(kb).section("tbv_method"):
+        text = labels(kb).section("tbv_method")[v]
+    out = f"{text} {unit}".strip()
+    given = d.get("given")
+    if given and clinical_text(str(given), kb).replace(" ", "") != out.replace(" ", ""):
+        out += f" (entered as {clinical_text(str(given), kb)})"
+    lo, hi = d.get("reference_low"), d.get("reference_high")
+    if lo is not None and hi is not None:
+        out += f"; laboratory range {fmt_num(lo)}–{fmt_num(hi)}"
+    elif hi is not None:
+        out += f"; laboratory upper limit {fmt_num(hi)}"
+    elif lo is not None:
+        out += f"; laboratory lower limit {fmt_num(lo)}"
+    if d.get("status"):
+        out += f" · status {d['status']}: {labels(kb).section('status').get(d['status'], d['status'])}"
+    if d.get("source"):
+        out += f" · source: {cite_short(kb, d['source'])}"
+    return out
+
+
+def working_tree(obj: Any, kb: KnowledgeBase, label: str = "") -> Node:
+    """A nested, labelled view of a ``working`` mapping (never JSON)."""
+    lab = labels(kb)
+    if isinstance(obj, Mapping):
+        if _is_quantity(obj):
+            return Node(label, _quantity_text(obj, kb))
+        if not obj:
+            return Node(label, "none")
+        kids = []
+        for k, v in obj.items():
+            name = lab.word(str(k))
+            if k in ("source", "citations") and isinstance(v, (list, tuple, str)):
+                kids.append(Node("sources", cite_short(kb, v)))
+            else:
+                kids.append(working_tree(v, kb, name))
+        return Node(label, "", tuple(kids))
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return Node(label, "none")
+        if all(not isinstance(x, (Mapping, list, tuple)) for x in obj):
+            return Node(label, "; ".join(clinical_text(x, kb) for x in obj))
+        return Node(label, "", tuple(working_tree(x, kb, f"{i}") for i, x in enumerate(obj, 1)))
+    return Node(label, clinical_text(obj, kb))
+
+
+# --------------------------------------------------------------------------------------------
+# Doses worked out for the patient's weight
+
+_PER_KG = re.compile(r"(\d+(?:[.,]\d+)?)(?:\s*[-–]\s*(\d+(?:[.,]\d+)?))?\s*mg/kg(/day|/d)?")
+
+
+def dose_for_weight(text: str, weight_kg: float | None) -> str | None:
+    """The mg/kg doses a recommendation states, multiplied out for the weight (None if none)."""
+    if not weight_kg or not text:
+        return None
+    out = []
+    for m in _PER_KG.finditer(text):
+        lo = float(m.group(1).replace(",", "."))
+        hi = float(m.group(2).replace(",", ".")) if m.group(2) else None
+        per = m.group(3) or ""
+
+        def mg(x: float) -> str:
+            total = x * weight_kg
+            return f"{total / 1000:.3g} g" if total >= 1000 else f"{total:.3g} mg"
+
+        dose = f"{mg(lo)}–{mg(hi)}" if hi is not None else mg(lo)
+        out.append(f"{m.group(0)} × {fmt_num(weight_kg)} kg = {dose}{'/day' if per else ''}")
+    return "; ".join(out) if out else None
+
+
+# --------------------------------------------------------------------------------------------
+# The leukapheresis order sheet (what `leukos plan` prints, as labelled rows)
+
+def band_text(d: Mapping[str, Any] | None, unit: str = "") -> str:
+    if not d:
+        return "not available"
+    u = f" {unit}" if unit else ""
+    if "p05" in d and "p95" in d:
+        return f"{fmt_num(d['median'])}{u} (90 % band {fmt_num(d['p05'])}–{fmt_num(d['p95'])}{u})"
+    if "p05" in d:
+        return f"{fmt_num(d['median'])}{u} (5th percentile {fmt_num(d['p05'])}{u})"
+    return f"{fmt_num(d['median'])}{u}"
+
+
+def _hm(minutes: float) -> str:
+    m = round(minutes)
+    return f"{m} min ({m // 60} h {m % 60:02d} min)"
+
+
+@dataclass(frozen=True)
+class OrderSheet:
+    reference_only: bool
+    status: str
+    rows: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    calcium: tuple[dict[str, Any], ...]
+    checklist: tuple[dict[str, str], ...]
+    warnings: tuple[str, ...]
+    unverified: tuple[str, ...]
+    references: str
+
+
+def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) -> OrderSheet:
+    """Rows of the order sheet from the plan's own values (``ProcedurePlan.to_dict()``)."""
+    lab = labels(kb)
+    L = lab.section("order_sheet")
+    w = plan.get("working", {})
+    fl = w.get("flows", {})
+    tbv = w.get("tbv", {})
+    pr = plan.get("predicted", {}) or {}
+    rows: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []  # (label, what to do, the working)
+    rows.append((L["device"], (fl.get("device_label") or lab.word(str(plan.get("device", ""))),), ()))
+    method = lab.section("tbv_method").get(plan.get("tbv_method", ""), lab.word(str(plan.get("tbv_method", ""))))
+    rows.append((L["tbv"], (f"{fmt_num(plan['tbv_l'])} L by the {method}",), (clinical_text(tbv.get("formula", ""), kb),)))
+    rows.append((L["volume"], (f"{fmt_num(plan['volume_to_process_l'])} L whole blood = "
+                               f"{fmt_num(plan['blood_volumes_processed'])} × TBV",), ()))
+    rows.append((L["flows"], (f"inlet {fmt_num(plan['inlet_flow_ml_per_min'])} mL/min; whole blood "
+                              f"{fmt_num(plan.get('whole_blood_flow_ml_per_min'))} mL/min",),
+                 (clinical_text(fl.get("flows", ""), kb), clinical_text(fl.get("whole_blood_flow", ""), kb))))
+    rows.append((L["anticoagulant"], (f"ACD-A {fmt_num(plan['acd_a_ml_per_min'])} mL/min; inlet:AC ratio "
+                                      f"{fmt_num(plan['inlet_to_ac_ratio'])}:1",), ()))
+    cit, lim = plan.get("citrate_mg_per_kg_per_min"), plan.get("citrate_limit_mg_per_kg_per_min")
+    if cit is not None and lim is not None:
+        where = "at or below" if cit <= lim else "ABOVE"
+        rows.append((L["citrate"], (f"{cit:.2f} mg/kg/min: {where} the symptom-free limit of {lim:.2f} mg/kg/min",),
+                     (clinical_text(fl.get("citrate_dose", ""), kb), clinical_text(fl.get("citrate_returned", ""), kb))))
+    cp = plan.get("calcium_prophylaxis") or {}
+    sel = next((o for o in cp.get("options", []) if o.get("mode") == cp.get("selected")), None)
+    if sel:
+        n = sel["nadir_ionized_calcium_mmol_per_l"]
+        thr = kb.parameters.get("apheresis.ica_symptom_threshold_mmol_per_l")
+        rows.append((L["calcium"], (f"planned: {sel['description']}",
+                                    f"predicted lowest ionised calcium {fmt_num(n.get('median'))} mmol/L"
+                                    + (f", 5th percentile {fmt_num(n['p05'])} mmol/L" if "p05" in n else "")
+                                    + (f" (symptoms below {fmt_num(thr.value)} mmol/L)" if thr else ""),
+                                    "other options in the calcium table below"), ()))
+    rows.append((L["ecv"], (f"{fmt_num(plan.get('extracorporeal_volume_ml'))} mL = {fmt_num(plan.get('ecv_pct_tbv'))} % of "
+                            f"TBV; red-cell prime: {'YES' if plan.get('prime_with_rbc') else 'no'}",),
+                 (clinical_text(w.get("ecv", ""), kb),)))
+    rows.append((L["duration"], (_hm(plan["duration_min"]),), (clinical_text(fl.get("duration", ""), kb),)))
+    if "post_wbc_10e9_per_l" in pr:
+        rows.append((L["post_wbc"], (f"{band_text(pr['post_wbc_10e9_per_l'], '×10⁹/L')}; fall "
+                                     f"{band_text(pr.get('pct_reduction'), '%')}",
+                                     f"'After' is the {str(pr.get('at', 'end of the procedure')).removeprefix('the ')}; the count "
+                                     "rebounds from the marrow and tissues over the next hours."), ()))
+    others = []
+    if pr.get("platelets_post_10e9_per_l"):
+        others.append(f"platelets {band_text(pr['platelets_post_10e9_per_l'], '×10⁹/L')}")
+    if pr.get("hemoglobin_post_g_per_dl"):
+        others.append(f"haemoglobin {band_text(pr['hemoglobin_post_g_per_dl'], 'g/dL')}")
+    if pr.get("nadir_ionized_calcium_mmol_per_l"):
+        others.append(f"lowest ionised calcium {band_text(pr['nadir_ionized_calcium_mmol_per_l'], 'mmol/L')}")
+    if others:
+        rows.append((L["post_other"], tuple(others), ()))
+    if pr.get("product_volume_ml"):
+        rows.append((L["product"], (f"volume {band_text(pr['product_volume_ml'], 'mL')}; cells "
+                                    f"{band_text(pr.get('product_cells_10e9'), '×10⁹')}",), ()))
+    st = plan.get("sessions_to_target")
+    if st and st.get("median") == 0:
+        rows.append((L["sessions"], (f"none: the count is already at or below the target of "
+                                     f"{fmt_num(st['target_wbc_10e9_per_l'])} ×10⁹/L",), ()))
+    elif st:
+        probs = ", ".join(f"{i}: {fmt_num(p)} %" for i, p in enumerate(st.get("probability_by_session", []), 1))
+        rows.append((L["sessions"], (
+            f"median {fmt_num(st['median'])} sessions (90 % band {fmt_num(st['p05'])} to {fmt_num(st['p95'])}), "
+            f"one every {fmt_num(st.get('interval_h', 24))} h, to reach ≤ {fmt_num(st['target_wbc_10e9_per_l'])} ×10⁹/L",
+            f"chance the target is reached by session {probs}"), (clinical_text(st.get("criterion", ""), kb),)))
+    access = [x for x in plan.get("warnings", []) if "access" in x.lower() or "catheter" in x.lower()]
+    access += [f"{c['watch']}; {c['action']}" for c in plan.get("checklist", []) if "access" in c.get("risk", "").lower()]
+    if access:
+        rows.append((L["access"], tuple(clinical_text(x, kb) for x in access), ()))
+    calcium = tuple({"selected": o.get("mode") == cp.get("selected"), "description": clinical_text(o["description"], kb),
+                     "dose": f"{o['calcium_mmol_per_h']:.2f} mmol/h",
+                     "nadir": band_text(o["nadir_ionized_calcium_mmol_per_l"], "mmol/L"),
+                     "sources": cite_short(kb, o.get("citations", []))}
+                    for o in cp.get("options", []))
+    checklist = tuple({k: clinical_text(c.get(k, ""), kb) for k in ("risk", "watch", "threshold", "action")}
+                      for c in plan.get("checklist", []))
+    device, device_label = str(plan.get("device", "")), fl.get("device_label") or ""
+    unverified = tuple(clinical_text(x.replace(f"device {device}:", f"{device_label}:") if device and device_label
+                                     else x, kb) for x in plan.get("unverified", []))
+    warnings = tuple(clinical_text(x, kb) for x in plan.get("warnings", []) if x not in access)
+    reference_only = not indicated or not plan.get("recommended", True) or bool(plan.get("contraindications"))
+    status = ("FOR REFERENCE ONLY: leukapheresis is not indicated by the assessment" if reference_only
+              else "Indicated by the assessment: for review and signature by the responsible physician")
+    return OrderSheet(reference_only, status, tuple(rows), calcium, checklist, warnings, unverified,
+                      cite_short(kb, plan.get("citations", [])))

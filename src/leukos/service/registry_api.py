@@ -1,0 +1,288 @@
+"""REST endpoints of the follow-up registry: ``/api/patients/…`` (issue 13).
+
+Same authentication as the other ``/api`` routes (:func:`~leukos.service.deps.api_caller`); every
+call leaves one audit event (the audit middleware), tagged ``registry-read`` / ``registry-write``
+with the patient's pseudonym (never the MRN). Handlers are plain ``def``: the database and the
+follow-up model run in the thread pool, not on the event loop.
+
+Errors: bad input 422 naming the field; unknown patient or procedure 404; a stale ``version``
+409 (nothing written).
+
+:func:`install` adds the routers, the 404/409 handlers and a database-backed CDS feedback store to
+an app built by :func:`leukos.service.app.create_app`. The registry opens lazily on the first call
+(``app.state.registry_settings``, default from ``LEUKOS_*``), so an app that never touches it
+creates no files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi import Path as FastPath
+from fastapi.responses import JSONResponse
+
+from leukos.domain.assessment import jsonable
+from leukos.errors import LeukosUserError
+from leukos.registry import RegistrySettings, open_registry
+from leukos.registry.errors import ConflictError, UnknownRecordError
+from leukos.registry.inputs import (
+    FeedbackIn,
+    LabIn,
+    PatientIn,
+    PatientUpdate,
+    ProcedureIn,
+    ProcedureUpdate,
+    TreatmentIn,
+    parse,
+)
+from leukos.registry.settings import SQLITE_FILE
+from leukos.service.deps import api_caller, service_state
+
+if TYPE_CHECKING:
+    from leukos.registry.store import Registry
+
+__all__ = ["router", "install", "registry_of", "registry_cards", "RegistryFeedbackStore"]
+
+_ERR = {"content": {"application/json": {"schema": {"type": "object"}}}}
+router = APIRouter(prefix="/api/patients", tags=["registry"], responses={
+    400: {"description": "The body is not valid JSON"},
+    401: {"description": "Bearer token (API token or client JWT) missing or refused"},
+    404: {"description": "Unknown patient or procedure", **_ERR},
+    409: {"description": "The record changed since you read it (stale version): nothing written", **_ERR},
+    422: {"description": "Bad input: field, value, expected and fix for each problem", **_ERR}})
+_lock = threading.Lock()
+
+
+def _settings(app: FastAPI) -> RegistrySettings:
+    """``app.state.registry_settings`` when a caller set it, else from ``LEUKOS_*`` (not stored, so that
+    "configured" keeps meaning "someone asked for a registry")."""
+    s = getattr(app.state, "registry_settings", None)
+    return s if s is not None else RegistrySettings.from_env(os.environ)
+
+
+def registry_of(app: FastAPI) -> Registry:
+    """The app's registry, opened (and migrated) on first use."""
+    reg = getattr(app.state, "registry", None)
+    if reg is None:
+        with _lock:
+            reg = getattr(app.state, "registry", None)
+            if reg is None:
+                reg = app.state.registry = open_registry(_settings(app), app.state.leukos.kb)
+    return reg
+
+
+def _registry_if_present(app: FastAPI) -> Registry | None:
+    """The registry if it exists or is configured (``LEUKOS_DATA_DIR`` / ``LEUKOS_DATABASE_URL``, or
+    ``app.state.registry_settings``); otherwise None: a CDS call never creates a database nobody asked for."""
+    if getattr(app.state, "registry", None) is not None:
+        return app.state.registry
+    configured = getattr(app.state, "registry_settings", None) is not None or any(
+        os.environ.get(k) for k in ("LEUKOS_DATA_DIR", "LEUKOS_DATABASE_URL"))
+    s = _settings(app)
+    if not configured and s.is_sqlite and not (s.data_dir / SQLITE_FILE).exists():
+        return None
+    return registry_of(app)
+
+
+def _reg(request: Request, pseudonym: str | None, kind: str) -> Registry:
+    request.state.audit_subtype = f"registry-{kind}"
+    if pseudonym:
+        request.state.audit_patient = pseudonym
+    return registry_of(request.app)
+
+
+@router.get("", summary="Ward list: active patients, latest WBC, next session, flags (paginated)")
+def ward_list(request: Request, page: int = Query(1, ge=1, le=1_000_000), per_page: int = Query(50, ge=1, le=500),
+              ward: str | None = Query(None, max_length=64), _caller=Depends(api_caller)) -> dict[str, Any]:
+    return jsonable(_reg(request, None, "read").ward_list(page=page, per_page=per_page, ward=ward))
+
+
+@router.post("", status_code=201, summary="Register a patient (MRN stored in its own column, never logged)")
+def add_patient(request: Request, body: PatientIn, _caller=Depends(api_caller)) -> dict[str, Any]:
+    reg = _reg(request, body.pseudonym, "write")
+    p = reg.add_patient(body)
+    request.state.audit_patient = p["pseudonym"]
+    return jsonable(p)
+
+
+@router.get("/{pseudonym}", summary="A patient's timeline: labs, procedures with counts and adverse events, issued outputs")
+def timeline(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> dict[str, Any]:
+    return jsonable(_reg(request, pseudonym, "read").timeline(pseudonym))
+
+
+@router.patch("/{pseudonym}", summary="Update a patient (send the version you read)")
+def update_patient(request: Request, pseudonym: str, body: PatientUpdate, _caller=Depends(api_caller)) -> dict[str, Any]:
+    return jsonable(_reg(request, pseudonym, "write").update_patient(pseudonym, body))
+
+
+@router.get("/{pseudonym}/follow-up", summary="Count trend, predicted vs observed fall per session, next session, flags")
+def follow_up(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> dict[str, Any]:
+    return _reg(request, pseudonym, "read").follow_up(pseudonym).to_dict()
+
+
+@router.post("/{pseudonym}/labs", status_code=201, summary="Add lab results (unit-normalised; repeated source ids skipped)")
+def add_labs(request: Request, pseudonym: str, body: list[LabIn], _caller=Depends(api_caller)) -> dict[str, Any]:
+    reg = _reg(request, pseudonym, "write")
+    return reg.add_labs(pseudonym, body, recorded_by=_caller.label)
+
+
+@router.post("/{pseudonym}/labs/fhir", status_code=201,
+             summary="Import counts from a FHIR R4 Bundle (idempotent: Observation ids are remembered)")
+def import_fhir(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
+                _caller=Depends(api_caller)) -> dict[str, Any]:
+    from leukos.registry.fhir_io import labs_from_bundle
+
+    reg = _reg(request, pseudonym, "write")
+    labs, notes = labs_from_bundle(body, reg.kb)
+    return reg.add_labs(pseudonym, labs, recorded_by=_caller.label) | {"notes": notes}
+
+
+@router.post("/{pseudonym}/procedures", status_code=201, summary="Record a leukapheresis as performed")
+def record_procedure(request: Request, pseudonym: str, body: ProcedureIn, _caller=Depends(api_caller)) -> dict[str, Any]:
+    return jsonable(_reg(request, pseudonym, "write").record_procedure(pseudonym, body))
+
+
+@router.put("/{pseudonym}/procedures/{procedure_id}", summary="Correct a procedure record (send the version you read)")
+def update_procedure(request: Request, pseudonym: str, body: ProcedureUpdate,
+                     procedure_id: int = FastPath(..., ge=1, le=2**62),
+                     _caller=Depends(api_caller)) -> dict[str, Any]:
+    return jsonable(_reg(request, pseudonym, "write").update_procedure(pseudonym, procedure_id, body))
+
+
+@router.post("/{pseudonym}/treatments", status_code=201, summary="Record a cytoreductive treatment (marked on the course)")
+def add_treatment(request: Request, pseudonym: str, body: TreatmentIn, _caller=Depends(api_caller)) -> dict[str, Any]:
+    return jsonable(_reg(request, pseudonym, "write").add_treatment(pseudonym, body))
+
+
+@router.post("/{pseudonym}/assessments", status_code=201, summary="Assess a case and store the assessment as issued")
+def issue_assessment(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
+                     _caller=Depends(api_caller)) -> dict[str, Any]:
+    import json
+
+    from leukos.service.engines import load_case
+
+    reg = _reg(request, pseudonym, "write")
+    reg.get_patient(pseudonym)  # 404 before any work
+    st = service_state(request)
+    case = load_case(json.dumps(body), st.kb, name="body")
+    out = st.engines.assess(case, st.kb).to_dict()
+    return {"id": reg.record_issued(pseudonym, "assessment", out), "assessment": out}
+
+
+@router.post("/{pseudonym}/plans", status_code=201, summary="Plan a leukapheresis for a case and store the plan as issued")
+def issue_plan(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
+               _caller=Depends(api_caller)) -> dict[str, Any]:
+    import json
+
+    from leukos.service.engines import load_case
+
+    reg = _reg(request, pseudonym, "write")
+    reg.get_patient(pseudonym)
+    st = service_state(request)
+    case = load_case(json.dumps(body), st.kb, name="body")
+    out = jsonable(st.engines.plan(case, {}, st.kb, st.engines.assess(case, st.kb)))
+    return {"id": reg.record_issued(pseudonym, "plan", out), "plan": out}
+
+
+@router.get("/{pseudonym}/fhir", summary="The patient's course as a FHIR R4 Bundle (Patient, Procedure, Observation, AdverseEvent)",
+            response_class=JSONResponse, responses={200: {"description": "A FHIR R4 collection Bundle", "content": {
+                "application/fhir+json": {"schema": {"type": "object"}}}}})
+def export_fhir(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> JSONResponse:
+    from leukos.registry.fhir_io import export_bundle
+
+    reg = _reg(request, pseudonym, "read")
+    return JSONResponse(export_bundle(reg.timeline(pseudonym)), media_type="application/fhir+json")
+
+
+class RegistryFeedbackStore:
+    """CDS card feedback kept in the registry database (survives restarts) when the registry exists or
+    is configured; otherwise in the in-memory store it wraps. Same interface as ``FeedbackStore``."""
+
+    def __init__(self, app: FastAPI, fallback: Any):
+        self.app, self.fallback = app, fallback
+
+    def add(self, service_id: str, item: dict[str, Any]) -> bool:
+        reg = _registry_if_present(self.app)
+        if reg is None:
+            return self.fallback.add(service_id, item)
+        return reg.add_feedback(service_id, parse(FeedbackIn, {
+            k: item[k] for k in ("card", "outcome", "outcomeTimestamp", "overrideReasons", "acceptedSuggestions")
+            if item.get(k) is not None}))
+
+    def __len__(self) -> int:
+        reg = _registry_if_present(self.app)
+        return len(self.fallback) if reg is None else reg.feedback_count()
+
+
+def registry_cards(request: Request, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
+    """patient-view: one card on the registered course ("session 2 due; post-session count missing"),
+    or none when the patient is not in the registry. Called by the CDS route (run it in a thread)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from leukos.service.cds.cards import short_summary, source_for
+    from leukos.service.cds.models import Card, Link
+
+    try:
+        reg = _registry_if_present(request.app) if patient_fhir_id else None
+        pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
+        if pseudonym is None:
+            return []
+        f = reg.follow_up(pseudonym)
+    except SQLAlchemyError as exc:  # the registry is an extra: its outage must not withhold the other cards
+        logging.getLogger("leukos.service").warning("registry unavailable for the patient-view card: %s",
+                                                    type(exc).__name__)
+        return []
+    labels = [fl.label if fl.session is None else f"{fl.label} (session {fl.session})" for fl in f.flags]
+    nxt = f.next_session
+    lines = [f"**Leukapheresis follow-up ({len(f.sessions)} session(s) recorded)**", ""]
+    lines += [f"- {w}" for w in f.working]
+    lines += [f"- **{fl.label}**: {fl.detail} {fl.action}" for fl in f.flags]
+    lines += ["", "Not a medical device: supports, does not replace, clinical judgement."]
+    summary = "; ".join(labels) if labels else (
+        f"Next session predicted fall {nxt.predicted_fall_pct['median']:.0f} %" if nxt else "Leukapheresis course recorded")
+    warn = any(fl.code in ("post_count_missing", "platelets_low", "ica_low", "rebound", "next_session_due") for fl in f.flags)
+    return [Card(uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{hook_instance}/registry")), summary=short_summary(summary),
+                 detail="\n".join(lines), indicator="warning" if warn else "info", source=source_for(base_url),
+                 links=[Link(label="Open the patient's course in leukos", url=f"{base_url}/ui/patients/{pseudonym}",
+                             type="absolute")])]
+
+
+def _status_handler(status: int):
+    async def handler(request: Request, exc: LeukosUserError) -> JSONResponse:
+        return JSONResponse(status_code=status, content=exc.to_dict())
+    return handler
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with every method the path supports in ``Allow`` (Starlette names only the first route's,
+    and /api/patients has GET and POST on separate routes)."""
+    from starlette.routing import Match
+
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            allowed |= set(route.methods)
+    return JSONResponse(status_code=405, content={"detail": "Method Not Allowed"},
+                        headers={"Allow": ", ".join(sorted(allowed))})
+
+
+def install(app: FastAPI) -> None:
+    """Add the registry's API and UI routers, its 404/409 errors and the persistent CDS feedback store."""
+    if importlib.util.find_spec("sqlalchemy") is None:
+        logging.getLogger("leukos.service").warning("the follow-up registry is not in this build (pip install leukos[registry])")
+        return
+    from leukos.service import registry_ui
+
+    app.add_exception_handler(UnknownRecordError, _status_handler(404))
+    app.add_exception_handler(ConflictError, _status_handler(409))
+    app.add_exception_handler(405, _method_not_allowed)
+    app.include_router(router)
+    app.include_router(registry_ui.router)
+    app.state.leukos.feedback = RegistryFeedbackStore(app, app.state.leukos.feedback)
