@@ -43,7 +43,8 @@ def _criterion(case: Case, crit: Criterion, inputs: CaseInputs, gaps: Gaps) -> t
     if crit.name == "calcium" and case.lab("ionized_calcium") is not None:
         w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"))
     met = evaluate(crit.predicate, inputs, gaps.kb)
-    if _uses(crit.predicate, ByAge) and inputs.child() is None:
+    by_age = _first(crit.predicate, ByAge)
+    if by_age is not None and by_age.when_unknown == "agree" and inputs.child() is None:
         w["age"] = "age unknown: decided only where the adult and child limits agree"
         gaps.need("patient.age_years")
     if crit.name == "uric_acid" and inputs.child() and _uses(crit.predicate, AboveReference) \
