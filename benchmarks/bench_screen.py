@@ -1,33 +1,40 @@
-"""Benchmark: `leukos screen` on a generated OMOP MEASUREMENT Parquet, against DuckDB's I/O floor.
+"""Benchmark: `leukos screen` end to end against a hand-written DuckDB SQL floor, in the same run.
 
-Generates (with DuckDB, in seconds) an OMOP CDM 5.4 MEASUREMENT table of ``--rows`` rows
-(default 100 M; 5 % WBC, 5 % screening chemistry and blasts, 90 % other measurements; about
-1 person in 400 has an extreme-WBC episode), a CONCEPT table, then reports, in the same run:
+Generates (with DuckDB, vectorised) an OMOP CDM 5.4 MEASUREMENT Parquet of ``--rows`` rows
+(default 20 M: 5 % WBC, 5 % screening chemistry and blasts, 90 % other measurements; about 1
+person in 400 has extreme counts), CONCEPT and PERSON, then measures on that file:
 
-- the floor: DuckDB's bare scan-and-filter of the same file (the screening concepts, the
-  columns screening reads, aggregated so that every value is read);
-- end-to-end `screen()` on DuckDB (CONCEPT resolution, unit factors, exclusions, episodes,
-  chemistry, parquet + summary + report), and the ratio to the floor;
-- Spark local (``local[2]``) on a ``--spark-rows`` file (default 10 M) and whether its episodes
-  are identical to DuckDB's on that file.
+- the floor (:data:`FLOOR_SQL`): hand-written DuckDB SQL of the same WBC episodes, gaps and
+  islands over the persons with any count above the threshold, the best of a run before and
+  a run after leukos;
+- ``leukos screen`` (the CLI, in a child process): wall time, the time ``screen()`` reports
+  (without interpreter start-up and imports) and the child's peak RSS; the ratio to the floor;
+- with Spark (``--spark-rows``, default 2 M, ``local[2]``): the same three figures and whether
+  the episodes are identical to DuckDB's on that file.
 
-Usage: python benchmarks/bench_screen.py [--rows 100_000_000] [--spark-rows 10_000_000] [--no-spark]
+Usage: python benchmarks/bench_screen.py [--rows 20_000_000] [--spark-rows 2_000_000] [--no-spark]
+       [--memory-limit 1GB]
+Run it when the machine is quiet (``uptime``); report the ratios of one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
-from leukos.screening import ScreenOptions, screen
+from leukos.knowledge import load_knowledge
 from leukos.screening.synth import CONCEPT_COLS, LAB_CONCEPTS, _concept_rows
 
 NOW = datetime(2026, 1, 1)
@@ -92,61 +99,126 @@ def generate(folder: Path, rows: int, threads: int = 2) -> Path:
     ) TO '{folder / 'measurement.parquet'}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)
     """
     con.execute(sql)
+    con.execute(f"""COPY (SELECT i + 1 AS person_id, 8507 AS gender_concept_id,
+                                 1930 + CAST(hash(i * 11 + 2) % 90 AS INTEGER) AS year_of_birth
+                          FROM range({persons}) t(i)) TO '{folder / 'person.parquet'}' (FORMAT parquet)""")
     con.close()
     return folder
 
 
-def floor_seconds(folder: Path, threads: int = 2) -> float:
-    """DuckDB's bare scan-and-filter of the columns screening reads, for the screening concepts."""
-    ids = ",".join(str(v[0]) for v in LAB_CONCEPTS.values())
+# The floor: the WBC episode definition written by hand (gaps and islands), on the same file.
+FLOOR_SQL = """
+WITH wbc AS (
+  SELECT person_id, coalesce(measurement_datetime, CAST(measurement_date AS TIMESTAMP)) AS ts, value_as_number AS v
+  FROM read_parquet('{file}') WHERE measurement_concept_id = {wbc} AND value_as_number IS NOT NULL),
+hp AS (SELECT DISTINCT person_id FROM wbc WHERE v > {thr}),
+w AS (SELECT * FROM wbc SEMI JOIN hp USING (person_id)),
+r AS (SELECT *, sum(CASE WHEN v > {thr} THEN 0 ELSE 1 END)
+                 OVER (PARTITION BY person_id ORDER BY ts, v ROWS UNBOUNDED PRECEDING) AS run FROM w),
+h AS (SELECT *, lag(ts) OVER (PARTITION BY person_id, run ORDER BY ts, v) AS prev FROM r WHERE v > {thr}),
+s AS (SELECT *, sum(CASE WHEN prev IS NULL OR epoch(ts) - epoch(prev) > {gap} * 3600 THEN 1 ELSE 0 END)
+                 OVER (PARTITION BY person_id, run ORDER BY ts, v ROWS UNBOUNDED PRECEDING) AS seg FROM h)
+SELECT person_id, min(ts) AS start_ts, max(ts) AS end_ts, count(*) AS n_results, max(v) AS peak
+FROM s GROUP BY person_id, run, seg
+"""
+
+
+def floor(folder: Path, threads: int = 2) -> tuple[float, int]:
+    """(seconds, episodes) of the hand-written SQL (the file's WBC unit, 10*3/uL, is 10*9/L: factor 1)."""
+    kb = load_knowledge()
+    sql = FLOOR_SQL.format(file=folder / "measurement.parquet", wbc=LAB_CONCEPTS["wbc"][0],
+                           thr=float(kb.value("hyperleukocytosis.wbc_threshold")),
+                           gap=float(kb.value("screening.episode_gap_hours")))
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
     t = time.perf_counter()
-    con.execute(f"""
-      SELECT count(*), sum(value_as_number), max(measurement_datetime), max(measurement_date),
-             max(person_id), max(unit_concept_id), max(operator_concept_id), max(unit_source_value)
-      FROM read_parquet('{folder / 'measurement.parquet'}')
-      WHERE measurement_concept_id IN ({ids})
-    """).fetchall()
+    n = len(con.execute(sql).fetchall())
     seconds = time.perf_counter() - t
     con.close()
-    return seconds
+    return seconds, n
+
+
+def run_cli(folder: Path, out: Path, *args: str) -> dict:
+    """`leukos screen` in a child process: wall seconds, screen() seconds, peak RSS (MB), summary."""
+    cli = [sys.executable, "-c", "import sys; from leukos.cli.main import run; sys.argv[0] = 'leukos'; run()",
+           "screen", str(folder), "--out", str(out), "--now", NOW.isoformat(), "--output", "json", "--no-report", *args]
+    # A fresh wrapper process per run, so that its children's peak RSS is this run's alone
+    # (for Spark: the larger of the Python driver and the JVM).
+    wrapper = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+               "r = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True); "
+               "w = time.perf_counter() - t; sys.stderr.write(r.stderr); "
+               "print(json.dumps({'rc': r.returncode, 'out': r.stdout, 'wall': w, "
+               "'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
+    res = subprocess.run([sys.executable, "-c", wrapper, json.dumps(cli)], capture_output=True, text=True, check=True)
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    if got["rc"] != 0:
+        raise SystemExit(res.stderr[-3000:])
+    summary = json.loads(got["out"])
+    return {"wall": got["wall"], "screen": summary["seconds"], "rss_mb": got["rss"] / 1024, "summary": summary}
+
+
+def warm_screen(folder: Path, out: Path, threads: int, engine: str = "duckdb") -> float:
+    """screen() seconds in this process on its second call (imports and one-off set-up done, as
+    for the floor, whose DuckDB is imported and connected before it is timed)."""
+    from leukos.screening import ScreenOptions, screen
+
+    options = ScreenOptions(now=NOW, threads=threads, engine=engine, report=False)
+    screen(folder, out, options=options)
+    return screen(folder, out, options=options).summary["seconds"]
+
+
+def _row(label: str, rows: int, r: dict, floor_s: float) -> str:
+    warm = r.get("warm")
+    return (f"| {label} | {rows:,} | {r['wall']:.2f} | {r['screen']:.2f} | "
+            f"{'-' if warm is None else f'{warm:.2f}'} | {floor_s:.3f} | {r['wall'] / floor_s:.1f}x | "
+            f"{'-' if warm is None else f'{warm / floor_s:.1f}x'} | {r['rss_mb']:,.0f} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, default=100_000_000)
-    ap.add_argument("--spark-rows", type=int, default=10_000_000)
+    ap.add_argument("--rows", type=int, default=20_000_000)
+    ap.add_argument("--spark-rows", type=int, default=2_000_000)
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--memory-limit", default=None, help="passed to leukos screen --memory-limit")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="leukos-bench-"))
+    print(f"load: {os.getloadavg()[0]:.2f} (1 min)")
+    extra = ["--threads", str(args.threads)] + (["--memory-limit", args.memory_limit] if args.memory_limit else [])
+    table = ["| engine | rows | CLI wall s | screen() in the CLI s | screen() warm s | floor s | ratio CLI wall "
+             "| ratio warm | peak RSS MB (CLI) |", "|---|---|---|---|---|---|---|---|---|"]
     try:
-        t = time.perf_counter()
-        big = generate(work / "big", args.rows, args.threads)
-        size_mb = (big / "measurement.parquet").stat().st_size / 1e6
-        print(f"generated {args.rows:,} rows ({size_mb:,.0f} MB Parquet) in {time.perf_counter() - t:.1f} s")
-        floor = floor_seconds(big, args.threads)
-        result = screen(big, work / "out-big", options=ScreenOptions(now=NOW, threads=args.threads))
-        e2e = result.summary["seconds"]
-        floor2 = floor_seconds(big, args.threads)  # measured again after, so that caching favours neither
-        floor = min(floor, floor2)
-        print(f"DuckDB floor (scan + filter): {floor:.2f} s")
-        print(f"DuckDB screen end-to-end:     {e2e:.2f} s  -> {e2e / floor:.1f}x the floor; "
-              f"{args.rows / e2e / 1e6:.1f} M rows/s; {result.summary['episodes']} episodes, "
-              f"{result.summary['rows_screened']:,} rows screened")
-        if not args.no_spark:
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            small = generate(work / "small", args.spark_rows, args.threads)
-            d = screen(small, work / "out-d", options=ScreenOptions(now=NOW, threads=args.threads))
+        big = work / f"omop-{args.rows}"
+        if not (big / "measurement.parquet").exists():
             t = time.perf_counter()
-            s = screen(small, work / "out-s", options=ScreenOptions(now=NOW, engine="spark"))
-            spark_s = time.perf_counter() - t
-            same = d.episodes.to_pylist() == s.episodes.to_pylist()
-            print(f"Spark local[2] on {args.spark_rows:,} rows: {spark_s:.1f} s (DuckDB {d.summary['seconds']:.2f} s on "
-                  f"the same file, Spark/DuckDB {spark_s / d.summary['seconds']:.1f}x); "
-                  f"{s.summary['episodes']} episodes; identical to DuckDB: {same}")
+            generate(big, args.rows, args.threads)
+            print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s")
+        f1, n_floor = floor(big, args.threads)
+        d = run_cli(big, work / "out-d", *extra)
+        d["warm"] = warm_screen(big, work / "out-w", args.threads)
+        f2, _ = floor(big, args.threads)
+        floor_s = min(f1, f2)
+        print(f"floor: {n_floor} episodes; leukos: {d['summary']['episodes']} episodes")
+        table.append(_row("DuckDB", args.rows, d, floor_s))
+        if not args.no_spark:
+            small = work / f"omop-{args.spark_rows}"
+            if not (small / "measurement.parquet").exists():
+                generate(small, args.spark_rows, args.threads)
+            sf1, _ = floor(small, args.threads)
+            ds = run_cli(small, work / "out-ds", *extra)
+            ds["warm"] = warm_screen(small, work / "out-w", args.threads)
+            s = run_cli(small, work / "out-s", "--engine", "spark")
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            s["warm"] = warm_screen(small, work / "out-ws", args.threads, engine="spark")
+            sf2, _ = floor(small, args.threads)
+            sfloor = min(sf1, sf2)
+            same = (pq.read_table(work / "out-ds" / "episodes.parquet").to_pylist()
+                    == pq.read_table(work / "out-s" / "episodes.parquet").to_pylist())
+            table.append(_row("DuckDB", args.spark_rows, ds, sfloor))
+            table.append(_row("Spark local[2]", args.spark_rows, s, sfloor))
+            print(f"Spark episodes identical to DuckDB's: {same}")
+        print("\n".join(table))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -74,3 +74,18 @@ def assert_same_episodes(got: list[dict], want: list[dict], columns=None, label=
                 assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), f"{label} {w['episode_id']}.{col}: {a} != {b}"
             else:
                 assert a == b, f"{label} {w['episode_id']}.{col}: {a!r} != {b!r}"
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A Spark standalone master and one worker on 127.0.0.1 (separate JVMs), for the whole run."""
+    pytest.importorskip("pyspark")
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("Java 17 is needed for Spark (scripts/system-deps/java.sh)")
+    from .spark_cluster import StandaloneCluster
+
+    cluster = StandaloneCluster(tmp_path_factory.mktemp("spark-cluster")).start()
+    yield cluster
+    cluster.stop()

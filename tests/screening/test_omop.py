@@ -1,7 +1,7 @@
 """Screening real and synthetic OMOP CDM 5.4 folders.
 
-The Synthea27Nj sample (OHDSI EunomiaDatasets, Apache-2.0) holds 107 WBC results, all normal
-(shared/data/omop-synthea27nj/README.md): it must give zero episodes; with episodes injected on
+The Synthea27Nj sample (OHDSI EunomiaDatasets, Apache-2.0; tests/data/omop-synthea27nj/README.md)
+holds 107 WBC results, all normal: it must give zero episodes; with episodes injected on
 top it must give exactly the injected ones (ground truth written by the injector).
 """
 
@@ -19,13 +19,19 @@ from leukos.screening.synth import inject_omop, synth_omop
 
 from .conftest import NOW, REPO_ROOT, rows_of
 
-SAMPLE_ZIP = Path(REPO_ROOT).parent / "shared" / "data" / "omop-synthea27nj" / "Synthea27Nj_5.4.zip"
+SAMPLE_DIR = Path(REPO_ROOT) / "tests" / "data" / "omop-synthea27nj"
+SAMPLE_ZIP = SAMPLE_DIR / "synthea27nj_screening_tables.zip"
+
+
+def test_sample_matches_its_recorded_hash():
+    import hashlib
+
+    recorded = dict(reversed(line.split()) for line in (SAMPLE_DIR / "SHA256SUMS").read_text().splitlines())
+    assert hashlib.sha256(SAMPLE_ZIP.read_bytes()).hexdigest() == recorded[SAMPLE_ZIP.name]
 
 
 @pytest.fixture(scope="module")
 def synthea(tmp_path_factory) -> Path:
-    if not SAMPLE_ZIP.exists():
-        pytest.skip(f"OMOP sample not found at {SAMPLE_ZIP}")
     folder = tmp_path_factory.mktemp("synthea")
     with zipfile.ZipFile(SAMPLE_ZIP) as z:
         for name in z.namelist():
@@ -60,8 +66,8 @@ def test_synthea_sample_has_no_episodes(synthea, tmp_path):
     result = screen(synthea, tmp_path, options=ScreenOptions(fmt="omop", now=NOW))
     s = result.summary
     assert s["episodes"] == 0
-    assert s["rows_read"] == 10040  # MEASUREMENT rows of the sample (interop-and-stack.md §4)
-    assert s["by_analyte"]["wbc"]["used"] == 107  # 107 WBC rows, unit 10*3/uL (interop-and-stack.md §4)
+    assert s["rows_read"] == 10040  # MEASUREMENT rows of the sample
+    assert s["by_analyte"]["wbc"]["used"] == 107  # 107 WBC rows, unit 10*3/uL
     assert s["unknown_units"] == []
     assert (tmp_path / "episodes.parquet").exists() and (tmp_path / "report.html").exists()
 

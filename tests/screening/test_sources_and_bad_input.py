@@ -137,3 +137,49 @@ def test_cli_synth_then_screen_text(tmp_path):
     res = runner.invoke(app, ["screen", str(tmp_path / "omop"), "--format", "omop", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "leukos screen:" in res.output and "persons with episodes" in res.output
+
+
+UNITLESS = """person,time,name,value,unit
+u,2024-01-01 08:00,wbc,150,
+u,2024-01-01 20:00,wbc,170,
+u,2024-01-02 08:00,wbc,160,10*9/L
+"""
+
+
+def test_unitless_values_are_unknown_unless_a_default_unit_is_given(tmp_path):
+    path = tmp_path / "labs.csv"
+    path.write_text(UNITLESS)
+    plain = screen(path, tmp_path / "a", options=ScreenOptions(fmt="table", now=NOW))
+    assert plain.summary["excluded"]["unknown_unit"] == 2  # never read as the canonical unit
+    assert "--default-unit wbc=" in plain.summary["unknown_units"][0]["why"]
+    assert [e["n_results"] for e in plain.episodes.to_pylist()] == [1]
+    given = screen(path, tmp_path / "b", options=ScreenOptions(fmt="table", now=NOW, default_units={"wbc": "/uL"}))
+    assert given.summary["excluded"]["unknown_unit"] == 0
+    # 150 and 170 per microlitre are 0.15 and 0.17 x10^9/L: they end the first episode's run
+    assert [(e["n_results"], e["peak_wbc_10e9_per_l"]) for e in given.episodes.to_pylist()] == [(1, 160.0)]
+    kilo = screen(path, tmp_path / "c", options=ScreenOptions(fmt="table", now=NOW, default_units={"wbc": "10*9/L"}))
+    assert [e["n_results"] for e in kilo.episodes.to_pylist()] == [3]
+
+
+def test_cli_default_unit_is_checked_before_the_run(tmp_path):
+    register()
+    path = tmp_path / "labs.csv"
+    path.write_text(UNITLESS)
+    runner = CliRunner()
+    res = runner.invoke(app, ["screen", str(path), "-f", "table", "-o", str(tmp_path / "o"), "--default-unit", "wbc=kg"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    res = runner.invoke(app, ["screen", str(path), "-f", "table", "-o", str(tmp_path / "o"), "--output", "json",
+                              "--default-unit", "wbc=10*9/L", "--now", "2026-01-01"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["episodes"] == 1
+
+
+@pytest.mark.parametrize("name,content", [("labs.csv", bytes(range(256)) * 20), ("labs.parquet", b"PAR1 not really"),
+                                          ("labs.csv", b"person time name value\nu 2024-01-01 wbc 150\n")])
+def test_a_file_that_is_not_a_table_is_exit_2(tmp_path, name, content):
+    register()
+    path = tmp_path / name
+    path.write_bytes(content)
+    res = CliRunner().invoke(app, ["screen", str(path), "-f", "table", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and "INPUT" in res.output

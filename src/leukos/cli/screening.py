@@ -61,7 +61,8 @@ def screen_command(
     memory_limit: str = typer.Option(None, "--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills to disk above it)."),
     temp_directory: Path = typer.Option(None, "--temp-directory", help="Where DuckDB spills."),
     threads: int = typer.Option(None, "--threads", help="DuckDB threads."),
-    spark_master: str = typer.Option(None, "--spark-master", help="Spark master URL (default local[2] on loopback, or LEUKOS_SPARK_MASTER)."),
+    spark_master: str = typer.Option(None, "--spark-master", help="Spark master URL, e.g. spark://HOST:7077 (default local[2] on loopback, or LEUKOS_SPARK_MASTER)."),
+    default_unit: str = typer.Option(None, "--default-unit", help="The unit of results given without one, per analyte, e.g. wbc=10*9/L,potassium=mmol/L (default: such results are counted as unknown_unit)."),
     now: str = typer.Option(None, "--now", help="Results after this time count as 'future' (default: now, UTC)."),
     output: str = typer.Option("text", "--output", help="What to print: text | json."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
@@ -71,10 +72,14 @@ def screen_command(
     if output not in ("text", "json"):
         raise LeukosUserError(ErrorDetail("--output", output, "text or json", "choose one of them"))
     _need_extras(engine)
+    from leukos.knowledge import load_knowledge
     from leukos.screening import ScreenOptions, screen
+    from leukos.screening.factors import parse_default_units
     from leukos.screening.sources import parse_column_mapping
 
+    defaults = parse_default_units(default_unit, load_knowledge())
     options = ScreenOptions(fmt=fmt, engine=engine, gap_hours=gap_hours, columns=parse_column_mapping(columns),
+                            default_units=defaults,
                             memory_limit=memory_limit, temp_directory=str(temp_directory) if temp_directory else None,
                             threads=threads, spark_master=spark_master, now=_parse_now(now), report=not no_report)
     if output == "json":
@@ -86,14 +91,15 @@ def screen_command(
 
         err = Console(stderr=True)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
+                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
             tasks: dict[str, int] = {}
 
-            def progress(stage: str, pct: float | None) -> None:
+            def progress(stage: str, pct: float | None, rows_per_s: float | None = None) -> None:
                 if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=100)
+                    tasks[stage] = bar.add_task(stage, total=100, rate="")
                 if pct is not None:
-                    bar.update(tasks[stage], completed=pct)
+                    rate = f"{rows_per_s / 1e6:,.1f} M rows/s" if rows_per_s else ""
+                    bar.update(tasks[stage], completed=pct, rate=rate)
 
             result = screen(input_path, out, options=options, progress=progress)
         _print_summary(result)

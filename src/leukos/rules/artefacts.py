@@ -8,6 +8,7 @@ from typing import Any
 from leukos.domain.assessment import Artefact, HyperleukocytosisResult
 from leukos.domain.case import Case, Diagnosis
 from leukos.rules._common import Gaps, above, below, fmt, lab_working
+from leukos.rules.definitions import CaseInputs, evaluate, pseudohyperkalaemia_possible
 
 __all__ = ["assess_artefacts"]
 
@@ -37,9 +38,7 @@ def assess_artefacts(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> tup
             out.append(_make(gaps, "REVERSE_PSEUDOHYPERKALEMIA", w))
     elif k is not None and extreme:
         thr = gaps.p("tumour_lysis.potassium_min")
-        high = above(k, float(thr.value), inclusive=True)
-        if k.reference_high is not None and k.value > k.reference_high:
-            high = True
+        high = evaluate(pseudohyperkalaemia_possible(), CaseInputs(case, gaps.kb), gaps.kb)
         if high:
             w = {"potassium": lab_working(k), "wbc_10e9_per_l": hl.wbc_10e9_per_l,
                  "rule": f"hyperleukocytosis and K >= {thr.value} mmol/L (TLS threshold) or above the laboratory's range"}

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from leukos.domain.assessment import HyperleukocytosisResult
 from leukos.domain.case import Case, Diagnosis, GeneticResult, Immunophenotype
-from leukos.rules._common import Gaps, above, lab_working, param_working
+from leukos.rules._common import Gaps, lab_working, param_working
+from leukos.rules.definitions import CaseInputs, evaluate, hyperleukocytosis_present
 
 __all__ = ["assess_hyperleukocytosis", "absolute_blasts", "is_monocytic", "lineage"]
 
@@ -45,9 +46,10 @@ def lineage(case: Case) -> str | None:
 
 def assess_hyperleukocytosis(case: Case, gaps: Gaps) -> HyperleukocytosisResult:
     kb = gaps.kb
-    thr = gaps.p("hyperleukocytosis.wbc_threshold")
+    definition = hyperleukocytosis_present()
+    thr = gaps.p(definition.param)
     wbc = case.lab("wbc")
-    present = above(wbc, float(thr.value), inclusive=False)
+    present = evaluate(definition, CaseInputs(case, kb), kb)
     if wbc is None:
         gaps.need("wbc")
         gaps.cannot("Hyperleukocytosis: no white cell count")

@@ -8,94 +8,70 @@ from typing import Any
 from leukos.domain.assessment import TlsResult
 from leukos.domain.case import Case, Diagnosis
 from leukos.rules._common import Gaps, above, any3, below, lab_working, param_working
+from leukos.rules.definitions import (
+    AboveReference,
+    ByAge,
+    CaseInputs,
+    Change,
+    Criterion,
+    count_met,
+    describe,
+    evaluate,
+    params_of,
+    tls_laboratory,
+    walk,
+)
 
 __all__ = ["assess_tls"]
 
 LAB_CRITERIA = ("uric_acid", "potassium", "phosphate", "calcium")
 
 
-def _is_child(case: Case, gaps: Gaps) -> bool | None:
-    age = case.age_years
-    if age is None:
-        return None
-    return age < float(gaps.v("tumour_lysis.child_below_age"))
-
-
-def _criterion(case: Case, name: str, gaps: Gaps, definition: str, child: bool | None) -> tuple[bool | None, dict[str, Any]]:
-    """One laboratory criterion: (met, working)."""
-    lv = case.lab(name)
-    w: dict[str, Any] = {"value": lab_working(lv)}
-    if name == "potassium" and case.lab("potassium_plasma") is not None:
-        # A same-draw plasma/whole-blood potassium is free of in-vitro lysis: it is the true value.
-        lv = case.lab("potassium_plasma")
-        w["value"] = lab_working(lv)
+def _criterion(case: Case, crit: Criterion, inputs: CaseInputs, gaps: Gaps) -> tuple[bool | None, dict[str, Any]]:
+    """One laboratory criterion of the shared definition (:mod:`leukos.rules.definitions`): (met, working)."""
+    analyte = inputs.resolve(crit.input)
+    lv = case.lab(analyte)
+    w: dict[str, Any] = {"value": lab_working(lv), "rule": describe(crit.predicate, gaps.kb)}
+    if analyte == "potassium_plasma":
         w["note"] = "plasma/whole-blood potassium used (serum potassium is prone to pseudohyperkalaemia)"
-    if lv is None:
-        return None, w
-    howard = definition == "howard"
-    if name == "calcium":
-        if howard:
-            p = gaps.p("tumour_lysis.calcium_max")
-            total = below(lv, gaps.threshold(p.key, "calcium", met_when="below"), inclusive=False)
-            ica_p = gaps.p("tumour_lysis.howard_ionized_calcium_max")
-            ica = below(case.lab("ionized_calcium"), float(ica_p.value), inclusive=False)
-            w["rule"] = f"total Ca < {p.value} {p.unit} (not corrected for albumin) or ionised Ca < {ica_p.value} mmol/L"
-            w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"))
-            w["threshold"] = param_working(p)
-            return any3([total, ica]), w
-        p = gaps.p("tumour_lysis.calcium_max")
-        met = below(lv, gaps.threshold(p.key, "calcium", met_when="below"), inclusive=True)
-        w["rule"] = f"<= {p.value} {p.unit}"
-        w["threshold"] = param_working(p)
-        return _with_change(case, name, met, w, gaps, falling=True), w
-    if name == "phosphate":
-        if child is None:
-            adult = gaps.p("tumour_lysis.phosphate_min_adult" if not howard else "tumour_lysis.howard_phosphate_min_adult")
-            kid = gaps.p("tumour_lysis.phosphate_min_child")
-            # Age unknown: decide only where adult and child thresholds agree.
-            a = above(lv, gaps.threshold(adult.key, "phosphate"), inclusive=not howard)
-            c = above(lv, gaps.threshold(kid.key, "phosphate"), inclusive=not howard)
-            met = a if a == c else None
-            w["rule"] = f"adult {adult.value} / child {kid.value} {kid.unit}; age unknown"
-            gaps.need("patient.age_years")
-            return (met if howard else _with_change(case, name, met, w, gaps)), w
-        key = "tumour_lysis.phosphate_min_child" if child else (
-            "tumour_lysis.howard_phosphate_min_adult" if howard else "tumour_lysis.phosphate_min_adult")
-        p = gaps.p(key)
-    elif name == "uric_acid":
-        p = gaps.p("tumour_lysis.howard_uric_acid_min" if howard else "tumour_lysis.uric_acid_min")
-        if howard and child:
-            if lv.reference_high is None:
-                w["rule"] = "> upper limit of normal for age (child): no reference range given"
-                gaps.need("labs.uric_acid.reference_high")
-                return None, w
-            met = lv.value > lv.reference_high
-            w["rule"] = f"> ULN for age ({lv.reference_high:g} umol/L)"
-            return met, w
-    else:
-        p = gaps.p("tumour_lysis.potassium_min")
-    met = above(lv, gaps.threshold(p.key, name), inclusive=not howard)
-    w["rule"] = f"{'>' if howard else '>='} {p.value} {p.unit}"
-    w["threshold"] = param_working(p)
-    return (met if howard else _with_change(case, name, met, w, gaps)), w
+    keys = params_of(crit.predicate)
+    limits = [k for k in keys if k != "tumour_lysis.change_fraction"]
+    if limits:
+        w["threshold"] = param_working(gaps.p(limits[0]))
+        if len(limits) > 1:
+            w["thresholds"] = {k.split(".", 1)[1]: param_working(gaps.p(k)) for k in limits}
+    if crit.name == "calcium" and case.lab("ionized_calcium") is not None:
+        w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"))
+    met = evaluate(crit.predicate, inputs, gaps.kb)
+    by_age = _first(crit.predicate, ByAge)
+    if by_age is not None and by_age.when_unknown == "agree" and inputs.child() is None:
+        w["age"] = "age unknown: decided only where the adult and child limits agree"
+        gaps.need("patient.age_years")
+    if crit.name == "uric_acid" and inputs.child() and _uses(crit.predicate, AboveReference) \
+            and lv is not None and lv.reference_high is None:
+        gaps.need("labs.uric_acid.reference_high")
+    change = _first(crit.predicate, Change)
+    if change is not None and lv is not None:
+        frac = gaps.p(change.param)
+        base = case.baseline(analyte)
+        if base is None or base.value == 0:
+            w["change_rule"] = "not assessed: no baseline (give a series)"
+        else:
+            delta = (lv.value - base.value) / base.value
+            hit = delta <= -float(frac.value) if change.falling else delta >= float(frac.value)
+            w["baseline"] = base.to_working()
+            w["change_fraction"] = round(delta, 4)
+            w["change_rule"] = (f"{'fall' if change.falling else 'rise'} of {frac.value:.0%} from baseline: "
+                                f"{'met' if hit else 'not met'}")
+    return met, w
 
 
-def _with_change(case: Case, name: str, met: bool | None, w: dict[str, Any], gaps: Gaps, *, falling: bool = False) -> bool | None:
-    """Cairo-Bishop also counts a 25 % change from baseline (the earliest value of a series)."""
-    if met is True:
-        return True
-    base = case.baseline(name)
-    if base is None or base.value == 0:
-        w["change_rule"] = "not assessed: no baseline (give a series)"
-        return met
-    frac = gaps.p("tumour_lysis.change_fraction")
-    cur = case.lab(name).value
-    change = (cur - base.value) / base.value
-    w["baseline"] = base.to_working()
-    w["change_fraction"] = round(change, 4)
-    hit = change <= -float(frac.value) if falling else change >= float(frac.value)
-    w["change_rule"] = f"{'fall' if falling else 'rise'} of {frac.value:.0%} from baseline: {'met' if hit else 'not met'}"
-    return True if hit else met
+def _uses(p: Any, kind: type) -> bool:
+    return any(isinstance(x, kind) for x in walk(p))
+
+
+def _first(p: Any, kind: type):
+    return next((x for x in walk(p) if isinstance(x, kind)), None)
 
 
 def _risk(case: Case, gaps: Gaps, renal: bool | None, chem_above_uln: bool | None) -> tuple[str | None, dict[str, Any]]:
@@ -169,26 +145,23 @@ def _risk(case: Case, gaps: Gaps, renal: bool | None, chem_above_uln: bool | Non
 
 def assess_tls(case: Case, gaps: Gaps) -> TlsResult:
     definition = str(gaps.v("tumour_lysis.definition"))
-    child = _is_child(case, gaps)
+    rule = tls_laboratory(gaps.kb)
+    inputs = CaseInputs(case, gaps.kb)
     citations = ["cairo_bishop2004"] if definition == "cairo_bishop" else ["howard2011"]
     notes: list[str] = []
     crit: dict[str, bool | None] = {}
     working: dict[str, Any] = {"definition": param_working(gaps.p("tumour_lysis.definition")), "criteria": {}}
-    for name in LAB_CRITERIA:
-        met, w = _criterion(case, name, gaps, definition, child)
-        crit[name] = met
-        working["criteria"][name] = w
-        if case.lab(name) is None:
-            gaps.need(name)
+    for c in rule.criteria:
+        met, w = _criterion(case, c, inputs, gaps)
+        crit[c.name] = met
+        working["criteria"][c.name] = w
+        if case.lab(c.name) is None:
+            gaps.need(c.name)
     met = [n for n, v in crit.items() if v is True]
     unknown = [n for n, v in crit.items() if v is None]
-    laboratory: bool | None
-    if len(met) >= 2:
-        laboratory = True
-    elif len(met) + len(unknown) < 2:
-        laboratory = False
-    else:
-        laboratory = None
+    gaps.p(rule.min_met_param)
+    laboratory = count_met(crit, rule, gaps.kb)
+    if laboratory is None:
         gaps.cannot("Laboratory TLS: " + ", ".join(unknown) + " not available")
     if definition == "cairo_bishop" and not any(case.baseline(n) for n in LAB_CRITERIA):
         notes.append("No baseline values: the 25 % change criteria were not assessed (give labs as time series).")

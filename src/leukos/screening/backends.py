@@ -4,7 +4,8 @@ Both are reached through ibis, so the episode logic in :mod:`leukos.screening.ep
 expression for both. This module only connects, reads files and reports progress.
 
 Spark binds loopback only unless a master is given (``SPARK_LOCAL_IP=127.0.0.1``,
-``spark.driver.bindAddress=127.0.0.1``, no UI): shared/reference/interop-and-stack.md §4, §9.4.
+``spark.driver.bindAddress=127.0.0.1``, no UI). A cluster is reached with ``--spark-master``
+(``spark://HOST:7077``, ``yarn``, ...): see docs/screening.md.
 """
 
 from __future__ import annotations
@@ -39,15 +40,29 @@ class Backend:
         """
         path = Path(path)
         suffix = path.suffix.lower()
-        if path.is_dir() or suffix == ".parquet":
-            target = str(path / "*.parquet") if path.is_dir() and self.name == "duckdb" else str(path)
-            return self.con.read_parquet(target, table_name=table_name)
-        if suffix in (".csv", ".tsv", ".txt", ".gz"):
-            if self.name == "duckdb":
-                return self.con.read_csv(str(path), table_name=table_name, all_varchar=True, header=True)
-            return self.con.read_csv(str(path), table_name=table_name, inferSchema=False, header=True)
-        raise LeukosUserError(ErrorDetail("INPUT", str(path), "a .csv or .parquet file",
-                                          "export the table as CSV (with a header row) or Parquet"))
+        try:
+            if path.is_dir() or suffix == ".parquet":
+                target = str(path / "*.parquet") if path.is_dir() and self.name == "duckdb" else str(path)
+                table = self.con.read_parquet(target, table_name=table_name)
+            elif suffix in (".csv", ".tsv", ".txt", ".gz"):
+                if self.name == "duckdb":
+                    table = self.con.read_csv(str(path), table_name=table_name, all_varchar=True, header=True)
+                else:
+                    table = self.con.read_csv(str(path), table_name=table_name, inferSchema=False, header=True)
+            else:
+                table = None
+        except Exception as exc:  # noqa: BLE001 - any engine's read error: the file is not a table we can read
+            raise LeukosUserError(ErrorDetail(
+                "INPUT", path.name, "a table: CSV with a header row (comma, semicolon, tab or | delimited) "
+                "or Parquet", f"export the table again as CSV or Parquet ({_first_line(exc)})")) from None
+        if table is None:
+            raise LeukosUserError(ErrorDetail("INPUT", str(path), "a .csv or .parquet file",
+                                              "export the table as CSV (with a header row) or Parquet"))
+        if len(table.columns) < 2:
+            raise LeukosUserError(ErrorDetail(
+                "INPUT", path.name, "a table with several columns",
+                f"only one column was found ({table.columns[0][:60]!r}): check the delimiter and the header row"))
+        return table
 
     def temp_table(self, name: str, data):
         """Register a small pyarrow table as a temporary table (DuckDB) or temp view (Spark)."""
@@ -110,7 +125,8 @@ def spark_session(master: str | None = None, *, app_name: str = "leukos-screen")
     with _spark_lock:
         master = master or os.environ.get("LEUKOS_SPARK_MASTER") or "local[2]"
         builder = SparkSession.builder.appName(app_name).master(master)
-        if master.startswith("local"):
+        if _loopback(master):
+            # local mode, or a cluster on this machine: the driver listens on loopback only.
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
                        .config("spark.driver.host", "127.0.0.1"))
@@ -125,12 +141,26 @@ def spark_session(master: str | None = None, *, app_name: str = "leukos-screen")
         return session
 
 
+def _loopback(master: str) -> bool:
+    """Local mode or a standalone master on this machine (spark://127.0.0.1:PORT, spark://localhost:PORT)."""
+    if master.startswith("local"):
+        return True
+    host = master.split("://", 1)[-1].split(":", 1)[0]
+    return host in ("127.0.0.1", "localhost")
+
+
 def connect_spark(session=None, *, master: str | None = None) -> Backend:
     """An ibis connection on a Spark session (created on loopback if not given)."""
     import ibis
 
     session = session or spark_session(master)
     return Backend("spark", ibis.pyspark.connect(session))
+
+
+def _first_line(exc: Exception) -> str:
+    """The engine's message, first line only and without the file's contents."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
 
 
 def _sql_text(value: str) -> str:

@@ -24,12 +24,12 @@ from leukos.knowledge import KnowledgeBase, load_knowledge
 from leukos.screening.backends import ENGINES, Backend, connect_duckdb, connect_spark
 from leukos.screening.episodes import (
     EXCLUSION_REASONS,
+    NOT_ASSESSED,
     ScreenParams,
     clean_observations,
     episodes,
-    exclusion_counts,
+    screened_persons,
     unknown_units,
-    usable,
 )
 from leukos.screening.factors import factor_table, unit_factors
 from leukos.screening.sources import read_source
@@ -37,6 +37,7 @@ from leukos.screening.sources import read_source
 __all__ = ["ScreenOptions", "ScreenResult", "screen", "FORMATS"]
 
 FORMATS = ("omop", "mimic", "table")
+_CACHE_CLEAN = True  # keep the cleaned rows (read by the counts and the semi-join)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ScreenOptions:
     temp_directory: str | None = None
     threads: int | None = None
     spark_master: str | None = None
+    default_units: dict[str, str] = field(default_factory=dict)  # analyte -> unit of its unit-less results
     now: datetime | None = None  # results after this are "future"; default: the time of the run (UTC)
     report: bool = True
 
@@ -65,16 +67,29 @@ class ScreenResult:
 
 
 class _Poller:
-    """Polls the engine's progress from a thread and hands it to a callback."""
+    """Polls the engine's progress from a thread and hands it to a callback.
 
-    def __init__(self, backend: Backend, callback: Callable[[str, float | None], None] | None, stage: str):
-        self.backend, self.callback, self.stage = backend, callback, stage
+    The callback gets (stage, percent or None, rows per second or None); the rate is known for
+    the scan, whose row count is known before it starts.
+    """
+
+    def __init__(self, backend: Backend, callback: Callable[..., None] | None, stage: str,
+                 rows: int | None = None):
+        self.backend, self.callback, self.stage, self.rows = backend, callback, stage, rows
         self._stop = threading.Event()
         self._thread = None
+        self._t0 = 0.0
+
+    def _rate(self, pct: float) -> float | None:
+        elapsed = time.perf_counter() - self._t0
+        if not self.rows or elapsed <= 0:
+            return None
+        return self.rows * pct / 100.0 / elapsed
 
     def __enter__(self):
+        self._t0 = time.perf_counter()
         if self.callback:
-            self.callback(self.stage, None)
+            self.callback(self.stage, None, None)
             if self.backend.name == "duckdb":
                 self._thread = threading.Thread(target=self._run, daemon=True)
                 self._thread.start()
@@ -84,14 +99,14 @@ class _Poller:
         while not self._stop.wait(0.2):
             pct = self.backend.progress()
             if pct is not None:
-                self.callback(self.stage, pct)
+                self.callback(self.stage, pct, self._rate(pct))
 
     def __exit__(self, *exc):
         self._stop.set()
         if self._thread:
             self._thread.join()
         if self.callback and exc[0] is None:
-            self.callback(self.stage, 100.0)
+            self.callback(self.stage, 100.0, self._rate(100.0))
 
 
 def _backend_for(options: ScreenOptions, input_path: Path, spark_session=None) -> Backend:
@@ -138,8 +153,8 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     now = options.now or datetime.now(UTC).replace(tzinfo=None)
-    # The parameters need the UCUM registry (thresholds printed in mg/dL), which takes a second or
-    # two to build: build it in a thread while the engine scans (the engine releases the GIL).
+    # The parameters need the UCUM registry (thresholds printed in mg/dL), which takes a moment
+    # to build: build it in a thread while the engine scans (the engine releases the GIL).
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukos-params")
     params_future = pool.submit(ScreenParams.from_kb, kb, now=now, gap_hours=options.gap_hours)
     pool.shutdown(wait=False)
@@ -148,24 +163,28 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     cached = []
     try:
         src = read_source(backend, input_path, options.fmt, kb, columns=options.columns)
-        with _Poller(backend, progress, "scan"):
-            raw = src.obs.cache()
-            cached.append(raw)
-            pairs = raw.select("analyte", "unit").distinct().to_pyarrow().to_pylist()
+        rows_read = int(src.rows_read.to_pyarrow().as_py())  # Parquet/DuckDB: from metadata
+        # The plan: the large table is read once, filtered in the scan to the screening analytes
+        # and the columns screening uses; everything after works on that (cached) copy, and the
+        # episode logic only on the persons with a count above the threshold (a semi-join).
+        with _Poller(backend, progress, "scan", rows_read):
+            obs = src.obs.cache()
+            cached.append(obs)
+        with _Poller(backend, progress, "units", None):
+            pairs = obs.group_by(["analyte", "unit"]).aggregate(n=obs.count()).to_pyarrow().to_pylist()
         params = params_future.result()
-        factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
-        with _Poller(backend, progress, "clean"):
-            clean = clean_observations(raw, factor_table(factors, kb, backend), params)
-            valid = usable(clean).cache()
-            cached.append(valid)
-            counts = _with_duplicates(exclusion_counts(clean).to_pyarrow().to_pylist(),
-                                      _analyte_counts(valid).to_pyarrow().to_pylist())
+        factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb, default_units=options.default_units)
+        with _Poller(backend, progress, "clean", None):
+            clean = clean_observations(obs, factor_table(factors, kb, backend), params)
+            if _CACHE_CLEAN:
+                clean = clean.cache()
+                cached.append(clean)
+            counts, persons = _counts(clean)
             unknown = unknown_units(clean).to_pyarrow().to_pylist()
-            persons = int(raw.person_id.nunique().to_pyarrow().as_py())
-        with _Poller(backend, progress, "episodes"):
-            ep = episodes(valid, params, src.events).to_pyarrow()
-        with _Poller(backend, progress, "count"):
-            rows_read = int(src.rows_read.to_pyarrow().as_py())
+        with _Poller(backend, progress, "episodes", None):
+            valid = screened_persons(clean, params).cache()
+            cached.append(valid)
+            ep = episodes(valid, params, src.events, births=src.births).to_pyarrow()
         ep = _naive_utc(ep)
         ep = ep.replace_schema_metadata({"leukos_version": __version__, "ruleset_version": kb.ruleset_version})
         ep_path = out / "episodes.parquet"
@@ -189,23 +208,35 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             backend.close()
 
 
-def _analyte_counts(valid):
-    return valid.group_by("analyte").aggregate(n=valid.count())
+def _counts(clean) -> tuple[list[dict], int]:
+    """Rows per (analyte, exclusion), duplicates split off the usable rows, and distinct persons: one query.
 
+    A usable row repeated (same person, analyte, time, value, comparator) is counted once as
+    used and the repeats as ``duplicate``.
+    """
+    import ibis
 
-def _with_duplicates(counts: list[dict], distinct: list[dict]) -> list[dict]:
-    """Split each analyte's usable rows into used (distinct) and ``duplicate``."""
-    kept = {r["analyte"]: r["n"] for r in distinct}
+    ok = clean.exclusion.isnull()
+    keyed = clean.select(analyte=clean.analyte, exclusion=ok.ifelse("", clean.exclusion),
+                         person_id=ok.ifelse(clean.person_id, ibis.null("string")),
+                         ts=ok.ifelse(clean.ts, ibis.null("timestamp")),
+                         value=ok.ifelse(clean.value, ibis.null("float64")),
+                         comparator=ok.ifelse(clean.comparator, ibis.null("string")))
+    groups = keyed.group_by(["analyte", "exclusion", "person_id", "ts", "value", "comparator"]).aggregate(n=keyed.count())
+    # Excluded rows need not be distinct: group them by (analyte, exclusion) only.
+    groups = groups.mutate(first=ibis.ifelse(groups.exclusion == "", 1, groups.n))
+    per = groups.group_by(["analyte", "exclusion"]).aggregate(n=groups.first.sum(), all_n=groups.n.sum())
+    rows = per.to_pyarrow().to_pylist()
+    persons = int(clean.person_id.nunique().to_pyarrow().as_py())
     out = []
-    for r in counts:
-        if r["exclusion"] is None:
-            used = kept.get(r["analyte"], 0)
-            out.append({"analyte": r["analyte"], "exclusion": None, "n": used})
-            if r["n"] > used:
-                out.append({"analyte": r["analyte"], "exclusion": "duplicate", "n": r["n"] - used})
+    for r in rows:
+        if r["exclusion"] == "":
+            out.append({"analyte": r["analyte"], "exclusion": None, "n": r["n"]})
+            if r["all_n"] > r["n"]:
+                out.append({"analyte": r["analyte"], "exclusion": "duplicate", "n": r["all_n"] - r["n"]})
         else:
-            out.append(r)
-    return out
+            out.append({"analyte": r["analyte"], "exclusion": r["exclusion"], "n": r["all_n"]})
+    return out, persons
 
 
 def _naive_utc(table):
@@ -250,8 +281,9 @@ def _summary(kb, params, options, input_path, engine, rows_read, persons, counts
         warnings.append(f"{excluded['future_time']} results are dated after the run time ({params.now.isoformat()})")
     if any(r["peak_censored"] for r in ep_rows):
         warnings.append("some peaks are censored ('>' results above the analyser range): the true peak is higher")
-    warnings.append("lab tables carry no age: the phosphate TLS criterion is decided only where the adult and child "
-                    "thresholds agree; the 25 % change criteria of Cairo-Bishop are not assessed")
+    if src.births is None:
+        warnings.append("no year of birth (OMOP PERSON): the TLS criteria whose limits differ for children are "
+                        "decided only where the adult and child limits agree")
     return {
         "leukos_version": __version__,
         "ruleset_version": kb.ruleset_version,
@@ -275,6 +307,9 @@ def _summary(kb, params, options, input_path, engine, rows_read, persons, counts
                          if f.factor is not None],
         "parameters": params.to_dict(),
         "unverified_parameters": unverified,
+        "shared_rules": ["hyperleukocytosis.present", "tumour_lysis.laboratory (criteria, 25 % change, child limits, "
+                         "ionised calcium, plasma potassium, reference limits)", "artefacts.pseudohyperkalemia_possible"],
+        "not_assessed": dict(NOT_ASSESSED),
         "citations": params.citations(),
         "notes": src.notes,
         "mapping": src.mapping,
@@ -282,34 +317,50 @@ def _summary(kb, params, options, input_path, engine, rows_read, persons, counts
     }
 
 
-def find_episodes(backend: Backend, obs, params: ScreenParams, kb: KnowledgeBase, events=None):
+def find_episodes(backend: Backend, obs, params: ScreenParams, kb: KnowledgeBase, events=None, births=None,
+                  default_units=None):
     """Run the episode expression on ``obs`` (an ibis table in the common shape) with ``backend``.
 
-    Returns (episodes as a pyarrow Table, clean rows' exclusion counts). For tests and small
+    Returns (episodes as a pyarrow Table, rows per (analyte, exclusion)). For tests and small
     inputs; :func:`screen` does the same with caching and progress.
     """
     con = backend.con
     pairs = con.to_pyarrow(obs.select("analyte", "unit").distinct()).to_pylist()
-    factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb)
+    factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb, default_units=default_units)
     clean = clean_observations(obs, factor_table(factors, kb), params)
-    valid = usable(clean)
-    counts = _with_duplicates(con.to_pyarrow(exclusion_counts(clean)).to_pylist(),
-                              con.to_pyarrow(_analyte_counts(valid)).to_pylist())
-    return con.to_pyarrow(episodes(valid, params, events)), counts
+    counts, _ = _counts(clean)
+    return con.to_pyarrow(episodes(screened_persons(clean, params), params, events, births=births)), counts
+
+
+@dataclass(frozen=True)
+class Obs:
+    """One observation in the common shape of :mod:`leukos.screening.sources` (for tests and small inputs)."""
+
+    person_id: str | None
+    ts: datetime | None
+    analyte: str
+    value: float | None
+    unit: str | None
+    comparator: str | None = None
+    value_given: bool | None = None
+    ref_high: float | None = None
+
+    def given(self) -> bool:
+        return self.value is not None if self.value_given is None else self.value_given
 
 
 def observations_table(rows):
-    """An ibis memtable in the common observation shape from :class:`leukos.screening.reference.Obs` rows."""
+    """An ibis memtable in the common observation shape from :class:`Obs` rows."""
     import ibis
     import pyarrow as pa
 
     schema = pa.schema([("person_id", pa.string()), ("ts", pa.timestamp("us")), ("analyte", pa.string()),
                         ("value", pa.float64()), ("value_given", pa.bool_()), ("unit", pa.string()),
-                        ("comparator", pa.string())])
+                        ("comparator", pa.string()), ("ref_high", pa.float64())])
     data = {"person_id": [r.person_id for r in rows], "ts": [r.ts for r in rows],
             "analyte": [r.analyte for r in rows], "value": [r.value for r in rows],
             "value_given": [r.given() for r in rows], "unit": [r.unit for r in rows],
-            "comparator": [r.comparator for r in rows]}
+            "comparator": [r.comparator for r in rows], "ref_high": [r.ref_high for r in rows]}
     return ibis.memtable(pa.table(data, schema=schema))
 
 

@@ -23,7 +23,7 @@ References: clinical.md §1 (threshold), §4 (pseudohyperkalaemia), §5a/5b (TLS
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,12 +33,28 @@ __all__ = ["ScreenParams", "clean_observations", "episodes", "EXCLUSION_REASONS"
 
 CHEMISTRY = {  # analyte -> output column (canonical units of labs.toml)
     "potassium": "potassium_mmol_per_l",
+    "potassium_plasma": "potassium_plasma_mmol_per_l",
     "phosphate": "phosphate_mmol_per_l",
     "uric_acid": "uric_acid_umol_per_l",
     "calcium": "calcium_mmol_per_l",
+    "ionized_calcium": "ionized_calcium_mmol_per_l",
     "creatinine": "creatinine_umol_per_l",
 }
 TLS_LAB_ANALYTES = ("uric_acid", "potassium", "phosphate", "calcium")
+
+# What the batch path does not assess, by rule, and why (summary.json "not_assessed").
+NOT_ASSESSED = {
+    "tumour_lysis.clinical": "needs arrhythmia, seizure and the creatinine upper limit of normal per patient",
+    "tumour_lysis.risk": "needs the diagnosis (Cairo 2010 tiers)",
+    "artefacts.pseudohyperkalemia_confirmed": "needs serum and plasma potassium of the same draw; the batch path "
+                                              "prefers a plasma potassium when one is in the window",
+    "artefacts.other": "pseudohypoxaemia, spurious platelets and red cell indices, pseudohypokalaemia and "
+                       "pseudohypophosphataemia are not screened",
+    "leukostasis": "needs symptoms and signs",
+    "differential": "needs smear, immunophenotype and history",
+    "management": "needs the clinical picture; screening finds episodes, it does not recommend",
+    "coagulation": "DIC scores are not screened",
+}
 
 EXCLUSION_REASONS = ("missing_person", "missing_value", "non_numeric", "missing_time", "future_time",
                      "unknown_unit", "implausible", "censored_indeterminate", "duplicate")
@@ -46,7 +62,8 @@ EXCLUSION_REASONS = ("missing_person", "missing_value", "non_numeric", "missing_
 EPISODE_COLUMNS = (
     "person_id", "episode_no", "episode_id", "start_ts", "end_ts", "duration_hours", "n_results",
     "peak_wbc_10e9_per_l", "peak_ts", "peak_censored", "peak_abs_blasts_10e9_per_l",
-    *CHEMISTRY.values(), *(f"{a}_ts" for a in CHEMISTRY),
+    *CHEMISTRY.values(), *(f"{a}_ts" for a in CHEMISTRY), *(f"{a}_baseline" for a in CHEMISTRY),
+    *(f"{a}_reference_high" for a in CHEMISTRY), "child",
     "tls_uric_acid", "tls_potassium", "tls_phosphate", "tls_calcium", "tls_criteria_met", "tls_laboratory",
     "pseudohyperkalemia_possible", "first_cytoreduction_ts", "first_cytoreduction_kind",
     "hours_to_cytoreduction", "flags", "threshold_10e9_per_l", "ruleset_version",
@@ -59,9 +76,10 @@ def _chem_ts_name(analyte: str) -> str:
 
 @dataclass(frozen=True)
 class ScreenParams:
-    """Every number the episode logic uses, read from the knowledge base once.
+    """The episode parameters (WBC x10^9/L, hours), read from the knowledge base once.
 
-    Units: WBC x10^9/L, potassium/phosphate/calcium mmol/L, uric acid umol/L, hours.
+    The clinical criteria themselves are the shared definitions of
+    :mod:`leukos.rules.definitions`, compiled with ``kb`` (:mod:`leukos.screening.compile`).
     """
 
     ruleset_version: str
@@ -70,53 +88,55 @@ class ScreenParams:
     chemistry_hours_before: float
     chemistry_hours_after: float
     tls_definition: str
-    uric_acid_min: float
-    potassium_min: float
-    phosphate_min: float
-    phosphate_min_child: float
-    calcium_max: float
-    tls_inclusive: bool  # Cairo-Bishop: >= / <= ; Howard: > / <
-    pseudohyperkalemia_potassium_min: float
+    child_below_age: float
     now: datetime
+    kb: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase, *, now: datetime, gap_hours: float | None = None) -> ScreenParams:
-        # Thresholds in canonical units exactly as the per-patient rules compute them (a source's
-        # two printed equivalents, e.g. 7 mg/dL = 1.75 mmol/L: the more inclusive one is used).
-        from leukos.rules import threshold
+        from leukos.rules.definitions import limit, tls_laboratory
 
-        definition = kb.value("tumour_lysis.definition")
-        howard = definition == "howard"
+        # Convert every limit now (it builds the UCUM registry once, off the engine's critical path).
+        for crit in tls_laboratory(kb).criteria:
+            for part in _compares(crit.predicate):
+                limit(kb, part)
         return cls(
             ruleset_version=kb.ruleset_version,
             wbc_threshold=float(kb.value("hyperleukocytosis.wbc_threshold")),
             gap_hours=float(gap_hours if gap_hours is not None else kb.value("screening.episode_gap_hours")),
             chemistry_hours_before=24.0 * float(kb.value("screening.chemistry_days_before")),
             chemistry_hours_after=24.0 * float(kb.value("screening.chemistry_days_after")),
-            tls_definition=definition,
-            uric_acid_min=threshold(kb, "tumour_lysis.howard_uric_acid_min" if howard
-                                         else "tumour_lysis.uric_acid_min", "uric_acid"),
-            potassium_min=threshold(kb, "tumour_lysis.potassium_min", "potassium"),
-            # Lab tables carry no age: like the per-patient engine with age unknown, the phosphate
-            # criterion is decided only where the adult and child thresholds agree.
-            phosphate_min=threshold(kb, "tumour_lysis.howard_phosphate_min_adult" if howard
-                                         else "tumour_lysis.phosphate_min_adult", "phosphate"),
-            phosphate_min_child=threshold(kb, "tumour_lysis.phosphate_min_child", "phosphate"),
-            calcium_max=threshold(kb, "tumour_lysis.calcium_max", "calcium", met_when="below"),
-            tls_inclusive=not howard,
-            # "High potassium with extreme leukocytosis may be spurious": high = the TLS potassium
-            # criterion, as in rules/artefacts.py.
-            pseudohyperkalemia_potassium_min=float(kb.value("tumour_lysis.potassium_min")),
+            tls_definition=str(kb.value("tumour_lysis.definition")),
+            child_below_age=float(kb.value("tumour_lysis.child_below_age")),
             now=now,
+            kb=kb,
         )
 
     def citations(self) -> list[str]:
-        return ["ganzel2012", "rollig2015", "cairo_bishop2004", "howard2011", "mahto2021", "leukos_operational"]
+        from leukos.rules.definitions import params_of, pseudohyperkalaemia_possible, tls_laboratory
+
+        keys = ["hyperleukocytosis.wbc_threshold", "screening.episode_gap_hours", "screening.chemistry_days_before",
+                "tumour_lysis.laboratory_min_criteria", "tumour_lysis.child_below_age"]
+        for crit in tls_laboratory(self.kb).criteria:
+            keys += params_of(crit.predicate)
+        keys += params_of(pseudohyperkalaemia_possible())
+        return sorted({c for k in keys for c in self.kb.param(k).citations} | {"mahto2021"})
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
+        from leukos.rules.definitions import limit, tls_laboratory
+
+        d = {k: v for k, v in self.__dict__.items() if k != "kb"}
         d["now"] = self.now.isoformat()
+        d["tls_limits"] = {p.param: round(limit(self.kb, p), 6) for c in tls_laboratory(self.kb).criteria
+                           for p in _compares(c.predicate)}
+        d["tls_laboratory_min_criteria"] = int(self.kb.value("tumour_lysis.laboratory_min_criteria"))
         return d
+
+
+def _compares(p):
+    from leukos.rules.definitions import Compare, walk
+
+    return [x for x in walk(p) if isinstance(x, Compare)]
 
 
 def _epoch(col):
@@ -132,17 +152,19 @@ def clean_observations(obs, factors, params: ScreenParams):
     """
     import ibis
 
+    from leukos.rules.definitions import hyperleukocytosis_present
+    from leukos.screening.compile import compare_expr
+
+    if "ref_high" not in obs.columns:
+        obs = obs.mutate(ref_high=ibis.null("float64"))
     o = obs.mutate(unit_key=obs.unit.coalesce(""))
     j = o.left_join(factors, [o.analyte == factors.f_analyte, o.unit_key == factors.f_unit])
     canon = j.value * j.factor
-    thr = params.wbc_threshold
     cmp = j.comparator.coalesce("")
-    is_wbc = j.analyte == "wbc"
-    censored_bad = ibis.ifelse(
-        is_wbc,
-        ((cmp.isin(["<", "<="])) & (canon > thr)) | ((cmp == ">") & (canon < thr)) | ((cmp == ">=") & (canon <= thr)),
-        cmp != "",
-    )
+    # A censored WBC that the hyperleukocytosis definition cannot place is unusable for episodes;
+    # censored chemistry is not used (the TLS limits are not placed against censored values).
+    placed = compare_expr(hyperleukocytosis_present(), canon, j.comparator, params.kb)
+    censored_bad = ibis.ifelse(j.analyte == "wbc", placed.isnull() & (cmp != ""), cmp != "")
     exclusion = ibis.cases(
         (j.person_id.isnull() | (j.person_id == ""), "missing_person"),
         (j.value.isnull() & ~j.value_given, "missing_value"),
@@ -155,24 +177,42 @@ def clean_observations(obs, factors, params: ScreenParams):
         else_=ibis.null("string"),
     )
     return j.select(person_id=j.person_id, ts=j.ts, analyte=j.analyte, value=canon, unit=j.unit,
-                    comparator=j.comparator, exclusion=exclusion)
+                    comparator=j.comparator, ref_high=j.ref_high * j.factor, exclusion=exclusion)
+
+
+def _high(t, params: ScreenParams):
+    """The shared hyperleukocytosis definition on rows with value and comparator (True only)."""
+    from leukos.rules.definitions import hyperleukocytosis_present
+    from leukos.screening.compile import compare_expr
+
+    return compare_expr(hyperleukocytosis_present(), t.value, t.comparator, params.kb).coalesce(False)
 
 
 def usable(clean):
     """The rows without an exclusion, each once: a repeat of the same person, analyte, time, value
     and comparator is a duplicate (counted as ``duplicate``: rows before minus rows after)."""
     ok = clean.filter(clean.exclusion.isnull())
-    return ok.select("person_id", "ts", "analyte", "value", "comparator").distinct()
+    return ok.group_by(["person_id", "ts", "analyte", "value", "comparator"]).aggregate(ref_high=ok.ref_high.max())
 
 
-def episodes(valid, params: ScreenParams, events=None):
+def screened_persons(clean, params: ScreenParams):
+    """The usable rows (:func:`usable`) of the persons with at least one WBC above the threshold:
+    the only rows the episode logic needs, a small part of a population. The persons are found
+    first and the rows joined to them (a semi-join) before anything costly is done."""
+    ok = clean.filter(clean.exclusion.isnull())
+    high = (ok.analyte == "wbc") & _high(ok, params)
+    persons = ok.filter(high).select(hp_person_id=ok.person_id).distinct()
+    return usable(clean.semi_join(persons, clean.person_id == persons.hp_person_id))
+
+
+def episodes(valid, params: ScreenParams, events=None, births=None):
     """Hyperleukocytosis episodes from :func:`usable` rows, one row per episode (:data:`EPISODE_COLUMNS`)."""
     import ibis
 
     thr = params.wbc_threshold
     cmp_key = valid.comparator.coalesce("")
     wbc = valid.filter(valid.analyte == "wbc").mutate(cmp_key=cmp_key)
-    wbc = wbc.mutate(high=(wbc.value > thr) | ((wbc.cmp_key == ">") & (wbc.value >= thr)))
+    wbc = wbc.mutate(high=_high(wbc, params))
     order = [wbc.ts, wbc.value, wbc.cmp_key]
     w_all = ibis.window(group_by=wbc.person_id, order_by=order, rows=(None, 0))
     wbc = wbc.mutate(run=ibis.ifelse(wbc.high, 0, 1).sum().over(w_all))
@@ -206,21 +246,33 @@ def episodes(valid, params: ScreenParams, events=None):
     blasts = be.group_by(be.episode_id).aggregate(peak_abs_blasts_10e9_per_l=be.abs_blasts.max())
     blasts = blasts.rename(b_episode_id="episode_id")
 
-    # Chemistry nearest to the peak WBC, within [start - before, end + after].
+    # Chemistry nearest to the peak WBC, within [start - before, end + after]; its baseline is the
+    # earliest result of the window when the window has more than one (as Case.baseline).
     ch = valid.filter(valid.analyte.isin(list(CHEMISTRY)))
-    ch = ch.select(cp=ch.person_id, ct=ch.ts, ca=ch.analyte, cv=ch.value)
+    ch = ch.select(cp=ch.person_id, ct=ch.ts, ca=ch.analyte, cv=ch.value, cc=ch.comparator, cr=ch.ref_high)
     cj = keys.join(ch, [keys.person_id == ch.cp,
                         _epoch(ch.ct) >= _epoch(keys.start_ts) - params.chemistry_hours_before * 3600.0,
                         _epoch(ch.ct) <= _epoch(keys.end_ts) + params.chemistry_hours_after * 3600.0])
     cj = cj.mutate(dist=(_epoch(cj.ct) - _epoch(cj.peak_ts)).abs())
+    w_an = ibis.window(group_by=[cj.episode_id, cj.ca])
     cj = cj.mutate(rn=ibis.row_number().over(ibis.window(group_by=[cj.episode_id, cj.ca],
-                                                         order_by=[cj.dist, cj.ct, cj.cv])))
-    cj = cj.filter(cj.rn == 0)
+                                                         order_by=[cj.dist, cj.ct, cj.cv])),
+                   first_rn=ibis.row_number().over(ibis.window(group_by=[cj.episode_id, cj.ca],
+                                                               order_by=[cj.ct, cj.cv])),
+                   n_in_window=cj.count().over(w_an))
+    cur = cj.filter(cj.rn == 0)
+    first = cj.filter((cj.first_rn == 0) & (cj.n_in_window > 1))
+    first = first.select(b_episode_id=first.episode_id, b_ca=first.ca, cb=first.cv)
+    cur = cur.left_join(first, [cur.episode_id == first.b_episode_id, cur.ca == first.b_ca])
     aggs = {}
-    for analyte, col in CHEMISTRY.items():
-        aggs[col] = cj.cv.max(where=cj.ca == analyte)
-        aggs[_chem_ts_name(analyte)] = cj.ct.max(where=cj.ca == analyte)
-    chem = cj.group_by(cj.episode_id).aggregate(**aggs).rename(c_episode_id="episode_id")
+    for analyte in CHEMISTRY:
+        hit = cur.ca == analyte
+        aggs[f"{analyte}_v"] = cur.cv.max(where=hit)
+        aggs[f"{analyte}_c"] = cur.cc.max(where=hit)
+        aggs[f"{analyte}_ref"] = cur.cr.max(where=hit)
+        aggs[f"{analyte}_base"] = cur.cb.max(where=hit)
+        aggs[_chem_ts_name(analyte)] = cur.ct.max(where=hit)
+    chem = cur.group_by(cur.episode_id).aggregate(**aggs).rename(c_episode_id="episode_id")
 
     out = ep.left_join(blasts, ep.episode_id == blasts.b_episode_id).drop("b_episode_id")
     out = out.left_join(chem, out.episode_id == chem.c_episode_id).drop("c_episode_id")
@@ -239,32 +291,42 @@ def episodes(valid, params: ScreenParams, events=None):
         out = out.mutate(first_cytoreduction_ts=ibis.null("timestamp"), first_cytoreduction_kind=ibis.null("string"))
     out = out.mutate(hours_to_cytoreduction=(_epoch(out.first_cytoreduction_ts) - _epoch(out.start_ts)) / 3600.0)
 
-    # TLS laboratory criteria on the attached values (null when the value is missing).
-    p = params
-    def ge(col, limit):
-        return col >= limit if p.tls_inclusive else col > limit
+    # Age group at the first extreme count from the year of birth: the age is known to a year,
+    # so the group is decided only when both ends of that year fall on the same side.
+    if births is not None:
+        b = births.group_by("person_id").aggregate(yob=births.year_of_birth.min())
+        b = b.select(y_person_id=b.person_id, yob=b.yob)
+        out = out.left_join(b, out.person_id == b.y_person_id).drop("y_person_id")
+        age_hi = out.start_ts.year() - out.yob
+        cut = params.child_below_age
+        out = out.mutate(child=ibis.cases((out.yob.isnull(), ibis.null("boolean")), (age_hi < cut, True),
+                                          (age_hi - 1 >= cut, False), else_=ibis.null("boolean")))
+        out = out.drop("yob")
+    else:
+        out = out.mutate(child=ibis.null("boolean"))
 
-    phos_adult, phos_child = ge(out.phosphate_mmol_per_l, p.phosphate_min), ge(out.phosphate_mmol_per_l,
-                                                                            p.phosphate_min_child)
-    crit = {"tls_uric_acid": ge(out.uric_acid_umol_per_l, p.uric_acid_min),
-            "tls_potassium": ge(out.potassium_mmol_per_l, p.potassium_min),
-            "tls_phosphate": ibis.ifelse(phos_adult == phos_child, phos_adult, ibis.null("boolean")),
-            "tls_calcium": (out.calcium_mmol_per_l <= p.calcium_max) if p.tls_inclusive
-            else (out.calcium_mmol_per_l < p.calcium_max)}
+    # The shared definitions (leukos.rules.definitions), compiled: the rules assess evaluates.
+    from leukos.rules.definitions import pseudohyperkalaemia_possible, tls_laboratory
+    from leukos.screening.compile import compile_count, compile_predicate
+
+    kb = params.kb
+    rule = tls_laboratory(kb)
+    crit = {f"tls_{c.name}": compile_predicate(c.predicate, out, kb) for c in rule.criteria}
     out = out.mutate(**crit)
-    met = sum(ibis.ifelse(out[c].coalesce(False), 1, 0) for c in crit)
-    unknown = sum(ibis.ifelse(out[c].isnull(), 1, 0) for c in crit)
-    out = out.mutate(tls_criteria_met=met.cast("int64"), _unknown=unknown)
-    # As the per-patient engine: True with >= 2 criteria met, False when < 2 could still be met.
-    out = out.mutate(tls_laboratory=ibis.cases((out.tls_criteria_met >= 2, True),
-                                               (out.tls_criteria_met + out._unknown < 2, False),
-                                               else_=ibis.null("boolean")),
-                     pseudohyperkalemia_possible=out.potassium_mmol_per_l >= p.pseudohyperkalemia_potassium_min)
+    met, verdict = compile_count({k: out[k] for k in crit}, rule, kb)
+    out = out.mutate(tls_criteria_met=met, tls_laboratory=verdict)
+    # Possible pseudohyperkalaemia: serum potassium only (a plasma potassium in the window decides instead).
+    possible = compile_predicate(pseudohyperkalaemia_possible(), out, kb)
+    out = out.mutate(pseudohyperkalemia_possible=ibis.ifelse(out.potassium_plasma_v.notnull(),
+                                                             ibis.literal(False), possible))
+    out = out.mutate(**{col: out[f"{a}_v"] for a, col in CHEMISTRY.items()},
+                     **{f"{a}_baseline": out[f"{a}_base"] for a in CHEMISTRY},
+                     **{f"{a}_reference_high": out[f"{a}_ref"] for a in CHEMISTRY})
     flags = ibis.ifelse(out.tls_laboratory.coalesce(False), ",TLS_LABORATORY", "")
     flags = flags.concat(ibis.ifelse(out.pseudohyperkalemia_possible.coalesce(False), ",PSEUDOHYPERKALEMIA_POSSIBLE", ""))
     flags = flags.concat(ibis.ifelse(out.peak_censored.coalesce(False), ",PEAK_CENSORED", ""))
     out = out.mutate(flags=flags.substr(1), threshold_10e9_per_l=ibis.literal(float(thr)),
-                     ruleset_version=ibis.literal(p.ruleset_version))
+                     ruleset_version=ibis.literal(params.ruleset_version))
     return out.select(*EPISODE_COLUMNS).order_by(["person_id", "episode_no"])
 
 

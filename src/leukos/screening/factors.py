@@ -5,17 +5,22 @@ The batch engine must not keep its own copy of the unit rules: it finds the dist
 each factor (the same alias table, UCUM parsing and dimension check as the per-patient engine)
 and joins the resulting small table. A pair the converter rejects is left out, so its rows get
 the exclusion ``unknown_unit`` and are counted in summary.json.
+
+A result without a unit is not assumed to be in the canonical unit: it is ``unknown_unit``
+unless the user names the unit the source uses for that analyte (``--default-unit
+wbc=10*9/L``), which is then converted like any other unit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from leukos.errors import LeukosUserError
+from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.knowledge import KnowledgeBase
 from leukos.units import UnitConverter
 
-__all__ = ["UnitFactor", "unit_factors", "factor_table"]
+__all__ = ["UnitFactor", "unit_factors", "factor_table", "parse_default_units"]
 
 
 @dataclass(frozen=True)
@@ -26,21 +31,56 @@ class UnitFactor:
     reason: str | None = None
 
 
-def unit_factors(pairs, kb: KnowledgeBase, converter: UnitConverter | None = None) -> list[UnitFactor]:
-    """Factors for each distinct (analyte, unit text) pair."""
+def unit_factors(pairs, kb: KnowledgeBase, converter: UnitConverter | None = None, *,
+                 default_units: Mapping[str, str] | None = None) -> list[UnitFactor]:
+    """Factors for each distinct (analyte, unit text) pair.
+
+    ``default_units`` maps an analyte to the unit its unit-less results are in; without one,
+    a unit-less result has no factor (``unknown_unit``).
+    """
     converter = converter or UnitConverter(kb)
+    defaults = dict(default_units or {})
     out = []
     for analyte, unit in sorted(set(pairs), key=lambda p: (p[0] or "", p[1] or "")):
         if analyte is None:
             continue
         unit = unit or ""
+        given = unit
         if unit.strip() == "":
-            out.append(UnitFactor(analyte, unit, 1.0))
-            continue
+            if analyte not in defaults:
+                out.append(UnitFactor(analyte, unit, None, f"no unit given: name the unit of unit-less {analyte} "
+                                                           f"results with --default-unit {analyte}=UNIT"))
+                continue
+            given = defaults[analyte]
         try:
-            out.append(UnitFactor(analyte, unit, converter.factor(analyte, unit, field=f"{analyte}.unit")))
+            out.append(UnitFactor(analyte, unit, converter.factor(analyte, given, field=f"{analyte}.unit")))
         except LeukosUserError as exc:
             out.append(UnitFactor(analyte, unit, None, exc.details[0].fix))
+    return out
+
+
+def parse_default_units(text: str | None, kb: KnowledgeBase) -> dict[str, str]:
+    """``wbc=10*9/L,potassium=mmol/L`` -> {"wbc": "10*9/L", ...}; each unit checked now, not mid-run.
+
+    Raises
+    ------
+    LeukosUserError
+        An unknown analyte or a unit that does not convert to the analyte's canonical unit.
+    """
+    if not text:
+        return {}
+    converter = UnitConverter(kb)
+    out = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        analyte, sep, unit = part.partition("=")
+        analyte, unit = analyte.strip().lower(), unit.strip()
+        if not sep or not unit or analyte not in kb.analytes:
+            raise LeukosUserError(ErrorDetail("--default-unit", part, "ANALYTE=UNIT with a known analyte "
+                                              f"({', '.join(sorted(kb.analytes))})", "e.g. --default-unit wbc=10*9/L"))
+        converter.factor(analyte, unit, field="--default-unit")  # raises a clear error for a wrong unit
+        out[analyte] = unit
     return out
 
 

@@ -10,6 +10,7 @@ value            float64     the number as given (null when missing or not a num
 value_given      boolean     whether the source had *something* in the value field
 unit             string      the unit text as given (UCUM code from CONCEPT for OMOP)
 comparator       string      ``<``, ``<=``, ``>``, ``>=`` or null
+ref_high         float64     the laboratory's upper reference limit in the unit of ``value``, or null
 ===============  ==========  ==============================================================
 
 and, where the source has them, ``events`` (``person_id``, ``ts``, ``kind``) for cytoreduction:
@@ -45,7 +46,8 @@ from leukos.knowledge import KnowledgeBase
 __all__ = ["LabSource", "SourceError", "read_source", "SCREEN_ANALYTES", "TABLE_COLUMNS"]
 
 # Analytes the episode logic uses.
-SCREEN_ANALYTES = ("wbc", "blasts_pct", "potassium", "phosphate", "uric_acid", "calcium", "creatinine")
+SCREEN_ANALYTES = ("wbc", "blasts_pct", "potassium", "potassium_plasma", "phosphate", "uric_acid", "calcium",
+                   "ionized_calcium", "creatinine")
 
 # The standard OMOP "Meas Value Operator" concepts (OMOP vocabulary; used only when CONCEPT lacks them).
 _STANDARD_OPERATORS = {4171756: "<", 4171754: "<=", 4172703: "=", 4171755: ">=", 4172704: ">"}
@@ -61,14 +63,26 @@ class SourceError(LeukosUserError):
 
 @dataclass
 class LabSource:
-    """Observations (and treatment events) in the common shape, plus what was found on the way."""
+    """Observations (and treatment events) in the common shape, plus what was found on the way.
 
-    obs: Any
+    ``scan`` is the one read of the large lab table: the rows of the screening analytes only
+    (the filter is pushed into the Parquet/CSV scan) and only the columns screening uses, as
+    the source stores them. ``shape`` turns that (or its cached copy) into the common shape;
+    it is cheap, so the engine caches ``scan`` and shapes the cached rows.
+    """
+
+    scan: Any
+    shape: Any  # Callable[[ibis table like scan], ibis table in the common shape]
     rows_read: Any  # an ibis scalar expression: rows of the source lab table
     events: Any | None = None
-    persons: Any | None = None  # ibis scalar: distinct persons in the source lab table
     notes: list[str] = field(default_factory=list)
     mapping: dict[str, Any] = field(default_factory=dict)
+    births: Any | None = None  # ibis table (person_id string, year_of_birth int64) when the source has one
+
+    @property
+    def obs(self):
+        """The observations in the common shape, straight from the source (not cached)."""
+        return self.shape(self.scan)
 
 
 def read_source(backend, path: Path, fmt: str, kb: KnowledgeBase, *,
@@ -134,6 +148,18 @@ def _text(col):
     import ibis.expr.datatypes as dt
 
     return col.cast(dt.string)
+
+
+def _id_text(col):
+    """An id as text: integers as they are, text without surrounding blanks (trimming is costly: only text)."""
+    if col.type().is_string():
+        return col.strip()
+    return _text(col)
+
+
+def _empty_as_null(unit):
+    """A blank unit is no unit (counted as unknown_unit unless a default unit is given)."""
+    return unit.strip().nullif("")
 
 
 def _columns(table, needed: tuple[str, ...], table_name: str) -> dict[str, str]:
@@ -249,50 +275,74 @@ def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
                              "unit_concept_id"), "MEASUREMENT")
 
     by_loinc = _analyte_by_loinc(kb)
-    lab_rows = _concept_frame(concept, lambda c: (c.vocabulary_id == "LOINC") & c.concept_code.isin(list(by_loinc)))
+    # One read of CONCEPT for the lab, unit and operator concepts.
+    rows = _concept_frame(concept, lambda c: ((c.vocabulary_id == "LOINC") & c.concept_code.isin(list(by_loinc)))
+                          | c.domain_id.isin(["Unit", "Meas Value Operator"]))
+    lab_rows = [r for r in rows if r["vocabulary_id"] == "LOINC" and r["concept_code"] in by_loinc]
     concept_analyte = {r["concept_id"]: by_loinc[r["concept_code"]] for r in lab_rows if r["concept_id"] is not None}
     if not any(a == "wbc" for a in concept_analyte.values()):
         raise SourceError(ErrorDetail("CONCEPT", None,
                                       f"LOINC concepts for the white cell count ({', '.join(kb.analyte('wbc').loinc)})",
                                       "load the LOINC vocabulary into CONCEPT (OHDSI Athena)"))
-    unit_rows = _concept_frame(concept, lambda c: c.domain_id == "Unit")
+    unit_rows = [r for r in rows if r["domain_id"] == "Unit"]
     unit_code = {r["concept_id"]: r["concept_code"] for r in unit_rows if r["concept_id"] is not None}
-    op_rows = _concept_frame(concept, lambda c: c.domain_id == "Meas Value Operator")
+    op_rows = [r for r in rows if r["domain_id"] == "Meas Value Operator"]
     operators = dict(_STANDARD_OPERATORS)
     operators.update({r["concept_id"]: r["concept_name"].strip() for r in op_rows
                       if r["concept_id"] is not None and r["concept_name"].strip() in ("<", "<=", "=", ">=", ">")})
 
     cid = _to_int(meas[m_cols["measurement_concept_id"]])
-    m = meas.filter(cid.isin(list(concept_analyte)))
-    ts = _to_ts(m[m_cols["measurement_date"]])
-    if "measurement_datetime" in m_cols:
-        ts = _to_ts(m[m_cols["measurement_datetime"]]).coalesce(ts)
-    unit_id = _to_int(m[m_cols["unit_concept_id"]])
-    unit = unit_id.substitute(unit_code, else_=ibis.null(dt.string)) if unit_code else ibis.null(dt.string)
-    if "unit_source_value" in m_cols:
-        unit = unit.coalesce(_text(m[m_cols["unit_source_value"]]))
-    if "operator_concept_id" in m_cols:
-        comparator = _to_int(m[m_cols["operator_concept_id"]]).substitute(operators, else_=ibis.null(dt.string))
-        comparator = ibis.ifelse(comparator == "=", ibis.null(dt.string), comparator)
-    else:
-        comparator = ibis.null(dt.string)
-    value_col = m[m_cols["value_as_number"]]
-    obs = m.select(
-        person_id=_text(m[m_cols["person_id"]]).strip(),
-        ts=ts,
-        analyte=_to_int(m[m_cols["measurement_concept_id"]]).substitute(concept_analyte, else_=ibis.null(dt.string)),
-        value=_to_float(value_col),
-        value_given=_given(value_col),
-        unit=unit,
-        comparator=comparator,
-    )
+    wanted = [m_cols[c] for c in ("person_id", "measurement_concept_id", "measurement_date", "measurement_datetime",
+                                  "value_as_number", "unit_concept_id", "unit_source_value", "operator_concept_id",
+                                  "range_high")
+              if c in m_cols]
+    scan = meas.filter(cid.isin(list(concept_analyte))).select(*wanted)
+
+    def shape(m):
+        ts = _to_ts(m[m_cols["measurement_date"]])
+        if "measurement_datetime" in m_cols:
+            ts = _to_ts(m[m_cols["measurement_datetime"]]).coalesce(ts)
+        unit_id = _to_int(m[m_cols["unit_concept_id"]])
+        unit = unit_id.substitute(unit_code, else_=ibis.null(dt.string)) if unit_code else ibis.null(dt.string)
+        if "unit_source_value" in m_cols:
+            unit = unit.coalesce(_empty_as_null(_text(m[m_cols["unit_source_value"]])))
+        if "operator_concept_id" in m_cols:
+            comparator = _to_int(m[m_cols["operator_concept_id"]]).substitute(operators, else_=ibis.null(dt.string))
+            comparator = ibis.ifelse(comparator == "=", ibis.null(dt.string), comparator)
+        else:
+            comparator = ibis.null(dt.string)
+        value_col = m[m_cols["value_as_number"]]
+        return m.select(
+            person_id=_id_text(m[m_cols["person_id"]]),
+            ts=ts,
+            analyte=_to_int(m[m_cols["measurement_concept_id"]]).substitute(concept_analyte,
+                                                                            else_=ibis.null(dt.string)),
+            value=_to_float(value_col),
+            value_given=_given(value_col),
+            unit=unit,
+            comparator=comparator,
+            ref_high=_to_float(m[m_cols["range_high"]]) if "range_high" in m_cols else ibis.null(dt.float64),
+        )
+
     notes = [f"OMOP: {len(concept_analyte)} LOINC measurement concepts resolved through CONCEPT",
              f"OMOP: {len(unit_code)} unit concepts; operator concepts honoured"]
     events = _omop_events(tables, concept, notes)
     rows_read = meas.count()
-    return LabSource(obs=obs, rows_read=rows_read, events=events,
-                     persons=_text(meas[m_cols["person_id"]]).nunique(), notes=notes,
+    return LabSource(scan=scan, shape=shape, rows_read=rows_read, events=events, notes=notes,
+                     births=_omop_births(tables),
                      mapping={"measurement_concepts": {str(k): v for k, v in sorted(concept_analyte.items())}})
+
+
+def _omop_births(tables: _OmopTables):
+    """PERSON's year of birth (for the child thresholds of the TLS criteria), or None without PERSON."""
+    person = tables.get("person", required=False)
+    if person is None:
+        return None
+    have = {c.lower(): c for c in person.columns}
+    if "person_id" not in have or "year_of_birth" not in have:
+        return None
+    return person.select(person_id=_id_text(person[have["person_id"]]),
+                         year_of_birth=_to_int(person[have["year_of_birth"]]))
 
 
 def treatment_vocabulary() -> dict[str, dict[str, Any]]:
@@ -401,24 +451,31 @@ def _read_mimic(backend, path: Path, kb: KnowledgeBase) -> LabSource:
                                       "'White Blood Cells' or 'WBC Count', fluid Blood)",
                                       "check that d_labitems is the MIMIC-IV hosp table"))
     iid = _to_int(labs[l_cols["itemid"]])
-    t = labs.filter(iid.isin(list(item_analyte)))
-    if "valuenum" in l_cols:
-        value = _to_float(t[l_cols["valuenum"]])
-        given = _given(t[l_cols["valuenum"]])
-        if "value" in l_cols:
-            given = given | _given(t[l_cols["value"]])
-    else:
-        value, given = _to_float(t[l_cols["value"]]), _given(t[l_cols["value"]])
-    obs = t.select(
-        person_id=_text(t[l_cols["subject_id"]]).strip(),
-        ts=_to_ts(t[l_cols["charttime"]]),
-        analyte=_to_int(t[l_cols["itemid"]]).substitute(item_analyte, else_=ibis.null(dt.string)),
-        value=value,
-        value_given=given,
-        unit=_text(t[l_cols["valueuom"]]) if "valueuom" in l_cols else ibis.null(dt.string),
-        comparator=ibis.null(dt.string),
-    )
-    return LabSource(obs=obs, rows_read=labs.count(), persons=_text(labs[l_cols["subject_id"]]).nunique(),
+    wanted = [l_cols[c] for c in ("subject_id", "itemid", "charttime", "valuenum", "value", "valueuom",
+                                  "ref_range_upper") if c in l_cols]
+    scan = labs.filter(iid.isin(list(item_analyte))).select(*wanted)
+
+    def shape(t):
+        if "valuenum" in l_cols:
+            value = _to_float(t[l_cols["valuenum"]])
+            given = _given(t[l_cols["valuenum"]])
+            if "value" in l_cols:
+                given = given | _given(t[l_cols["value"]])
+        else:
+            value, given = _to_float(t[l_cols["value"]]), _given(t[l_cols["value"]])
+        return t.select(
+            person_id=_id_text(t[l_cols["subject_id"]]),
+            ts=_to_ts(t[l_cols["charttime"]]),
+            analyte=_to_int(t[l_cols["itemid"]]).substitute(item_analyte, else_=ibis.null(dt.string)),
+            value=value,
+            value_given=given,
+            unit=_empty_as_null(_text(t[l_cols["valueuom"]])) if "valueuom" in l_cols else ibis.null(dt.string),
+            comparator=ibis.null(dt.string),
+            ref_high=(_to_float(t[l_cols["ref_range_upper"]]) if "ref_range_upper" in l_cols
+                      else ibis.null(dt.float64)),
+        )
+
+    return LabSource(scan=scan, shape=shape, rows_read=labs.count(),
                      notes=[f"MIMIC: {len(item_analyte)} itemids mapped through d_labitems"],
                      mapping={"itemids": {str(k): v for k, v in sorted(item_analyte.items())}})
 
@@ -486,16 +543,21 @@ def _read_table(backend, path: Path, kb: KnowledgeBase, mapping: dict[str, str])
                                   **{t.lower(): n for n in SCREEN_ANALYTES for t in kb.analyte(n).text}},
                                  else_=ibis.null(dt.string))
         analyte = analyte.coalesce(by_name)
-    t = table.mutate(_analyte=analyte).filter(lambda t: t._analyte.notnull())
-    obs = t.select(
-        person_id=_text(t[cols["person"]]).strip(),
-        ts=_to_ts(t[cols["time"]]),
-        analyte=t._analyte,
-        value=_to_float(t[cols["value"]]),
-        value_given=_given(t[cols["value"]]),
-        unit=_text(t[cols["unit"]]) if cols["unit"] else ibis.null(dt.string),
-        comparator=ibis.null(dt.string),
-    )
-    return LabSource(obs=obs, rows_read=table.count(), persons=_text(table[cols["person"]]).nunique(),
+    scan = table.mutate(_analyte=analyte).filter(lambda t: t._analyte.notnull())
+    scan = scan.select(*dict.fromkeys(c for c in (*cols.values(), "_analyte") if c))
+
+    def shape(t):
+        return t.select(
+            person_id=_id_text(t[cols["person"]]),
+            ts=_to_ts(t[cols["time"]]),
+            analyte=t._analyte,
+            value=_to_float(t[cols["value"]]),
+            value_given=_given(t[cols["value"]]),
+            unit=_empty_as_null(_text(t[cols["unit"]])) if cols["unit"] else ibis.null(dt.string),
+            comparator=ibis.null(dt.string),
+            ref_high=ibis.null(dt.float64),
+        )
+
+    return LabSource(scan=scan, shape=shape, rows_read=table.count(),
                      notes=[f"table: columns {', '.join(f'{k}={v}' for k, v in cols.items() if v)}"],
                      mapping={"columns": {k: v for k, v in cols.items() if v}})
