@@ -12,7 +12,6 @@ from leukos.knowledge import load_knowledge
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")

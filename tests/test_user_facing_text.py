@@ -24,8 +24,7 @@ from leukos.rules import assess
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (REPO / "examples").glob("*.yaml"))
 FORBIDDEN = re.compile(r"shared/|\.\./shared|reference/[a-z-]+\.md|\(not seen\)", re.I)
-# internal note files: allowed nowhere in what the assessment says outside the differential, whose
-# rule texts are being rewritten separately (rules/differential.toml)
+# internal note files: allowed nowhere in what the assessment says
 INTERNAL_NOTES = re.compile(r"\b(clinical|apheresis|codes|case-format|outputs|interop-and-stack)\.md\b")
 AGGREGATORS = ("pathologyoutlines", "clinicalpub", "clicktocurecancer", "clinicalcommander", "researcher.life",
                "acutecaretesting", "med-life", "drugs.com", "everything.explained", "scilit", "scicurve",
@@ -45,8 +44,7 @@ def kb():
 def test_assessment_of_every_example_is_clean(path, kb):
     a = assess(load_case_text(path.read_text("utf-8"), kb, name=path.name), kb).to_dict()
     assert not FORBIDDEN.findall(_text(a)), FORBIDDEN.findall(_text(a))
-    outside_differential = {k: v for k, v in a.items() if k != "differential"}
-    assert not INTERNAL_NOTES.findall(_text(outside_differential)), INTERNAL_NOTES.findall(_text(outside_differential))
+    assert not INTERNAL_NOTES.findall(_text(a)), INTERNAL_NOTES.findall(_text(a))
 
 
 def test_citations_are_publications_not_aggregators_or_notes(kb):
@@ -112,3 +110,59 @@ def test_openapi_document_is_clean():
     assert not FORBIDDEN.findall(text), FORBIDDEN.findall(text)
     assert not INTERNAL_NOTES.findall(text.replace("docs/outputs.md", "").replace("docs/case-format.md", "")), \
         INTERNAL_NOTES.findall(text)
+
+
+# A file name of the team's notes ("clinical.md §7b", "codes.md legend IPS") or a path into the notes
+# folder. `\.md\b` leaves domain names such as mdpi.com alone.
+NOTE_REFERENCE = re.compile(r"\.md\b|shared/", re.I)
+
+
+def _strings(obj, where: str):
+    """Every string inside ``obj`` (mappings, sequences, dataclass-like records), with its location."""
+    if isinstance(obj, str):
+        yield where, obj
+    elif isinstance(obj, dict) or hasattr(obj, "items"):
+        for k, v in obj.items():
+            yield from _strings(v, f"{where}.{k}")
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for i, v in enumerate(obj):
+            yield from _strings(v, f"{where}[{i}]")
+
+
+def _offending(pairs) -> list[tuple[str, str]]:
+    return [(w, s) for w, s in pairs if NOTE_REFERENCE.search(s)]
+
+
+def test_knowledge_base_text_never_points_at_internal_notes(kb):
+    """Parameter notes, criterion texts, symptom grade bases, citation fields and every string of every
+    rule table are shown to users (rules listing, API, differential output): they cite publications,
+    never the team's notes."""
+    import dataclasses
+
+    from leukos.knowledge.differential_rules import differential_rules
+
+    found = []
+    for key, p in kb.parameters.items():
+        found += _offending([(f"parameter {key}.note", p.note), (f"parameter {key}.deviation", p.deviation)])
+    rules = differential_rules(kb)
+    for code, dx in rules.diagnoses.items():
+        found += _offending(_strings({"label": dx.label, "notes": dx.notes, "next_tests": dx.next_tests,
+                                      "outside": dx.outside}, f"differential {code}"))
+        found += _offending((f"differential {code} criterion {r.feature}", r.text) for r in dx.rows)
+    for term, s in kb.symptoms.items():
+        found += _offending([(f"symptom {term}.grade_basis", s.grade_basis), (f"symptom {term}.label", s.label)])
+    for key, c in kb.citations.items():
+        found += _offending(_strings({f.name: getattr(c, f.name) for f in dataclasses.fields(c)},
+                                     f"citation {key}"))
+    found += _offending(_strings(dict(kb.tables), "tables"))
+    assert len(list(_strings(dict(kb.tables), "tables"))) > 500  # the walk really reaches the tables
+    assert not found, "\n".join(f"{w}: {s}" for w, s in found)
+
+
+def test_fhir_code_table_sources_never_point_at_internal_notes():
+    import tomllib
+    from importlib import resources
+
+    text = resources.files("leukos.knowledge").joinpath("data", "fhir_codes.toml").read_text("utf-8")
+    found = _offending(_strings(tomllib.loads(text), "fhir_codes"))
+    assert not found, "\n".join(f"{w}: {s}" for w, s in found)

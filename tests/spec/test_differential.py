@@ -1,7 +1,8 @@
 """Spec tables: differential diagnosis of extreme leukocytosis and tissue findings.
 
-Every row names the source of its expectation (shared/reference/clinical.md section and the
-paper it summarises). The weights are software choices; the tests assert directions, gates,
+Every row names the source of its expectation: the publication or guideline it rests on (Reding
+1998, Granger 2009, Kasuga 2001, Abukhiran 2020, WHO 2016/2022, ICC 2022, the EMH cytology series)
+and, as a short "§" tag, the section of the team's clinical reference notes that summarises it. The weights are software choices; the tests assert directions, gates,
 caps, phases and orderings the sources imply, not point totals.
 """
 

@@ -46,8 +46,6 @@ _CODE = re.compile(r"`?(?<![\w/.:#@-])([a-z][a-z0-9]*(?:[._][a-z0-9]+)+)(?![\w/@
 _UPPER_CODE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
 _PLAIN_ABBREV = re.compile(r"\b(?:ldh|inr|wbc|tls|dic)\b")
 _CITE_BRACKET = re.compile(r"\[([a-z][a-z0-9_]*(?:,\s*[a-z][a-z0-9_]*)*)\]")
-_INTERNAL_NOTE = re.compile(r"\s*\((?:not in|see|as cited in) (?:shared/reference/)?[a-z_-]+\.md(?: §[\d.]+)?\)"
-                            r"|[;,]\s*(?:not in|see|as cited in) (?:shared/reference/)?[a-z_-]+\.md(?: §[\d.]+)?", re.I)
 _CLI_USE = re.compile(r"\b([Uu])se `leukos [a-z]+` for ([^.;]+)")
 _CLI_HINT = re.compile(r"(?:[:;,]\s*)?(?:plan it with|run)\s+`leukos [a-z]+`", re.I)
 
@@ -168,7 +166,6 @@ def clinical_text(text: Any, kb: KnowledgeBase) -> str:
                                                      in ("labs", "findings", "patient", "symptoms"))
                   else m.group(0), s)
     s = _PLAIN_ABBREV.sub(lambda m: m.group(0).upper(), s)
-    s = _INTERNAL_NOTE.sub("", s)
     s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
     for pattern, repl in _TEXT_UNITS:
         s = pattern.sub(repl, s)
