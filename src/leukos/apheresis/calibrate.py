@@ -202,7 +202,7 @@ def calibrate(kb: KnowledgeBase, csv_rows: Sequence[Mapping[str, str]], *, draws
 
 
 _NOTES = {
-    "ica_citrate_slope": ("1", "iCa fall per mmol/L rise in plasma citrate (first-pass coupling; the reference notes derive ~0.3), "
+    "ica_citrate_slope": ("1", "iCa fall per mmol/L rise in plasma citrate (first-pass coupling; a derivation gives ~0.3, status U), "
                           "fitted to Bolan 2001's -33 % at 1.6 mg/kg/min for 90 min."),
 }
 _SOURCES = {"ica_citrate_slope": ["leukos_calibration", "bolan2001", "apheresis_md_derived"]}

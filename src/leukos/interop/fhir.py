@@ -1097,7 +1097,7 @@ def _build(data: dict, patient_fields: dict[str, Any], imp: _Import) -> Case:
         ranked = sorted(found, key=lambda d: imp.t.precedence.index(d) if d in imp.t.precedence else 99)
         diagnosis = ranked[0]
         if len(found) > 1:
-            imp.note(f"several diagnoses coded ({', '.join(ranked)}); {diagnosis} used (precedence in fhir_codes.toml)")
+            imp.note(f"several diagnoses coded ({', '.join(ranked)}); {diagnosis} used (APL first, then acute before chronic leukaemia)")
         immunos = {im for d, im, _ in imp.diagnoses if d == diagnosis and im}
         if len(immunos) == 1:
             immuno = immunos.pop()

@@ -98,7 +98,7 @@ def _risk(case: Case, gaps: Gaps, renal: bool | None, chem_above_uln: bool | Non
         return None, w
     acute_myeloid = dx in (Diagnosis.AML, Diagnosis.APL, Diagnosis.CML_BP)
     if dx is Diagnosis.CML_BP:
-        w["note"] = "CML blast phase placed as acute leukaemia (unverified, clinical.md §5c)"
+        w["note"] = "CML blast phase placed as acute leukaemia for the risk tier (unverified, status U)"
     if acute_myeloid:
         low = float(gaps.v("tumour_lysis.risk_aml_low_wbc"))
         w["rule"] = f"AML: low WBC < {low:g} and LDH < 2xULN; intermediate WBC {low:g}-<{hi:g} or LDH >= 2xULN; high WBC >= {hi:g}"
