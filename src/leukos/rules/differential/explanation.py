@@ -11,7 +11,7 @@ from leukos.knowledge.differential_rules import AREA, CriterionRow, DiagnosisRul
 from leukos.rules.differential.cml_phase import cml_phase
 from leukos.rules.differential.features import Feature
 from leukos.rules.differential.quantities import MEASURES
-from leukos.rules.differential.ranking import Context, Scored, score_all
+from leukos.rules.differential.ranking import Context, Scored, rank_if_present
 
 __all__ = ["entry"]
 
@@ -27,9 +27,7 @@ def _row_text(row: CriterionRow, feat: Feature | None) -> str:
     return f"{label}{detail}: {row.text}{flag} {_fmt_cites(row.citations)}"
 
 
-def _would_change(ctx: Context, ranked: list[Scored], me: Scored, what_if: dict[str, list[Scored]]) -> list[str]:
-    codes = [s.dx.code for s in ranked]
-    my_rank = codes.index(me.dx.code) + 1
+def _would_change(ctx: Context, ranked: list[Scored], me: Scored, my_rank: int) -> list[str]:
     out = []
     seen: set[str] = set()
     names = [r.feature for r in me.dx.rows] + sorted(gate_terms(me.dx))
@@ -37,20 +35,17 @@ def _would_change(ctx: Context, ranked: list[Scored], me: Scored, what_if: dict[
         if name in seen or name == "known_diagnosis" or ctx.vals[name] is not None:
             continue
         seen.add(name)
-        again = what_if.get(name)
-        if again is None:
-            again = what_if[name] = score_all(ctx, {name: True}, {x.dx.code: x for x in ranked})
-        new = next((s for s in again if s.dx.code == me.dx.code), None)
+        new = rank_if_present(ctx, ranked, me.dx.code, name)
         if new is None:
             continue
-        new_rank = [s.dx.code for s in again].index(me.dx.code) + 1
-        if new.band == me.band and new_rank == my_rank:
+        new_band, new_rank = new
+        if new_band == me.band and new_rank == my_rank:
             continue
         f = ctx.feats[name]
         where = ", ".join(f.sources) if f.sources else ", ".join(_feature_sources(ctx.rules, name))
         change = []
-        if new.band != me.band:
-            change.append(f"likelihood {me.band} -> {new.band}")
+        if new_band != me.band:
+            change.append(f"likelihood {me.band} -> {new_band}")
         if new_rank != my_rank:
             change.append(f"rank {my_rank} -> {new_rank}")
         out.append(f"{f.label} ({where}): {'; '.join(change)}")
@@ -83,8 +78,7 @@ def _short_text(row: CriterionRow, feat: Feature | None) -> str:
     return f"{label}{detail}" + (" (U)" if row.status == "U" else "")
 
 
-def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int,
-           what_if: dict[str, list[Scored]]) -> DifferentialEntry:
+def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int) -> DifferentialEntry:
     case, kb, rules, feats = ctx.case, ctx.kb, ctx.rules, ctx.feats
     dx = s.dx
     supporting = [_row_text(r, feats.get(r.feature)) for r in s.fired if r.weight >= 0]
@@ -129,7 +123,7 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int,
         "capped_by": list(s.capped_by),
     }
     settings: dict[str, Any] = {}
-    would = _would_change(ctx, ranked, s, what_if)
+    would = _would_change(ctx, ranked, s, rank)
     if dx.code == "CML" and s.capped_by:
         working["phase"] = {"phase": None, "reason": "CML excluded by " + ", ".join(s.capped_by)}
     elif dx.code == "CML":

@@ -14,7 +14,7 @@ from leukos.rules.differential.features import Feature, checked_rules, evaluate_
 from leukos.rules.differential.quantities import compare, lab
 from leukos.rules.differential.sources import source_value
 
-__all__ = ["BANDS", "Context", "Scored", "context", "score_all"]
+__all__ = ["BANDS", "Context", "Scored", "context", "score_all", "rank_if_present"]
 
 BANDS = ("low", "moderate", "high")
 
@@ -50,6 +50,9 @@ class Context:
     mod_min: float
     sources: dict[str, Any] = field(default_factory=dict)
     _by_code: dict[str, dict[str, bool | None]] = field(default_factory=dict)
+    # what-if cache: feature forced present -> {code: (order key, likelihood) or None if not listed}
+    _if_present: dict[str, dict[str, tuple[tuple, str] | None]] = field(default_factory=dict)
+    _base_keys: dict[str, tuple[tuple, str]] | None = None  # code -> (order key, likelihood) of the ranking
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
         """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
@@ -103,18 +106,99 @@ def _score_one(ctx: Context, dx: DiagnosisRules, forced: Mapping[str, bool]) -> 
     return Scored(dx, score, band, gate, caps, fired, may_lead)
 
 
-def score_all(ctx: Context, forced: Mapping[str, bool] = MappingProxyType({}),
-               base: Mapping[str, Scored | None] | None = None) -> list[Scored]:
-    """Score and rank every diagnosis in scope. With ``base`` (the unforced scores), only the
-    diagnoses whose criteria mention a forced feature are scored again."""
+def score_all(ctx: Context, forced: Mapping[str, bool] = MappingProxyType({})) -> list[Scored]:
+    """Score and rank every diagnosis in scope (with the ``forced`` feature values, if any)."""
     out = []
     for dx in ctx.in_scope:
-        if base is not None and not (forced.keys() & ctx.rules.mentions[dx.code]):
-            scored = base.get(dx.code)
-        else:
-            scored = _score_one(ctx, dx, forced)
+        scored = _score_one(ctx, dx, forced)
         if scored is not None:
             out.append(scored)
     out.sort(key=Scored.key, reverse=True)
     return out
+
+
+# --- What if an unknown feature were present? -------------------------------------------------
+# Same answer as ``score_all(ctx, {feature: True})`` (a test checks it against that), computed
+# cheaply: the rules are compiled once per rules object (they are immutable), only the diagnoses
+# whose criteria read the feature are scored again, and a rank is a count instead of a sort.
+
+@dataclass(frozen=True)
+class _Compiled:
+    rows: tuple[tuple[str, float], ...]
+    gate: tuple[tuple[tuple[str, ...], ...], ...]  # alternatives of terms; a term holds if any of its names does
+    caps: tuple[str, ...]
+    lead: tuple[str, ...]
+    order: int
+
+
+_COMPILED: dict[int, tuple[DifferentialRules, dict[str, _Compiled], dict[str, tuple[str, ...]]]] = {}
+
+
+def _compiled(rules: DifferentialRules) -> tuple[dict[str, _Compiled], dict[str, tuple[str, ...]]]:
+    """Per diagnosis its compiled criteria; per feature the diagnoses that read it (cached per rules object)."""
+    hit = _COMPILED.get(id(rules))
+    if hit is not None and hit[0] is rules:
+        return hit[1], hit[2]
+    comp = {code: _Compiled(tuple((r.feature, r.weight) for r in dx.rows),
+                            tuple(tuple((t,) if isinstance(t, str) else tuple(t) for t in alt) for alt in dx.gate),
+                            dx.caps, dx.lead_requires, dx.order)
+            for code, dx in rules.diagnoses.items()}
+    readers: dict[str, list[str]] = {}
+    for code, names in rules.mentions.items():
+        for name in names:
+            readers.setdefault(name, []).append(code)
+    inverse = {name: tuple(codes) for name, codes in readers.items()}
+    if len(_COMPILED) >= 8:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[id(rules)] = (rules, comp, inverse)
+    return comp, inverse
+
+
+def _full_key(key: tuple, idx: int) -> tuple:
+    # the stable sort keeps in-scope order among equal keys: an earlier diagnosis ranks first
+    return (*key, -idx)
+
+
+def _key_if_present(ctx: Context, code: str, c: _Compiled, idx: int, feature: str) -> tuple[tuple, str] | None:
+    vals = ctx.vals_for(code)
+    score: float = 0
+    listed = False
+    for name, weight in c.rows:
+        if name == feature or vals[name] is True:
+            score += weight
+            listed = listed or weight >= 0
+    if not listed:
+        return None
+    gate = any(all(any(x == feature or vals[x] is True for x in term) for term in alt) for alt in c.gate)
+    band = "high" if score >= ctx.high_min else "moderate" if score >= ctx.mod_min else "low"
+    if band == "high" and not gate:
+        band = "moderate"
+    if any(x == feature or vals[x] is True for x in c.caps):
+        band = "low"
+    may_lead = not c.lead or any(x == feature or vals[x] is True for x in c.lead)
+    return _full_key((may_lead, BANDS.index(band), score, -c.order), idx), band
+
+
+def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str) -> tuple[str, int] | None:
+    """Likelihood and rank of diagnosis ``code`` if ``feature`` were present; None if it would not be listed.
+
+    ``ranked`` is ``score_all(ctx)``. Equal to looking ``code`` up in ``score_all(ctx, {feature: True})``.
+    """
+    base = ctx._base_keys
+    new = ctx._if_present.get(feature)
+    if base is None or new is None:
+        idx = {dx.code: i for i, dx in enumerate(ctx.in_scope)}
+        if base is None:
+            base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
+        if new is None:
+            comp, inverse = _compiled(ctx.rules)
+            new = ctx._if_present[feature] = {c: _key_if_present(ctx, c, comp[c], idx[c], feature)
+                                              for c in inverse.get(feature, ()) if c in idx}
+    mine = new[code] if code in new else base.get(code)
+    if mine is None:
+        return None
+    key = mine[0]
+    rank = 1 + sum(1 for c, (k, _) in base.items() if c not in new and k > key)
+    rank += sum(1 for c, v in new.items() if c != code and v is not None and v[0] > key)
+    return mine[1], rank
 
