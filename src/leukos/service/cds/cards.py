@@ -30,8 +30,20 @@ def short_summary(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
+_WORKING_ENCODER = json.JSONEncoder(indent=1, ensure_ascii=False, default=str)
+
+
 def _working_md(working: Mapping[str, Any], limit: int = 3000) -> str:
-    text = json.dumps(working, indent=1, ensure_ascii=False, default=str)
+    # Encoded piece by piece and stopped once past the limit: a differential's working can be
+    # tens of kB, of which a card shows the first ``limit`` characters (same text as json.dumps).
+    parts: list[str] = []
+    size = 0
+    for chunk in _WORKING_ENCODER.iterencode(working):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    text = "".join(parts)
     if len(text) > limit:
         text = text[:limit] + "\n…"
     return "```json\n" + text + "\n```"
