@@ -53,6 +53,7 @@ class Context:
     # what-if cache: feature forced present -> {code: (order key, likelihood) or None if not listed}
     _if_present: dict[str, dict[str, tuple[tuple, str] | None]] = field(default_factory=dict)
     _base_keys: dict[str, tuple[tuple, str]] | None = None  # code -> (order key, likelihood) of the ranking
+    _index: dict[str, int] = field(default_factory=dict)  # code -> position in in_scope
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
         """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
@@ -159,24 +160,40 @@ def _full_key(key: tuple, idx: int) -> tuple:
     return (*key, -idx)
 
 
+def _any_holds(vals: Mapping[str, bool | None], feature: str, names: tuple[str, ...]) -> bool:
+    for x in names:
+        if x == feature or vals[x] is True:
+            return True
+    return False
+
+
 def _key_if_present(ctx: Context, code: str, c: _Compiled, idx: int, feature: str) -> tuple[tuple, str] | None:
+    # plain loops: this runs for every (unknown feature, diagnosis reading it) of every call
     vals = ctx.vals_for(code)
     score: float = 0
     listed = False
     for name, weight in c.rows:
         if name == feature or vals[name] is True:
             score += weight
-            listed = listed or weight >= 0
+            if weight >= 0:
+                listed = True
     if not listed:
         return None
-    gate = any(all(any(x == feature or vals[x] is True for x in term) for term in alt) for alt in c.gate)
+    gate = False
+    for alt in c.gate:
+        for term in alt:
+            if not _any_holds(vals, feature, term):
+                break
+        else:
+            gate = True
+            break
     band = "high" if score >= ctx.high_min else "moderate" if score >= ctx.mod_min else "low"
     if band == "high" and not gate:
         band = "moderate"
-    if any(x == feature or vals[x] is True for x in c.caps):
+    if _any_holds(vals, feature, c.caps):
         band = "low"
-    may_lead = not c.lead or any(x == feature or vals[x] is True for x in c.lead)
-    return _full_key((may_lead, BANDS.index(band), score, -c.order), idx), band
+    may_lead = not c.lead or _any_holds(vals, feature, c.lead)
+    return (may_lead, BANDS.index(band), score, -c.order, -idx), band
 
 
 def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str) -> tuple[str, int] | None:
@@ -187,7 +204,9 @@ def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str)
     base = ctx._base_keys
     new = ctx._if_present.get(feature)
     if base is None or new is None:
-        idx = {dx.code: i for i, dx in enumerate(ctx.in_scope)}
+        idx = ctx._index
+        if not idx:
+            idx.update((dx.code, i) for i, dx in enumerate(ctx.in_scope))
         if base is None:
             base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
         if new is None:
@@ -198,7 +217,12 @@ def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str)
     if mine is None:
         return None
     key = mine[0]
-    rank = 1 + sum(1 for c, (k, _) in base.items() if c not in new and k > key)
-    rank += sum(1 for c, v in new.items() if c != code and v is not None and v[0] > key)
+    rank = 1
+    for c, (k, _) in base.items():
+        if k > key and c not in new:
+            rank += 1
+    for c, v in new.items():
+        if v is not None and c != code and v[0] > key:
+            rank += 1
     return mine[1], rank
 
