@@ -30,8 +30,7 @@ def _row_text(row: CriterionRow, feat: Feature | None) -> str:
 def _would_change(ctx: Context, ranked: list[Scored], me: Scored, my_rank: int) -> list[str]:
     out = []
     seen: set[str] = set()
-    names = [r.feature for r in me.dx.rows] + sorted(gate_terms(me.dx))
-    for name in names:
+    for name in _what_if_names(me.dx):
         if name in seen or name == "known_diagnosis" or ctx.vals[name] is not None:
             continue
         seen.add(name)
@@ -50,6 +49,22 @@ def _would_change(ctx: Context, ranked: list[Scored], me: Scored, my_rank: int) 
             change.append(f"rank {my_rank} -> {new_rank}")
         out.append(f"{f.label} ({where}): {'; '.join(change)}")
     return out
+
+
+_NAMES: dict[int, tuple[DiagnosisRules, tuple[str, ...]]] = {}
+
+
+def _what_if_names(dx: DiagnosisRules) -> tuple[str, ...]:
+    """The features whose presence could change this diagnosis: its criteria, then its gate terms
+    (cached per rules object: the rules are immutable)."""
+    hit = _NAMES.get(id(dx))
+    if hit is not None and hit[0] is dx:
+        return hit[1]
+    if len(_NAMES) >= 256:
+        _NAMES.pop(next(iter(_NAMES)))
+    names = tuple([r.feature for r in dx.rows] + sorted(gate_terms(dx)))
+    _NAMES[id(dx)] = (dx, names)
+    return names
 
 
 def _feature_sources(rules: DifferentialRules, name: str) -> tuple[str, ...]:
@@ -105,12 +120,13 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int) -> Different
         v = ctx.known[dx.code] if r.feature == "known_diagnosis" else ctx.vals[r.feature]
         if v is None:
             continue
-        sources = ("findings.known_diagnosis",) if r.feature == "known_diagnosis" else \
-            (feats[r.feature].sources or _feature_sources(rules, r.feature))
-        for src in sources:
-            val = ctx.source(src)
-            if val is not None:
-                features_used[src] = val
+        read = ctx.read_by.get(r.feature)
+        if read is None:  # once per feature and call: the case fields it reads that have a value
+            sources = ("findings.known_diagnosis",) if r.feature == "known_diagnosis" else \
+                (feats[r.feature].sources or _feature_sources(rules, r.feature))
+            read = ctx.read_by[r.feature] = [(src, ctx.source(src)) for src in sources
+                                             if ctx.source(src) is not None]
+        features_used.update(read)
 
     notes = list(dx.notes)
     code = dx.code

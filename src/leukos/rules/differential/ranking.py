@@ -54,6 +54,7 @@ class Context:
     _if_present: dict[str, dict[str, tuple[tuple, str] | None]] = field(default_factory=dict)
     _base_keys: dict[str, tuple[tuple, str]] | None = None  # code -> (order key, likelihood) of the ranking
     _index: dict[str, int] = field(default_factory=dict)  # code -> position in in_scope
+    read_by: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # feature -> (case field, value) read
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
         """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
