@@ -50,8 +50,8 @@ class Context:
     mod_min: float
     sources: dict[str, Any] = field(default_factory=dict)
     _by_code: dict[str, dict[str, bool | None]] = field(default_factory=dict)
-    # what-if cache: feature forced present -> {code: (order key, likelihood) or None if not listed}
-    _if_present: dict[str, dict[str, tuple[tuple, str] | None]] = field(default_factory=dict)
+    # what-if cache: feature forced present -> {code: (likelihood, rank)} of the diagnoses then listed
+    _if_present: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
     _base_keys: dict[str, tuple[tuple, str]] | None = None  # code -> (order key, likelihood) of the ranking
     _index: dict[str, int] = field(default_factory=dict)  # code -> position in in_scope
     read_by: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # feature -> (case field, value) read
@@ -202,28 +202,18 @@ def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str)
 
     ``ranked`` is ``score_all(ctx)``. Equal to looking ``code`` up in ``score_all(ctx, {feature: True})``.
     """
-    base = ctx._base_keys
-    new = ctx._if_present.get(feature)
-    if base is None or new is None:
+    ranks = ctx._if_present.get(feature)
+    if ranks is None:
         idx = ctx._index
         if not idx:
             idx.update((dx.code, i) for i, dx in enumerate(ctx.in_scope))
+        base = ctx._base_keys
         if base is None:
             base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
-        if new is None:
-            comp, inverse = _compiled(ctx.rules)
-            new = ctx._if_present[feature] = {c: _key_if_present(ctx, c, comp[c], idx[c], feature)
-                                              for c in inverse.get(feature, ()) if c in idx}
-    mine = new[code] if code in new else base.get(code)
-    if mine is None:
-        return None
-    key = mine[0]
-    rank = 1
-    for c, (k, _) in base.items():
-        if k > key and c not in new:
-            rank += 1
-    for c, v in new.items():
-        if v is not None and c != code and v[0] > key:
-            rank += 1
-    return mine[1], rank
-
+        comp, inverse = _compiled(ctx.rules)
+        new = {c: _key_if_present(ctx, c, comp[c], idx[c], feature) for c in inverse.get(feature, ()) if c in idx}
+        listed = [(k, c, band) for c, (k, band) in base.items() if c not in new]
+        listed.extend((v[0], c, v[1]) for c, v in new.items() if v is not None)
+        listed.sort(reverse=True)  # keys end with the in-scope position: never equal, codes never compared
+        ranks = ctx._if_present[feature] = {c: (band, i) for i, (_, c, band) in enumerate(listed, start=1)}
+    return ranks.get(code)
