@@ -8,12 +8,14 @@ validation cases, with the default knowledge base and with a laboratory that con
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from leukos.interop.case_format import load_case_text
 from leukos.knowledge import load_knowledge
+from leukos.rules.differential import ranking
 from leukos.rules.differential.ranking import context, rank_if_present, score_all
 from tests.conftest import EXAMPLES, REPO
 from tests.spec.test_differential import SITE
@@ -30,8 +32,13 @@ def _cases() -> list[tuple[str, bytes]]:
 CASES = _cases()
 
 
+@pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "rescored"])
 @pytest.mark.parametrize("settings", [{}, SITE], ids=["defaults", "site-limits"])
-def test_rank_if_present_equals_full_reranking(settings):
+def test_rank_if_present_equals_full_reranking(settings, incremental, monkeypatch):
+    if not incremental:  # the path for non-integral weights (scores summed again in row order)
+        real = ranking._compile
+        monkeypatch.setattr(ranking, "_compile", lambda dx: dataclasses.replace(real(dx), exact=False))
+        monkeypatch.setattr(ranking, "_COMPILED", {})
     kb = load_knowledge(settings)
     compared = changed = 0
     for name, raw in CASES:

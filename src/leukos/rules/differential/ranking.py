@@ -54,6 +54,7 @@ class Context:
     _if_present: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
     _base_keys: dict[str, tuple[tuple, str]] | None = None  # code -> (order key, likelihood) of the ranking
     _index: dict[str, int] = field(default_factory=dict)  # code -> position in in_scope
+    _state: dict[str, tuple[float, bool, bool, bool, bool]] = field(default_factory=dict)  # code -> state as is
     read_by: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # feature -> (case field, value) read
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
@@ -131,6 +132,25 @@ class _Compiled:
     caps: tuple[str, ...]
     lead: tuple[str, ...]
     order: int
+    weights_of: Mapping[str, tuple[float, ...]]  # feature -> the weights of its rows
+    gate_with: Mapping[str, tuple[tuple[tuple[str, ...], ...], ...]]  # feature -> the gate alternatives naming it
+    exact: bool  # integral weights: a sum in any order equals the row-order sum
+
+
+def _compile(dx: DiagnosisRules) -> _Compiled:
+    rows = tuple((r.feature, r.weight) for r in dx.rows)
+    gate = tuple(tuple((t,) if isinstance(t, str) else tuple(t) for t in alt) for alt in dx.gate)
+    weights: dict[str, list[float]] = {}
+    for name, w in rows:
+        weights.setdefault(name, []).append(w)
+    gate_with: dict[str, list[tuple[tuple[str, ...], ...]]] = {}
+    for alt in gate:
+        for name in dict.fromkeys(x for term in alt for x in term):
+            gate_with.setdefault(name, []).append(alt)
+    exact = all(float(w).is_integer() and abs(w) < 2 ** 40 for _, w in rows)
+    return _Compiled(rows, gate, dx.caps, dx.lead_requires, dx.order,
+                     MappingProxyType({k: tuple(v) for k, v in weights.items()}),
+                     MappingProxyType({k: tuple(v) for k, v in gate_with.items()}), exact)
 
 
 _COMPILED: dict[int, tuple[DifferentialRules, dict[str, _Compiled], dict[str, tuple[str, ...]]]] = {}
@@ -141,10 +161,7 @@ def _compiled(rules: DifferentialRules) -> tuple[dict[str, _Compiled], dict[str,
     hit = _COMPILED.get(id(rules))
     if hit is not None and hit[0] is rules:
         return hit[1], hit[2]
-    comp = {code: _Compiled(tuple((r.feature, r.weight) for r in dx.rows),
-                            tuple(tuple((t,) if isinstance(t, str) else tuple(t) for t in alt) for alt in dx.gate),
-                            dx.caps, dx.lead_requires, dx.order)
-            for code, dx in rules.diagnoses.items()}
+    comp = {code: _compile(dx) for code, dx in rules.diagnoses.items()}
     readers: dict[str, list[str]] = {}
     for code, names in rules.mentions.items():
         for name in names:
@@ -161,16 +178,15 @@ def _full_key(key: tuple, idx: int) -> tuple:
     return (*key, -idx)
 
 
-def _any_holds(vals: Mapping[str, bool | None], feature: str, names: tuple[str, ...]) -> bool:
+def _any_holds(vals: Mapping[str, bool | None], feature: str | None, names: tuple[str, ...]) -> bool:
     for x in names:
         if x == feature or vals[x] is True:
             return True
     return False
 
 
-def _key_if_present(ctx: Context, code: str, c: _Compiled, idx: int, feature: str) -> tuple[tuple, str] | None:
-    # plain loops: this runs for every (unknown feature, diagnosis reading it) of every call
-    vals = ctx.vals_for(code)
+def _state(vals: Mapping[str, bool | None], c: _Compiled, feature: str | None) -> tuple[float, bool, bool, bool, bool]:
+    """(score, listed, gate met, capped, may lead) with ``feature`` read as present (None: as it is)."""
     score: float = 0
     listed = False
     for name, weight in c.rows:
@@ -178,8 +194,6 @@ def _key_if_present(ctx: Context, code: str, c: _Compiled, idx: int, feature: st
             score += weight
             if weight >= 0:
                 listed = True
-    if not listed:
-        return None
     gate = False
     for alt in c.gate:
         for term in alt:
@@ -188,12 +202,43 @@ def _key_if_present(ctx: Context, code: str, c: _Compiled, idx: int, feature: st
         else:
             gate = True
             break
+    capped = _any_holds(vals, feature, c.caps)
+    may_lead = not c.lead or _any_holds(vals, feature, c.lead)
+    return score, listed, gate, capped, may_lead
+
+
+def _key_if_present(ctx: Context, code: str, c: _Compiled, idx: int, feature: str) -> tuple[tuple, str] | None:
+    # From the diagnosis's state without the feature: present, it only adds its rows' points, may
+    # complete a gate alternative that names it, and caps or lets lead only if listed there.
+    vals = ctx.vals_for(code)
+    base = ctx._state.get(code)
+    if base is None:
+        base = ctx._state[code] = _state(vals, c, None)
+    weights = c.weights_of.get(feature)
+    if weights and not c.exact:
+        score, listed, gate, capped, may_lead = _state(vals, c, feature)
+    else:
+        score, listed, gate, capped, may_lead = base
+        if weights:
+            score += sum(weights)
+            listed = listed or any(w >= 0 for w in weights)
+        if not gate:
+            for alt in c.gate_with.get(feature, ()):
+                for term in alt:
+                    if not _any_holds(vals, feature, term):
+                        break
+                else:
+                    gate = True
+                    break
+        capped = capped or feature in c.caps
+        may_lead = may_lead or feature in c.lead
+    if not listed:
+        return None
     band = "high" if score >= ctx.high_min else "moderate" if score >= ctx.mod_min else "low"
     if band == "high" and not gate:
         band = "moderate"
-    if _any_holds(vals, feature, c.caps):
+    if capped:
         band = "low"
-    may_lead = not c.lead or _any_holds(vals, feature, c.lead)
     return (may_lead, BANDS.index(band), score, -c.order, -idx), band
 
 
