@@ -185,6 +185,18 @@ def _any_holds(vals: Mapping[str, bool | None], feature: str | None, names: tupl
     return False
 
 
+def _gate_holds(vals: Mapping[str, bool | None], feature: str | None,
+                alts: tuple[tuple[tuple[str, ...], ...], ...]) -> bool:
+    """Whether one alternative has every term holding (a term holds if any of its names does)."""
+    for alt in alts:
+        for term in alt:
+            if not _any_holds(vals, feature, term):
+                break
+        else:
+            return True
+    return False
+
+
 def _state(vals: Mapping[str, bool | None], c: _Compiled, feature: str | None) -> tuple[float, bool, bool, bool, bool]:
     """(score, listed, gate met, capped, may lead) with ``feature`` read as present (None: as it is)."""
     score: float = 0
@@ -194,14 +206,7 @@ def _state(vals: Mapping[str, bool | None], c: _Compiled, feature: str | None) -
             score += weight
             if weight >= 0:
                 listed = True
-    gate = False
-    for alt in c.gate:
-        for term in alt:
-            if not _any_holds(vals, feature, term):
-                break
-        else:
-            gate = True
-            break
+    gate = _gate_holds(vals, feature, c.gate)
     capped = _any_holds(vals, feature, c.caps)
     may_lead = not c.lead or _any_holds(vals, feature, c.lead)
     return score, listed, gate, capped, may_lead
@@ -222,14 +227,7 @@ def _key_if_present(ctx: Context, code: str, c: _Compiled, idx: int, feature: st
         if weights:
             score += sum(weights)
             listed = listed or any(w >= 0 for w in weights)
-        if not gate:
-            for alt in c.gate_with.get(feature, ()):
-                for term in alt:
-                    if not _any_holds(vals, feature, term):
-                        break
-                else:
-                    gate = True
-                    break
+        gate = gate or _gate_holds(vals, feature, c.gate_with.get(feature, ()))
         capped = capped or feature in c.caps
         may_lead = may_lead or feature in c.lead
     if not listed:
