@@ -25,7 +25,7 @@ def serve(
 
     import uvicorn
 
-    from leukos.service.app import create_app
+    from leukos.service.app import create_app, settle_gc
     from leukos.service.settings import ServiceSettings
 
     if examples is None and Path("examples").is_dir():
@@ -42,11 +42,6 @@ def serve(
         typer.echo(f"leukos web service on {url} (API docs {url}docs, CDS Hooks {url}cds-services)")
     # access_log off: request lines would carry case ids / query strings into the application log.
     service = create_app(settings)
-    # The knowledge base, models and code tables built at start live for the whole process: move them
-    # out of the cyclic collector's generations, so its full collections stay short under load.
-    import gc
-
-    gc.collect()
-    gc.freeze()
+    settle_gc()  # start-up objects out of the collector's generations; thresholds for serving
     uvicorn.run(service, host=settings.host, port=settings.port, access_log=False,
                 log_level="info", server_header=False)

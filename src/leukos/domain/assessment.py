@@ -34,6 +34,13 @@ def _frozen_map() -> Mapping[str, Any]:
 
 def jsonable(obj: Any) -> Any:
     """Convert domain values (dataclasses, enums, mappings, datetimes) to JSON-ready data."""
+    t = type(obj)  # exact built-in types first (most of a working): same result as the general branches below
+    if t is str or t is int or t is float or t is bool or obj is None:
+        return obj
+    if t is dict or t is MappingProxyType:
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if t is list or t is tuple:
+        return [jsonable(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         if hasattr(obj, "to_dict"):
             return obj.to_dict()

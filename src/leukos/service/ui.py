@@ -29,7 +29,6 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from markupsafe import Markup
-from starlette.concurrency import run_in_threadpool
 
 from leukos import __version__
 from leukos.domain.assessment import DISCLAIMER, Assessment, jsonable
@@ -505,12 +504,19 @@ async def ui_assess(request: Request, _caller=Depends(api_caller)) -> HTMLRespon
     st = service_state(request)
     form, paste = await _read_form(request)
     ctx: dict[str, Any] = {"form": form}
-    try:
+    plan_anyway = form.get("plan_anyway") == "1"
+
+    def work() -> tuple[str | None, dict[str, Any]]:  # parse, assess, plan, simulate: in the worker pool
         case, base = _case(request, form, paste)
-        request.state.audit_patient = case.id
-        ctx.update(await run_in_threadpool(result_context, st, case, plan_anyway=form.get("plan_anyway") == "1"))
+        out = result_context(st, case, plan_anyway=plan_anyway)
         if base is not None:
-            ctx.update(carried=carried_over(base, st.kb), loaded_example=form["base_example"])
+            out.update(carried=carried_over(base, st.kb), loaded_example=form["base_example"])
+        return case.id, out
+
+    try:
+        case_id, result = await st.pool.run(work)
+        request.state.audit_patient = case_id
+        ctx.update(result)
     except LeukosUserError as exc:
         items, by_field = _plain_errors(exc, st.kb)
         if form.get("base_example"):
@@ -534,17 +540,20 @@ async def ui_report(request: Request, format: str = "pdf", _caller=Depends(api_c
     st = service_state(request)
     form, paste = await _read_form(request)
     try:
-        case, _base = _case(request, form, paste)
+        case, _base = await st.pool.run(_case, request, form, paste)
     except LeukosUserError as exc:
         items, by_field = _plain_errors(exc, st.kb)
         return _page(request, "index.html", {"form": form, "error_items": items, "field_errors": by_field},
                      status=422)
     request.state.audit_patient = case.id
-    ctx = await run_in_threadpool(result_context, st, case, plan_anyway=form.get("plan_anyway") == "1")
+    plan_anyway = form.get("plan_anyway") == "1"
+
+    def report_html(printable: bool) -> str:  # assess, plan, simulate, render: in the worker pool
+        return _report_html(request, result_context(st, case, plan_anyway=plan_anyway), printable=printable)
+
     if format == "html":
-        return HTMLResponse(_report_html(request, ctx, printable=True), headers=_headers())
-    html = _report_html(request, ctx, printable=False)
-    pdf, pages = await run_in_threadpool(render_pdf, html)
+        return HTMLResponse(await st.pool.run(report_html, True), headers=_headers())
+    pdf, pages = await st.pool.run(lambda: render_pdf(report_html(False)))
     name = "leukos-report-" + re.sub(r"[^A-Za-z0-9._-]", "_", case.id or "case")[:60] + ".pdf"
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Report-Pages": str(pages),
@@ -569,5 +578,6 @@ async def cds_page(token: str, request: Request) -> Response:
     if item is None:
         return _page(request, "gone.html", {}, status=404)
     case, _a = item
-    ctx = await run_in_threadpool(result_context, service_state(request), case)
+    st = service_state(request)
+    ctx = await st.pool.run(result_context, st, case)
     return _page(request, "cds_page.html", ctx)

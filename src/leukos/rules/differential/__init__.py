@@ -45,7 +45,7 @@ from leukos.knowledge import KnowledgeBase
 from leukos.rules.differential.cml_phase import PhaseResult, cml_phase
 from leukos.rules.differential.explanation import entry
 from leukos.rules.differential.features import case_features
-from leukos.rules.differential.ranking import BANDS, Scored, context, score_all
+from leukos.rules.differential.ranking import BANDS, context, score_all
 
 __all__ = ["differential", "case_features", "cml_phase", "PhaseResult", "IMPLEMENTED", "BANDS"]
 
@@ -76,5 +76,4 @@ def differential(case: Case, kb: KnowledgeBase) -> tuple[DifferentialEntry, ...]
     """
     ctx = context(case, kb)
     ranked = score_all(ctx)
-    what_if: dict[str, list[Scored]] = {}  # feature forced present -> ranking, shared by the entries
-    return tuple(entry(ctx, ranked, s, i, what_if) for i, s in enumerate(ranked, start=1))
+    return tuple(entry(ctx, ranked, s, i) for i, s in enumerate(ranked, start=1))

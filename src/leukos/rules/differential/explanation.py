@@ -11,7 +11,7 @@ from leukos.knowledge.differential_rules import AREA, CriterionRow, DiagnosisRul
 from leukos.rules.differential.cml_phase import cml_phase
 from leukos.rules.differential.features import Feature
 from leukos.rules.differential.quantities import MEASURES
-from leukos.rules.differential.ranking import Context, Scored, score_all
+from leukos.rules.differential.ranking import Context, Scored, rank_if_present
 
 __all__ = ["entry"]
 
@@ -27,34 +27,44 @@ def _row_text(row: CriterionRow, feat: Feature | None) -> str:
     return f"{label}{detail}: {row.text}{flag} {_fmt_cites(row.citations)}"
 
 
-def _would_change(ctx: Context, ranked: list[Scored], me: Scored, what_if: dict[str, list[Scored]]) -> list[str]:
-    codes = [s.dx.code for s in ranked]
-    my_rank = codes.index(me.dx.code) + 1
+def _would_change(ctx: Context, ranked: list[Scored], me: Scored, my_rank: int) -> list[str]:
     out = []
     seen: set[str] = set()
-    names = [r.feature for r in me.dx.rows] + sorted(gate_terms(me.dx))
-    for name in names:
+    for name in _what_if_names(me.dx):
         if name in seen or name == "known_diagnosis" or ctx.vals[name] is not None:
             continue
         seen.add(name)
-        again = what_if.get(name)
-        if again is None:
-            again = what_if[name] = score_all(ctx, {name: True}, {x.dx.code: x for x in ranked})
-        new = next((s for s in again if s.dx.code == me.dx.code), None)
+        new = rank_if_present(ctx, ranked, me.dx.code, name)
         if new is None:
             continue
-        new_rank = [s.dx.code for s in again].index(me.dx.code) + 1
-        if new.band == me.band and new_rank == my_rank:
+        new_band, new_rank = new
+        if new_band == me.band and new_rank == my_rank:
             continue
         f = ctx.feats[name]
         where = ", ".join(f.sources) if f.sources else ", ".join(_feature_sources(ctx.rules, name))
         change = []
-        if new.band != me.band:
-            change.append(f"likelihood {me.band} -> {new.band}")
+        if new_band != me.band:
+            change.append(f"likelihood {me.band} -> {new_band}")
         if new_rank != my_rank:
             change.append(f"rank {my_rank} -> {new_rank}")
         out.append(f"{f.label} ({where}): {'; '.join(change)}")
     return out
+
+
+_NAMES: dict[int, tuple[DiagnosisRules, tuple[str, ...]]] = {}
+
+
+def _what_if_names(dx: DiagnosisRules) -> tuple[str, ...]:
+    """The features whose presence could change this diagnosis: its criteria, then its gate terms
+    (cached per rules object: the rules are immutable)."""
+    hit = _NAMES.get(id(dx))
+    if hit is not None and hit[0] is dx:
+        return hit[1]
+    if len(_NAMES) >= 256:
+        _NAMES.pop(next(iter(_NAMES)))
+    names = tuple([r.feature for r in dx.rows] + sorted(gate_terms(dx)))
+    _NAMES[id(dx)] = (dx, names)
+    return names
 
 
 def _feature_sources(rules: DifferentialRules, name: str) -> tuple[str, ...]:
@@ -83,8 +93,7 @@ def _short_text(row: CriterionRow, feat: Feature | None) -> str:
     return f"{label}{detail}" + (" (U)" if row.status == "U" else "")
 
 
-def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int,
-           what_if: dict[str, list[Scored]]) -> DifferentialEntry:
+def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int) -> DifferentialEntry:
     case, kb, rules, feats = ctx.case, ctx.kb, ctx.rules, ctx.feats
     dx = s.dx
     supporting = [_row_text(r, feats.get(r.feature)) for r in s.fired if r.weight >= 0]
@@ -111,12 +120,13 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int,
         v = ctx.known[dx.code] if r.feature == "known_diagnosis" else ctx.vals[r.feature]
         if v is None:
             continue
-        sources = ("findings.known_diagnosis",) if r.feature == "known_diagnosis" else \
-            (feats[r.feature].sources or _feature_sources(rules, r.feature))
-        for src in sources:
-            val = ctx.source(src)
-            if val is not None:
-                features_used[src] = val
+        read = ctx.read_by.get(r.feature)
+        if read is None:  # once per feature and call: the case fields it reads that have a value
+            sources = ("findings.known_diagnosis",) if r.feature == "known_diagnosis" else \
+                (feats[r.feature].sources or _feature_sources(rules, r.feature))
+            read = ctx.read_by[r.feature] = [(src, ctx.source(src)) for src in sources
+                                             if ctx.source(src) is not None]
+        features_used.update(read)
 
     notes = list(dx.notes)
     code = dx.code
@@ -129,7 +139,7 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int,
         "capped_by": list(s.capped_by),
     }
     settings: dict[str, Any] = {}
-    would = _would_change(ctx, ranked, s, what_if)
+    would = _would_change(ctx, ranked, s, rank)
     if dx.code == "CML" and s.capped_by:
         working["phase"] = {"phase": None, "reason": "CML excluded by " + ", ".join(s.capped_by)}
     elif dx.code == "CML":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -10,7 +10,7 @@ from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase, Parameter
 from leukos.knowledge.differential_rules import AREA, DifferentialRules, differential_rules, param_key
 from leukos.rules.differential.facts import CML_FAMILY, FACTS
-from leukos.rules.differential.quantities import DISPLAY, MEASURE_CELL, MEASURES, compare, derivation
+from leukos.rules.differential.quantities import DISPLAY, MEASURE_CELL, MEASURES, Interval, compare, derivation
 
 __all__ = ["Feature", "case_features", "evaluate_features", "known_for", "checked_rules"]
 
@@ -36,41 +36,110 @@ class Feature:
     params: tuple[Parameter, ...] = ()
 
 
-def evaluate_features(case: Case, kb: KnowledgeBase, rules: DifferentialRules) -> dict[str, Feature]:
-    out: dict[str, Feature] = {}
+@dataclass(frozen=True)
+class _MeasureFeature:
+    """A measure feature with everything that does not depend on the case resolved once."""
+
+    name: str
+    label: str
+    measure: str
+    op: str
+    threshold: float
+    configured: bool
+    params: tuple[Parameter, ...]
+    sources: tuple[str, ...]
+
+
+_PLANS: dict[int, tuple[KnowledgeBase, DifferentialRules, tuple[_MeasureFeature | str, ...]]] = {}
+
+
+def _plan(kb: KnowledgeBase, rules: DifferentialRules) -> tuple[_MeasureFeature | str, ...]:
+    """The features in file order: measure features compiled, fact features by name (cached per kb and rules)."""
+    hit = _PLANS.get(id(rules))
+    if hit is not None and hit[0] is kb and hit[1] is rules:
+        return hit[2]
+    out: list[_MeasureFeature | str] = []
     for name, spec in rules.features.items():
         if name == "known_diagnosis":
             continue
-        if spec["kind"] == "measure":
-            fn, unit, sources = MEASURES[spec["measure"]]
-            iv = fn(case)
-            params: tuple[Parameter, ...] = ()
-            configured = True
-            if "param" in spec:
-                p = kb.param(param_key(spec["param"]))
-                threshold, params, configured = float(p.value), (p,), p.configured
-            else:
-                threshold = float(spec["value"])
-            value = compare(iv, spec["op"], threshold) if configured else None
-            detail = "" if iv is None else f"{DISPLAY.get(spec['measure'], spec['measure'])} {iv.describe(unit)}".strip()
-            cell = MEASURE_CELL.get(spec["measure"])
-            worked = derivation(case, (cell,)) if cell and iv is not None else ""
-            if worked:
-                detail += f"; {worked}"
-            if not configured and iv is not None:
-                detail += f" (not assessed: set {params[0].key} to your laboratory's limit)"
-            out[name] = Feature(name, value, spec["label"], sources, detail, params)
+        if spec["kind"] != "measure":
+            out.append(name)
+            continue
+        params: tuple[Parameter, ...] = ()
+        configured = True
+        if "param" in spec:
+            p = kb.param(param_key(spec["param"]))
+            threshold, params, configured = float(p.value), (p,), p.configured
         else:
-            detail, keys = _fact_detail(name, case, kb)
-            out[name] = Feature(name, FACTS[name](case, kb), spec["label"], tuple(spec.get("sources", ())),
-                                 detail, tuple(kb.param(k) for k in keys))
+            threshold = float(spec["value"])
+        out.append(_MeasureFeature(name, spec["label"], spec["measure"], spec["op"], threshold, configured, params,
+                                   MEASURES[spec["measure"]][2]))
+    plan = tuple(out)
+    if len(_PLANS) >= 8:
+        _PLANS.pop(next(iter(_PLANS)))
+    _PLANS[id(rules)] = (kb, rules, plan)
+    return plan
+
+
+def evaluate_features(case: Case, kb: KnowledgeBase, rules: DifferentialRules) -> dict[str, Feature]:
+    out: dict[str, Feature] = {}
+    measured: dict[str, tuple[Interval | None, str]] = {}  # measure -> (interval, what it read): once per call
+    derived: dict[tuple[str, ...], str] = {}  # cells -> derivation text: once per call
+
+    def derive(cells: tuple[str, ...]) -> str:
+        text = derived.get(cells)
+        if text is None:
+            text = derived[cells] = derivation(case, cells)
+        return text
+
+    params = _params_of(kb)
+    for f in _plan(kb, rules):
+        if isinstance(f, str):
+            spec = rules.features[f]
+            detail, keys = _fact_detail(f, case, kb, derive)
+            used = params.get(tuple(keys))
+            if used is None:
+                used = params[tuple(keys)] = tuple(kb.param(k) for k in keys)
+            out[f] = Feature(f, FACTS[f](case, kb), spec["label"], tuple(spec.get("sources", ())), detail, used)
+            continue
+        hit = measured.get(f.measure)
+        if hit is None:
+            fn, unit, _ = MEASURES[f.measure]
+            iv = fn(case)
+            read = "" if iv is None else f"{DISPLAY.get(f.measure, f.measure)} {iv.describe(unit)}".strip()
+            cell = MEASURE_CELL.get(f.measure)
+            worked = derive((cell,)) if cell and iv is not None else ""
+            if worked:
+                read += f"; {worked}"
+            hit = measured[f.measure] = (iv, read)
+        iv, detail = hit
+        value = compare(iv, f.op, f.threshold) if f.configured else None
+        if not f.configured and iv is not None:
+            detail += f" (not assessed: set {f.params[0].key} to your laboratory's limit)"
+        out[f.name] = Feature(f.name, value, f.label, f.sources, detail, f.params)
     return out
 
 
 _CYTOKINE_NAMES = {"g_csf": "G-CSF", "gm_csf": "GM-CSF", "il6": "IL-6"}
 
 
-def _fact_detail(name: str, case: Case, kb: KnowledgeBase) -> tuple[str, list[str]]:
+_PARAMS: dict[int, tuple[KnowledgeBase, dict[tuple[str, ...], tuple[Parameter, ...]]]] = {}
+
+
+def _params_of(kb: KnowledgeBase) -> dict[tuple[str, ...], tuple[Parameter, ...]]:
+    """Parameters by key list, filled as facts ask for them (knowledge is immutable: cached per kb)."""
+    hit = _PARAMS.get(id(kb))
+    if hit is not None and hit[0] is kb:
+        return hit[1]
+    if len(_PARAMS) >= 8:
+        _PARAMS.pop(next(iter(_PARAMS)))
+    cache: dict[tuple[str, ...], tuple[Parameter, ...]] = {}
+    _PARAMS[id(kb)] = (kb, cache)
+    return cache
+
+
+def _fact_detail(name: str, case: Case, kb: KnowledgeBase,
+                 derive: Callable[[tuple[str, ...]], str]) -> tuple[str, list[str]]:
     """What a fact read (for the output) and which parameters it compared against."""
     if name in ("cytokine_raised", "cytokines_normal"):
         parts, keys = [], []
@@ -91,17 +160,17 @@ def _fact_detail(name: str, case: Case, kb: KnowledgeBase) -> tuple[str, list[st
             keys.append(f"{AREA}.cnl_wbc_min_csf3r_icc")
         return "", keys
     if name == "monocytosis":
-        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min"]
+        return derive(("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min"]
     if name == "cmml_prerequisites":
-        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min",
+        return derive(("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min", f"{AREA}.cmml_monocytes_pct_min",
                                                   f"{AREA}.acute_blast_pct"]
     if name == "cmml_supporting":
-        return derivation(case, ("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min",
+        return derive(("monocytes",)), [f"{AREA}.cmml_monocytes_abs_min",
                                                   f"{AREA}.cmml_monocytes_abs_one_criterion_min"]
     if name == "pmf_criteria":
         return "", [f"{AREA}.pmf_fibrosis_min_grade", f"{AREA}.pmf_wbc_min"]
     if name in ("acml_blood_picture", "acml_criteria"):
-        return derivation(case, ("monocytes", "basophils")), [
+        return derive(("monocytes", "basophils")), [
             f"{AREA}.{k}" for k in ("acml_wbc_min", "acml_precursors_min_pct", "acml_monocytes_max_pct",
                                     "acml_basophils_max_pct", "acute_blast_pct")]
     if name == "persistent_leukocytosis":

@@ -14,7 +14,7 @@ from leukos.rules.differential.features import Feature, checked_rules, evaluate_
 from leukos.rules.differential.quantities import compare, lab
 from leukos.rules.differential.sources import source_value
 
-__all__ = ["BANDS", "Context", "Scored", "context", "score_all"]
+__all__ = ["BANDS", "Context", "Scored", "context", "score_all", "rank_if_present"]
 
 BANDS = ("low", "moderate", "high")
 
@@ -50,6 +50,12 @@ class Context:
     mod_min: float
     sources: dict[str, Any] = field(default_factory=dict)
     _by_code: dict[str, dict[str, bool | None]] = field(default_factory=dict)
+    # what-if cache: feature forced present -> {code: (likelihood, rank)} of the diagnoses then listed
+    _if_present: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
+    _base_keys: dict[str, tuple[tuple, str]] | None = None  # code -> (order key, likelihood) of the ranking
+    _index: dict[str, int] = field(default_factory=dict)  # code -> position in in_scope
+    _state: dict[str, tuple[float, bool, bool, bool, bool]] = field(default_factory=dict)  # code -> state as is
+    read_by: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # feature -> (case field, value) read
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
         """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
@@ -103,18 +109,154 @@ def _score_one(ctx: Context, dx: DiagnosisRules, forced: Mapping[str, bool]) -> 
     return Scored(dx, score, band, gate, caps, fired, may_lead)
 
 
-def score_all(ctx: Context, forced: Mapping[str, bool] = MappingProxyType({}),
-               base: Mapping[str, Scored | None] | None = None) -> list[Scored]:
-    """Score and rank every diagnosis in scope. With ``base`` (the unforced scores), only the
-    diagnoses whose criteria mention a forced feature are scored again."""
+def score_all(ctx: Context, forced: Mapping[str, bool] = MappingProxyType({})) -> list[Scored]:
+    """Score and rank every diagnosis in scope (with the ``forced`` feature values, if any)."""
     out = []
     for dx in ctx.in_scope:
-        if base is not None and not (forced.keys() & ctx.rules.mentions[dx.code]):
-            scored = base.get(dx.code)
-        else:
-            scored = _score_one(ctx, dx, forced)
+        scored = _score_one(ctx, dx, forced)
         if scored is not None:
             out.append(scored)
     out.sort(key=Scored.key, reverse=True)
     return out
 
+
+# --- What if an unknown feature were present? -------------------------------------------------
+# Same answer as ``score_all(ctx, {feature: True})`` (a test checks it against that), computed
+# cheaply: the rules are compiled once per rules object (they are immutable), only the diagnoses
+# whose criteria read the feature are scored again, and a rank is a count instead of a sort.
+
+@dataclass(frozen=True)
+class _Compiled:
+    rows: tuple[tuple[str, float], ...]
+    gate: tuple[tuple[tuple[str, ...], ...], ...]  # alternatives of terms; a term holds if any of its names does
+    caps: tuple[str, ...]
+    lead: tuple[str, ...]
+    order: int
+    weights_of: Mapping[str, tuple[float, ...]]  # feature -> the weights of its rows
+    gate_with: Mapping[str, tuple[tuple[tuple[str, ...], ...], ...]]  # feature -> the gate alternatives naming it
+    exact: bool  # integral weights: a sum in any order equals the row-order sum
+
+
+def _compile(dx: DiagnosisRules) -> _Compiled:
+    rows = tuple((r.feature, r.weight) for r in dx.rows)
+    gate = tuple(tuple((t,) if isinstance(t, str) else tuple(t) for t in alt) for alt in dx.gate)
+    weights: dict[str, list[float]] = {}
+    for name, w in rows:
+        weights.setdefault(name, []).append(w)
+    gate_with: dict[str, list[tuple[tuple[str, ...], ...]]] = {}
+    for alt in gate:
+        for name in dict.fromkeys(x for term in alt for x in term):
+            gate_with.setdefault(name, []).append(alt)
+    exact = all(float(w).is_integer() and abs(w) < 2 ** 40 for _, w in rows)
+    return _Compiled(rows, gate, dx.caps, dx.lead_requires, dx.order,
+                     MappingProxyType({k: tuple(v) for k, v in weights.items()}),
+                     MappingProxyType({k: tuple(v) for k, v in gate_with.items()}), exact)
+
+
+_COMPILED: dict[int, tuple[DifferentialRules, dict[str, _Compiled], dict[str, tuple[str, ...]]]] = {}
+
+
+def _compiled(rules: DifferentialRules) -> tuple[dict[str, _Compiled], dict[str, tuple[str, ...]]]:
+    """Per diagnosis its compiled criteria; per feature the diagnoses that read it (cached per rules object)."""
+    hit = _COMPILED.get(id(rules))
+    if hit is not None and hit[0] is rules:
+        return hit[1], hit[2]
+    comp = {code: _compile(dx) for code, dx in rules.diagnoses.items()}
+    readers: dict[str, list[str]] = {}
+    for code, names in rules.mentions.items():
+        for name in names:
+            readers.setdefault(name, []).append(code)
+    inverse = {name: tuple(codes) for name, codes in readers.items()}
+    if len(_COMPILED) >= 8:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[id(rules)] = (rules, comp, inverse)
+    return comp, inverse
+
+
+def _full_key(key: tuple, idx: int) -> tuple:
+    # the stable sort keeps in-scope order among equal keys: an earlier diagnosis ranks first
+    return (*key, -idx)
+
+
+def _any_holds(vals: Mapping[str, bool | None], feature: str | None, names: tuple[str, ...]) -> bool:
+    for x in names:
+        if x == feature or vals[x] is True:
+            return True
+    return False
+
+
+def _gate_holds(vals: Mapping[str, bool | None], feature: str | None,
+                alts: tuple[tuple[tuple[str, ...], ...], ...]) -> bool:
+    """Whether one alternative has every term holding (a term holds if any of its names does)."""
+    for alt in alts:
+        for term in alt:
+            if not _any_holds(vals, feature, term):
+                break
+        else:
+            return True
+    return False
+
+
+def _state(vals: Mapping[str, bool | None], c: _Compiled, feature: str | None) -> tuple[float, bool, bool, bool, bool]:
+    """(score, listed, gate met, capped, may lead) with ``feature`` read as present (None: as it is)."""
+    score: float = 0
+    listed = False
+    for name, weight in c.rows:
+        if name == feature or vals[name] is True:
+            score += weight
+            if weight >= 0:
+                listed = True
+    gate = _gate_holds(vals, feature, c.gate)
+    capped = _any_holds(vals, feature, c.caps)
+    may_lead = not c.lead or _any_holds(vals, feature, c.lead)
+    return score, listed, gate, capped, may_lead
+
+
+def _key_if_present(ctx: Context, code: str, c: _Compiled, idx: int, feature: str) -> tuple[tuple, str] | None:
+    # From the diagnosis's state without the feature: present, it only adds its rows' points, may
+    # complete a gate alternative that names it, and caps or lets lead only if listed there.
+    vals = ctx.vals_for(code)
+    base = ctx._state.get(code)
+    if base is None:
+        base = ctx._state[code] = _state(vals, c, None)
+    weights = c.weights_of.get(feature)
+    if weights and not c.exact:
+        score, listed, gate, capped, may_lead = _state(vals, c, feature)
+    else:
+        score, listed, gate, capped, may_lead = base
+        if weights:
+            score += sum(weights)
+            listed = listed or any(w >= 0 for w in weights)
+        gate = gate or _gate_holds(vals, feature, c.gate_with.get(feature, ()))
+        capped = capped or feature in c.caps
+        may_lead = may_lead or feature in c.lead
+    if not listed:
+        return None
+    band = "high" if score >= ctx.high_min else "moderate" if score >= ctx.mod_min else "low"
+    if band == "high" and not gate:
+        band = "moderate"
+    if capped:
+        band = "low"
+    return (may_lead, BANDS.index(band), score, -c.order, -idx), band
+
+
+def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str) -> tuple[str, int] | None:
+    """Likelihood and rank of diagnosis ``code`` if ``feature`` were present; None if it would not be listed.
+
+    ``ranked`` is ``score_all(ctx)``. Equal to looking ``code`` up in ``score_all(ctx, {feature: True})``.
+    """
+    ranks = ctx._if_present.get(feature)
+    if ranks is None:
+        idx = ctx._index
+        if not idx:
+            idx.update((dx.code, i) for i, dx in enumerate(ctx.in_scope))
+        base = ctx._base_keys
+        if base is None:
+            base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
+        comp, inverse = _compiled(ctx.rules)
+        new = {c: _key_if_present(ctx, c, comp[c], idx[c], feature) for c in inverse.get(feature, ()) if c in idx}
+        listed = [(k, c, band) for c, (k, band) in base.items() if c not in new]
+        listed.extend((v[0], c, v[1]) for c, v in new.items() if v is not None)
+        listed.sort(reverse=True)  # keys end with the in-scope position: never equal, codes never compared
+        ranks = ctx._if_present[feature] = {c: (band, i) for i, (_, c, band) in enumerate(listed, start=1)}
+    return ranks.get(code)
