@@ -29,7 +29,6 @@ from leukos.screening.episodes import (
     clean_observations,
     episodes,
     screened_persons,
-    unknown_units,
 )
 from leukos.screening.factors import factor_table, unit_factors
 from leukos.screening.sources import read_source
@@ -179,8 +178,7 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             if _CACHE_CLEAN:
                 clean = clean.cache()
                 cached.append(clean)
-            counts, persons = _counts(clean)
-            unknown = unknown_units(clean).to_pyarrow().to_pylist()
+            counts, persons, unknown = _counts(clean)
         with _Poller(backend, progress, "episodes", None):
             valid = screened_persons(clean, params).cache()
             cached.append(valid)
@@ -208,35 +206,53 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             backend.close()
 
 
-def _counts(clean) -> tuple[list[dict], int]:
-    """Rows per (analyte, exclusion), duplicates split off the usable rows, and distinct persons: one query.
+def _counts(clean) -> tuple[list[dict], int, list[dict]]:
+    """Rows per (analyte, exclusion), duplicates split off the usable rows, distinct persons and the
+    unconvertible (analyte, unit) pairs: one query (one compilation, one pass over ``clean``).
 
     A usable row repeated (same person, analyte, time, value, comparator) is counted once as
-    used and the repeats as ``duplicate``.
+    used and the repeats as ``duplicate``. The unit is kept in the grouping only for
+    ``unknown_unit`` rows, which gives the unknown units without a second pass.
     """
     import ibis
 
     ok = clean.exclusion.isnull()
     keyed = clean.select(analyte=clean.analyte, exclusion=ok.ifelse("", clean.exclusion),
+                         unit_k=(clean.exclusion == "unknown_unit").ifelse(clean.unit, ibis.null("string")),
                          person_id=ok.ifelse(clean.person_id, ibis.null("string")),
                          ts=ok.ifelse(clean.ts, ibis.null("timestamp")),
                          value=ok.ifelse(clean.value, ibis.null("float64")),
                          comparator=ok.ifelse(clean.comparator, ibis.null("string")))
-    groups = keyed.group_by(["analyte", "exclusion", "person_id", "ts", "value", "comparator"]).aggregate(n=keyed.count())
-    # Excluded rows need not be distinct: group them by (analyte, exclusion) only.
+    groups = keyed.group_by(["analyte", "exclusion", "unit_k", "person_id", "ts", "value", "comparator"]).aggregate(
+        n=keyed.count())
+    # Excluded rows need not be distinct: group them by (analyte, exclusion, unit_k) only.
     groups = groups.mutate(first=ibis.ifelse(groups.exclusion == "", 1, groups.n))
-    per = groups.group_by(["analyte", "exclusion"]).aggregate(n=groups.first.sum(), all_n=groups.n.sum())
-    rows = per.to_pyarrow().to_pylist()
-    persons = int(clean.person_id.nunique().to_pyarrow().as_py())
-    out = []
+    per = groups.group_by(["analyte", "exclusion", "unit_k"]).aggregate(n=groups.first.sum(), all_n=groups.n.sum())
+    persons = clean.aggregate(persons=clean.person_id.nunique())
+    rows = per.cross_join(persons).to_pyarrow().to_pylist()
+    if rows:
+        n_persons = int(rows[0]["persons"])
+    else:  # no screening rows at all: the cross join is empty
+        n_persons = int(clean.person_id.nunique().to_pyarrow().as_py())
+    merged: dict[tuple, dict] = {}
+    unknown: dict[tuple, int] = {}
     for r in rows:
-        if r["exclusion"] == "":
-            out.append({"analyte": r["analyte"], "exclusion": None, "n": r["n"]})
+        key = (r["analyte"], r["exclusion"])
+        m = merged.setdefault(key, {"n": 0, "all_n": 0})
+        m["n"] += r["n"]
+        m["all_n"] += r["all_n"]
+        if r["exclusion"] == "unknown_unit":
+            unknown[(r["analyte"], r["unit_k"])] = unknown.get((r["analyte"], r["unit_k"]), 0) + r["all_n"]
+    out = []
+    for (analyte, exclusion), r in merged.items():
+        if exclusion == "":
+            out.append({"analyte": analyte, "exclusion": None, "n": r["n"]})
             if r["all_n"] > r["n"]:
-                out.append({"analyte": r["analyte"], "exclusion": "duplicate", "n": r["all_n"] - r["n"]})
+                out.append({"analyte": analyte, "exclusion": "duplicate", "n": r["all_n"] - r["n"]})
         else:
-            out.append({"analyte": r["analyte"], "exclusion": r["exclusion"], "n": r["all_n"]})
-    return out, persons
+            out.append({"analyte": analyte, "exclusion": exclusion, "n": r["all_n"]})
+    unknown_rows = [{"analyte": a, "unit": u, "n": n} for (a, u), n in unknown.items()]
+    return out, n_persons, unknown_rows
 
 
 def _naive_utc(table):
@@ -328,7 +344,7 @@ def find_episodes(backend: Backend, obs, params: ScreenParams, kb: KnowledgeBase
     pairs = con.to_pyarrow(obs.select("analyte", "unit").distinct()).to_pylist()
     factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb, default_units=default_units)
     clean = clean_observations(obs, factor_table(factors, kb), params)
-    counts, _ = _counts(clean)
+    counts, _, _ = _counts(clean)
     return con.to_pyarrow(episodes(screened_persons(clean, params), params, events, births=births)), counts
 
 
