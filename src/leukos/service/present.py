@@ -57,6 +57,7 @@ class Labels:
     words: Mapping[str, str]
     sections: Mapping[str, Mapping[str, str]]
     kb: KnowledgeBase
+    text_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # clinical_text
 
     def section(self, name: str) -> Mapping[str, str]:
         return self.sections.get(name, {})
@@ -152,12 +153,25 @@ def fmt_num(v: Any) -> str:
     return str(v)
 
 
+_TEXT_CACHE_MAX = 8192  # rule texts repeat from call to call; a pure function of (kb, text)
+
+
 def clinical_text(text: Any, kb: KnowledgeBase) -> str:
     """A text of the assessment with code names, CLI hints and unit spellings put into words."""
     if text is None:
         return "not recorded"
     if not isinstance(text, str):
         return fmt_num(text)
+    cache = labels(kb).text_cache
+    hit = cache.get(text)
+    if hit is None:
+        if len(cache) >= _TEXT_CACHE_MAX:
+            cache.clear()
+        hit = cache[text] = _clinical_text(text, kb)
+    return hit
+
+
+def _clinical_text(text: str, kb: KnowledgeBase) -> str:
     lab = labels(kb)
     s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", text)
     s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
