@@ -30,9 +30,11 @@ def test_assess_shows_the_differential_as_a_table():
 def test_explain_shows_the_features_used_and_points():
     r = run("assess", str(EXAMPLES / "24-emh-lymph-node.yaml"), "--explain")
     assert r.exit_code == 0, r.output
-    assert "differential #1 EMH (high)" in r.output
-    assert "features_used" in r.output and "findings.tissue_cytology.trilineage_precursors" in r.output
-    assert '"points"' in r.output
+    assert "Differential #1: Extramedullary haematopoiesis (high)" in r.output
+    assert "features used" in r.output and "criterion: tri-lineage precursors in tissue" in r.output
+    assert "points: 4" in r.output
+    # the working reads as labelled lines, not JSON or field names
+    assert '"points"' not in r.output and "features_used" not in r.output
 
 
 def test_json_differential_entries_carry_the_contract_keys():

@@ -3,7 +3,6 @@ artefacts, what could not be assessed; the working and references with --explain
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -114,12 +113,13 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
 
     if explain:
         console.print("[bold]Working[/]")
-        for name in ("hyperleukocytosis", "leukostasis", "tls", "dic", "leukapheresis"):
+        titles = {"hyperleukocytosis": "Hyperleukocytosis", "leukostasis": "Leukostasis", "tls": "Tumour lysis",
+                  "dic": "DIC (ISTH)", "leukapheresis": "Leukapheresis"}
+        for name, title in titles.items():
             part = getattr(a, name)
-            console.print(Panel(escape(json.dumps(_jsonable(part.working), indent=1, ensure_ascii=False)), title=name,
-                                expand=True))
+            console.print(Panel(escape(_working_text(part.working)), title=title, expand=True))
         for art in a.artefacts:
-            console.print(Panel(escape(json.dumps(_jsonable(art.working), indent=1, ensure_ascii=False)), title=art.code))
+            console.print(Panel(escape(_working_text(art.working)), title=f"Possible artefact: {_field_label(art.lab)}"))
         for e in a.differential:
             _explain_differential_entry(e, console)
         if a.settings:
@@ -186,8 +186,23 @@ def _explain_differential_entry(e: Any, console: Console) -> None:
     for extra in ("phase", "settings"):
         if extra in e.working:
             body[extra] = e.working[extra]
-    console.print(Panel(escape(json.dumps(_jsonable(body), indent=1, ensure_ascii=False)),
-                        title=f"differential #{e.rank} {e.code} ({e.likelihood})"))
+    console.print(Panel(escape(_working_text(body)),
+                        title=f"Differential #{e.rank}: {e.label or e.code} ({e.likelihood})"))
+
+
+def _working_text(working: Any) -> str:
+    """The working as labelled, indented lines (the same presenter as the web page's "Why?"), not JSON."""
+    from leukos.knowledge import load_knowledge
+    from leukos.service.present import working_tree
+
+    def lines(node, depth: int) -> list[str]:
+        out: list[str] = []
+        for kid in node.children:
+            out.append("  " * depth + f"{kid.label}" + (f": {kid.text}" if kid.text else ""))
+            out += lines(kid, depth + 1)
+        return out
+
+    return "\n".join(lines(working_tree(_jsonable(working), load_knowledge()), 0)) or "none"
 
 
 def _jsonable(x: Any) -> Any:
