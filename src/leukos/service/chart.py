@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-__all__ = ["Panel", "Line", "course_svg", "nice_ticks"]
+__all__ = ["Panel", "Line", "course_svg", "nice_ticks", "threshold_lines_svg", "x_ticks_svg"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,27 @@ def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     end = math.ceil(hi / step - 1e-9) * step
     count = round((end - start) / step)
     return [round(start + k * step, 10) for k in range(count + 1)]
+
+
+def threshold_lines_svg(lines: Sequence[Line], y_of, left: float, width: float) -> list[str]:
+    """Dashed threshold lines with their labels (black on white: legible in black-and-white print)."""
+    out: list[str] = []
+    for ln in lines:
+        y = y_of(ln.value)
+        out.append(f'<line x1="{left}" x2="{left + width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#000" '
+                   'stroke-dasharray="6 4" stroke-width="1.2"/>')
+        out.append(f'<text x="{left + width - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="10" '
+                   f'paint-order="stroke" stroke="#fff" stroke-width="3">{escape(ln.label)}</text>')
+    return out
+
+
+def x_ticks_svg(ticks: Sequence[tuple[float, str]], y_axis: float) -> list[str]:
+    """Tick marks and labels under a panel: (x position, label) pairs."""
+    out: list[str] = []
+    for x, label in ticks:
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y_axis}" y2="{y_axis + 4}" stroke="#444"/>')
+        out.append(f'<text x="{x:.1f}" y="{y_axis + 15}" text-anchor="middle">{label}</text>')
+    return out
 
 
 def _fmt(v: float) -> str:
@@ -104,16 +125,8 @@ def course_svg(times_min: Sequence[float], panels: Sequence[Panel], *, window_mi
                        f'clip-path="url(#clip-{i})"/>')
         path = " ".join(f"{'M' if k == 0 else 'L'}{X(h):.1f},{Y(v):.1f}" for k, (h, v) in enumerate(zip(hours, med, strict=True)))
         out.append(f'<path d="{path}" fill="none" stroke="#000" stroke-width="2" clip-path="url(#clip-{i})"/>')
-        for ln in p.lines:
-            y = Y(ln.value)
-            out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#000" '
-                       'stroke-dasharray="6 4" stroke-width="1.2"/>')
-            out.append(f'<text x="{left + pw - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="10" '
-                       f'paint-order="stroke" stroke="#fff" stroke-width="3">{escape(ln.label)}</text>')
-        for t in xt:
-            out.append(f'<line x1="{X(t):.1f}" x2="{X(t):.1f}" y1="{y_top + panel_h}" y2="{y_top + panel_h + 4}" '
-                       'stroke="#444"/>')
-            out.append(f'<text x="{X(t):.1f}" y="{y_top + panel_h + 15}" text-anchor="middle">{_fmt(t)}</text>')
+        out += threshold_lines_svg(p.lines, Y, left, pw)
+        out += x_ticks_svg([(X(t), _fmt(t)) for t in xt], y_top + panel_h)
         out.append("</g>")
     out.append(f'<text x="{left + pw / 2}" y="{h_total - 6}" text-anchor="middle">hours from the start of the '
                'procedure</text>')

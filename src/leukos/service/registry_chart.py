@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from html import escape
 
-from leukos.service.chart import Line, nice_ticks
+from leukos.service.chart import Line, nice_ticks, threshold_lines_svg, x_ticks_svg
 
 __all__ = ["course_timeline_svg"]
 
@@ -85,15 +85,8 @@ def course_timeline_svg(series: Sequence[tuple[str, Sequence[tuple[dt.datetime, 
         for t, v in pts:
             out.append(f'<circle cx="{X(d(t)):.1f}" cy="{Y(v):.1f}" r="2.6" fill="#000"><title>{_fmt(v)} at '
                        f'{t.strftime("%d %b %H:%M")} UTC</title></circle>')
-        for ln in lines:
-            y = Y(ln.value)
-            out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#000" '
-                       'stroke-dasharray="6 4" stroke-width="1.2"/>')
-            out.append(f'<text x="{left + pw - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="10" '
-                       f'paint-order="stroke" stroke="#fff" stroke-width="3">{escape(ln.label)}</text>')
-        for t in xt:
-            out.append(f'<line x1="{X(t):.1f}" x2="{X(t):.1f}" y1="{y_top + panel_h}" y2="{y_top + panel_h + 4}" stroke="#444"/>')
-            out.append(f'<text x="{X(t):.1f}" y="{y_top + panel_h + 15}" text-anchor="middle">{_fmt(t)}</text>')
+        out += threshold_lines_svg(lines, Y, left, pw)
+        out += x_ticks_svg([(X(t), _fmt(t)) for t in xt], y_top + panel_h)
         out.append("</g>")
     out.append(f'<text x="{left + pw / 2}" y="{h_total - 6}" text-anchor="middle">days from {t0.strftime("%d %b %Y %H:%M")} '
                'UTC</text>')
