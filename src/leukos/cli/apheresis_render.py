@@ -82,11 +82,11 @@ def render_simulation(data: dict[str, Any], p) -> None:
     picks = sorted(set(np.searchsorted(t, [0, *data["session_ends_min"], t[-1]]).tolist()))
     step = max(1, len(t) // 12)
     rows = sorted(set(list(range(0, len(t), step)) + picks))
-    e(f"{'time':>10} {'WBC median [5-95]':>26} {'iCa mmol/L':>12} {'platelets':>10}")
+    e(f"{'time':>10} {'WBC ×10⁹/L, median [5th-95th]':>30} {'iCa mmol/L':>12} {'platelets ×10⁹/L':>18}")
     for i in rows:
         h = t[i] / 60.0
-        pl = f"{plt['median'][i]:10.0f}" if plt else f"{'n/a':>10}"
-        e(f"{h:8.1f} h {wb['median'][i]:9.1f} [{wb['p05'][i]:6.1f}-{wb['p95'][i]:6.1f}] {ica['median'][i]:12.2f} {pl}")
+        pl = f"{plt['median'][i]:18.0f}" if plt else f"{'not modelled':>18}"
+        e(f"{h:8.1f} h {wb['median'][i]:13.1f} [{wb['p05'][i]:6.1f}-{wb['p95'][i]:6.1f}] {ica['median'][i]:12.2f} {pl}")
     s = data["summary"]
     e(f"End of procedure: WBC {_b(s['post_wbc_10e9_per_l'])} ×10⁹/L; nadir iCa "
       f"{_b(s['nadir_ionized_calcium_mmol_per_l'], ' mmol/L')}; product (all sessions) {_b(data['product']['volume_ml'], ' mL')}")
