@@ -21,7 +21,7 @@ SITE = load_knowledge({"differential.basophilia_abs_min": 0.2, "differential.eos
                        "differential.lap_low_max": 20, "differential.lap_high_min": 100})
 KBS = pytest.mark.parametrize("kb", [DEFAULT, SITE], ids=["defaults", "site-limits"])
 CHRONIC_MYELOID = {"CML", "CMML", "OTHER_MPN"}
-NEW_FEATURES = {"pb_blasts_below_acute", "pb_blasts_below_aml_genetic", "pb_blasts_few"}
+NEW_FEATURES = {"pb_blasts_below_acute", "pb_blasts_below_acute_present", "pb_blasts_mds_aml_range"}
 
 
 def case(labs, age=None, **findings):
@@ -44,11 +44,12 @@ def points(e):
 
 
 @KBS
-def test_few_blood_blasts_rank_chronic_myeloid_neoplasms_above_aml_without_excluding_it(kb):
-    """A leukaemic-range count with 7 % blood blasts, no marrow, no genetics, no monocyte count:
-    short of every AML blast threshold in the blood, so CML, CMML and MDS/MPN come first; AML stays
-    listed and names the marrow aspirate/biopsy as what settles it."""
-    c = case({"wbc": 85, "hemoglobin": 8.6, "platelets": 79, "blasts_pct": 7}, age=81)
+@pytest.mark.parametrize("wbc, blasts, age", [(70, 5, 74), (95, 12, 66), (60, 2, 58)])
+def test_few_blood_blasts_rank_chronic_myeloid_neoplasms_above_aml_without_excluding_it(kb, wbc, blasts, age):
+    """A high count with blood blasts below 20 %, no marrow, no genetics, no monocyte count: short
+    of the AML cut-off in the blood, so CML, CMML and MDS/MPN come first; AML stays listed and
+    names the marrow aspirate/biopsy as what settles it."""
+    c = case({"wbc": wbc, "hemoglobin": 9, "platelets": 90, "blasts_pct": blasts}, age=age)
     order = codes(c, kb)
     assert set(order[:3]) == CHRONIC_MYELOID
     assert "AML" in order
@@ -58,18 +59,36 @@ def test_few_blood_blasts_rank_chronic_myeloid_neoplasms_above_aml_without_exclu
     assert "below 20 %" in against and "marrow aspirate/biopsy" in against
     assert any("marrow" in t.lower() for t in aml.working["summary"]["tests"])
     for code in CHRONIC_MYELOID:
-        assert points(entry(c, kb, code))["pb_blasts_few"] > 0
+        assert points(entry(c, kb, code))["pb_blasts_below_acute_present"] > 0
         assert any("marrow" in t.lower() for t in entry(c, kb, code).working["summary"]["tests"])
     assert "park2024" in aml.citations
 
 
 @KBS
-def test_aml_score_is_graded_by_the_who_and_icc_blood_blast_thresholds(kb):
+def test_aml_is_graded_by_the_who_and_icc_blood_blast_thresholds(kb):
     """>= 20 % meets the AML cut-off; 10-19 % is short of the WHO cut-off (ICC: MDS/AML without a
-    defining abnormality); < 10 % is short of every threshold of both."""
-    def score(blasts):
-        return entry(case({"wbc": 85, "blasts_pct": blasts}, age=60), kb, "AML").score
-    assert score(25) > score(15) > score(7)
+    defining abnormality); < 10 % is short of every threshold of both. AML's lead over a reactive
+    leukemoid reaction shrinks at each step down, and below 20 % the chronic myeloid neoplasms
+    lead AML."""
+    def scores(blasts):
+        d = differential(case({"wbc": 85, "blasts_pct": blasts}, age=60), kb)
+        s = {("CML" if e.code.startswith("CML") else e.code): e.score for e in d}
+        return s["AML"], s["LEUKEMOID_REACTIVE"], max(s[c] for c in CHRONIC_MYELOID if c in s)
+    by = {b: scores(b) for b in (25, 15, 7)}
+    aml_over_reactive = {b: aml - reactive for b, (aml, reactive, _) in by.items()}
+    assert aml_over_reactive[25] > aml_over_reactive[15] > aml_over_reactive[7]
+    assert by[25][0] > by[25][2]
+    assert by[15][0] < by[15][2] and by[7][0] < by[7][2]
+
+
+@KBS
+def test_blood_blasts_in_the_mds_aml_range_keep_aml_above_a_reactive_cause(kb):
+    """10-19 % blood blasts (ICC 2022 MDS/AML) in a count of 50-100: a myeloid neoplasm, never a
+    reactive leukemoid reaction first; AML stays above the reactive causes."""
+    order = codes(case({"wbc": 85, "blasts_pct": 15}, age=60), kb)
+    assert order[0] != "LEUKEMOID_REACTIVE"
+    assert order.index("AML") < order.index("LEUKEMOID_REACTIVE")
+    assert order.index("AML") < order.index("LEUKEMOID_PARANEOPLASTIC")
 
 
 @KBS
@@ -81,7 +100,7 @@ def test_blood_blasts_at_or_above_20_percent_keep_aml_first(kb, findings):
     fired = points(entry(c, kb, "AML"))
     assert not NEW_FEATURES & fired.keys()
     for code in CHRONIC_MYELOID & set(order):
-        assert "pb_blasts_few" not in points(entry(c, kb, code))
+        assert "pb_blasts_below_acute_present" not in points(entry(c, kb, code))
 
 
 @KBS
@@ -90,6 +109,8 @@ def test_marrow_blasts_at_or_above_20_percent_outweigh_few_blood_blasts(kb):
     when the blood shows only 7 %."""
     c = case({"wbc": 85, "blasts_pct": 7}, age=60, immunophenotype="myeloid", marrow={"blasts_pct": 45})
     assert codes(c, kb)[0] == "AML"
+    untyped = codes(case({"wbc": 85, "blasts_pct": 7}, age=60, marrow={"blasts_pct": 45}), kb)
+    assert untyped[0] in {"AML", "ALL"}
 
 
 @KBS
@@ -109,28 +130,24 @@ def test_kmt2a_rearranged_myeloid_blasts_keep_aml_first_in_the_icc_10_to_19_perc
     c = case({"wbc": 85, "blasts_pct": 15}, age=60, immunophenotype="myeloid", genetics={"kmt2a": "positive"})
     order = codes(c, kb)
     assert order[0] == "AML"
-    fired = points(entry(c, kb, "AML"))
-    assert fired["pb_blasts_below_acute"] < 0 and "pb_blasts_below_aml_genetic" not in fired
+    assert points(entry(c, kb, "AML"))["pb_blasts_below_acute"] < 0
 
 
 @KBS
 @pytest.mark.parametrize("labs, expected", [
-    ({"wbc": 85}, {"pb_blasts_below_acute": None, "pb_blasts_below_aml_genetic": None, "pb_blasts_few": None}),
-    ({"wbc": 85, "blasts_pct": 0}, {"pb_blasts_below_acute": True, "pb_blasts_below_aml_genetic": True,
-                                    "pb_blasts_few": False}),
-    ({"wbc": 85, "blasts_pct": 7}, {"pb_blasts_below_acute": True, "pb_blasts_below_aml_genetic": True,
-                                    "pb_blasts_few": True}),
-    ({"wbc": 85, "blasts_pct": 10}, {"pb_blasts_below_acute": True, "pb_blasts_below_aml_genetic": False,
-                                     "pb_blasts_few": False}),
-    ({"wbc": 85, "blasts_pct": 20}, {"pb_blasts_below_acute": False, "pb_blasts_below_aml_genetic": False,
-                                     "pb_blasts_few": False}),
-    ({"wbc": 85, "blasts_pct": {"value": 5, "unit": "%", "comparator": "<"}},
-     {"pb_blasts_below_acute": True, "pb_blasts_below_aml_genetic": True, "pb_blasts_few": None}),
-], ids=["unknown", "none-seen", "7", "10", "20", "below-5"])
+    ({"wbc": 85}, (None, None, None)),
+    ({"wbc": 85, "blasts_pct": 0}, (True, False, False)),
+    ({"wbc": 85, "blasts_pct": 7}, (True, True, False)),
+    ({"wbc": 85, "blasts_pct": 10}, (True, True, True)),
+    ({"wbc": 85, "blasts_pct": 19.5}, (True, True, True)),
+    ({"wbc": 85, "blasts_pct": 20}, (False, False, True)),
+    ({"wbc": 85, "blasts_pct": {"value": 5, "unit": "%", "comparator": "<"}}, (True, None, False)),
+], ids=["unknown", "none-seen", "7", "10", "19.5", "20", "below-5"])
 def test_blood_blast_features_are_three_valued_and_inclusive_at_the_thresholds(kb, labs, expected):
     """A missing blast count is unknown, never 0; the thresholds are WHO/ICC's (>= 20, >= 10)."""
     feats = case_features(case(labs), kb)
-    assert {k: feats[k] for k in expected} == expected
+    names = ("pb_blasts_below_acute", "pb_blasts_below_acute_present", "pb_blasts_mds_aml_range")
+    assert tuple(feats[n] for n in names) == expected
 
 
 def test_the_thresholds_live_in_the_knowledge_data_with_citations():
@@ -140,7 +157,10 @@ def test_the_thresholds_live_in_the_knowledge_data_with_citations():
         assert {"khoury2022", "arber2022", "park2024"} <= set(p.citations)
 
 
-def test_a_laboratory_threshold_moves_the_feature():
-    """The ICC threshold is data: setting it changes what counts as 'few' blasts."""
-    kb = load_knowledge({"differential.aml_blast_pct_with_defining_genetics_icc": 5})
-    assert case_features(case({"wbc": 85, "blasts_pct": 7}), kb)["pb_blasts_few"] is False
+def test_a_changed_threshold_moves_the_features():
+    """The thresholds are data: setting them changes what the blood count is read as."""
+    kb = load_knowledge({"differential.aml_blast_pct_with_defining_genetics_icc": 5,
+                         "differential.acute_blast_pct": 30})
+    feats = case_features(case({"wbc": 85, "blasts_pct": 7}), kb)
+    assert feats["pb_blasts_mds_aml_range"] is True
+    assert case_features(case({"wbc": 85, "blasts_pct": 25}), kb)["pb_blasts_below_acute_present"] is True
