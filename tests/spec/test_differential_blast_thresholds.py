@@ -12,23 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from leukos.interop.case_format import case_from_dict
 from leukos.knowledge import load_knowledge
 from leukos.rules.differential import case_features, differential
+from tests.spec.test_differential_magnitude import DEFAULT, KBS, case
 
-DEFAULT = load_knowledge()
-SITE = load_knowledge({"differential.basophilia_abs_min": 0.2, "differential.eosinophilia_abs_min": 0.5,
-                       "differential.lap_low_max": 20, "differential.lap_high_min": 100})
-KBS = pytest.mark.parametrize("kb", [DEFAULT, SITE], ids=["defaults", "site-limits"])
 CHRONIC_MYELOID = {"CML", "CMML", "OTHER_MPN"}
 NEW_FEATURES = {"pb_blasts_below_acute", "pb_blasts_below_acute_present", "pb_blasts_mds_aml_range"}
-
-
-def case(labs, age=None, **findings):
-    doc = {"labs": labs, "findings": findings}
-    if age is not None:
-        doc["patient"] = {"age_years": age}
-    return case_from_dict(doc)
 
 
 def codes(c, kb):
