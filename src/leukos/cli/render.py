@@ -150,7 +150,7 @@ def _render_differential(a: Assessment, console: Console) -> None:
         con = summary.get("against", e.against)
         tests = summary.get("tests", e.next_tests)
         style = LIKELIHOOD_STYLE.get(e.likelihood, "")
-        console.print(f"  [bold]{e.rank}. {escape(e.label or e.code)}[/] — [{style}]{e.likelihood}[/] [dim]({e.score:g} points)[/]")
+        console.print(f"  [bold]{e.rank}. {escape(e.label or e.code)}[/] — [{style}]{e.likelihood}[/] [dim]({e.score:g} point{'' if abs(e.score) == 1 else 's'})[/]")
         for head, items in (("for", pro), ("against", con), ("next tests", tests)):
             if items:
                 console.print(Padding(f"[dim]{head}:[/] " + escape("; ".join(items)), (0, 0, 0, 5)))
