@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from leukos.domain.assessment import Assessment
+from leukos.knowledge.base import end_sentence
 
 __all__ = ["render_assessment"]
 
@@ -132,7 +133,7 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
             who = f"{ref['authors']}. " if ref.get("authors") else ""
             if ref.get("checked_only_through_a_secondary_source"):
                 unver += " (checked only through a secondary source)"
-            console.print(f"  [{escape(key)}] {escape(who)}{escape(ref['title'])}. {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
+            console.print(f"  [{escape(key)}] {escape(who)}{escape(end_sentence(ref['title']))} {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
     else:
         console.print("[dim]Run with --explain for the working and the references.[/]")
 

@@ -235,7 +235,7 @@ def citation_text(kb: KnowledgeBase, key: str) -> str:
     authors = c.authors.rstrip(".")
     venue = (c.venue or "").rstrip(".")
     year = "" if str(c.year) in venue else f" {c.year}."
-    return f"{authors}. {c.title.rstrip('.')}. {venue}.{year}"
+    return f"{authors}. {c.title_sentence} {venue}.{year}"
 
 
 # --------------------------------------------------------------------------------------------
