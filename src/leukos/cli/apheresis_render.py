@@ -135,10 +135,10 @@ def render_validation(v: dict[str, Any], study: dict[str, Any]) -> None:
                 label = f"{_METHOD_LABEL[m]}" + (f" ({s})" if m == "model" else "")
                 e(f"  {label:34s} n {sm['n']:2d}  mean error {err}  median error {med}  "
                   f"90 % coverage {sm['coverage_90']}  band width {sm['mean_band_width']}")
-    e("\nOther centres tried for the pooled model (reported, never chosen automatically):")
+    e("\nOther centres (pooled model) and model variants (chosen structure) tried - reported, never chosen automatically:")
     for what, by in v.get("candidates", {}).items():
         for name, sm in by.items():
-            e(f"  {what:10s} {name:18s} mean error {sm['mae_pct_points']}  median error {sm['median_abs_error_pct_points']}  "
+            e(f"  {what:10s} {name:26s} mean error {sm['mae_pct_points']}  median error {sm['median_abs_error_pct_points']}  "
               f"90 % coverage {sm['coverage_90']}  band width {sm['mean_band_width']}")
     e("\n90 % bands by treatment of the between-source SD (chosen structures; 'posterior' is used):")
     for what, by in v.get("bands", {}).items():
