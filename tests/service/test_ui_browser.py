@@ -226,8 +226,12 @@ def test_picking_an_example_fills_the_form_visibly(page, live_url):
     assert page.input_value("#weight_kg") == "70"
     assert page.locator("#sym_dyspnea_rest").is_checked()
     assert page.input_value("#known_diagnosis") == "AML"
+    # the smear and all genetics are on the form now (issue 9 fields), filled from the example
+    assert page.input_value("#smear_auer_rods") == "yes" and page.locator("#smear_auer_rods").is_visible()
+    assert page.input_value("#flt3_itd") == "positive" and page.input_value("#bcr_abl1") == "negative"
     note = page.inner_text("#example-note")
-    assert "Auer rods" in note  # what the form cannot show is listed, in words
+    assert "hepatomegaly: no" in note  # what the form cannot show is listed, in words
+    assert "Auer rods" not in note  # ...and what it shows is not listed twice
     _assert_clinical_language(note, "example note")
 
 
