@@ -17,14 +17,23 @@ def run(*args):
     return runner.invoke(app, list(args), env={"COLUMNS": "160"})
 
 
-def test_assess_shows_the_differential_as_a_table():
+def test_assess_shows_the_differential_ranked_with_for_against_and_tests():
     r = run("assess", str(EXAMPLES / "21-reactive-leukemoid-c-difficile.yaml"))
     assert r.exit_code == 0, r.output
-    for fragment in ("Differential diagnosis", "Leukemoid reaction (reactive)", "Likelihood", "Next tests",
+    for fragment in ("Differential diagnosis", "1. Leukemoid reaction (reactive) — high", "for:", "next tests:",
                      "Clostridioides difficile infection", "CSF3R mutation"):
         assert fragment in r.output, fragment
     assert r.output.index("Leukemoid reaction (reactive)") < r.output.index("Chronic neutrophilic leukaemia")
-    assert "LEUKEMOID_REACTIVE" not in r.output  # the table names diagnoses, not codes
+    assert "LEUKEMOID_REACTIVE" not in r.output  # diagnoses by name, not codes
+
+
+def test_differential_stays_readable_at_80_columns():
+    """Each diagnosis is a block whose lines wrap under it, not a six-column table squeezed to ellipses."""
+    r = runner.invoke(app, ["assess", str(EXAMPLES / "01-aml-leukostasis.yaml")], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    block = r.output[r.output.index("Differential diagnosis"):]
+    assert "…" not in block.split("Possible lab artefacts")[0].split("Could not assess")[0]
+    assert "marrow aspirate/biopsy" in block
 
 
 def test_explain_shows_the_features_used_and_points():

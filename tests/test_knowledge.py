@@ -61,3 +61,11 @@ def test_overrides_make_a_new_knowledge_base_and_are_validated():
         load_knowledge({"hyperleukocytosis.wbc_treshold": 50})
     with pytest.raises(LeukosUserError, match="number"):
         load_knowledge({"tumour_lysis.potassium_min": "six"})
+
+
+def test_a_title_ending_in_a_question_mark_gets_no_extra_full_stop():
+    from leukos.knowledge.base import end_sentence
+
+    assert end_sentence("What is new in acute myeloid leukemia classification?").endswith("classification?")
+    assert end_sentence("Leukostasis") == "Leukostasis."
+    assert end_sentence("Already done. ") == "Already done."

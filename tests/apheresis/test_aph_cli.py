@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -117,7 +118,40 @@ def test_core_is_a_leaf():
 def test_plan_text_for_collection_and_update():
     r = runner.invoke(app, ["plan", AML, "--goal", "stem-cells", "--cd34-per-ul", "15", "--target", "4", "--draws", "40"])
     assert r.exit_code == 0, r.output
-    assert "V = target / (CE2 × precount)" in r.output and "one session reaches the target: NO" in r.output
+    assert "V = target / (CE2 × precount)" in r.output and "one session does NOT reach the target" in r.output
+    assert "Collection days" in r.output and "chance the target is reached by day 1" in r.output
     r = runner.invoke(app, ["plan", AML, "--observed-pre", "250", "--observed-post", "190", "--draws", "40"])
     assert r.exit_code == 0, r.output
-    assert "Updated on the completed session" in r.output
+    assert "Next session, learned from the completed one" in r.output and "completed session: 250 → 190" in r.output
+
+
+def test_plan_text_is_the_order_sheet_in_clinical_words():
+    """The CLI prints the web page's order sheet: labelled rows, no Python values or code names."""
+    r = runner.invoke(app, ["plan", AML, "--draws", "60"])
+    assert r.exit_code == 0, r.output
+    for label in ("Total blood volume (TBV)", "Volume to process", "Citrate dose", "Calcium prophylaxis",
+                  "WBC fall expected from published sessions", "Safety checklist", "Prescriber:"):
+        assert label in r.output
+    assert not re.search(r"\{'|\['|\b(True|False|None)\b|_10e9_|disease kinetics '", r.output), r.output
+
+
+def test_calcium_warning_uses_the_5th_percentile_and_names_safer_options():
+    """A plan whose lowest-iCa 5th percentile falls below the symptom threshold without prophylaxis warns and names
+    the listed options that keep it above; choosing one of them silences the warning."""
+    from leukos.apheresis import PlanOptions, plan_leukapheresis
+    from leukos.cli.inputs import read_case
+    from leukos.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    case = read_case(AML, kb)
+    thr = kb.value("apheresis.ica_symptom_threshold_mmol_per_l")
+    plan = plan_leukapheresis(case, PlanOptions(calcium_prophylaxis="none", draws=200), kb)
+    opts = {o["mode"]: o["nadir_ionized_calcium_mmol_per_l"] for o in plan.calcium_options}
+    assert opts["none"]["p05"] < thr, "the example must exercise the warning"
+    warn = [w for w in plan.warnings if "ionised calcium" in w and "1 in 20" in w]
+    assert len(warn) == 1
+    safe = [m for m, n in opts.items() if m != "none" and n["p05"] >= thr]
+    assert safe and all(next(o["description"] for o in plan.calcium_options if o["mode"] == m) in warn[0] for m in safe)
+    best = max(opts, key=lambda m: opts[m]["p05"])
+    plan2 = plan_leukapheresis(case, PlanOptions(calcium_prophylaxis=best, draws=200), kb)
+    assert not [w for w in plan2.warnings if "ionised calcium" in w and ("1 in 20" in w or "below" in w)]

@@ -198,7 +198,10 @@ def test_calibrate_cv_cli_json_and_bad_file(tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert set(d["validation"]["wbc"]) == {"pooled", "pooled+median", "groups", "groups+count"}
-    assert set(d["validation"]["bands"]["wbc"]) == {"posterior", "plug-in", "higgins-t"}
+    assert set(d["validation"]["bands"]["wbc"]) == {"posterior", "plug-in", "higgins-t", "student-t"}
+    assert set(d["validation"]["candidates"]["wbc"]) == {"unweighted-mean", "source-median", "cohort-mean", "no-volume-scaling",
+                                                         "practice-volume-range", "reported-volume-uncertain",
+                                                         "moment-matched-sigma", "cohort-mean-inverted"}
     assert d["per_patient_learning"]["mae_after_update_pct_points"] < d["per_patient_learning"]["mae_population_pct_points"]
     assert len(d["problems"]) == 2
     text = CALIBRATION_CSV.read_text("utf-8").replace(",250.146,", ",lots,")
@@ -209,3 +212,56 @@ def test_calibrate_cv_cli_json_and_bad_file(tmp_path):
     assert "calibration row 3: pre_wbc_1e9_per_L = 'lots'" in r.output
     r = runner.invoke(app, ["calibrate", "--cv", "--data", str(tmp_path / "none.csv")])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+# ---------------------------------------------------------------- round 3 candidates (issue 10)
+
+def test_moment_matching_reproduces_a_reported_mean_and_sd_where_the_delta_method_does_not():
+    from leukos.apheresis.outcome import _dy_df, _fall_moments, moment_match
+    f, sd, x = 0.503, 0.212, 3.0 ** 0.5          # Lopert 2023: 50.3 +/- 21.2 %, volume assumed 1.73 TBV
+    m, s = moment_match(f, sd, x)
+    assert _fall_moments(m, s, x) == pytest.approx((f, sd), abs=1e-4)
+    delta = sd * _dy_df(f)
+    assert _fall_moments(m, delta, x)[1] < sd - 0.01      # first order understates the spread of the falls
+    assert s > delta
+
+
+def test_inverted_cohort_mean_is_the_median_log_k_whose_procedures_average_the_reported_fall(data):
+    from leukos.apheresis.outcome import _fall_moments, cohort_log_k, log_k
+    c2 = next(r for r in data.wbc if r.id == "C2")
+    theta = cohort_log_k(c2.observed_pct / 100.0, 0.55, c2.blood_volumes)
+    assert _fall_moments(theta, 0.55, c2.blood_volumes)[0] == pytest.approx(c2.observed_pct / 100.0, abs=1e-6)
+    assert theta < log_k(c2)           # the mean fall of spread procedures exceeds the fall at their median
+    big = predict_fall(fit_fall_model(data.wbc, structure="pooled", prior_scale=0.5, count_reference=250),
+                       replace(c2, kind="cohort", n=200, n_patients=None), draws=2000)
+    assert 0 < big.median < 100
+
+
+def test_volume_candidates_change_only_the_assumed_volumes(data):
+    from leukos.apheresis.validate import _variant_rows
+    k = kb()
+    assumed = {r.id for r in data.wbc if r.volume_assumed}
+    assert {r.id for r in data.wbc if r.scored} & assumed == {"C2", "C3", "N02", "N04", "N09b"}
+    wide = {r.id: r for r in _variant_rows(k, data.wbc, "practice-volume-range")}
+    base = {r.id: r for r in data.wbc}
+    for rid, r in wide.items():
+        if rid in assumed:
+            assert (r.bv_low, r.bv_high) == (1.0, 3.0)
+            # same geometric centre as the ASFA range: the candidate widens, it does not move the centre
+            assert r.blood_volumes == pytest.approx(base[rid].blood_volumes)
+        else:
+            assert (r.bv_low, r.bv_high) == (base[rid].bv_low, base[rid].bv_high)
+        assert r.observed_pct == base[rid].observed_pct       # published values never change
+    sens = {r.id: r for r in _variant_rows(k, data.wbc, "reported-volume-uncertain")}
+    assert {rid for rid, r in sens.items() if (r.bv_low, r.bv_high) != (base[rid].bv_low, base[rid].bv_high)} == {"C1", "C4", "C4i"}
+    assert sens["C1"].bv_low < base["C1"].blood_volumes < sens["C1"].bv_high
+
+
+def test_heavy_tailed_source_effect_widens_the_band(data):
+    fit = fit_fall_model(data.wbc, structure="pooled+median", prior_scale=0.5, count_reference=250)
+    row = next(r for r in data.wbc if r.id == "C3")
+    normal = predict_fall(fit, row, band="posterior", draws=6000)
+    heavy = predict_fall(fit, row, band="student-t", draws=6000, t_df=3)
+    assert heavy.p95 - heavy.p05 > normal.p95 - normal.p05
+    with pytest.raises(ValueError, match="variant"):
+        cross_validate_falls(kb(), data.wbc, structure="pooled+median", variant="no-such-variant", draws=100)

@@ -11,7 +11,7 @@ what the published post counts measure. On the log scale,
     b_group ~ N(0, ω²)   u_source ~ N(0, τ²)   e_patient ~ N(0, σ²)
 
 * σ (between-procedure spread) comes from the reported SDs of the per-procedure falls, converted
-  to the log-k scale by the delta method — not from a bound.
+  to the log-k scale by the delta method — not from a bound (exact moment matching is a candidate).
 * μ, β by generalised least squares at each point of a (τ, ω) grid; the grid's weights are the
   marginal posterior of τ and ω (REML likelihood times a half-normal prior on each SD). A group
   effect is shrunk toward μ in proportion to how little data the group has, so one case report
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from leukos.apheresis.outcome_data import CeRow, FallRow
 
 __all__ = ["Fit", "GridPoint", "Prediction", "fit_fall_model", "predict_fall", "fit_ce_model", "predict_ce",
            "sigma_from_reported_sds", "STRUCTURES", "POOLED", "BAND_METHODS",
-           "CENTRE_VARIANTS", "recentre", "log_k"]
+           "CENTRE_VARIANTS", "MODEL_VARIANTS", "recentre", "log_k", "cohort_log_k", "moment_match"]
 
 # pooled+median: the pooled model with a robust centre (the median of the rows' log k instead of the GLS mean)
 STRUCTURES = ("pooled", "pooled+median", "groups", "groups+count")
@@ -46,13 +47,25 @@ POOLED = ("pooled", "pooled+median")
 #   posterior  - integrate over the marginal posterior of (tau, omega) on the fitting grid (default)
 #   plug-in    - the posterior mode of tau as if known (the first version; under-covers with few sources)
 #   higgins-t  - Higgins, Thompson & Spiegelhalter 2009: mode tau, Student t with (sources - 2) df
-BAND_METHODS = ("posterior", "plug-in", "higgins-t")
+#   student-t  - posterior over tau, but the new source's effect heavy-tailed: Student t (df from the
+#                knowledge data) with tau as its scale (round 3: do heavier tails cover the outlying sources?)
+BAND_METHODS = ("posterior", "plug-in", "higgins-t", "student-t")
 # Other centres tried for the pooled model (reported by `leukos calibrate --cv`, never chosen automatically):
 #   unweighted-mean   - plain mean of the rows' log k (every row one vote)
 #   source-median     - median over sources of each source's mean log k (C4/C4i count once)
 #   cohort-mean       - mean log k of the cohort rows only (single-case reports left out of the centre)
 #   no-volume-scaling - the fall does not depend on the volume processed (x = 1 for every row), median centre
 CENTRE_VARIANTS = ("unweighted-mean", "source-median", "cohort-mean", "no-volume-scaling")
+# Round-3 variants of the chosen structure (reported by `leukos calibrate --cv`, never chosen automatically):
+#   practice-volume-range     - an unreported volume spans the practice envelope 1-3 TBV, not ASFA's 1.5-2
+#   reported-volume-uncertain - volumes derived with assumptions (C1: TBV from an unknown weight; C4: flows)
+#                               span their sensitivity range instead of a point
+#   moment-matched-sigma      - sigma from the reported mean and SD matched exactly (not the delta method)
+#   cohort-mean-inverted      - a cohort's mean fall is read as the median log k that reproduces it under sigma
+#                               (the way predict_fall predicts a cohort mean), not as log k at the mean fall
+MODEL_VARIANTS = ("practice-volume-range", "reported-volume-uncertain", "moment-matched-sigma", "cohort-mean-inverted")
+SIGMA_METHODS = ("delta", "moments")
+COHORT_Y = ("at-mean", "inverted")
 
 
 @dataclass(frozen=True)
@@ -116,12 +129,60 @@ def _dy_df(f: float) -> float:
     return 1.0 / ((1.0 - f) * -math.log(1.0 - f))
 
 
-def sigma_from_reported_sds(rows: Sequence[FallRow]) -> float:
-    """Between-procedure SD of log k from the reported SDs (delta method), pooled as a root mean square."""
-    s = [(r.sd_pct / 100.0) * _dy_df(r.observed_pct / 100.0) for r in rows if r.sd_pct and r.observed_pct]
-    if not s:
+# Gauss-Hermite (probabilists') nodes for expectations over a normal log k
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(48)
+_GH_W = _GH_W / _GH_W.sum()
+
+
+def _fall_moments(theta: float, s: float, x: float) -> tuple[float, float]:
+    """Mean and SD of the fall 1 - exp(-k x) over procedures with log k ~ N(theta, s^2)."""
+    f = 1.0 - np.exp(-np.exp(np.minimum(theta + s * _GH_X, 30.0)) * x)
+    m = float(_GH_W @ f)
+    return m, float(math.sqrt(max(float(_GH_W @ (f - m) ** 2), 0.0)))
+
+
+def _bisect(fn, lo: float, hi: float, target: float, iters: int = 48) -> float:
+    """Root of an increasing fn(t) = target on [lo, hi]."""
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if fn(mid) < target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def cohort_log_k(f: float, s: float, x: float) -> float:
+    """The median log k whose procedures (log k ~ N(., s^2), volume x) have mean fall ``f`` (a fraction)."""
+    return _bisect(lambda t: _fall_moments(t, s, x)[0], -15.0, 8.0, f)
+
+
+@lru_cache(maxsize=256)
+def moment_match(f: float, sd: float, x: float) -> tuple[float, float]:
+    """(median log k, SD of log k) that reproduce a reported mean fall ``f`` and SD ``sd`` (fractions) exactly."""
+    s = _bisect(lambda v: _fall_moments(cohort_log_k(f, v, x), v, x)[1], 1e-3, 5.0, sd)
+    return cohort_log_k(f, s, x), s
+
+
+def sigma_from_reported_sds(rows: Sequence[FallRow], *, method: str = "delta") -> float:
+    """Between-procedure SD of log k from the reported SDs, pooled as a root mean square.
+
+    ``delta``: the SD of the fall times d log k / d f at the mean fall (first order); ``moments``: the SD
+    of log k that, with its median, reproduces the reported mean and SD of the falls exactly.
+    """
+    if method not in SIGMA_METHODS:
+        raise ValueError(f"sigma method {method!r} not in {SIGMA_METHODS}")
+    use = [r for r in rows if r.sd_pct and r.observed_pct]
+    if not use:
         raise ValueError("no row with a reported SD: the between-procedure spread cannot be estimated")
+    if method == "moments":
+        s = [moment_match(r.observed_pct / 100.0, r.sd_pct / 100.0, r.blood_volumes)[1] for r in use]
+    else:
+        s = [(r.sd_pct / 100.0) * _dy_df(r.observed_pct / 100.0) for r in use]
     return float(math.sqrt(np.mean(np.square(s))))
+
+
+def _row_y(r: FallRow, sigma: float, cohort_y: str) -> float:
+    if cohort_y == "inverted" and r.kind == "cohort" and not r.median_stat:
+        return cohort_log_k(r.observed_pct / 100.0, sigma, r.blood_volumes)
+    return _y(r.observed_pct / 100.0, r.blood_volumes)
 
 
 def _design(rows: Sequence[FallRow], structure: str, ref: float) -> np.ndarray:
@@ -238,17 +299,20 @@ def _assemble(structure: str, y, X, groups, grid, *, sigma: float, count_referen
 
 
 def fit_fall_model(rows: Sequence[FallRow], *, structure: str, prior_scale: float, count_reference: float,
-                   sigma: float | None = None) -> Fit:
+                   sigma: float | None = None, sigma_method: str = "delta", cohort_y: str = "at-mean") -> Fit:
     """Empirical-Bayes fit of log k on the scored rows (each row its own source effect).
 
     ``posterior[0]`` is the posterior mode of the variance components (the plug-in fit);
-    ``posterior[1:]`` the weighted grid used for predictive bands.
+    ``posterior[1:]`` the weighted grid used for predictive bands. ``sigma_method`` and ``cohort_y``
+    select the round-3 candidates (see ``MODEL_VARIANTS``); the defaults are the chosen model.
     """
     rows = [r for r in rows if r.scored]
     if structure not in STRUCTURES:
         raise ValueError(f"structure {structure!r} not in {STRUCTURES}")
-    sig = sigma if sigma is not None else sigma_from_reported_sds(rows)
-    y = np.array([_y(r.observed_pct / 100.0, r.blood_volumes) for r in rows])
+    if cohort_y not in COHORT_Y:
+        raise ValueError(f"cohort_y {cohort_y!r} not in {COHORT_Y}")
+    sig = sigma if sigma is not None else sigma_from_reported_sds(rows, method=sigma_method)
+    y = np.array([_row_y(r, sig, cohort_y) for r in rows])
     v = np.array([_row_var(r, sig) for r in rows])
     X = _design(rows, structure, count_reference)
     groups = [r.group if structure not in POOLED else "mixed" for r in rows]
@@ -278,15 +342,18 @@ def _point_mean_var(fit: Fit, pt: GridPoint, group: str, pre_wbc: float | None) 
 
 
 def _theta(fit: Fit, group: str, pre_wbc: float | None, rng: np.random.Generator, draws: int,
-           band: str) -> np.ndarray:
+           band: str, t_df: float = 4.0) -> np.ndarray:
     """Draws of a new source's mean log k (or logit CE): parameter uncertainty plus between-source spread."""
     if band not in BAND_METHODS:
         raise ValueError(f"band {band!r} not in {BAND_METHODS}")
-    if band == "posterior" and len(fit.posterior) > 1:
+    if band in ("posterior", "student-t") and len(fit.posterior) > 1:
         post = fit.posterior[1:]
         idx = rng.choice(len(post), size=draws, p=np.array([p.weight for p in post]))
         mv = np.array([_point_mean_var(fit, p, group, pre_wbc) for p in post])
         tau2 = np.array([p.tau**2 for p in post])
+        if band == "student-t":     # heavy-tailed new-source effect, tau as its scale
+            return (mv[idx, 0] + np.sqrt(mv[idx, 1]) * rng.standard_normal(draws)
+                    + np.sqrt(tau2[idx]) * rng.standard_t(t_df, draws))
         return mv[idx, 0] + np.sqrt(mv[idx, 1] + tau2[idx]) * rng.standard_normal(draws)
     mode = fit.posterior[0] if fit.posterior else None
     if mode is None:     # a Fit built by hand (tests): the stored summary
@@ -296,7 +363,8 @@ def _theta(fit: Fit, group: str, pre_wbc: float | None, rng: np.random.Generator
     return m + math.sqrt(v + mode.tau**2) * z
 
 
-def predict_fall(fit: Fit, row: FallRow, *, draws: int = 4000, seed: int = 0, band: str = "posterior") -> Prediction:
+def predict_fall(fit: Fit, row: FallRow, *, draws: int = 4000, seed: int = 0, band: str = "posterior",
+                 t_df: float = 4.0) -> Prediction:
     """Predictive distribution (in % fall) of what the row reports: one procedure, or a cohort's mean/median.
 
     A row of a source the fit has not seen gets: the parameter uncertainty of the population mean,
@@ -306,7 +374,7 @@ def predict_fall(fit: Fit, row: FallRow, *, draws: int = 4000, seed: int = 0, ba
     because a mean of n procedures varies less than one procedure.
     """
     rng = np.random.default_rng(seed)
-    theta = _theta(fit, row.group, row.pre_wbc, rng, draws, band)
+    theta = _theta(fit, row.group, row.pre_wbc, rng, draws, band, t_df)
     logx = rng.uniform(math.log(row.bv_low), math.log(row.bv_high), draws) if row.bv_high > row.bv_low \
         else np.full(draws, math.log(row.bv_low))
     # a cohort mean: over n_eff independent procedures (same-patient procedures are correlated)
@@ -333,9 +401,10 @@ def fit_ce_model(rows: Sequence[CeRow], *, structure: str, prior_scale: float) -
                      sources=tuple(sorted({r.source for r in rows})))
 
 
-def predict_ce(fit: Fit, marker: str, *, draws: int = 4000, seed: int = 0, band: str = "posterior") -> Prediction:
+def predict_ce(fit: Fit, marker: str, *, draws: int = 4000, seed: int = 0, band: str = "posterior",
+               t_df: float = 4.0) -> Prediction:
     """CE (%) median and 90 % band for a new source (logit scale, same band methods as :func:`predict_fall`)."""
-    z = _theta(fit, marker, None, np.random.default_rng(seed), draws, band)
+    z = _theta(fit, marker, None, np.random.default_rng(seed), draws, band, t_df)
     ce = 100.0 / (1.0 + np.exp(-z))
     q = np.percentile(ce, [5, 50, 95])
     return Prediction(median=float(q[1]), p05=float(q[0]), p95=float(q[2]), draws=ce)

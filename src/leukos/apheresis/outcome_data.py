@@ -60,6 +60,8 @@ class FallRow:
     citations: tuple[str, ...]
     n_patients: int | None = None  # patients behind a cohort's n procedures (None: not reported)
     session_share: float = 1.0     # share of the between-procedure variance that changes per session
+    volume_assumed: bool = False   # the source does not report the volume: bv_low-bv_high is the assumed range
+    bv_sensitivity: tuple[float, float] | None = None   # wider range for a volume derived with assumptions
 
     @property
     def n_eff(self) -> float:
@@ -155,14 +157,21 @@ def _sd(stat: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _bv(kb: KnowledgeBase, ann: Mapping, vol_l: float | None) -> tuple[float, float]:
+def _bv(kb: KnowledgeBase, ann: Mapping) -> tuple[float, float, bool]:
+    """(low, high, assumed): the row's volume processed / TBV, and whether it is the assumption for a
+    source that does not report it."""
     if "blood_volumes" in ann:
-        return float(ann["blood_volumes"]), float(ann["blood_volumes"])
+        return float(ann["blood_volumes"]), float(ann["blood_volumes"]), False
     if "blood_volumes_range" in ann:
         lo, hi = ann["blood_volumes_range"]
-        return float(lo), float(hi)
+        return float(lo), float(hi), False
     return (kb.value("apheresis_outcomes.blood_volumes_unreported_low"),
-            kb.value("apheresis_outcomes.blood_volumes_unreported_high"))
+            kb.value("apheresis_outcomes.blood_volumes_unreported_high"), True)
+
+
+def _sens(ann: Mapping) -> tuple[float, float] | None:
+    r = ann.get("blood_volumes_sensitivity")
+    return (float(r[0]), float(r[1])) if r else None
 
 
 def read_outcome_rows(kb: KnowledgeBase, tables: Mapping[str, Sequence[Mapping[str, str]]]) -> OutcomeData:
@@ -183,12 +192,13 @@ def read_outcome_rows(kb: KnowledgeBase, tables: Mapping[str, Sequence[Mapping[s
         pct = row["pct_reduction_reported"] if row["pct_reduction_reported"] is not None else row["pct_reduction_derived"]
         scored = bool(a["scored"]) and pct is not None and 0 < pct < 100
         reason = a.get("reason", "") if not a["scored"] else ("" if scored else "no usable fall")
-        bv = _bv(kb, a, row["volume_processed_L"])
+        bv = _bv(kb, a)
         wbc.append(FallRow(id=rid, source=str(row["source_id"]), group=a["group"], kind=a["kind"], n=int(a.get("n", 1)),
                            observed_pct=pct, sd_pct=_sd(str(row["stat"])), median_stat="median" in str(row["stat"]).lower(),
                            bv_low=bv[0], bv_high=bv[1], pre_wbc=a.get("pre_wbc", row["pre_wbc_1e9_per_L"]),
                            scored=scored, reason=reason, note=a.get("note", ""), citations=tuple(a["citations"]),
-                           n_patients=a.get("n_patients"), session_share=rho))
+                           n_patients=a.get("n_patients"), session_share=rho, volume_assumed=bv[2],
+                           bv_sensitivity=_sens(a)))
     unused = tuple(f"{f}:{r}" for f, rows in wbc_files.items() for r in rows if (f, r) not in used)
 
     plt: list[FallRow] = []
@@ -199,11 +209,12 @@ def read_outcome_rows(kb: KnowledgeBase, tables: Mapping[str, Sequence[Mapping[s
         row = all_rows.get((a["file"], int(a["row"])))
         if row is None:
             continue
-        bv = _bv(kb, a, None)
+        bv = _bv(kb, a)
         plt.append(FallRow(id=rid, source=str(row["source_id"]), group=a["procedure"], kind=a["kind"], n=int(a.get("n", 1)),
                            observed_pct=float(a["pct"]), sd_pct=a.get("sd_pct"), median_stat=False,
                            bv_low=bv[0], bv_high=bv[1], pre_wbc=None, scored=True, reason="", note=a.get("note", ""),
-                           citations=tuple(a["citations"]), n_patients=a.get("n_patients"), session_share=rho))
+                           citations=tuple(a["citations"]), n_patients=a.get("n_patients"), session_share=rho,
+                           volume_assumed=bv[2], bv_sensitivity=_sens(a)))
 
     ce: list[CeRow] = []
     cd3 = set(ann["yield_rows"]["cd3_sources"])

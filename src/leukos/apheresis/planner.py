@@ -10,6 +10,7 @@ recommended when APL is known or suspected.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
@@ -385,11 +386,10 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
             "nadir_ionized_calcium_mmol_per_l": {"p05": round(float(nad[0]), 2), "median": round(float(nad[1]), 2)},
             "citations": {"none": [], "gluconate_per_litre": ["weinstein1996"], "continuous": ["buchta2003"]}[mode]}))
     unverified += ["apheresis_calibration.ica_citrate_slope (fitted to one study)", "apheresis.citrate_vd_l_per_kg", "apheresis.fluid_retained_fraction",
-                   "apheresis_outcome_fit (removal efficiency fitted to published sessions, status U)", f"disease kinetics '{group}' priors"]
+                   "the outcome model's removal efficiency (fitted by leukos to published sessions)",
+                   f"refill and regrowth after the run in {kb.table('apheresis')['disease_kinetics'][group].get('label', group)} (unverified priors)"]
     nadir_med = predicted["nadir_ionized_calcium_mmol_per_l"]["median"]
-    if nadir_med < _p(kb, "ica_symptom_threshold_mmol_per_l"):
-        warnings.append(f"Predicted nadir iCa {nadir_med} mmol/L < {_p(kb, 'ica_symptom_threshold_mmol_per_l')} with "
-                        f"prophylaxis '{settings.calcium_prophylaxis}': choose calcium prophylaxis.")
+    warnings += _calcium_warnings(kb, settings.calcium_prophylaxis, nadir_med, cal_opts)
     stt = None
     if collection:
         for k in ("post_wbc_10e9_per_l", "pct_reduction", "ce1_pct", "ce2_pct", "product_cells_10e9",
@@ -443,6 +443,28 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         contraindications=tuple(contraindications), warnings=tuple(dict.fromkeys(warnings)),
         unverified=tuple(dict.fromkeys(unverified)), working=MappingProxyType(working | {"missing_data": missing}),
         citations=tuple(dict.fromkeys(citations)), leukos_version=__version__, ruleset_version=kb.ruleset_version)
+
+
+def _calcium_warnings(kb: KnowledgeBase, selected: str, nadir_median: float,
+                      options: list[Mapping[str, Any]]) -> list[str]:
+    """Warn when the planned calcium prophylaxis leaves the median, or the 5th percentile, of the predicted
+    lowest ionised calcium below the symptom threshold, and name the options that keep it above."""
+    thr = _p(kb, "ica_symptom_threshold_mmol_per_l")
+    sel = next((o for o in options if o["mode"] == selected), None)
+    p05 = sel["nadir_ionized_calcium_mmol_per_l"]["p05"] if sel else nadir_median
+    if nadir_median >= thr and p05 >= thr:
+        return []
+    safer = [f"{o['description']} (5th percentile {o['nadir_ionized_calcium_mmol_per_l']['p05']:g} mmol/L)"
+             for o in options if o["mode"] != selected and o["nadir_ionized_calcium_mmol_per_l"]["p05"] >= thr]
+    label = sel["description"] if sel else selected
+    if nadir_median < thr:
+        head = f"Predicted lowest ionised calcium {nadir_median:g} mmol/L is below {thr:g} mmol/L with {label}"
+    else:
+        head = (f"With {label}, more than 1 in 20 patients like this one are predicted to fall below {thr:g} mmol/L ionised calcium "
+                f"(5th percentile {p05:g} mmol/L)")
+    tail = (f": consider {' or '.join(safer)}" if safer
+            else ": no listed option keeps the 5th percentile above it; slow the inlet/AC rate and monitor iCa closely")
+    return [head + tail + "."]
 
 
 def _update(options: PlanOptions, kb: KnowledgeBase, settings: ProcedureSettings, pat: PatientState,
@@ -588,7 +610,7 @@ def _collection(options: PlanOptions, kb: KnowledgeBase, dev: dict[str, Any], tb
         "planned_blood_volumes": round(use_bv, 2),
         "expected_yield_cells": yield_cells,
         "expected_yield": (f"{yield_cells / 1e6 / rw:.2f} ×10⁶/kg" if rw else f"{yield_cells / 1e9:.2f} ×10⁹"),
-        "formula": f"V = target / (CE2 × precount) = {target_cells:.3g} / ({ce:g} × {pre:g}/µL × 10⁶ µL/L) = {v_need:.2f} L",
+        "formula": f"V = target / (CE2 × precount) = {target_cells / 1e6:.4g} ×10⁶ cells / ({ce:g} × {pre:g}/µL × 10⁶ µL/L) = {v_need:.2f} L",
         "notes": ["Yield = CE2 × precount × whole-blood volume processed (Terumo); mobilisation during large-volume "
                   "runs can raise the yield above this (Rowley 2001: collected CD34+ ≈ 3× the starting pool)."
                   if marker == "CD34+" else

@@ -20,6 +20,7 @@ import numpy as np
 from leukos.apheresis.outcome import (
     BAND_METHODS,
     CENTRE_VARIANTS,
+    MODEL_VARIANTS,
     STRUCTURES,
     Fit,
     fit_ce_model,
@@ -81,38 +82,60 @@ def summarise_rows(rows: Sequence[dict[str, Any]], methods: Sequence[str], *, lo
     return out
 
 
+def _variant_rows(kb: KnowledgeBase, rows: Sequence[FallRow], variant: str | None) -> list[FallRow]:
+    """The rows as a volume candidate sees them (the published values never change, only the assumed volumes)."""
+    if variant == "no-volume-scaling":
+        return [replace(r, bv_low=1.0, bv_high=1.0) for r in rows]
+    if variant == "practice-volume-range":
+        lo, hi = (kb.value(f"apheresis_outcomes.blood_volumes_practice_{e}") for e in ("low", "high"))
+        return [replace(r, bv_low=lo, bv_high=hi) if r.volume_assumed else r for r in rows]
+    if variant == "reported-volume-uncertain":
+        return [replace(r, bv_low=r.bv_sensitivity[0], bv_high=r.bv_sensitivity[1]) if r.bv_sensitivity else r
+                for r in rows]
+    return list(rows)
+
+
 def cross_validate_falls(kb: KnowledgeBase, rows: Sequence[FallRow], *, structure: str, what: str = "wbc",
                          draws: int = 4000, seed: int = 0, band: str = "posterior", variant: str | None = None) -> CvTable:
     """Leave-one-source-out over the scored rows; unscored rows are predicted from the full fit and shown.
 
-    ``variant`` (one of ``CENTRE_VARIANTS``, pooled structure only) replaces the centre of each fold's
-    fit, to report candidates that were tried; the chosen model never uses one.
+    ``variant`` reports a candidate that was tried; the chosen model never uses one. One of
+    ``CENTRE_VARIANTS`` (pooled structure only) replaces the centre of each fold's fit; one of
+    ``MODEL_VARIANTS`` (any structure) changes the assumed volumes, the sigma conversion or how a
+    cohort mean is read, in every fold alike.
     """
+    fit_kw: dict[str, str] = {}
     if variant is not None:
-        if variant not in CENTRE_VARIANTS or structure != "pooled":
-            raise ValueError(f"variant {variant!r} needs structure 'pooled' and one of {CENTRE_VARIANTS}")
-        if variant == "no-volume-scaling":
-            rows = [replace(r, bv_low=1.0, bv_high=1.0) for r in rows]
+        if variant in MODEL_VARIANTS:
+            fit_kw = {"moment-matched-sigma": {"sigma_method": "moments"},
+                      "cohort-mean-inverted": {"cohort_y": "inverted"}}.get(variant, {})
+        elif variant not in CENTRE_VARIANTS or structure != "pooled":
+            raise ValueError(f"variant {variant!r} needs structure 'pooled' and one of {CENTRE_VARIANTS}, "
+                             f"or one of {MODEL_VARIANTS}")
+        rows = _variant_rows(kb, rows, variant)
     prior = kb.value("apheresis_outcomes.variance_prior_scale")
     ref = kb.value("apheresis_outcomes.count_reference_10e9_per_l")
+    t_df = kb.value("apheresis_outcomes.band_student_t_df")
+    sig_method = fit_kw.get("sigma_method", "delta")
     scored = [r for r in rows if r.scored]
     sources = sorted({r.source for r in scored})
-    full = fit_fall_model(scored, structure=structure, prior_scale=prior, count_reference=ref)
+    full = fit_fall_model(scored, structure=structure, prior_scale=prior, count_reference=ref, **fit_kw)
     out = []
     for r in rows:
         if r.scored:
             train = [t for t in scored if t.source != r.source]
             try:
-                sig = sigma_from_reported_sds(train)
+                sig = sigma_from_reported_sds(train, method=sig_method)
             except ValueError:
                 sig = full.sigma
-            fit = fit_fall_model(train, structure=structure, prior_scale=prior, count_reference=ref, sigma=sig)
+            fit = fit_fall_model(train, structure=structure, prior_scale=prior, count_reference=ref, sigma=sig,
+                                 cohort_y=fit_kw.get("cohort_y", "at-mean"))
             obs_train = np.array([t.observed_pct for t in train])
         else:
             train, fit, obs_train = scored, full, np.array([t.observed_pct for t in scored])
-        if variant is not None:
+        if variant in CENTRE_VARIANTS:
             fit = _variant_centre(fit, train, variant)
-        p = predict_fall(fit, r, draws=draws, seed=seed, band=band)
+        p = predict_fall(fit, r, draws=draws, seed=seed, band=band, t_df=t_df)
         tm, ts = float(obs_train.mean()), float(obs_train.std(ddof=1)) if len(obs_train) > 1 else 0.0
         rec: dict[str, Any] = {
             "id": r.id, "source": r.source, "group": r.group, "kind": r.kind if r.kind == "patient" else f"cohort n={r.n}",
@@ -158,7 +181,7 @@ def cross_validate_ce(kb: KnowledgeBase, rows: Sequence[CeRow], *, structure: st
     for r in rows:
         train = [t for t in rows if t.source != r.source]
         fit = fit_ce_model(train, structure=structure, prior_scale=prior)
-        p = predict_ce(fit, r.marker, band=band)
+        p = predict_ce(fit, r.marker, band=band, t_df=kb.value("apheresis_outcomes.band_student_t_df"))
         same = np.array([t.ce_pct for t in train if t.marker == r.marker] or [t.ce_pct for t in train])
         lm, ls = float(np.mean(np.log(same))), float(np.std(np.log(same), ddof=1)) if len(same) > 1 else 0.0
         out.append({"id": r.id, "source": r.source, "marker": r.marker, "observed": r.ce_pct, "scored": True,
@@ -205,8 +228,10 @@ def validate_all(kb: KnowledgeBase, data: OutcomeData, *, draws: int = 4000, see
         t = res["ce"][res["chosen"]["ce"]] if b == "posterior" else cross_validate_ce(
             kb, data.ce, structure=res["chosen"]["ce"], band=b)
         res["bands"]["ce"][b] = t.summary["model"]
-    res["candidates"] = {what: {v: cross_validate_falls(kb, getattr(data, what), structure="pooled", what=what, draws=draws,
-                                                         seed=seed, variant=v).summary["model"] for v in CENTRE_VARIANTS}
+    # centres tried on the pooled model (round 2), model variants of the chosen structure (round 3)
+    res["candidates"] = {what: {v: cross_validate_falls(kb, getattr(data, what), what=what, draws=draws, seed=seed, variant=v,
+                                                         structure="pooled" if v in CENTRE_VARIANTS else res["chosen"][what]
+                                                         ).summary["model"] for v in (*CENTRE_VARIANTS, *MODEL_VARIANTS)}
                          for what in ("wbc", "platelets")}
     return res
 

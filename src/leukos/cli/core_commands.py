@@ -100,7 +100,7 @@ def rules_cmd(
         for col in ("Key", "Reference", "Link"):
             t.add_column(col)
         for k, c in kb.citations.items():
-            t.add_row(k, (f"{c.authors}. " if c.authors else "") + f"{c.title}. {c.venue}."
+            t.add_row(k, (f"{c.authors}. " if c.authors else "") + f"{c.title_sentence} {c.venue}."
                       + (" [unverified: " + ", ".join(c.unverified) + "]" if c.unverified else "")
                       + (" [checked only through a secondary source]" if c.read_via else ""),
                       c.link or "")

@@ -8,11 +8,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from leukos.domain.assessment import Assessment
+from leukos.knowledge.base import end_sentence
 
 __all__ = ["render_assessment"]
 
@@ -79,7 +81,7 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     t.add_row("Leukostasis", f"{grade} — organs: {organs} [magenta](grading table unverified)[/]"
               + "".join(f"\n[dim]{escape(n)}[/]" for n in ls.notes if "unverified" not in n))
     tls = a.tls
-    crit = ", ".join(tls.criteria_met) or "none"
+    crit = ", ".join(_field_label(c) for c in tls.criteria_met) or "none"
     t.add_row("Tumour lysis", f"laboratory {_yn(tls.laboratory)} (criteria met: {crit}); clinical {_yn(tls.clinical)}; "
               f"risk {tls.risk or 'not assessed'} [dim]({_TLS_DEFINITION.get(tls.definition, tls.definition)})[/]")
     dic = a.dic
@@ -131,7 +133,7 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
             who = f"{ref['authors']}. " if ref.get("authors") else ""
             if ref.get("checked_only_through_a_secondary_source"):
                 unver += " (checked only through a secondary source)"
-            console.print(f"  [{escape(key)}] {escape(who)}{escape(ref['title'])}. {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
+            console.print(f"  [{escape(key)}] {escape(who)}{escape(end_sentence(ref['title']))} {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
     else:
         console.print("[dim]Run with --explain for the working and the references.[/]")
 
@@ -140,32 +142,27 @@ LIKELIHOOD_STYLE = {"high": "bold red", "moderate": "yellow", "low": "dim"}
 
 
 def _render_differential(a: Assessment, console: Console) -> None:
-    """The ranked differential as a table; what would change the leading entries below it."""
-    d = Table(title="Differential diagnosis (ranked)", expand=True, title_justify="left", show_lines=True)
-    for col, kw in (("#", {"no_wrap": True}), ("Diagnosis", {}), ("Likelihood", {"no_wrap": True}),
-                    ("For", {}), ("Against", {}), ("Next tests", {})):
-        d.add_column(col, **kw)
+    """The ranked differential, one block per diagnosis (for, against, next tests), readable at 80 columns;
+    what would change the leading entries below each."""
+    console.print("[bold]Differential diagnosis (ranked)[/]")
     for e in a.differential:
         summary = e.working.get("summary", {})
-        pro = [f"+ {x}" for x in summary.get("for", e.supporting)] + [f"· {x}" for x in summary.get("context", ())]
+        pro = [*summary.get("for", e.supporting), *(f"{x} (context, no points)" for x in summary.get("context", ()))]
         con = summary.get("against", e.against)
         tests = summary.get("tests", e.next_tests)
         style = LIKELIHOOD_STYLE.get(e.likelihood, "")
-        d.add_row(str(e.rank), f"[bold]{escape(e.label or e.code)}[/]",
-                  f"[{style}]{e.likelihood}[/]\n[dim]{e.score:g} pts[/]",
-                  escape("\n".join(pro)) or "[dim]-[/]",
-                  escape("\n".join(f"- {x}" for x in con)) or "[dim]-[/]",
-                  escape("\n".join(tests)) or "[dim]-[/]")
-    console.print(d)
-    console.print("[dim]+ for, - against, · context (no points); (U) = unverified criterion or threshold; points and "
-                  "likelihood bands are software choices. --explain shows the features used.[/]")
-    for e in a.differential:
-        if e.likelihood == "low":
-            continue
-        lines = [escape(n) for n in e.notes if not n.startswith("Not in the case format")]
-        lines += [f"would change: {escape(w)}" for w in e.would_change]
-        if lines:
-            console.print(f"[bold]{escape(e.label or e.code)}[/]: " + "\n  ".join(lines))
+        console.print(f"  [bold]{e.rank}. {escape(e.label or e.code)}[/] — [{style}]{e.likelihood}[/] [dim]({e.score:g} point{'' if abs(e.score) == 1 else 's'})[/]")
+        for head, items in (("for", pro), ("against", con), ("next tests", tests)):
+            if items:
+                console.print(Padding(f"[dim]{head}:[/] " + escape("; ".join(items)), (0, 0, 0, 5)))
+        if e.likelihood != "low":
+            for n in e.notes:
+                if not n.startswith("Not in the case format"):
+                    console.print(Padding(f"[dim]note:[/] {escape(n)}", (0, 0, 0, 5)))
+            for w in e.would_change:
+                console.print(Padding(f"[dim]would change:[/] {escape(w)}", (0, 0, 0, 5)))
+    console.print("[dim](U) = unverified criterion or threshold; points and likelihood bands are software choices. "
+                  "--explain shows the features used.[/]")
 
 
 def _explain_differential_entry(e: Any, console: Console) -> None:

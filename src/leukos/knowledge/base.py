@@ -18,6 +18,12 @@ STATUSES = ("V", "P", "U")
 SYMPTOM_PLACEMENTS = ("table", "closest_row", "ungraded")
 
 
+def end_sentence(text: str) -> str:
+    """``text`` ending in exactly one sentence mark: a full stop is added unless it ends in . ? or !."""
+    t = text.rstrip()
+    return t if t.endswith((".", "?", "!")) else f"{t}."
+
+
 @dataclass(frozen=True)
 class Citation:
     """One entry of the citation registry (``data/references/*.toml``).
@@ -46,6 +52,11 @@ class Citation:
             return f"{self.venue} ({self.year})" if str(self.year) not in self.venue else self.venue
         first = self.authors.split(",")[0].strip()
         return f"{first} {self.year}, {self.venue}"
+
+    @property
+    def title_sentence(self) -> str:
+        """The title ending in one full stop (a title ending in ? or ! keeps its own mark)."""
+        return end_sentence(self.title)
 
     @property
     def link(self) -> str | None:

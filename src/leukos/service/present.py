@@ -235,7 +235,7 @@ def citation_text(kb: KnowledgeBase, key: str) -> str:
     authors = c.authors.rstrip(".")
     venue = (c.venue or "").rstrip(".")
     year = "" if str(c.year) in venue else f" {c.year}."
-    return f"{authors}. {c.title.rstrip('.')}. {venue}.{year}"
+    return f"{authors}. {c.title_sentence} {venue}.{year}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,6 +333,8 @@ def band_text(d: Mapping[str, Any] | None, unit: str = "") -> str:
     if not d:
         return "not available"
     u = f" {unit}" if unit else ""
+    if "p05" in d and "p95" in d and d["p05"] == d["p95"] == d.get("median"):
+        return f"{fmt_num(d['median'])}{u}"
     if "p05" in d and "p95" in d:
         return f"{fmt_num(d['median'])}{u} (90 % band {fmt_num(d['p05'])}–{fmt_num(d['p95'])}{u})"
     if "p05" in d:
@@ -422,6 +424,7 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
             f"median {fmt_num(st['median'])} sessions (90 % band {fmt_num(st['p05'])} to {fmt_num(st['p95'])}), "
             f"one every {fmt_num(st.get('interval_h', 24))} h, to reach ≤ {fmt_num(st['target_wbc_10e9_per_l'])} ×10⁹/L",
             f"chance the target is reached by session {probs}"), (clinical_text(st.get("criterion", ""), kb),)))
+    rows += _outcome_rows(plan, L, kb) + _collection_rows(plan.get("collection"), L, kb)
     access = [x for x in plan.get("warnings", []) if "access" in x.lower() or "catheter" in x.lower()]
     access += [f"{c['watch']}; {c['action']}" for c in plan.get("checklist", []) if "access" in c.get("risk", "").lower()]
     if access:
@@ -442,3 +445,54 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
               else "Indicated by the assessment: for review and signature by the responsible physician")
     return OrderSheet(reference_only, status, tuple(rows), calcium, checklist, warnings, unverified,
                       cite_short(kb, plan.get("citations", [])))
+
+
+def _outcome_rows(plan: Mapping[str, Any], L: Mapping[str, str], kb: KnowledgeBase) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """The validated outcome model's prediction and, after a recorded session, this patient's next one."""
+    rows: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+    oc = (plan.get("predicted") or {}).get("wbc_outcome_model")
+    if oc:
+        rows.append((L["outcome_model"], (
+            f"at {fmt_num(oc['blood_volumes'])} × TBV: fall {band_text(oc['pct_fall'], '%')}",
+            f"WBC at the end of the run {band_text(oc['end_of_run_wbc_10e9_per_l'], '×10⁹/L')}",
+            f"WBC next morning {band_text(oc['next_morning_wbc_10e9_per_l'], '×10⁹/L')}",
+            clinical_text(oc.get("validated", ""), kb)), tuple(clinical_text(x, kb) for x in oc.get("working", ()))))
+    up = plan.get("patient_update")
+    if up:
+        ob, own, pop = up["observed"], up["next_session_this_patient"], up["next_session_population"]
+        rows.append((L["patient_update"], (
+            f"completed session: {fmt_num(ob['pre_wbc_10e9_per_l'])} → {fmt_num(ob['post_wbc_10e9_per_l'])} ×10⁹/L at "
+            f"{fmt_num(ob['blood_volumes'])} × TBV (expected for a typical patient: "
+            f"{band_text(up['completed_session_population_band'], '×10⁹/L')})",
+            f"next session at {fmt_num(own['blood_volumes'])} × TBV from {fmt_num(own['pre_wbc_10e9_per_l'])} ×10⁹/L: "
+            f"fall {band_text(own['pct_fall'], '%')}; end of run {band_text(own['end_of_run_wbc_10e9_per_l'], '×10⁹/L')}",
+            f"for a typical patient it would be {band_text(pop['end_of_run_wbc_10e9_per_l'], '×10⁹/L')}",
+            *(clinical_text(x, kb) for x in up.get("warnings", ()))),
+            tuple(clinical_text(x, kb) for x in own.get("working", ()))))
+    return rows
+
+
+def _collection_rows(c: Mapping[str, Any] | None, L: Mapping[str, str],
+                     kb: KnowledgeBase) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """Target, volume needed, days and expected yield of a PBSC or CAR-T collection."""
+    if not c:
+        return []
+    lo, hi = c["volume_needed_range_l"]
+    rows: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [(L["collection_target"], (
+        f"{c['target']} from {fmt_num(c['precount_per_ul'])} {c['marker']} cells/µL",
+        f"whole blood to process {fmt_num(lo)}–{fmt_num(hi)} L ({fmt_num(c['blood_volumes_needed'])} × TBV) at a "
+        f"collection efficiency (CE2) of {fmt_num(c['ce2'] * 100)} % (published {fmt_num(c['ce2_range'][0] * 100)}–"
+        f"{fmt_num(c['ce2_range'][1] * 100)} %)",
+        "one session reaches the target" if c["one_session_reaches_target"]
+        else f"one session does NOT reach the target: {fmt_num(c['sessions_needed'])} sessions needed"),
+        (clinical_text(c.get("formula", ""), kb), *(clinical_text(n, kb) for n in c.get("notes", ()))))]
+    md = c.get("multi_day_plan")
+    if md:
+        probs = ", ".join(f"day {i}: {fmt_num(v)} %" for i, v in enumerate(md["probability_by_day_pct"], 1))
+        rows.append((L["collection_days"], (
+            f"{fmt_num(md['volume_per_day_l'])} L per day ({fmt_num(md['blood_volumes_per_day'])} × TBV, "
+            f"{_hm(md['duration_per_day_min'])}); median {fmt_num(md['days_needed_median'])} days",
+            f"chance the target is reached by {probs}"), tuple(clinical_text(x, kb) for x in md.get("working", ()))))
+    rows.append((L["collection_yield"], (f"{c['expected_yield']} at {fmt_num(c['planned_blood_volumes'])} × TBV "
+                                         "in the planned session",), ()))
+    return rows

@@ -56,7 +56,7 @@ def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[Citation
         if c is None:
             out.append(CitationView(k, f"{k} (not in the citation registry)", None, True))
         else:
-            out.append(CitationView(k, f"{c.short}. {c.title}", c.link, bool(c.unverified)))
+            out.append(CitationView(k, f"{c.short}. {c.title_sentence}", c.link, bool(c.unverified)))
     return tuple(out)
 
 

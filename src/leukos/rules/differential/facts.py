@@ -186,6 +186,13 @@ def _pmf_criteria(case: Case, kb: KnowledgeBase) -> bool | None:
                  minor])
 
 
+def _pb_blasts_below_acute_present(case: Case, kb: KnowledgeBase) -> bool | None:
+    """Circulating blasts present but below the AML cut-off (20 %): the blood blast range of the
+    chronic myeloid neoplasms (CML short of blast phase, CMML, MDS/MPN)."""
+    pb = lab(case, "blasts_pct")
+    return all3([compare(pb, ">", 0.0), compare(pb, "<", _param(kb, "acute_blast_pct"))])
+
+
 def _lymphoblasts(case: Case) -> bool | None:
     blasts = compare(lab(case, "blasts_pct"), ">", 0.0)
     return all3([_phenotype(case, {Immunophenotype.B_LYMPHOBLASTIC, Immunophenotype.T_LYMPHOBLASTIC}), blasts])
@@ -247,6 +254,7 @@ FACTS: dict[str, Callable[[Case, KnowledgeBase], bool | None]] = {
     "mpn_context": lambda c, kb: _mpn_context(c),
     "aml_context": lambda c, kb: _known_in(c, frozenset({Diagnosis.AML, Diagnosis.APL})),
     "lymphoblasts_present": lambda c, kb: _lymphoblasts(c),
+    "pb_blasts_below_acute_present": _pb_blasts_below_acute_present,
     "monocytosis": _monocytosis,
     "acml_blood_picture": _acml_blood_picture,
     "acml_criteria": lambda c, kb: all3([_acml_blood_picture(c, kb), _gene(c, "bcr_abl1", _N)]),
