@@ -226,8 +226,12 @@ def test_picking_an_example_fills_the_form_visibly(page, live_url):
     assert page.input_value("#weight_kg") == "70"
     assert page.locator("#sym_dyspnea_rest").is_checked()
     assert page.input_value("#known_diagnosis") == "AML"
+    # the smear and all genetics are on the form now (issue 9 fields), filled from the example
+    assert page.input_value("#smear_auer_rods") == "yes" and page.locator("#smear_auer_rods").is_visible()
+    assert page.input_value("#flt3_itd") == "positive" and page.input_value("#bcr_abl1") == "negative"
     note = page.inner_text("#example-note")
-    assert "Auer rods" in note  # what the form cannot show is listed, in words
+    assert "hepatomegaly: no" in note  # what the form cannot show is listed, in words
+    assert "Auer rods" not in note  # ...and what it shows is not listed twice
     _assert_clinical_language(note, "example note")
 
 
@@ -439,3 +443,156 @@ def test_axe_core_finds_no_serious_or_critical_violations(page, live_url, shots)
     (shots / "axe-result.txt").write_text("".join(f"{k}: {len(v)} serious or critical violations\n"
                                                   for k, v in found.items()), "utf-8")
     assert all(not v for v in found.values()), found
+
+
+# ------------------------------------------------------------------------------------------
+# The WHO/ICC 2022 fields of issue 9 on the form: the page's differential is the CLI's and the API's
+
+# Written as a case document (what `leukos assess` and /api/assess read), then typed into the form.
+CMML_CASE = {"format": "leukos-case/1", "id": "form-cmml",
+             "labs": {"wbc": {"value": 112, "unit": "10*9/L"}, "blasts_pct": {"value": 2, "unit": "%"},
+                      "hemoglobin": {"value": 9.6, "unit": "g/dL"}, "platelets": {"value": 64, "unit": "10*9/L"},
+                      "neutrophils_pct": {"value": 58, "unit": "%"}, "monocytes_abs": {"value": 31, "unit": "10*9/L"}},
+             "findings": {"genetics": {"bcr_abl1": "negative", "asxl1": "positive", "jak2": "negative"},
+                          "smear": {"dysgranulopoiesis": True}, "marrow": {"blasts_pct": 6, "fibrosis_grade": 1}}}
+PMF_CASE = {"format": "leukos-case/1", "id": "form-pmf",
+            "labs": {"wbc": {"value": 104, "unit": "10*9/L"}, "blasts_pct": {"value": 3, "unit": "%"},
+                     "hemoglobin": {"value": 8.9, "unit": "g/dL"}, "monocytes_abs": {"value": 1200, "unit": "10*6/L"}},
+            "findings": {"genetics": {"bcr_abl1": "negative", "jak2": "positive"},
+                         "smear": {"teardrop_cells": True, "leukoerythroblastosis": True, "dysgranulopoiesis": False},
+                         "marrow": {"blasts_pct": 3, "fibrosis_grade": 3}}}
+
+
+def _type_case(page, doc: dict) -> None:
+    """Type a case document into the form as a clinician would: open the sections, fill, pick."""
+    for sec in ("#sec-cbc", "#sec-diagnosis", "#sec-morphology"):
+        if page.locator(f"{sec}[open]").count() == 0:
+            page.click(f"{sec} > summary")
+    page.fill("#case_id", doc["id"])
+    for name, lv in doc["labs"].items():
+        unit = lv["unit"]
+        if unit == "10*6/L":  # the document gives 1200 ×10⁶/L; the form offers ×10³/µL, so 1.2 is typed
+            unit, value = "10*3/uL", lv["value"] / 1000
+        else:
+            value = lv["value"]
+        page.fill(f"#lab_{name}", str(value))
+        if page.locator(f"select#unit_{name}").count():
+            page.select_option(f"#unit_{name}", unit)
+    for gene, result in doc["findings"].get("genetics", {}).items():
+        page.select_option(f"#{gene}", result)
+    for key, seen in doc["findings"].get("smear", {}).items():
+        page.select_option(f"#smear_{key}", "yes" if seen else "no")
+    marrow = doc["findings"].get("marrow", {})
+    if "blasts_pct" in marrow:
+        page.fill("#marrow_blasts_pct", str(marrow["blasts_pct"]))
+    if "fibrosis_grade" in marrow:
+        page.select_option("#marrow_fibrosis_grade", str(marrow["fibrosis_grade"]))
+
+
+def _items(tr, label: str) -> int:
+    texts = tr.locator(f"td[data-label={label}] li").all_inner_texts()
+    return 0 if texts == ["none found"] else len(texts)
+
+
+def _page_differential(page) -> list[tuple[str, str, int, int]]:
+    """(diagnosis, likelihood, reasons for, reasons against) of each row of the page's differential."""
+    return [(tr.get_attribute("data-diagnosis"), tr.locator("td[data-label=Likelihood]").inner_text().split("\n")[0].strip(),
+             _items(tr, "For"), _items(tr, "Against")) for tr in page.locator("table.differential tbody tr").all()]
+
+
+@pytest.mark.parametrize(("doc", "leading"), [(CMML_CASE, "CMML"), (PMF_CASE, "OTHER_MPN")], ids=["cmml", "pmf"])
+def test_who_icc_fields_typed_on_the_form_give_the_differential_of_assess(page, live_url, doc, leading):
+    if not _engines(live_url)["assess"]:
+        pytest.skip("no assessment engine in this build")
+    import copy
+
+    from leukos.interop.case_format import case_from_dict
+    from leukos.knowledge import load_knowledge
+    from leukos.rules import assess
+
+    kb = load_knowledge()
+    page.goto(live_url)
+    page.click("#sec-patient > summary")
+    _type_case(page, doc)
+    _assess(page)
+    assert page.locator("#input-errors").count() == 0
+    shown = _page_differential(page)
+    a = assess(case_from_dict(copy.deepcopy(doc), kb), kb)
+    expected = [(d.code, d.likelihood, len(d.supporting), len(d.against)) for d in a.differential]
+    assert shown == expected  # the same diagnoses, order, likelihoods and reasons as the CLI and the API
+    assert shown[0][:2] == (leading, "high")
+    # the typed findings decided it: without them the same counts give another differential
+    bare = copy.deepcopy(doc)
+    bare["findings"], _ = {}, bare["labs"].pop("monocytes_abs")
+    assert [d.code for d in assess(case_from_dict(bare, kb), kb).differential][0] != leading
+    # the form still shows what was assessed, and the link of the page brings the values back
+    fibrosis = str(doc["findings"]["marrow"]["fibrosis_grade"])
+    assert page.input_value("#marrow_fibrosis_grade") == fibrosis
+    url = page.url
+    page.goto("about:blank")
+    page.goto(url)
+    assert page.input_value("#marrow_fibrosis_grade") == fibrosis
+    assert page.input_value("#jak2") == doc["findings"]["genetics"]["jak2"]
+    assert page.locator("#lab_monocytes_abs").is_visible()
+    _assert_clinical_language(_visible_text(page, "#result"), f"{doc['id']} result")
+
+
+def test_an_invalid_marrow_value_is_refused_at_its_field_with_the_case_models_reason(page, live_url):
+    from leukos.errors import LeukosUserError
+    from leukos.interop.case_format import case_from_dict
+    from leukos.knowledge import load_knowledge
+
+    page.goto(live_url)
+    page.fill("#lab_wbc", "112")
+    page.click("#sec-morphology > summary")
+    page.fill("#marrow_blasts_pct", "120")
+    _assess(page)
+    assert page.locator("#assessment").count() == 0
+    assert page.locator("#sec-morphology[open]").count() == 1  # the section with the error is open
+    err = page.locator("#err_marrow_blasts_pct")
+    assert err.is_visible()
+    msg = err.inner_text()
+    # the case model's own reason (the CLI and the API give it for the same document), in words
+    with pytest.raises(LeukosUserError) as exc:
+        case_from_dict({"labs": {"wbc": 112}, "findings": {"marrow": {"blasts_pct": 120}}}, load_knowledge())
+    (detail,) = exc.value.details
+    assert detail.field == "findings.marrow.blasts_pct" and detail.value == 120
+    assert "Blasts in the marrow aspirate" in msg and "“120”" in msg and "at most 100" in msg
+    _assert_clinical_language(msg, "marrow error")
+    assert page.get_attribute("#marrow_blasts_pct", "aria-invalid") == "true"
+    assert "err_marrow_blasts_pct" in page.get_attribute("#marrow_blasts_pct", "aria-describedby")
+    gap = err.bounding_box()["y"] - page.locator("#marrow_blasts_pct").bounding_box()["y"]
+    assert 0 < gap < 150
+    # the summary at the top links to the field
+    assert page.locator("#input-errors a[href='#marrow_blasts_pct']").count() == 1
+    assert _axe(page) == []
+    # a count in the wrong range is refused the same way, beside its own field
+    page.fill("#marrow_blasts_pct", "6")
+    page.click("#sec-cbc > summary")
+    page.fill("#lab_monocytes_abs", "-4")
+    _assess(page)
+    assert page.locator("#err_marrow_blasts_pct").count() == 0
+    assert "Monocytes, absolute count" in page.inner_text("#err_lab_monocytes_abs")
+
+
+def test_new_sections_fit_a_laptop_screen_and_pass_axe(browser, live_url):
+    ctx, pg, errors = _new_page(browser, 1366, 768)
+    try:
+        pg.goto(f"{live_url}/?example=22-chronic-neutrophilic-leukaemia.yaml")
+        pg.evaluate("() => document.querySelectorAll('#case-form details').forEach(d => d.open = true)")
+        assert pg.evaluate("() => document.documentElement.scrollWidth") <= 1366
+        # the lists sit side by side (several to a row), each with its label and no sideways scrolling
+        ys = {round(pg.locator(f"#{g}").bounding_box()["y"]) for g in ("bcr_abl1", "pml_rara", "csf3r")}
+        assert len(ys) == 1
+        assert pg.input_value("#csf3r") == "positive" and pg.input_value("#marrow_blasts_pct") == "2"
+        for legend in ("Molecular genetics", "Blood smear", "Bone marrow", "Differential, absolute counts"):
+            assert pg.locator("#case-form fieldset legend", has_text=legend).count() == 1, legend
+        hint = pg.inner_text("#hint_marrow_blasts_pct")
+        assert "0 to 100" in hint
+        assert pg.locator("#marrow_fibrosis_grade option").all_inner_texts() == [
+            "not recorded", "grade 0 (MF-0)", "grade 1 (MF-1)", "grade 2 (MF-2)", "grade 3 (MF-3)"]
+        assert pg.locator("#unit_monocytes_abs option").all_inner_texts() == ["×10⁹/L", "×10³/µL"]
+        assert _axe(pg) == []
+    finally:
+        ctx.close()
+    assert not errors, f"browser errors: {errors}"

@@ -4,10 +4,12 @@ sheet's labelled rows and the chart's axes."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
+from leukos.domain.case import GENES
 from leukos.errors import LeukosUserError
 from leukos.interop.case_format import case_from_dict, parse_document
 from leukos.knowledge import load_knowledge
@@ -68,6 +70,76 @@ def test_typed_values_win_over_the_example_and_cleared_fields_are_removed():
     assert case.findings.smear.auer_rods is True  # not on the form: carried over (and listed on the page)
     unchanged = case_from_dict(case_dict_from_form(form_from_document(base, KB), KB, base), KB)
     assert unchanged.lab("creatinine").reference_high == 90  # the example's own entry is kept when not edited
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_every_example_round_trips_through_the_form(example):
+    """Filling the form from an example and posting it back changes nothing the assessment reads."""
+    base = _example(example)
+    original = case_from_dict(_example(example), KB)
+    form = form_from_document(base, KB)
+    again = case_from_dict(case_dict_from_form(form, KB, base), KB)
+    # a gene result "unknown" is not shown ("not known" on the form) and read as unknown either way
+    assert dataclasses.replace(again.findings, genetics={}) == dataclasses.replace(original.findings, genetics={})
+    assert {g: again.findings.gene(g) for g in GENES} == {g: original.findings.gene(g) for g in GENES}
+    assert {k: again.value(k) for k in again.labs} == {k: original.value(k) for k in original.labs}
+    try:
+        from leukos.rules import assess
+    except ImportError:
+        return
+    from leukos.domain.assessment import jsonable
+    assert jsonable(assess(again, KB)) == jsonable(assess(original, KB))
+    # and without the example behind it, the form alone holds every genetics, smear and marrow value
+    alone = case_from_dict(case_dict_from_form(form, KB), KB)
+    for gene in GENES:
+        assert alone.findings.gene(gene) == original.findings.gene(gene), gene
+    assert alone.findings.smear == original.findings.smear and alone.findings.marrow == original.findings.marrow
+
+
+def test_issue_9_fields_map_to_the_case_document():
+    form = {"lab_wbc": "104", "lab_monocytes_abs": "1,2", "unit_monocytes_abs": "10*3/uL", "jak2": "positive",
+            "calr": "negative", "smear_teardrop_cells": "yes", "smear_dysgranulopoiesis": "no",
+            "marrow_fibrosis_grade": "3", "marrow_blasts_pct": "2.5"}
+    doc = case_dict_from_form(form, KB)
+    assert doc["labs"]["monocytes_abs"] == {"value": 1.2, "unit": "10*3/uL"}
+    assert doc["findings"] == {"genetics": {"jak2": "positive", "calr": "negative"},
+                               "smear": {"teardrop_cells": True, "dysgranulopoiesis": False},
+                               "marrow": {"fibrosis_grade": 3, "blasts_pct": 2.5}}
+    # a finding cleared on the form is removed from the example behind it, not kept silently
+    base = _example("22-chronic-neutrophilic-leukaemia.yaml")
+    form = form_from_document(base, KB)
+    assert form["csf3r"] == "positive" and form["marrow_blasts_pct"] == "2" and form["smear_toxic_granulation"] == "yes"
+    form.update(csf3r="", marrow_blasts_pct="")
+    case = case_from_dict(case_dict_from_form(form, KB, base), KB)
+    assert case.findings.gene("csf3r").value == "unknown" and case.findings.marrow.blasts_pct is None
+
+
+@pytest.mark.parametrize(("key", "typed", "doc_value"), [
+    ("jak2", "maybe", "maybe"), ("smear_teardrop_cells", "perhaps", "perhaps"),
+    ("marrow_fibrosis_grade", "7", 7), ("marrow_fibrosis_grade", "2.5", 2.5), ("marrow_blasts_pct", "120", 120)])
+def test_bad_findings_are_refused_by_the_case_model_itself(key, typed, doc_value):
+    """The form does not re-implement the checks: the error is the one the CLI/API give for the document."""
+    with pytest.raises(LeukosUserError) as form_err:
+        case_from_dict(case_dict_from_form({"lab_wbc": "100", key: typed}, KB), KB)
+    path = {"jak2": "findings.genetics.jak2", "smear_teardrop_cells": "findings.smear.teardrop_cells",
+            "marrow_fibrosis_grade": "findings.marrow.fibrosis_grade",
+            "marrow_blasts_pct": "findings.marrow.blasts_pct"}[key]
+    doc: dict = {"labs": {"wbc": 100}}
+    node = doc
+    for part in path.split(".")[:-1]:
+        node = node.setdefault(part, {})
+    node[path.rsplit(".", 1)[1]] = doc_value
+    with pytest.raises(LeukosUserError) as api_err:
+        case_from_dict(doc, KB)
+    assert [d.to_dict() for d in form_err.value.details] == [d.to_dict() for d in api_err.value.details]
+    assert form_err.value.details[0].field == path
+
+
+def test_a_findings_number_that_is_not_a_number_is_named():
+    with pytest.raises(LeukosUserError) as e:
+        case_dict_from_form({"lab_wbc": "100", "marrow_blasts_pct": "a lot"}, KB)
+    (d,) = e.value.details
+    assert d.field == "findings.marrow.blasts_pct" and d.value == "a lot" and "number" in d.expected
 
 
 def test_an_empty_form_asks_for_the_white_count():

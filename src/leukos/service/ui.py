@@ -35,14 +35,15 @@ from leukos.domain.assessment import DISCLAIMER, Assessment, jsonable
 from leukos.domain.case import Case
 from leukos.errors import CaseFormatError, ErrorDetail, LeukosUserError
 from leukos.interop.case_format import case_from_dict, parse_document
-from leukos.service import present
+from leukos.service import form_findings, present
 from leukos.service.chart import Line, course_svg, panels_from_simulation
 from leukos.service.deps import api_caller, service_state
 from leukos.service.engines import EngineUnavailable, load_case
 from leukos.service.views import finding_views
 from leukos.units import normalise_unit
 
-__all__ = ["router", "PageCache", "FORM_LABS", "FORM_SECTIONS", "case_dict_from_form", "parse_number"]
+__all__ = ["router", "PageCache", "FORM_LABS", "FORM_SECTIONS", "case_dict_from_form", "form_from_document",
+           "parse_number"]
 
 router = APIRouter(include_in_schema=False)
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -57,28 +58,39 @@ _TEMPLATES.env.filters.update(
     cites=pass_context(lambda ctx, keys: present.cite_short(ctx["kb"], keys)),
     unit=pass_context(lambda ctx, u: present.unit_text(ctx["kb"], u)))
 
-# The form, in clinical reading order: (id, title, analytes). The first section is always open.
-FORM_SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("count", "White cell count", ("wbc", "blasts_pct")),
-    ("cbc", "Blood count and differential", ("hemoglobin", "hematocrit", "platelets", "neutrophils_pct", "bands_pct",
-                                             "lymphocytes_pct", "monocytes_pct", "eosinophils_pct", "basophils_pct",
-                                             "promyelocytes_pct", "myelocytes_pct", "metamyelocytes_pct")),
-    ("chem", "Chemistry: tumour lysis and kidney", ("potassium", "potassium_plasma", "phosphate", "uric_acid",
-                                                    "calcium", "ionized_calcium", "creatinine", "creatinine_baseline",
-                                                    "ldh")),
-    ("coag", "Coagulation", ("fibrinogen", "d_dimer", "pt_seconds", "pt_control_seconds", "inr")),
-    ("gas", "Oxygenation", ("pao2", "spo2")),
+# The form, in clinical reading order: (id, title, groups of analytes). The first section is always
+# open. A group with a legend is a fieldset of its own inside the section.
+FORM_SECTIONS: tuple[tuple[str, str, tuple[tuple[str | None, tuple[str, ...]], ...]], ...] = (
+    ("count", "White cell count", ((None, ("wbc", "blasts_pct")),)),
+    ("cbc", "Blood count and differential", (
+        (None, ("hemoglobin", "hematocrit", "platelets")),
+        ("Differential, per cent of leukocytes", ("neutrophils_pct", "bands_pct", "lymphocytes_pct", "monocytes_pct",
+                                                  "eosinophils_pct", "basophils_pct", "promyelocytes_pct",
+                                                  "myelocytes_pct", "metamyelocytes_pct")),
+        ("Differential, absolute counts", ("neutrophils_abs", "lymphocytes_abs", "monocytes_abs", "eosinophils_abs",
+                                           "basophils_abs")))),
+    ("chem", "Chemistry: tumour lysis and kidney", ((None, ("potassium", "potassium_plasma", "phosphate", "uric_acid",
+                                                            "calcium", "ionized_calcium", "creatinine",
+                                                            "creatinine_baseline", "ldh")),)),
+    ("coag", "Coagulation", ((None, ("fibrinogen", "d_dimer", "pt_seconds", "pt_control_seconds", "inr")),)),
+    ("gas", "Oxygenation", ((None, ("pao2", "spo2")),)),
 )
-FORM_LABS = tuple(a for _s, _t, labs in FORM_SECTIONS for a in labs)
+FORM_LABS = tuple(a for _s, _t, groups in FORM_SECTIONS for _legend, labs in groups for a in labs)
+# Said under a group of the form (the absolute counts: how they combine with the percentages).
+_GROUP_HINTS = {"Differential, absolute counts": "Give the percentage, the absolute count or both: the differential derives "
+                                   "the missing one from the white cell count and shows how."}
+# Sections of the form after the symptoms: (id, title, its own selects, groups of form_findings).
+_FINDING_SECTIONS = (("diagnosis", "Diagnosis, immunophenotype and molecular genetics",
+                      ("known_diagnosis", "immunophenotype"), ("genetics",)),
+                     ("morphology", "Blood smear and bone marrow", (), ("smear", "marrow")))
 _PATIENT = (("age_years", "Age", "years"), ("weight_kg", "Weight", "kg"), ("height_cm", "Height", "cm"))
 _DIAGNOSES = ("AML", "APL", "ALL", "CML_CP", "CML_AP", "CML_BP", "CML", "CLL", "CNL", "CMML", "OTHER_MPN",
               "LEUKEMOID_REACTIVE", "LEUKEMOID_PARANEOPLASTIC")
 _PHENOTYPES = ("myeloid", "monocytic", "promyelocytic", "b_lymphoblastic", "t_lymphoblastic", "mature_b", "mature_t")
-_GENETICS = (("pml_rara", "PML::RARA"), ("bcr_abl1", "BCR::ABL1"))
 # Paths of a case document that the form shows (everything else of an example is listed as carried over).
 _ON_FORM = {"format", "id", "patient.age_years", "patient.sex", "patient.weight_kg", "patient.height_cm",
             "symptoms", "findings.known_diagnosis", "findings.immunophenotype",
-            *(f"findings.genetics.{g}" for g, _ in _GENETICS), *(f"labs.{a}" for a in FORM_LABS)}
+            *(f.path for f in form_findings.FIELDS), *(f"labs.{a}" for a in FORM_LABS)}
 
 
 class PageCache:
@@ -135,15 +147,21 @@ def _num(form: Mapping[str, str], key: str, field: str, label: str, problems: li
         return None
     try:
         return parse_number(text)
+    except ValueError:
+        problems.append(_not_a_number(text, field, label))
+        return None
+
+
+def _not_a_number(text: str, field: str, label: str) -> ErrorDetail:
+    try:
+        parse_number(text)
     except ValueError as exc:
         if str(exc) == "ambiguous":
-            problems.append(ErrorDetail(field=field, value=text, expected=f"a number for {label} that cannot be misread",
-                                        fix="a comma before three digits may be a thousands separator: write "
-                                            f"{text.replace(',', '')} or {text.replace(',', '.')}"))
-        else:
-            problems.append(ErrorDetail(field=field, value=text, expected=f"a number for {label}",
-                                        fix="type digits only, with a decimal point or comma (e.g. 6.8 or 6,8)"))
-        return None
+            return ErrorDetail(field=field, value=text, expected=f"a number for {label} that cannot be misread",
+                               fix="a comma before three digits may be a thousands separator: write "
+                                   f"{text.replace(',', '')} or {text.replace(',', '.')}")
+    return ErrorDetail(field=field, value=text, expected=f"a number for {label}",
+                       fix="type digits only, with a decimal point or comma (e.g. 6.8 or 6,8)")
 
 
 def _units(kb, analyte: str) -> tuple[str, ...]:
@@ -198,9 +216,7 @@ def form_from_document(doc: Mapping[str, Any], kb) -> dict[str, Any]:
     f = case.findings
     form["known_diagnosis"] = f.known_diagnosis.value if f.known_diagnosis else ""
     form["immunophenotype"] = f.immunophenotype.value if f.immunophenotype else ""
-    for g, _ in _GENETICS:
-        r = f.genetics.get(g)
-        form[g] = r.value if r is not None and r.value in ("positive", "negative") else ""
+    form.update(form_findings.form_values(case, present.fmt_num))
     form["symptoms"] = list(case.symptoms or ())
     form["symptoms_none"] = "1" if case.symptoms == () else ""
     return form
@@ -295,18 +311,10 @@ def case_dict_from_form(form: Mapping[str, Any], kb, base: Mapping[str, Any] | N
             findings[key] = val
         else:
             findings.pop(key, None)
-    genetics = dict(findings.get("genetics") or {})
-    for g, _label in _GENETICS:
-        val = form.get(g) or ""
-        if val in ("positive", "negative"):
-            genetics[g] = val
-        elif val == "" and base_form.get(g, "") != "":
-            genetics.pop(g, None)
-    if genetics:
-        findings["genetics"] = genetics
-    else:
-        findings.pop("genetics", None)
     doc["findings"] = findings
+    # genetics, smear, marrow: written as typed; the case model checks them (case_from_dict)
+    for f, text in form_findings.write_into(doc, form, parse_number):
+        problems.append(_not_a_number(text, f.path, present.labels(kb).word(f.path)))
     if problems:
         raise CaseFormatError(problems)
     if "wbc" not in labs:
@@ -324,8 +332,10 @@ def _field_id(field: str) -> str:
         return f"lab_{parts[1]}"
     if parts[0] == "patient" and len(parts) > 1:
         return parts[1]
+    if field in form_findings.BY_PATH:
+        return form_findings.BY_PATH[field].id
     if parts[0] == "findings" and len(parts) > 1:
-        return parts[-1] if parts[-1] in {g for g, _ in _GENETICS} else parts[1]
+        return parts[1]
     if parts[0] == "symptoms":
         return "symptoms"
     return "paste" if parts[0] not in ("example",) else "example"
@@ -339,9 +349,17 @@ def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[
         fid = _field_id(d.field)
         what = lab.word(d.field) if d.field not in ("example", "paste") else (
             "the example" if d.field == "example" else "the pasted case")
+        on_form = form_findings.BY_PATH.get(d.field)
+        if on_form is not None and on_form.label:
+            what = on_form.label  # the words of the control the message sits beside
         value = d.to_dict().get("value")
         expected = present.clinical_text(d.expected, kb).replace("UCUM", "standard")
         fix = present.clinical_text(d.fix, kb).replace("use UCUM", "choose a unit from the list")
+        # yes/no findings: the case model's words for them, as the form's lists say them
+        expected = expected.replace("boolean or null", "yes, no or not recorded")
+        fix = fix.replace("give a boolean or null (not recorded)", "pick an answer from the list")
+        expected = re.sub(r"^(maximum|minimum) (\S+)$", lambda m: ("at most " if m[1] == "maximum" else "at least ")
+                          + m[2], expected)
         fix = re.sub(r"see `leukos schema case`[^.;]*", "see the bundled examples", fix)
         if value in (None, "(empty)", ""):
             msg = f"{what[:1].upper() + what[1:]} is not recorded: {expected}. {fix[:1].upper() + fix[1:]}."
@@ -364,18 +382,74 @@ def _headers() -> dict[str, str]:
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
+def _group_hint(kb, legend: str | None, labs: tuple[str, ...]) -> str:
+    """What is said under a group of lab fields: how it is used and the values accepted."""
+    hint = _GROUP_HINTS.get(legend or "", "")
+    bounds = {(kb.analytes[n].plausible, kb.analytes[n].unit) for n in labs if n in kb.analytes}
+    if legend and len(bounds) == 1:
+        (lo, hi), unit = bounds.pop()
+        hint += (f" Values from {present.fmt_num(lo)} to {present.fmt_num(hi)} {present.unit_text(kb, unit)} "
+                 "are accepted (a check of plausibility, not a reference range).")
+    return hint.strip()
+
+
+def _finding_sections(lab: present.Labels, form: Mapping[str, Any], errors: Mapping[str, str],
+                      folded: bool) -> list[dict[str, Any]]:
+    """The diagnosis/genetics and smear/marrow sections: open when they hold a value (until a result
+    is shown) or an error, and how many values they hold."""
+    groups = dict(_finding_groups(lab))
+    out = []
+    for sid, title, own, group_ids in _FINDING_SECTIONS:
+        ids = [*own, *(r["f"].id for gid in group_ids for r in groups[gid][1])]
+        n = sum(1 for k in ids if isinstance(form.get(k), str) and form[k].strip())
+        out.append({"id": sid, "title": title, "groups": [groups[gid] for gid in group_ids], "n": n,
+                    "open": (n > 0 and not folded) or any(k in errors for k in ids)})
+    return out
+
+
+def _finding_groups(lab: present.Labels) -> list[tuple[str, tuple[Any, list[dict[str, Any]]]]]:
+    """The genetics, smear and marrow groups of the form: label, choices in words, range and hint."""
+    out = []
+    for g in form_findings.GROUPS:
+        rows = []
+        for f in g.fields:
+            word = f.label or lab.word(f.path)
+            label = word[:1].upper() + word[1:]
+            if f.kind == "result":
+                words = lab.section("genetic_result")
+                options, empty = [(v, words.get(v, v)) for v in form_findings.choices(f)], "not known"
+            elif f.kind == "flag":
+                options, empty = [("yes", g.yes), ("no", g.no)], "not recorded"
+            else:
+                options, empty = [(v, f.option_text.format(v)) for v in form_findings.choices(f)], "not recorded"
+            rng = form_findings.value_range(f)
+            hint = f.hint
+            if f.kind == "number" and rng:
+                hint = f"{present.fmt_num(rng[0])} to {present.fmt_num(rng[1])} {f.unit} {hint}".strip()
+            rows.append({"f": f, "label": label, "options": options, "empty": empty, "hint": hint})
+        out.append((g.id, (g, rows)))
+    return out
+
+
 def _page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
     kb = service_state(request).kb
-    sections = [(sid, title, [(n, kb.analytes[n], [(u, present.unit_text(kb, u) or "ratio") for u in _units(kb, n)])
-                              for n in labs if n in kb.analytes]) for sid, title, labs in FORM_SECTIONS]
+    def row(n: str) -> tuple[str, Any, list[tuple[str, str]]]:
+        return n, kb.analytes[n], [(u, present.unit_text(kb, u) or "ratio") for u in _units(kb, n)]
+
+    sections = []
+    for sid, title, groups in FORM_SECTIONS:
+        rows = [(legend, _group_hint(kb, legend, labs), [row(n) for n in labs if n in kb.analytes])
+                for legend, labs in groups]
+        sections.append((sid, title, [r for _legend, _hint, rs in rows for r in rs], rows))
     lab = present.labels(kb)
     base = {"request": request, "kb": kb, "L": lab, "sections": sections, "patient_fields": _PATIENT,
             "symptoms": sorted(kb.symptoms.values(), key=lambda s: (s.organ, s.term)),
             "diagnoses": [(d, lab.diagnosis(d)) for d in _DIAGNOSES],
             "phenotypes": [(p, lab.section("phenotype").get(p, p)) for p in _PHENOTYPES],
-            "genetics": _GENETICS, "examples": _examples(request), "form": {}, "field_errors": {},
+            "examples": _examples(request), "form": {}, "field_errors": {},
             "error_items": [], "engines": service_state(request).engines.available}
     base.update(ctx)
+    base["finding_sections"] = _finding_sections(lab, base["form"], base["field_errors"], folded=bool(base.get("a")))
     return _TEMPLATES.TemplateResponse(request, name, base, status_code=status, headers=_headers())
 
 
