@@ -208,3 +208,13 @@ def test_every_example_report_fits_two_pages_even_with_a_reference_plan(dev_clie
         pytest.skip("a part of the build is missing")
     assert r.status_code == 200, r.text[:300]
     assert 1 <= int(r.headers["X-Report-Pages"]) <= 2
+
+
+def test_a_refused_lab_value_is_shown_with_the_unit_as_people_write_it():
+    from leukos.errors import ErrorDetail, LeukosUserError
+    from leukos.knowledge import load_knowledge
+    from leukos.service.ui import _plain_errors
+
+    exc = LeukosUserError([ErrorDetail("labs.wbc", "-3.0 10*9/L", "0-2000 10*9/L", "check the value")])
+    items, by_field = _plain_errors(exc, load_knowledge())
+    assert "“-3 ×10⁹/L”" in items[0]["text"] and "10*9" not in items[0]["text"], items[0]["text"]

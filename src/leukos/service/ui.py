@@ -341,6 +341,16 @@ def _field_id(field: str) -> str:
     return "paste" if parts[0] not in ("example",) else "example"
 
 
+def _value_words(value: Any, kb) -> Any:
+    """A refused value as the clinician typed it: "-3.0 10*9/L" reads "-3 ×10⁹/L" (units as people write them)."""
+    if not isinstance(value, str):
+        return value
+    m = re.fullmatch(r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?) (\S+)", value)
+    if m is None or m[2] not in kb.unit_display:
+        return value
+    return f"{present.fmt_num(float(m[1]))} {present.unit_text(kb, m[2])}"
+
+
 def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[str, str]]:
     """(summary items, message per field id) in clinical words, no code names."""
     items, by_field = [], {}
@@ -352,7 +362,7 @@ def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[
         on_form = form_findings.BY_PATH.get(d.field)
         if on_form is not None and on_form.label:
             what = on_form.label  # the words of the control the message sits beside
-        value = d.to_dict().get("value")
+        value = _value_words(d.to_dict().get("value"), kb)
         expected = present.clinical_text(d.expected, kb).replace("UCUM", "standard")
         fix = present.clinical_text(d.fix, kb).replace("use UCUM", "choose a unit from the list")
         # yes/no findings: the case model's words for them, as the form's lists say them
