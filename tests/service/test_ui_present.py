@@ -218,3 +218,18 @@ def test_a_refused_lab_value_is_shown_with_the_unit_as_people_write_it():
     exc = LeukosUserError([ErrorDetail("labs.wbc", "-3.0 10*9/L", "0-2000 10*9/L", "check the value")])
     items, by_field = _plain_errors(exc, load_knowledge())
     assert "“-3 ×10⁹/L”" in items[0]["text"] and "10*9" not in items[0]["text"], items[0]["text"]
+
+
+def test_the_report_lists_genetics_smear_and_marrow_findings_used():
+    """The report's "Values used" names every finding the differential read, not only the labs."""
+    from leukos.cli.inputs import read_case
+    from leukos.knowledge import load_knowledge
+    from leukos.service.ui import _inputs
+
+    kb = load_knowledge()
+    rows = dict(_inputs(read_case(str(EXAMPLES / "22-chronic-neutrophilic-leukaemia.yaml"), kb), kb))
+    assert rows["CSF3R mutation"] == "positive" and rows["BCR::ABL1"] == "negative"
+    assert rows["Toxic granulation"] == "seen" and rows["Auer rods"] == "looked for, not seen"
+    assert rows["Blasts in the marrow aspirate"] == "2 %"
+    rows01 = dict(_inputs(read_case(str(EXAMPLES / "01-aml-leukostasis.yaml"), kb), kb))
+    assert "unknown" not in rows01.values()  # a test not done is not listed as a value used

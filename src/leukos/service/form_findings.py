@@ -145,6 +145,29 @@ def form_values(case: Case, fmt_num) -> dict[str, str]:
     return out
 
 
+def recorded(case: Case, fmt_num, word) -> list[tuple[str, str]]:
+    """(label, value in words) of every genetics, smear and marrow finding the case records, in form order;
+    ``word`` names a path that has no form label (labels.toml)."""
+    rows: list[tuple[str, str]] = []
+    for g in GROUPS:
+        for f in g.fields:
+            v = _read(case, f.path)
+            if v is None:
+                continue
+            if f.kind == "flag":
+                text = g.yes if v else g.no
+            elif f.kind == "result":
+                text = str(getattr(v, "value", v))
+                if text == "unknown":
+                    continue
+            elif f.kind == "grade":
+                text = f.option_text.format(fmt_num(v))
+            else:
+                text = f"{fmt_num(v)} {f.unit}".strip()
+            rows.append((f.label or word(f.path), text))
+    return rows
+
+
 def _set(doc: MutableMapping[str, Any], path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
     node = doc

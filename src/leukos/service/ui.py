@@ -555,7 +555,7 @@ def _inputs(case: Case, kb) -> list[tuple[str, str]]:
         else:
             text = f"{given} (= {canon})"
         rows.append((re.sub(r"\s*\((?:% of leukocytes|pulse oximetry|arterial|serum)\)", "", kb.analytes[name].label), text))
-    return rows
+    return rows + form_findings.recorded(case, present.fmt_num, present.labels(kb).word)
 
 
 async def _read_form(request: Request) -> tuple[dict[str, Any], str]:
