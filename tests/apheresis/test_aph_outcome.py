@@ -33,9 +33,10 @@ def data():
 
 def test_rows_scored_and_shown(data):
     scored = {r.id for r in data.wbc if r.scored}
-    assert scored == {"C1", "C2", "C3", "C4", "C4i", "N02", "N04", "N09b"}
+    assert scored == {"C1", "C2", "C3", "C4", "C4i", "N02", "N04", "N09b", "N25a", "N26a", "N27"}
     shown = {r.id: r.reason for r in data.wbc if not r.scored}
     assert "chemotherapy" in shown["N01"] and "hydroxyurea" in shown["N19"] and "bound" in shown["N03"] and "exchange transfusion" in shown["N09c"]
+    assert "whole course" in shown["N25b"] and "whole course" in shown["N26b"]
     assert len(data.platelets) == 14 and {r.marker for r in data.ce} == {"CD34", "CD3"}
     # the bundled yields file has two rows with text in a numeric cell: reported and skipped
     assert {(p.file, p.row) for p in data.problems} == {("yields", "17"), ("yields", "30")}
@@ -71,8 +72,8 @@ def test_held_out_value_does_not_influence_its_own_prediction(data):
 
 def test_unscored_rows_are_shown_but_not_counted(data):
     tab = cross_validate_falls(kb(), data.wbc, structure="pooled", draws=500)
-    assert len(tab.rows) == len(data.wbc) and tab.summary["model"]["n"] == 8
-    assert tab.summary["constant_35"]["n"] == 8 and tab.summary["_sources"]["n"] == 7
+    assert len(tab.rows) == len(data.wbc) and tab.summary["model"]["n"] == 11
+    assert tab.summary["constant_35"]["n"] == 11 and tab.summary["_sources"]["n"] == 10
 
 
 def test_more_volume_more_fall_and_cohort_band_narrower_than_patient(data):
@@ -241,7 +242,7 @@ def test_volume_candidates_change_only_the_assumed_volumes(data):
     from leukos.apheresis.validate import _variant_rows
     k = kb()
     assumed = {r.id for r in data.wbc if r.volume_assumed}
-    assert {r.id for r in data.wbc if r.scored} & assumed == {"C2", "C3", "N02", "N04", "N09b"}
+    assert {r.id for r in data.wbc if r.scored} & assumed == {"C2", "C3", "N02", "N04", "N09b", "N25a", "N26a", "N27"}
     wide = {r.id: r for r in _variant_rows(k, data.wbc, "practice-volume-range")}
     base = {r.id: r for r in data.wbc}
     for rid, r in wide.items():
