@@ -155,3 +155,20 @@ def test_calcium_warning_uses_the_5th_percentile_and_names_safer_options():
     best = max(opts, key=lambda m: opts[m]["p05"])
     plan2 = plan_leukapheresis(case, PlanOptions(calcium_prophylaxis=best, draws=200), kb)
     assert not [w for w in plan2.warnings if "ionised calcium" in w and ("1 in 20" in w or "below" in w)]
+
+
+def test_the_outcome_prediction_says_how_it_did_out_of_sample():
+    """The sheet states the stored leave-one-source-out figures of the model and of ASFA's midpoint, so a clinician
+    knows how far to trust the median."""
+    from leukos.apheresis import PlanOptions, plan_leukapheresis
+    from leukos.cli.inputs import read_case
+    from leukos.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    v = kb.table("apheresis_outcome_fit")["validation"]["wbc"]
+    res = v[v["chosen"]["structure"].replace("+", "_")]
+    text = plan_leukapheresis(read_case(AML, kb), PlanOptions(draws=50), kb).predicted["wbc_outcome_model"]["validated"]
+    assert f"on {int(res['model']['n'])} published sessions" in text
+    assert f"{res['model']['mae_pct_points']:g} percentage points" in text and f"{res['asfa_45']['mae_pct_points']:g}" in text
+    better = res["model"]["mae_pct_points"] < res["asfa_45"]["mae_pct_points"]
+    assert ("(better than ASFA" in text) == better and ("no better than ASFA" in text) == (not better)

@@ -398,9 +398,7 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
     else:
         outcome = predict_next_session(patient_prior(kb, diagnosis=diagnosis), pre_wbc_10e9_per_l=float(wbc),
                                        blood_volumes=settings.blood_volumes, seed=int(_p(kb, "random_seed")))
-        predicted["wbc_outcome_model"] = outcome.to_dict() | {
-            "validated": "end of run: checked against published sessions it was not fitted to (leave one source out); "
-                         "next morning: not validated (no published next-morning counts without cytoreduction)"}
+        predicted["wbc_outcome_model"] = outcome.to_dict() | {"validated": _validation_text(kb)}
         citations.append("leukos_outcome_model")
         grp = kb.table("apheresis_outcomes")["groups"][disease_group(kb, diagnosis)]
         if grp.get("caution"):
@@ -443,6 +441,25 @@ def plan_leukapheresis(case: Case, options: PlanOptions | None, kb: KnowledgeBas
         contraindications=tuple(contraindications), warnings=tuple(dict.fromkeys(warnings)),
         unverified=tuple(dict.fromkeys(unverified)), working=MappingProxyType(working | {"missing_data": missing}),
         citations=tuple(dict.fromkeys(citations)), leukos_version=__version__, ruleset_version=kb.ruleset_version)
+
+
+def _validation_text(kb: KnowledgeBase) -> str:
+    """How the end-of-run prediction did on published sessions it was not fitted to (the stored
+    leave-one-source-out summary), against ASFA's midpoint, in words."""
+    v = kb.table("apheresis_outcome_fit").get("validation", {}).get("wbc", {})
+    chosen = str(v.get("chosen", {}).get("structure", "")).replace("+", "_")
+    res = v.get(chosen, {})
+    model, asfa = res.get("model"), res.get("asfa_45")
+    if not model or not asfa:
+        return ("end of run: not validated in this knowledge base; next morning: not validated "
+                "(no published next-morning counts without cytoreduction)")
+    n = int(model["n"])
+    verdict = ("better than" if model["mae_pct_points"] < asfa["mae_pct_points"]
+               else "no better than")
+    return (f"end of run, on {n} published sessions it was not fitted to: the median missed the observed fall by "
+            f"{model['mae_pct_points']:g} percentage points on average ({verdict} ASFA's 45 % midpoint, "
+            f"{asfa['mae_pct_points']:g}) and the 90 % band held {str(model['coverage_90']).replace('/', ' of ')} - rely on the band, not the "
+            "median; next morning: not validated (no published next-morning counts without cytoreduction)")
 
 
 def _calcium_warnings(kb: KnowledgeBase, selected: str, nadir_median: float,
