@@ -57,7 +57,11 @@ class Labels:
     words: Mapping[str, str]
     sections: Mapping[str, Mapping[str, str]]
     kb: KnowledgeBase
+    # Memos of pure functions of (this kb, argument): rule texts, code names and citation keys repeat
+    # from call to call. Each is cleared when it reaches _TEXT_CACHE_MAX entries.
     text_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # clinical_text
+    word_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # word
+    cite_cache: dict[Any, str] = field(default_factory=dict, compare=False, repr=False)  # cite_short
 
     def section(self, name: str) -> Mapping[str, str]:
         return self.sections.get(name, {})
@@ -70,6 +74,14 @@ class Labels:
 
     def word(self, name: str) -> str:
         """The label of a code name; unknown names are spelt out, never shown raw."""
+        hit = self.word_cache.get(name)
+        if hit is None:
+            if len(self.word_cache) >= _TEXT_CACHE_MAX:
+                self.word_cache.clear()
+            hit = self.word_cache[name] = self._word(name)
+        return hit
+
+    def _word(self, name: str) -> str:
         if name in self.words:
             return self.words[name]
         kb = self.kb
@@ -203,7 +215,20 @@ def _internal(c) -> bool:
 def cite_short(kb: KnowledgeBase, keys: Any) -> str:
     """Author-year labels of citation keys (never internal file names)."""
     if isinstance(keys, str):
-        keys = [keys]
+        keys = (keys,)
+    memo_key = tuple(keys) if isinstance(keys, (list, tuple)) and all(type(k) is str for k in keys) else None
+    if memo_key is None:
+        return _cite_short(kb, keys)
+    cache = labels(kb).cite_cache
+    hit = cache.get(memo_key)
+    if hit is None:
+        if len(cache) >= _TEXT_CACHE_MAX:
+            cache.clear()
+        hit = cache[memo_key] = _cite_short(kb, memo_key)
+    return hit
+
+
+def _cite_short(kb: KnowledgeBase, keys: Any) -> str:
     out: list[str] = []
     for k in dict.fromkeys(keys or ()):
         c = kb.citations.get(k)
@@ -248,8 +273,11 @@ class Node:
     children: tuple[Node, ...] = field(default_factory=tuple)
 
 
+_QUANTITY_KEYS = frozenset({"unit", "status", "given", "source"})
+
+
 def _is_quantity(d: Mapping[str, Any]) -> bool:
-    return "value" in d and not isinstance(d["value"], Mapping) and bool({"unit", "status", "given", "source"} & d.keys())
+    return "value" in d and not isinstance(d["value"], Mapping) and not _QUANTITY_KEYS.isdisjoint(d.keys())
 
 
 def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
@@ -278,26 +306,29 @@ def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
 
 def working_tree(obj: Any, kb: KnowledgeBase, label: str = "") -> Node:
     """A nested, labelled view of a ``working`` mapping (never JSON)."""
-    lab = labels(kb)
-    if isinstance(obj, Mapping):
+    return _tree(obj, kb, labels(kb).word, label)
+
+
+def _tree(obj: Any, kb: KnowledgeBase, word: Any, label: str) -> Node:
+    if type(obj) is dict or isinstance(obj, Mapping):  # plain dicts skip the ABC check (the usual case)
         if _is_quantity(obj):
             return Node(label, _quantity_text(obj, kb))
         if not obj:
             return Node(label, "none")
         kids = []
         for k, v in obj.items():
-            name = lab.word(str(k))
+            name = word(str(k))
             if k in ("source", "citations") and isinstance(v, (list, tuple, str)):
                 kids.append(Node("sources", cite_short(kb, v)))
             else:
-                kids.append(working_tree(v, kb, name))
+                kids.append(_tree(v, kb, word, name))
         return Node(label, "", tuple(kids))
     if isinstance(obj, (list, tuple)):
         if not obj:
             return Node(label, "none")
         if all(not isinstance(x, (Mapping, list, tuple)) for x in obj):
             return Node(label, "; ".join(clinical_text(x, kb) for x in obj))
-        return Node(label, "", tuple(working_tree(x, kb, f"{i}") for i, x in enumerate(obj, 1)))
+        return Node(label, "", tuple(_tree(x, kb, word, f"{i}") for i, x in enumerate(obj, 1)))
     return Node(label, clinical_text(obj, kb))
 
 
