@@ -90,8 +90,14 @@ def _registry_if_present(app: FastAPI) -> Registry | None:
         return app.state.registry
     configured = getattr(app.state, "registry_settings", None) is not None or any(
         os.environ.get(k) for k in ("LEUKOS_DATA_DIR", "LEUKOS_DATABASE_URL"))
-    s = _settings(app)
-    if not configured and s.is_sqlite and not (s.data_dir / SQLITE_FILE).exists():
+    if configured:
+        return registry_of(app)
+    # Not configured, so SQLite in the service's data folder (or the default one): does its file exist?
+    # (Called on every patient-view: no copy of the environment, no path resolution.)
+    service = getattr(getattr(app.state, "leukos", None), "settings", None)
+    data_dir = getattr(service, "data_dir", None)
+    s = RegistrySettings.from_env({"LEUKOS_DATA_DIR": str(data_dir)} if data_dir is not None else {})
+    if not (s.data_dir / SQLITE_FILE).exists():
         return None
     return registry_of(app)
 
