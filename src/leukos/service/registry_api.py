@@ -21,6 +21,8 @@ import logging
 import os
 import threading
 import uuid
+from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
@@ -96,10 +98,17 @@ def _registry_if_present(app: FastAPI) -> Registry | None:
     # (Called on every patient-view: no copy of the environment, no path resolution.)
     service = getattr(getattr(app.state, "leukos", None), "settings", None)
     data_dir = getattr(service, "data_dir", None)
-    s = RegistrySettings.from_env({"LEUKOS_DATA_DIR": str(data_dir)} if data_dir is not None else {})
-    if not (s.data_dir / SQLITE_FILE).exists():
+    if not os.path.exists(_sqlite_file(None if data_dir is None else str(data_dir),
+                                       os.getcwd() if data_dir is None else "")):
         return None
     return registry_of(app)
+
+
+@lru_cache(maxsize=16)
+def _sqlite_file(data_dir: str | None, cwd: str) -> str:
+    """The SQLite file of an unconfigured registry (in the service's data folder, else the default one)."""
+    s = RegistrySettings.from_env({"LEUKOS_DATA_DIR": data_dir} if data_dir is not None else {}, cwd=Path(cwd))
+    return str(s.data_dir / SQLITE_FILE)
 
 
 def _reg(request: Request, pseudonym: str | None, kind: str) -> Registry:
