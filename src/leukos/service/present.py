@@ -283,13 +283,17 @@ def _is_quantity(d: Mapping[str, Any]) -> bool:
 def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
     v = d["value"]
     unit = unit_text(kb, d.get("unit"))
-    text = clinical_text(v, kb) if isinstance(v, str) else fmt_num(v)
-    if isinstance(v, str) and v in labels(kb).section("tbv_method"):
-        text = labels(kb).section("tbv_method")[v]
+    if isinstance(v, str):
+        methods = labels(kb).section("tbv_method")
+        text = methods[v] if v in methods else clinical_text(v, kb)
+    else:
+        text = fmt_num(v)
     out = f"{text} {unit}".strip()
     given = d.get("given")
-    if given and clinical_text(str(given), kb).replace(" ", "") != out.replace(" ", ""):
-        out += f" (entered as {clinical_text(str(given), kb)})"
+    if given:
+        entered = clinical_text(str(given), kb)
+        if entered.replace(" ", "") != out.replace(" ", ""):
+            out += f" (entered as {entered})"
     lo, hi = d.get("reference_low"), d.get("reference_high")
     if lo is not None and hi is not None:
         out += f"; laboratory range {fmt_num(lo)}–{fmt_num(hi)}"
