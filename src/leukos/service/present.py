@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,12 +74,7 @@ class Labels:
 
     def word(self, name: str) -> str:
         """The label of a code name; unknown names are spelt out, never shown raw."""
-        hit = self.word_cache.get(name)
-        if hit is None:
-            if len(self.word_cache) >= _TEXT_CACHE_MAX:
-                self.word_cache.clear()
-            hit = self.word_cache[name] = self._word(name)
-        return hit
+        return _remembered(self.word_cache, name, self._word)
 
     def _word(self, name: str) -> str:
         if name in self.words:
@@ -174,12 +169,16 @@ def clinical_text(text: Any, kb: KnowledgeBase) -> str:
         return "not recorded"
     if not isinstance(text, str):
         return fmt_num(text)
-    cache = labels(kb).text_cache
-    hit = cache.get(text)
+    return _remembered(labels(kb).text_cache, text, lambda t: _clinical_text(t, kb))
+
+
+def _remembered(cache: dict[Any, str], key: Any, compute: Callable[[Any], str]) -> str:
+    """``compute(key)``, remembered in ``cache`` (cleared when it reaches :data:`_TEXT_CACHE_MAX`)."""
+    hit = cache.get(key)
     if hit is None:
         if len(cache) >= _TEXT_CACHE_MAX:
             cache.clear()
-        hit = cache[text] = _clinical_text(text, kb)
+        hit = cache[key] = compute(key)
     return hit
 
 
@@ -219,13 +218,7 @@ def cite_short(kb: KnowledgeBase, keys: Any) -> str:
     memo_key = tuple(keys) if isinstance(keys, (list, tuple)) and all(type(k) is str for k in keys) else None
     if memo_key is None:
         return _cite_short(kb, keys)
-    cache = labels(kb).cite_cache
-    hit = cache.get(memo_key)
-    if hit is None:
-        if len(cache) >= _TEXT_CACHE_MAX:
-            cache.clear()
-        hit = cache[memo_key] = _cite_short(kb, memo_key)
-    return hit
+    return _remembered(labels(kb).cite_cache, memo_key, lambda k: _cite_short(kb, k))
 
 
 def _cite_short(kb: KnowledgeBase, keys: Any) -> str:
