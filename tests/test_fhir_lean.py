@@ -82,3 +82,13 @@ def test_outside_the_lean_grammar_goes_to_the_full_path():
     for change in ({"extension": [{"url": "http://x", "valueString": "y"}]}, {"dataAbsentReason": {"text": "x"}},
                    {"effectiveDateTime": "2016-12-31T23:59:60Z"}, {"valueString": "x"}, {"note": [{"text": "x"}]}):
         assert not lean_valid({**OBS, **change}), change
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**400, 10**400)))
+def test_decimal_needs_no_pattern_for_python_numbers(v):
+    # lean _decimal skips the FHIR decimal pattern: Python's text of any int or finite float matches it
+    from leukos.interop.fhir_lean import _DECIMAL, _decimal
+
+    assert _DECIMAL.fullmatch(str(v)) is not None
+    assert _decimal(v) == (abs(v) <= 1.7976931348623157e308)

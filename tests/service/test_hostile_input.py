@@ -129,8 +129,11 @@ def test_non_finite_lab_values_rest_fhir(dev_client, literal):
     _assert_user_error(dev_client.post("/api/assess", content=raw, headers=FHIR), field="entry[1]")
 
 
-@pytest.mark.parametrize("literal", ["NaN", "-Infinity", "1e400"])
+@pytest.mark.parametrize("literal", ["NaN", "-Infinity", "1e400", "2.5E+401", "9" * 400, "-" + "9" * 310,
+                                     "1" + "0" * 300 + "e10"])
 def test_non_finite_lab_values_cds(dev_client, literal):
+    # a 400-digit integer passed the CDS body's fast parser as a Python int and ended in a 500
+    # (OverflowError in float()); 300 digits with a 2-digit exponent parse to inf
     req = patient_view_request("01-aml-leukostasis.yaml")
     req["prefetch"]["labs"]["entry"][0]["resource"]["valueQuantity"]["value"] = 123.25
     raw = json.dumps(req).replace("123.25", literal)

@@ -1057,6 +1057,10 @@ def _date(text: str) -> dt.date | None:
 def _datetime(text: Any) -> dt.datetime | None:
     if not isinstance(text, str):
         return None
+    return _datetime_memo(text) if len(text) <= 64 else _datetime_text(text)
+
+
+def _datetime_text(text: str) -> dt.datetime | None:
     if len(text) <= 10:
         d = _date(text)
         return None if d is None else dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
@@ -1065,6 +1069,10 @@ def _datetime(text: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+# a patient's results share a few times; datetimes are immutable (only short texts are kept)
+_datetime_memo = lru_cache(maxsize=4096)(_datetime_text)
 
 
 def _obs_time(r: dict) -> dt.datetime | None:

@@ -53,16 +53,34 @@ _GENDER = frozenset({"male", "female", "other", "unknown"})
 _COMPARATOR = frozenset({"<", "<=", ">=", ">"})
 
 
-def _string(v: Any) -> bool:
-    return type(v) is str and _STRING.fullmatch(v) is not None
+# Verdicts of the primitive patterns on strings already seen: systems, codes, displays and units
+# repeat across a Bundle's resources and across calls. A pure function of the string; bounded in
+# entries and in the length of the strings kept.
+_MEMO_MAX = 4096
+_MEMO_CHARS = 256
 
 
-def _code(v: Any) -> bool:
-    return type(v) is str and _CODE.fullmatch(v) is not None
+def _memo_matcher(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    seen: dict[str, bool] = {}
+
+    def check(v: Any) -> bool:
+        if type(v) is not str:
+            return False
+        ok = seen.get(v)
+        if ok is None:
+            ok = pattern.fullmatch(v) is not None
+            if len(v) <= _MEMO_CHARS:
+                if len(seen) >= _MEMO_MAX:
+                    seen.clear()
+                seen[v] = ok
+        return ok
+    return check
 
 
-def _uri(v: Any) -> bool:
-    return type(v) is str and _URI.fullmatch(v) is not None
+_string = _memo_matcher(_STRING)
+_code = _memo_matcher(_CODE)
+_uri = _memo_matcher(_URI)
+_id = _memo_matcher(_ID)
 
 
 def _calendar_ok(v: str) -> bool:
@@ -92,8 +110,14 @@ def _instant(v: Any) -> bool:
     return type(v) is str and _time_ok(_INSTANT, v)
 
 
+_MAX_DOUBLE = 1.7976931348623157e308
+
+
 def _decimal(v: Any) -> bool:
-    return type(v) in (int, float) and math.isfinite(v) and _DECIMAL.fullmatch(str(v)) is not None
+    # The text of every int and every finite float matches _DECIMAL (Python writes no leading zeros,
+    # "inf" or "nan" for them), so the pattern itself need not run; an int beyond a double is refused.
+    t = type(v)
+    return (t is float and math.isfinite(v)) or (t is int and -_MAX_DOUBLE <= v <= _MAX_DOUBLE)
 
 
 def _boolean(v: Any) -> bool:
@@ -138,11 +162,14 @@ def _concept(v: Any) -> bool:
     return _obj(v, _CONCEPT)
 
 
+_REFERENCE = {"reference": _string, "type": _uri, "display": _string}
+
+
 def _reference(v: Any) -> bool:
-    return _obj(v, {"reference": _string, "type": _uri, "display": _string})
+    return _obj(v, _REFERENCE)
 
 
-_META = {"versionId": lambda v: type(v) is str and _ID.fullmatch(v) is not None, "lastUpdated": lambda v: _instant(v),
+_META = {"versionId": _id, "lastUpdated": lambda v: _instant(v),
          "source": _uri, "profile": _list_of(_uri), "security": _list_of(_coding), "tag": _list_of(_coding)}
 
 
@@ -150,18 +177,20 @@ def _meta(v: Any) -> bool:
     return _obj(v, _META)
 
 
+_IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
+_NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
+_IDENTIFIER = {"use": lambda u: type(u) is str and u in _IDENTIFIER_USE, "type": _concept, "system": _uri,
+               "value": _string}
+_HUMAN_NAME = {"use": lambda u: type(u) is str and u in _NAME_USE, "text": _string, "family": _string,
+               "given": _list_of(_string), "prefix": _list_of(_string), "suffix": _list_of(_string)}
+
+
 def _identifier(v: Any) -> bool:
-    return _obj(v, {"use": lambda u: type(u) is str and u in _IDENTIFIER_USE, "type": _concept, "system": _uri,
-                    "value": _string})
+    return _obj(v, _IDENTIFIER)
 
 
 def _human_name(v: Any) -> bool:
-    return _obj(v, {"use": lambda u: type(u) is str and u in _NAME_USE, "text": _string, "family": _string,
-                    "given": _list_of(_string), "prefix": _list_of(_string), "suffix": _list_of(_string)})
-
-
-_IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
-_NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
+    return _obj(v, _HUMAN_NAME)
 
 _QUANTITY = {"value": _decimal, "comparator": lambda c: type(c) is str and c in _COMPARATOR, "unit": _string,
              "system": _uri, "code": _code}
@@ -176,13 +205,16 @@ def _simple_quantity(v: Any) -> bool:
     return _obj(v, _SIMPLE_QUANTITY)
 
 
+_RANGE_ITEM = {"low": _simple_quantity, "high": _simple_quantity, "text": _string}
+
+
 def _range_item(v: Any) -> bool:
-    return _obj(v, {"low": _simple_quantity, "high": _simple_quantity, "text": _string})
+    return _obj(v, _RANGE_ITEM)
 
 
 _OBSERVATION = {
     "resourceType": lambda v: v == "Observation",
-    "id": lambda v: type(v) is str and _ID.fullmatch(v) is not None,
+    "id": _id,
     "meta": _meta,
     "identifier": _list_of(_identifier),
     "status": lambda v: type(v) is str and v in _OBS_STATUS,
@@ -198,7 +230,7 @@ _OBSERVATION = {
 }
 _PATIENT = {
     "resourceType": lambda v: v == "Patient",
-    "id": lambda v: type(v) is str and _ID.fullmatch(v) is not None,
+    "id": _id,
     "meta": _meta,
     "identifier": _list_of(_identifier),
     "name": _list_of(_human_name),
@@ -211,7 +243,7 @@ _BUNDLE_TYPES = frozenset({"document", "message", "transaction", "transaction-re
 # Bundle entries arrive here without their resource (validated on their own); R4B accepts {}.
 _BUNDLE_SHELL = {
     "resourceType": lambda v: v == "Bundle",
-    "id": lambda v: type(v) is str and _ID.fullmatch(v) is not None,
+    "id": _id,
     "type": lambda v: type(v) is str and v in _BUNDLE_TYPES,
     "total": lambda v: type(v) is int and 0 <= v <= 2_147_483_647,
     "timestamp": _instant,

@@ -53,23 +53,40 @@ def _field(name: str, parts: list[Any]) -> str:
     return json_path(parts) or name
 
 
-# a JSON number with a 3-digit exponent (1e400 parses to inf); text such as a uuid "…3e953b…" or a
-# string ending in digits is not followed by a delimiter a number can be followed by
-_EXPONENT_3 = re.compile(rb"[0-9][eE][+]?[0-9]{3,}(?![0-9A-Za-z_.\"-])")
+# A JSON number that may not be a finite double: a 3-digit exponent (1e400 parses to inf), or a run of
+# 200+ digits (a 400-digit integer parses to a Python int that float() cannot take; 200 digits with a
+# 2-digit exponent stay below 1e308). The pattern runs on the body with every digit mapped to "0", "E"
+# to "e" and every other character a number cannot be followed by (letters, _ . " -) to "a": one
+# C-level translate, then a search with a literal start (the plain regex on the raw body cost as much
+# as parsing it). Text such as a uuid "…3e953b…" is not followed by a delimiter a number can be.
+_NUM_FROM = b"0123456789E" + bytes(c for c in range(256) if chr(c) in
+                                   "ABCDFGHIJKLMNOPQRSTUVWXYZabcdfghijklmnopqrstuvwxyz_.\"-")
+_NUM_TABLE = bytes.maketrans(_NUM_FROM, b"0" * 10 + b"e" + b"a" * (len(_NUM_FROM) - 11))
+_EXPONENT_3 = re.compile(rb"0e\+?000+(?![0ae])")  # on the translated body
+_LONG_DIGITS = b"0" * 200
+
+
+def _maybe_not_finite(raw: bytes) -> bool:
+    """True if ``raw`` may hold a number beyond a finite double (then the full check decides)."""
+    t = raw.translate(_NUM_TABLE)
+    return _LONG_DIGITS in t or _EXPONENT_3.search(t) is not None
+
+
 FAST_MAX_DEPTH = 200  # the bound of pydantic-core's JSON parser (jiter)
 
 
 def loads_json_bytes(raw: bytes, *, name: str = "input") -> Any:
     """Fast path for request bodies: pydantic-core's JSON parser, then the full check only if needed.
 
-    The parser refuses NaN/Infinity, lone surrogates, integers beyond its range and nesting beyond
-    :data:`FAST_MAX_DEPTH`; a body shorter than :data:`MAX_STRING_CHARS` cannot hold a longer string
-    or more than :data:`MAX_ELEMENTS` values; an exponent of three digits (``1e400``) sends the body to
-    the full check. Any refusal is re-parsed by :func:`loads_json`, which names the exact place.
+    The parser refuses NaN/Infinity, lone surrogates and nesting beyond :data:`FAST_MAX_DEPTH`; a body
+    shorter than :data:`MAX_STRING_CHARS` cannot hold a longer string or more than :data:`MAX_ELEMENTS`
+    values; an exponent of three digits (``1e400``) or a run of 200 digits (an integer beyond a double)
+    sends the body to the full check. Any refusal is re-parsed by :func:`loads_json`, which names the
+    exact place.
     """
     from pydantic_core import from_json
 
-    if len(raw) < MAX_STRING_CHARS and not _EXPONENT_3.search(raw):
+    if len(raw) < MAX_STRING_CHARS and not _maybe_not_finite(raw):
         try:
             return from_json(raw, allow_inf_nan=False)
         except ValueError:

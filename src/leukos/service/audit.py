@@ -214,12 +214,15 @@ class AuditLog:
     def append(self, rec: AuditRecord) -> dict[str, Any]:
         """Chain and write one event; :class:`AuditUnavailable` if it cannot be written."""
         event = self.event(rec)
+        canonical = _canonical(event)  # encoded once: hashed, and written as the line's event
         with self._lock:
             seq = self._seq + 1
-            digest = hashlib.sha256(self._prev.encode() + _canonical(event)).hexdigest()
+            digest = hashlib.sha256(self._prev.encode() + canonical).hexdigest()
             row = {"seq": seq, "prev": self._prev, "hash": digest, "event": event}
             if self.path is not None:
-                line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+                # the JSON of ``row``, with the event in its canonical form (what the hash covers)
+                line = b'{"seq": %d, "prev": "%s", "hash": "%s", "event": %s}\n' % (
+                    seq, self._prev.encode(), digest.encode(), canonical)
                 try:
                     if self._fd is None:
                         raise OSError("audit file is closed")

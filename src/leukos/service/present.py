@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,11 @@ class Labels:
     words: Mapping[str, str]
     sections: Mapping[str, Mapping[str, str]]
     kb: KnowledgeBase
+    # Memos of pure functions of (this kb, argument): rule texts, code names and citation keys repeat
+    # from call to call. Each is cleared when it reaches _TEXT_CACHE_MAX entries.
     text_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # clinical_text
+    word_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # word
+    cite_cache: dict[Any, str] = field(default_factory=dict, compare=False, repr=False)  # cite_short
 
     def section(self, name: str) -> Mapping[str, str]:
         return self.sections.get(name, {})
@@ -70,6 +74,9 @@ class Labels:
 
     def word(self, name: str) -> str:
         """The label of a code name; unknown names are spelt out, never shown raw."""
+        return _remembered(self.word_cache, name, self._word)
+
+    def _word(self, name: str) -> str:
         if name in self.words:
             return self.words[name]
         kb = self.kb
@@ -162,12 +169,16 @@ def clinical_text(text: Any, kb: KnowledgeBase) -> str:
         return "not recorded"
     if not isinstance(text, str):
         return fmt_num(text)
-    cache = labels(kb).text_cache
-    hit = cache.get(text)
+    return _remembered(labels(kb).text_cache, text, lambda t: _clinical_text(t, kb))
+
+
+def _remembered(cache: dict[Any, str], key: Any, compute: Callable[[Any], str]) -> str:
+    """``compute(key)``, remembered in ``cache`` (cleared when it reaches :data:`_TEXT_CACHE_MAX`)."""
+    hit = cache.get(key)
     if hit is None:
         if len(cache) >= _TEXT_CACHE_MAX:
             cache.clear()
-        hit = cache[text] = _clinical_text(text, kb)
+        hit = cache[key] = compute(key)
     return hit
 
 
@@ -203,7 +214,14 @@ def _internal(c) -> bool:
 def cite_short(kb: KnowledgeBase, keys: Any) -> str:
     """Author-year labels of citation keys (never internal file names)."""
     if isinstance(keys, str):
-        keys = [keys]
+        keys = (keys,)
+    memo_key = tuple(keys) if isinstance(keys, (list, tuple)) and all(type(k) is str for k in keys) else None
+    if memo_key is None:
+        return _cite_short(kb, keys)
+    return _remembered(labels(kb).cite_cache, memo_key, lambda k: _cite_short(kb, k))
+
+
+def _cite_short(kb: KnowledgeBase, keys: Any) -> str:
     out: list[str] = []
     for k in dict.fromkeys(keys or ()):
         c = kb.citations.get(k)
@@ -248,20 +266,27 @@ class Node:
     children: tuple[Node, ...] = field(default_factory=tuple)
 
 
+_QUANTITY_KEYS = frozenset({"unit", "status", "given", "source"})
+
+
 def _is_quantity(d: Mapping[str, Any]) -> bool:
-    return "value" in d and not isinstance(d["value"], Mapping) and bool({"unit", "status", "given", "source"} & d.keys())
+    return "value" in d and not isinstance(d["value"], Mapping) and not _QUANTITY_KEYS.isdisjoint(d.keys())
 
 
 def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
     v = d["value"]
     unit = unit_text(kb, d.get("unit"))
-    text = clinical_text(v, kb) if isinstance(v, str) else fmt_num(v)
-    if isinstance(v, str) and v in labels(kb).section("tbv_method"):
-        text = labels(kb).section("tbv_method")[v]
+    if isinstance(v, str):
+        methods = labels(kb).section("tbv_method")
+        text = methods[v] if v in methods else clinical_text(v, kb)
+    else:
+        text = fmt_num(v)
     out = f"{text} {unit}".strip()
     given = d.get("given")
-    if given and clinical_text(str(given), kb).replace(" ", "") != out.replace(" ", ""):
-        out += f" (entered as {clinical_text(str(given), kb)})"
+    if given:
+        entered = clinical_text(str(given), kb)
+        if entered.replace(" ", "") != out.replace(" ", ""):
+            out += f" (entered as {entered})"
     lo, hi = d.get("reference_low"), d.get("reference_high")
     if lo is not None and hi is not None:
         out += f"; laboratory range {fmt_num(lo)}–{fmt_num(hi)}"
@@ -278,26 +303,29 @@ def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
 
 def working_tree(obj: Any, kb: KnowledgeBase, label: str = "") -> Node:
     """A nested, labelled view of a ``working`` mapping (never JSON)."""
-    lab = labels(kb)
-    if isinstance(obj, Mapping):
+    return _tree(obj, kb, labels(kb).word, label)
+
+
+def _tree(obj: Any, kb: KnowledgeBase, word: Any, label: str) -> Node:
+    if type(obj) is dict or isinstance(obj, Mapping):  # plain dicts skip the ABC check (the usual case)
         if _is_quantity(obj):
             return Node(label, _quantity_text(obj, kb))
         if not obj:
             return Node(label, "none")
         kids = []
         for k, v in obj.items():
-            name = lab.word(str(k))
+            name = word(str(k))
             if k in ("source", "citations") and isinstance(v, (list, tuple, str)):
                 kids.append(Node("sources", cite_short(kb, v)))
             else:
-                kids.append(working_tree(v, kb, name))
+                kids.append(_tree(v, kb, word, name))
         return Node(label, "", tuple(kids))
     if isinstance(obj, (list, tuple)):
         if not obj:
             return Node(label, "none")
         if all(not isinstance(x, (Mapping, list, tuple)) for x in obj):
             return Node(label, "; ".join(clinical_text(x, kb) for x in obj))
-        return Node(label, "", tuple(working_tree(x, kb, f"{i}") for i, x in enumerate(obj, 1)))
+        return Node(label, "", tuple(_tree(x, kb, word, f"{i}") for i, x in enumerate(obj, 1)))
     return Node(label, clinical_text(obj, kb))
 
 

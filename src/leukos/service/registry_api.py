@@ -21,6 +21,8 @@ import logging
 import os
 import threading
 import uuid
+from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
@@ -90,10 +92,23 @@ def _registry_if_present(app: FastAPI) -> Registry | None:
         return app.state.registry
     configured = getattr(app.state, "registry_settings", None) is not None or any(
         os.environ.get(k) for k in ("LEUKOS_DATA_DIR", "LEUKOS_DATABASE_URL"))
-    s = _settings(app)
-    if not configured and s.is_sqlite and not (s.data_dir / SQLITE_FILE).exists():
+    if configured:
+        return registry_of(app)
+    # Not configured, so SQLite in the service's data folder (or the default one): does its file exist?
+    # (Called on every patient-view: no copy of the environment, no path resolution.)
+    service = getattr(getattr(app.state, "leukos", None), "settings", None)
+    data_dir = getattr(service, "data_dir", None)
+    if not os.path.exists(_sqlite_file(None if data_dir is None else str(data_dir),
+                                       os.getcwd() if data_dir is None else "")):
         return None
     return registry_of(app)
+
+
+@lru_cache(maxsize=16)
+def _sqlite_file(data_dir: str | None, cwd: str) -> str:
+    """The SQLite file of an unconfigured registry (in the service's data folder, else the default one)."""
+    s = RegistrySettings.from_env({"LEUKOS_DATA_DIR": data_dir} if data_dir is not None else {}, cwd=Path(cwd))
+    return str(s.data_dir / SQLITE_FILE)
 
 
 def _reg(request: Request, pseudonym: str | None, kind: str) -> Registry:

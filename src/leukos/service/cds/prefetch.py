@@ -35,7 +35,7 @@ from leukos.service.cds.patient_check import FHIR_ID, check_patient_id
 from leukos.service.settings import is_loopback
 
 __all__ = ["PrefetchMissing", "FhirServerError", "prefetch_templates", "REQUIRED", "ESSENTIAL", "gather",
-           "bundle_from_prefetch", "allowed_server"]
+           "prefetch_at_hand", "bundle_from_prefetch", "allowed_server"]
 
 ESSENTIAL = ("labs",)
 REQUIRED = ESSENTIAL  # kept name: the keys without which nothing can be said
@@ -100,6 +100,25 @@ def allowed_server(url: str, allowlist: tuple[str, ...]) -> str | None:
     return None
 
 
+def prefetch_at_hand(req: CdsRequest, *, allowlist: tuple[str, ...] = (),
+                     keys: tuple[str, ...] = ("patient", "labs", "conditions", "meds"),
+                     notes: list[str] | None = None) -> dict[str, Any] | None:
+    """What :func:`gather` answers when it needs no ``fhirServer`` read (no I/O, so it can run in the
+    worker pool with the rest of the call); ``None`` when a key must be read from an allowed server.
+
+    Raises :class:`PrefetchMissing` as :func:`gather` does.
+    """
+    notes = notes if notes is not None else []
+    have = dict(req.prefetch or {})
+    missing = [k for k in keys if k not in have]
+    if not missing:
+        return have
+    refused = "no fhirServer was given" if not req.fhirServer else allowed_server(req.fhirServer, allowlist)
+    if refused is not None:
+        return _without(have, missing, refused, notes)
+    return None
+
+
 async def gather(req: CdsRequest, kb: KnowledgeBase, *, timeout_s: float, allowlist: tuple[str, ...] = (),
                  keys: tuple[str, ...] = ("patient", "labs", "conditions", "meds"),
                  notes: list[str] | None = None) -> dict[str, Any]:
@@ -113,13 +132,11 @@ async def gather(req: CdsRequest, kb: KnowledgeBase, *, timeout_s: float, allowl
         An :data:`ESSENTIAL` key could not be obtained (the reason says why).
     """
     notes = notes if notes is not None else []
+    at_hand = prefetch_at_hand(req, allowlist=allowlist, keys=keys, notes=notes)
+    if at_hand is not None:
+        return at_hand
     have = dict(req.prefetch or {})
     missing = [k for k in keys if k not in have]
-    if not missing:
-        return have
-    refused = "no fhirServer was given" if not req.fhirServer else allowed_server(req.fhirServer, allowlist)
-    if refused is not None:
-        return _without(have, missing, refused, notes)
     templates = prefetch_templates(kb)
     paths = {key: _fill(templates[key], req.context) for key in missing}
     headers = {"Accept": "application/fhir+json"}

@@ -8,7 +8,8 @@
 
 Hooks are registered with :func:`hook`; each handler is a plain function of a :class:`HookCall`
 returning cards, run in the worker pool. The event loop only reads the body and, when prefetch is
-missing, awaits the ``fhirServer`` reads; parsing, validation, rules and rendering run in the pool.
+missing, awaits the ``fhirServer`` reads; parsing, validation, rules and rendering run in the pool
+(in one hop when nothing has to be read from the ``fhirServer``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from leukos.service.cds.cards import cards_for
 from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, Feedback, Service
 from leukos.service.cds.orders import order_cards, selected_orders
 from leukos.service.cds.patient_check import check_patient_id, check_prefetch_patient
-from leukos.service.cds.prefetch import bundle_from_prefetch, gather, prefetch_templates
+from leukos.service.cds.prefetch import bundle_from_prefetch, gather, prefetch_at_hand, prefetch_templates
 from leukos.service.deps import cds_caller, service_state
 from leukos.service.engines import EngineUnavailable
 from leukos.service.http_errors import JsonBytes, parse_json_body
@@ -223,17 +224,31 @@ async def call_service(service_id: str, request: Request, _caller=Depends(cds_ca
     request.state.audit_subtype = svc.hook
     st = service_state(request)
     raw = await request.body()
-    req, patient_id = await st.pool.run(_parse_call, raw, svc)
-    request.state.audit_patient = patient_id
-    request.state.audit_hook_instance = req.hookInstance
-    call = HookCall(req=req, prefetch={}, patient_id=patient_id, state=st, base_url=_base_url(request),
-                    app=request.app)
-    if svc.hook != "order-select" or selected_orders(req.context):
-        call.prefetch = await gather(req, st.kb, timeout_s=st.settings.fhir_timeout_s,
+    call, done = await st.pool.run(_parse_and_run, raw, svc, st, _base_url(request), request.app, request.state)
+    if done is None:  # prefetch to read from the fhirServer: awaited on the loop, then the rest in the pool
+        call.prefetch = await gather(call.req, st.kb, timeout_s=st.settings.fhir_timeout_s,
                                      allowlist=st.settings.fhir_server_allowlist, notes=call.notes)
-    payload, card_ids = await st.pool.run(_run_hook, svc, call)
+        done = await st.pool.run(_run_hook, svc, call)
+    payload, card_ids = done
     request.state.audit_cards = card_ids
     return JsonBytes(payload)
+
+
+def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: Any,
+                   audit: Any) -> tuple[HookCall, tuple[bytes, list[str]] | None]:
+    """In the pool: parse the call and, when no ``fhirServer`` read is needed (the prefetch is complete,
+    or what is missing cannot be read), run the hook too: one hop off the event loop instead of two.
+    ``audit`` is ``request.state``: the patient and hook instance are recorded even if the hook fails."""
+    req, patient_id = _parse_call(raw, svc)
+    audit.audit_patient = patient_id
+    audit.audit_hook_instance = req.hookInstance
+    call = HookCall(req=req, prefetch={}, patient_id=patient_id, state=st, base_url=base_url, app=app)
+    if svc.hook != "order-select" or selected_orders(req.context):
+        prefetch = prefetch_at_hand(req, allowlist=st.settings.fhir_server_allowlist, notes=call.notes)
+        if prefetch is None:
+            return call, None
+        call.prefetch = prefetch
+    return call, _run_hook(svc, call)
 
 
 def _store_feedback(raw: bytes, service_id: str, store: Any) -> tuple[int, int, list[str]]:
