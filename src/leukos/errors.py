@@ -1,4 +1,4 @@
-"""The three kinds of trouble (STYLE.md §8).
+"""The three kinds of trouble .
 
 A bug raises a plain exception and keeps its traceback. A user error is a
 :class:`LeukosUserError`: it names the field, the value given, what was expected and

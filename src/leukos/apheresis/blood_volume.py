@@ -1,4 +1,4 @@
-"""Total blood volume (TBV): Nadler, Lemmens and mL/kg by age (apheresis.md §1).
+"""Total blood volume (TBV): Nadler, Lemmens and mL/kg by age.
 
 Every estimate returns a :class:`BloodVolume` that shows its formula, inputs and citations.
 Missing inputs raise :class:`~leukos.errors.LeukosUserError` naming what is missing and

@@ -1,4 +1,4 @@
-"""The patient-and-separator model (apheresis.md §7.2, §7.4), vectorised across Monte Carlo draws.
+"""The patient-and-separator model, vectorised across Monte Carlo draws.
 
 State per draw (cells in 10⁹, volumes in L, time in minutes)::
 

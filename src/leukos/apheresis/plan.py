@@ -1,4 +1,4 @@
-"""Value types of a leukapheresis or collection plan (outputs.md, 'plan')."""
+"""Value types of a leukapheresis or collection plan (docs/outputs.md, 'plan')."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Plan a therapeutic leukocytapheresis or a collection (PBSC, CAR-T lymphocytes), with the arithmetic shown.
 
-``plan_leukapheresis(case, options, kb, assessment=None) -> ProcedurePlan`` (outputs.md 'plan').
-Flows follow apheresis.md §7.1: Q_AC from the AC ceiling per litre of TBV, Q_in = Q_AC·R,
+``plan_leukapheresis(case, options, kb, assessment=None) -> ProcedurePlan`` (docs/outputs.md 'plan').
+Flows (docs/apheresis.md, Planner): Q_AC from the AC ceiling per litre of TBV, Q_in = Q_AC·R,
 Q_wb = Q_in·(R − 1)/R, duration = volume / Q_wb, citrate = Q_AC × 21.7 mg/mL / kg.
 Contraindications come from the assessment (APL, indication) — leukapheresis is never
 recommended when APL is known or suspected.
@@ -577,7 +577,7 @@ def _q_wb_ml_per_min(dev: dict[str, Any], options: PlanOptions, tbv: float) -> f
 
 def _collection(options: PlanOptions, kb: KnowledgeBase, dev: dict[str, Any], tbv: float, weight: float,
                 blood_volumes: float, bv_max: float, *, explicit: bool) -> tuple[dict[str, Any], float]:
-    """Volume for a target yield: V = target / (CE2 × precount) (Terumo; apheresis.md §3.1, §3.4)."""
+    """Volume for a target yield: V = target / (CE2 × precount) (Terumo)."""
     if options.goal == "stem-cells":
         marker, pre, ce_key = "CD34+", options.cd34_per_ul, "ce2_cd34"
         if pre is None or options.target_cd34_10e6_per_kg is None:

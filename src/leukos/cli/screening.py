@@ -1,7 +1,7 @@
 """``leukos screen`` and ``leukos synth omop``: population screening and synthetic OMOP data.
 
 Note on options: in ``leukos screen`` the ``--format`` option names the *input* format
-(omop, mimic, table), as the issue and outputs.md specify; the printed output is chosen with
+(omop, mimic, table), as the issue and docs/outputs.md specify; the printed output is chosen with
 ``--output text|json``.
 """
 

@@ -193,7 +193,7 @@ class DifferentialEntry:
 
 @dataclass(frozen=True)
 class Assessment:
-    """The result of :func:`leukos.rules.assess` (outputs.md, ``leukos assess --format json``)."""
+    """The result of :func:`leukos.rules.assess` (docs/outputs.md, ``leukos assess --format json``)."""
 
     leukos_version: str
     ruleset_version: str

@@ -37,7 +37,7 @@ class Sex(str, enum.Enum):
 
 
 class Diagnosis(str, enum.Enum):
-    """Diagnosis codes v1 (case-format.md)."""
+    """Diagnosis codes v1 (docs/case-format.md)."""
 
     AML = "AML"
     APL = "APL"

@@ -3,7 +3,7 @@
 The Bundle maps into the same frozen :class:`~leukos.domain.case.Case` as the leukos case format
 (docs/case-format.md), so every rule sees one model. Mapping, in short:
 
-* **Observation** (LOINC, UCUM; codes.md "LOINC"): the LOINC code selects the analyte through
+* **Observation** (LOINC, UCUM; the LOINC codes are in the knowledge data): the LOINC code selects the analyte through
   ``kb.analytes[name].loinc``; otherwise ``code.text`` / ``coding.display`` is matched against the
   analyte's synonyms (only when the Observation has no LOINC code: an unknown LOINC code names
   another test) and the match is noted. Units go through the same converter as the case format
@@ -14,19 +14,19 @@ The Bundle maps into the same frozen :class:`~leukos.domain.case.Case` as the le
   that disagree follow :mod:`leukos.interop.conflicts` (the latest conflicting: not assessed). Body weight/height set the patient's
   weight_kg/height_cm; BCR-ABL1 and PML-RARA results set ``findings.genetics``.
 * **Patient**: gender -> sex, birthDate -> birth_date. Names and identifiers are never read.
-* **Condition** (SNOMED CT, ICD-10-CM; codes.md): diagnoses, symptoms (the symptom vocabulary of
+* **Condition** (SNOMED CT, ICD-10-CM): diagnoses, symptoms (the symptom vocabulary of
   ``kb.symptoms``), organomegaly, lymphadenopathy, infection, solid tumour, pregnancy; text fallback
   with a note. No symptom Condition leaves ``symptoms`` as None (not recorded), never "none".
 * **MedicationRequest**: names matched as whole words (no RxNorm in the reference) ->
   ``findings.treatment`` / ``findings.drugs``.
 
-The code tables live in ``knowledge/data/fhir_codes.toml`` with their codes.md source per row.
+The code tables live in ``knowledge/data/fhir_codes.toml`` with the source of each row.
 
 Validation
 ----------
 Every resource that is read (Patient, Observation, Condition, MedicationRequest, Medication) and
 the Bundle shell are validated with the ``fhir.resources.R4B`` models (never the default R5 models;
-interop-and-stack.md §2), except Observations, Patients and Bundle shells of the plain shape that
+see docs/service.md), except Observations, Patients and Bundle shells of the plain shape that
 :mod:`leukos.interop.fhir_lean` proves valid with the R4 rules of the few elements they use (anything
 else, and anything it cannot prove valid, goes to the R4B models). To stay fast, complex elements that repeat within a Bundle (the same
 ``code``, ``category``, ``subject``, ``referenceRange`` ...) are validated once per Bundle and the

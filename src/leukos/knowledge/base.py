@@ -147,7 +147,7 @@ class Analyte:
 
 @dataclass(frozen=True)
 class Symptom:
-    """A term of the symptom vocabulary (case-format.md) with its coding and grading."""
+    """A term of the symptom vocabulary (docs/case-format.md) with its coding and grading."""
 
     term: str
     organ: str

@@ -1,6 +1,6 @@
 """Where the registry keeps its data: ``LEUKOS_DATABASE_URL`` or a SQLite file under ``LEUKOS_DATA_DIR``.
 
-Built by the caller (CLI callback, app factory, test), never at import time (STYLE.md §13).
+Built by the caller (CLI callback, app factory, test), never at import time .
 """
 
 from __future__ import annotations

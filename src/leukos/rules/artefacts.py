@@ -1,4 +1,4 @@
-"""Laboratory artefacts of extreme leukocytosis (clinical.md §4): which values may be spurious
+"""Laboratory artefacts of extreme leukocytosis: which values may be spurious
 and what to do about each. Messages and actions are data (knowledge/data/rules/artefacts.toml)."""
 
 from __future__ import annotations

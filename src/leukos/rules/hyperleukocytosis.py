@@ -15,7 +15,7 @@ __all__ = ["assess_hyperleukocytosis", "absolute_blasts", "is_monocytic", "linea
 
 
 def absolute_blasts(case: Case) -> float | None:
-    """Absolute blast count in 10*9/L = WBC x blasts % / 100 (clinical.md §10)."""
+    """Absolute blast count in 10*9/L = WBC x blasts % / 100."""
     wbc, pct = case.value("wbc"), case.value("blasts_pct")
     if wbc is None or pct is None:
         return None

@@ -1,7 +1,7 @@
 """The service's seam to the leukapheresis planner and simulator (``leukos.apheresis``).
 
 The planner's API: ``plan_leukapheresis(case, PlanOptions, kb, assessment=None) -> ProcedurePlan``
-(``to_dict()`` = outputs.md ``leukos plan``) and ``simulate(plan, params, times, ...) -> Trajectory``
+(``to_dict()`` = docs/outputs.md ``leukos plan``) and ``simulate(plan, params, times, ...) -> Trajectory``
 (series of shape draws × times). This module maps the request options onto ``PlanOptions`` and
 returns the core's ``simulate_course(...).to_dict()`` -- the same block as ``leukos simulate
 --format json`` -- plus the plan's citations; it computes nothing clinical of its own.
@@ -34,14 +34,14 @@ def _options(options: dict[str, Any]):
 
 
 def plan_dict(case: Case, options: dict[str, Any], kb: KnowledgeBase, *, assessment: Assessment | None = None) -> dict:
-    """outputs.md ``leukos plan --format json``."""
+    """docs/outputs.md ``leukos plan --format json``."""
     from leukos.apheresis import plan_leukapheresis
 
     return plan_leukapheresis(case, _options(options), kb, assessment=assessment).to_dict()
 
 
 def simulate_dict(case: Case, options: dict[str, Any], kb: KnowledgeBase) -> dict:
-    """outputs.md ``leukos simulate --format json`` for one session (seed 0: a page reload shows the same course)."""
+    """docs/outputs.md ``leukos simulate --format json`` for one session (seed 0: a page reload shows the same course)."""
     from leukos.apheresis import plan_leukapheresis, simulate_course
 
     p = plan_leukapheresis(case, _options(options), kb)

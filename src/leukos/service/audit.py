@@ -6,7 +6,7 @@ no free text about the patient: the patient reference is a keyed hash (HMAC-SHA2
 requestor is the JWT ``iss`` (or "api-token" / "anonymous-dev").
 
 References: FHIR R4 AuditEvent (hl7.org/fhir/R4/auditevent.html); IHE Basic Audit Log Patterns
-(BALP); interop-and-stack.md §8.
+(BALP).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Typed settings of the web service, read from ``LEUKOS_*`` environment variables.
 
 Built by the app factory's caller (``leukos serve`` or a test), never at import time
-(STYLE.md §13). Every bad value is a :class:`~leukos.errors.LeukosUserError` naming the
+. Every bad value is a :class:`~leukos.errors.LeukosUserError` naming the
 variable, the value, what was expected and how to fix it.
 """
 

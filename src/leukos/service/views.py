@@ -1,7 +1,7 @@
 """What the service shows, derived from an :class:`~leukos.domain.assessment.Assessment`.
 
 CDS cards, the web page and the printable report all render these views; none recomputes a
-finding (STYLE.md §6). A view only selects, orders and words what the assessment already says,
+finding . A view only selects, orders and words what the assessment already says,
 and carries the assessment's own ``working`` and ``citations`` for the "why".
 """
 

@@ -1,6 +1,6 @@
 """Differential diagnosis of extreme leukocytosis and of tissue findings (EMH vs infiltration).
 
-The criteria are data (``knowledge/data/rules/differential.toml``, clinical.md §1, §3c, §7, §8);
+The criteria are data (``knowledge/data/rules/differential.toml``; sources in docs/differential.md);
 this package only evaluates them. The rules file is parsed and checked by
 :mod:`leukos.knowledge.differential_rules` when the knowledge base loads. Modules: ``quantities``
 (intervals), ``facts`` and ``features`` (the case as yes/no/unknown), ``cml_phase``, ``ranking``,
@@ -53,7 +53,7 @@ IMPLEMENTED = True
 
 
 def differential(case: Case, kb: KnowledgeBase) -> tuple[DifferentialEntry, ...]:
-    """Ranked differential diagnosis of the case (outputs.md, ``differential``).
+    """Ranked differential diagnosis of the case (docs/outputs.md, ``differential``).
 
     Parameters
     ----------
@@ -71,8 +71,8 @@ def differential(case: Case, kb: KnowledgeBase) -> tuple[DifferentialEntry, ...]
 
     References
     ----------
-    clinical.md §7 (Reding 1998, Granger 2009, Kasuga 2001, Arber 2016, ICC 2022), §8 (EMH vs
-    myeloid sarcoma on FNAC), §3c (APL, Sanz 2009/2019).
+    (Reding 1998, Granger 2009, Kasuga 2001, Arber 2016, ICC 2022); EMH vs myeloid sarcoma on FNAC;
+    APL: Sanz 2009/2019. The citation keys are in the rules file.
     """
     ctx = context(case, kb)
     ranked = score_all(ctx)

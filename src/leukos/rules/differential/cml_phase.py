@@ -35,7 +35,7 @@ class PhaseResult:
 
 
 def cml_phase(case: Case, kb: KnowledgeBase) -> PhaseResult:
-    """Phase of CML under ``differential.cml_phase_system`` (clinical.md §7c).
+    """Phase of CML under ``differential.cml_phase_system``.
 
     A phase is only named if the case decides it: BP if any blast-phase criterion holds; AP if
     any accelerated-phase criterion holds; CP if every criterion the case can carry is decided
