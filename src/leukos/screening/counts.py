@@ -8,13 +8,17 @@ from __future__ import annotations
 __all__ = ["counts_expr", "counts_from_rows"]
 
 
-def counts_expr(clean):
+def counts_expr(clean, persons_of=None):
     """Rows per (analyte, exclusion, unknown unit), with the duplicates split off the usable rows and
     the distinct persons, as one ibis expression over ``clean`` (:func:`clean_observations`).
 
     A usable row repeated (same person, analyte, time, value, comparator) is counted once as
     used and the repeats as ``duplicate``. The unit is kept in the grouping only for
     ``unknown_unit`` rows, which gives the unknown units without a second pass.
+
+    ``persons_of``: the table ``clean`` was cleaned from (same rows, same ``person_id``): the
+    persons are counted there, so that the engine need not keep the cleaned rows for a second
+    pass.
     """
     import ibis
 
@@ -30,7 +34,8 @@ def counts_expr(clean):
     # Excluded rows need not be distinct: group them by (analyte, exclusion, unit_k) only.
     groups = groups.mutate(first=ibis.ifelse(groups.exclusion == "", 1, groups.n))
     per = groups.group_by(["analyte", "exclusion", "unit_k"]).aggregate(n=groups.first.sum(), all_n=groups.n.sum())
-    persons = clean.aggregate(persons=clean.person_id.nunique())
+    src = clean if persons_of is None else persons_of
+    persons = src.aggregate(persons=src.person_id.nunique())
     return per.cross_join(persons)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,10 +154,8 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     out.mkdir(parents=True, exist_ok=True)
     now = options.now or datetime.now(UTC).replace(tzinfo=None)
     # The parameters need the UCUM registry (thresholds printed in mg/dL), which takes a moment
-    # to build: build it in a thread while the engine scans (the engine releases the GIL).
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukos-params")
-    params_future = pool.submit(ScreenParams.from_kb, kb, now=now, gap_hours=options.gap_hours)
-    pool.shutdown(wait=False)
+    # to build: the engines build it in a thread while they scan (the engine releases the GIL).
+    make_params = partial(ScreenParams.from_kb, kb, now=now, gap_hours=options.gap_hours)
     own_backend = backend is None
     backend = backend or _backend_for(options, input_path, spark_session)
     stages: dict[str, float] = {"start": time.perf_counter() - t0}
@@ -166,7 +165,7 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
         rows_read = int(src.rows_read.to_pyarrow().as_py())  # Parquet/DuckDB: from metadata
         lap("open")
         run = _run_duckdb if backend.name == "duckdb" else _run_ibis
-        params, factors, (counts, persons, unknown), ep = run(backend, src, kb, options, params_future, progress,
+        params, factors, (counts, persons, unknown), ep = run(backend, src, kb, options, make_params, progress,
                                                               rows_read, lap)
         ep = _naive_utc(ep)
         ep = ep.replace_schema_metadata({"leukos_version": __version__, "ruleset_version": kb.ruleset_version})
@@ -203,7 +202,15 @@ def _laps(stages: dict[str, float]) -> Callable[[str], None]:
     return lap
 
 
-def _run_duckdb(backend, src, kb, options, params_future, progress, rows_read, lap):
+def _in_thread(fn, name: str):
+    """Run ``fn`` in a daemon-like worker thread; returns its future."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    future = pool.submit(fn)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _run_duckdb(backend, src, kb, options, make_params, progress, rows_read, lap):
     """The DuckDB plan (:mod:`leukos.screening.plan`): the shared expressions compiled to SQL once,
     in a thread while DuckDB scans; the lab table read once into a temp table; SQL run directly.
 
@@ -218,10 +225,12 @@ def _run_duckdb(backend, src, kb, options, params_future, progress, rows_read, l
     obs_expr = src.obs
     obs_sql = str(backend.con.compile(obs_expr))
     obs_schema = obs_expr.schema()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukos-compile")
-    plan_future = pool.submit(lambda: compile_plan(backend.con, names, obs_schema, params_future.result(),
-                                                   src.events, births=src.births))
-    pool.shutdown(wait=False)
+
+    def parameters_and_plan():  # Python work (UCUM registry, ibis compilation) while DuckDB scans
+        params = make_params()
+        return params, compile_plan(backend.con, names, obs_schema, params, src.events, births=src.births)
+
+    plan_future = _in_thread(parameters_and_plan, "leukos-compile")
     created: list[str] = []
     try:
         # The plan: the large table is read once, filtered in the scan to the screening analytes
@@ -233,7 +242,6 @@ def _run_duckdb(backend, src, kb, options, params_future, progress, rows_read, l
         lap("scan")
         with _Poller(backend, progress, "units", None):
             pairs = raw.execute(f"SELECT DISTINCT analyte, unit FROM {obs_table}").fetchall()
-        params = params_future.result()
         factors = unit_factors(pairs, kb, default_units=options.default_units)
         data = factor_data(factors, kb)
         view = f"leukos_arrow_{names[1]}"
@@ -244,7 +252,7 @@ def _run_duckdb(backend, src, kb, options, params_future, progress, rows_read, l
         finally:
             raw.unregister(view)
         lap("units")
-        plan = plan_future.result()
+        params, plan = plan_future.result()
         lap("compile (not hidden by the scan)")
         with _Poller(backend, progress, "clean", None):
             counts = counts_from_rows(raw.execute(plan.counts_sql).fetch_arrow_table().to_pylist())
@@ -260,8 +268,9 @@ def _run_duckdb(backend, src, kb, options, params_future, progress, rows_read, l
             raw.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _run_ibis(backend, src, kb, options, params_future, progress, rows_read, lap):
+def _run_ibis(backend, src, kb, options, make_params, progress, rows_read, lap):
     """The same plan through ibis (Spark): cached DataFrames instead of temp tables."""
+    params_future = _in_thread(make_params, "leukos-params")
     cached = []
     try:
         with _Poller(backend, progress, "scan", rows_read):

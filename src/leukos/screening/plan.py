@@ -65,8 +65,8 @@ def compile_plan(con, names: tuple[str, str, str], obs_schema, params, events=No
     obs = ibis.table(obs_schema, name=obs_name)
     factors = ibis.table(FACTOR_SCHEMA, name=factor_name)
     clean = clean_observations(obs, factors, params)
-    valid = screened_persons(clean, params)
+    valid = screened_persons(clean, params, obs=obs, factors=factors)
     ep = episodes(ibis.table(valid.schema(), name=valid_name), params, events, births=births)
     return DuckPlan(obs_table=obs_name, factor_table=factor_name, valid_table=valid_name,
-                    counts_sql=str(con.compile(counts_expr(clean))), valid_sql=str(con.compile(valid)),
+                    counts_sql=str(con.compile(counts_expr(clean, persons_of=obs))), valid_sql=str(con.compile(valid)),
                     episodes_sql=str(con.compile(ep)), episodes_schema=ep.schema().to_pyarrow())
