@@ -1,7 +1,7 @@
 """Run a screening: read a source, clean, find episodes, write episodes.parquet + summary.json + report.html.
 
-The same expressions (:mod:`leukos.screening.episodes`) run on DuckDB or Spark; this module
-only orchestrates. Memory stays bounded: the large lab table is scanned once, filtered to the
+The same expressions (:mod:`leukos.screening.episodes`) run on DuckDB (compiled to SQL once,
+:mod:`leukos.screening.plan`) or Spark (through ibis); this module only orchestrates. Memory stays bounded: the large lab table is scanned once, filtered to the
 analytes screening uses and materialised by the engine (DuckDB spills to ``temp_directory``
 above ``memory_limit``); only small results (unit pairs, counts, episodes) reach Python.
 """
@@ -203,7 +203,7 @@ def _laps(stages: dict[str, float]) -> Callable[[str], None]:
 
 
 def _in_thread(fn, name: str):
-    """Run ``fn`` in a daemon-like worker thread; returns its future."""
+    """Run ``fn`` in a worker thread (the caller goes on); returns its future."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
     future = pool.submit(fn)
     pool.shutdown(wait=False)
@@ -253,7 +253,7 @@ def _run_duckdb(backend, src, kb, options, make_params, progress, rows_read, lap
             raw.unregister(view)
         lap("units")
         params, plan = plan_future.result()
-        lap("compile (not hidden by the scan)")
+        lap("compile_wait")  # compilation not hidden by the scan
         with _Poller(backend, progress, "clean", None):
             counts = counts_from_rows(raw.execute(plan.counts_sql).fetch_arrow_table().to_pylist())
         lap("counts")
