@@ -157,14 +157,19 @@ def run_cli(folder: Path, out: Path, *args: str) -> dict:
     return {"wall": got["wall"], "screen": summary["seconds"], "rss_mb": got["rss"] / 1024, "summary": summary}
 
 
-def warm_screen(folder: Path, out: Path, threads: int, engine: str = "duckdb") -> float:
-    """screen() seconds in this process on its second call (imports and one-off set-up done, as
-    for the floor, whose DuckDB is imported and connected before it is timed)."""
+def warm_screen(folder: Path, out: Path, threads: int, engine: str = "duckdb") -> tuple[float, dict]:
+    """screen() seconds (and its seconds per stage) in this process on its second call (imports and
+    one-off set-up done, as for the floor, whose DuckDB is imported and connected before it is timed)."""
     from leukos.screening import ScreenOptions, screen
 
     options = ScreenOptions(now=NOW, threads=threads, engine=engine, report=False)
     screen(folder, out, options=options)
-    return screen(folder, out, options=options).summary["seconds"]
+    summary = screen(folder, out, options=options).summary
+    return summary["seconds"], summary.get("stage_seconds", {})
+
+
+def _stages(label: str, stages: dict) -> str:
+    return f"  {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
 
 
 def _row(label: str, rows: int, r: dict, floor_s: float) -> str:
@@ -196,10 +201,13 @@ def main() -> None:
             print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s")
         f1, n_floor = floor(big, args.threads)
         d = run_cli(big, work / "out-d", *extra)
-        d["warm"] = warm_screen(big, work / "out-w", args.threads)
+        d["warm"], warm_stages = warm_screen(big, work / "out-w", args.threads)
         f2, _ = floor(big, args.threads)
         floor_s = min(f1, f2)
         print(f"floor: {n_floor} episodes; leukos: {d['summary']['episodes']} episodes")
+        print("seconds per stage of screen() (DuckDB):")
+        print(_stages("CLI", d["summary"].get("stage_seconds", {})))
+        print(_stages("warm", warm_stages))
         table.append(_row("DuckDB", args.rows, d, floor_s))
         if not args.no_spark:
             small = work / f"omop-{args.spark_rows}"
@@ -207,10 +215,10 @@ def main() -> None:
                 generate(small, args.spark_rows, args.threads)
             sf1, _ = floor(small, args.threads)
             ds = run_cli(small, work / "out-ds", *extra)
-            ds["warm"] = warm_screen(small, work / "out-w", args.threads)
+            ds["warm"], _ = warm_screen(small, work / "out-w", args.threads)
             s = run_cli(small, work / "out-s", "--engine", "spark")
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            s["warm"] = warm_screen(small, work / "out-ws", args.threads, engine="spark")
+            s["warm"], _ = warm_screen(small, work / "out-ws", args.threads, engine="spark")
             sf2, _ = floor(small, args.threads)
             sfloor = min(sf1, sf2)
             same = (pq.read_table(work / "out-ds" / "episodes.parquet").to_pylist()

@@ -1,7 +1,7 @@
 """Run a screening: read a source, clean, find episodes, write episodes.parquet + summary.json + report.html.
 
-The same expressions (:mod:`leukos.screening.episodes`) run on DuckDB or Spark; this module
-only orchestrates. Memory stays bounded: the large lab table is scanned once, filtered to the
+The same expressions (:mod:`leukos.screening.episodes`) run on DuckDB (compiled to SQL once,
+:mod:`leukos.screening.plan`) or Spark (through ibis); this module only orchestrates. Memory stays bounded: the large lab table is scanned once, filtered to the
 analytes screening uses and materialised by the engine (DuckDB spills to ``temp_directory``
 above ``memory_limit``); only small results (unit pairs, counts, episodes) reach Python.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from leukos import __version__
 from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.knowledge import KnowledgeBase, load_knowledge
 from leukos.screening.backends import ENGINES, Backend, connect_duckdb, connect_spark
+from leukos.screening.counts import counts_expr, counts_from_rows
 from leukos.screening.episodes import (
     EXCLUSION_REASONS,
     NOT_ASSESSED,
@@ -36,7 +38,6 @@ from leukos.screening.sources import read_source
 __all__ = ["ScreenOptions", "ScreenResult", "screen", "FORMATS"]
 
 FORMATS = ("omop", "mimic", "table")
-_CACHE_CLEAN = True  # keep the cleaned rows (read by the counts and the semi-join)
 
 
 @dataclass(frozen=True)
@@ -153,43 +154,28 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     out.mkdir(parents=True, exist_ok=True)
     now = options.now or datetime.now(UTC).replace(tzinfo=None)
     # The parameters need the UCUM registry (thresholds printed in mg/dL), which takes a moment
-    # to build: build it in a thread while the engine scans (the engine releases the GIL).
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukos-params")
-    params_future = pool.submit(ScreenParams.from_kb, kb, now=now, gap_hours=options.gap_hours)
-    pool.shutdown(wait=False)
+    # to build: the engines build it in a thread while they scan (the engine releases the GIL).
+    make_params = partial(ScreenParams.from_kb, kb, now=now, gap_hours=options.gap_hours)
     own_backend = backend is None
     backend = backend or _backend_for(options, input_path, spark_session)
-    cached = []
+    stages: dict[str, float] = {"start": time.perf_counter() - t0}
+    lap = _laps(stages)
     try:
         src = read_source(backend, input_path, options.fmt, kb, columns=options.columns)
         rows_read = int(src.rows_read.to_pyarrow().as_py())  # Parquet/DuckDB: from metadata
-        # The plan: the large table is read once, filtered in the scan to the screening analytes
-        # and the columns screening uses; everything after works on that (cached) copy, and the
-        # episode logic only on the persons with a count above the threshold (a semi-join).
-        with _Poller(backend, progress, "scan", rows_read):
-            obs = src.obs.cache()
-            cached.append(obs)
-        with _Poller(backend, progress, "units", None):
-            pairs = obs.group_by(["analyte", "unit"]).aggregate(n=obs.count()).to_pyarrow().to_pylist()
-        params = params_future.result()
-        factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb, default_units=options.default_units)
-        with _Poller(backend, progress, "clean", None):
-            clean = clean_observations(obs, factor_table(factors, kb, backend), params)
-            if _CACHE_CLEAN:
-                clean = clean.cache()
-                cached.append(clean)
-            counts, persons, unknown = _counts(clean)
-        with _Poller(backend, progress, "episodes", None):
-            valid = screened_persons(clean, params).cache()
-            cached.append(valid)
-            ep = episodes(valid, params, src.events, births=src.births).to_pyarrow()
+        lap("open")
+        run = _run_duckdb if backend.name == "duckdb" else _run_ibis
+        params, factors, (counts, persons, unknown), ep = run(backend, src, kb, options, make_params, progress,
+                                                              rows_read, lap)
         ep = _naive_utc(ep)
         ep = ep.replace_schema_metadata({"leukos_version": __version__, "ruleset_version": kb.ruleset_version})
         ep_path = out / "episodes.parquet"
         pq.write_table(ep, ep_path)
+        lap("write")
         seconds = time.perf_counter() - t0
         summary = _summary(kb, params, options, input_path, backend.name, rows_read, persons, counts, unknown,
                            factors, ep, src, seconds)
+        summary["stage_seconds"] = {k: round(v, 3) for k, v in stages.items()}
         summary_path = out / "summary.json"
         summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", "utf-8")
         report_path = None
@@ -200,59 +186,121 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
         return ScreenResult(summary=summary, episodes=pa.table(ep), episodes_path=ep_path,
                             summary_path=summary_path, report_path=report_path)
     finally:
-        for table in reversed(cached):
-            table.release()
         if own_backend:
             backend.close()
 
 
-def _counts(clean) -> tuple[list[dict], int, list[dict]]:
-    """Rows per (analyte, exclusion), duplicates split off the usable rows, distinct persons and the
-    unconvertible (analyte, unit) pairs: one query (one compilation, one pass over ``clean``).
+def _laps(stages: dict[str, float]) -> Callable[[str], None]:
+    """A stopwatch: ``lap(name)`` adds the time since the previous lap to ``stages[name]``."""
+    last = [time.perf_counter()]
 
-    A usable row repeated (same person, analyte, time, value, comparator) is counted once as
-    used and the repeats as ``duplicate``. The unit is kept in the grouping only for
-    ``unknown_unit`` rows, which gives the unknown units without a second pass.
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        stages[name] = stages.get(name, 0.0) + now - last[0]
+        last[0] = now
+
+    return lap
+
+
+def _in_thread(fn, name: str):
+    """Run ``fn`` in a worker thread (the caller goes on); returns its future."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    future = pool.submit(fn)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _run_duckdb(backend, src, kb, options, make_params, progress, rows_read, lap):
+    """The DuckDB plan (:mod:`leukos.screening.plan`): the shared expressions compiled to SQL once,
+    in a thread while DuckDB scans; the lab table read once into a temp table; SQL run directly.
+
+    Returns (params, unit factors, (counts, persons, unknown units), episodes as pyarrow).
     """
-    import ibis
+    from leukos.screening.factors import factor_data
+    from leukos.screening.plan import compile_plan, table_names
 
-    ok = clean.exclusion.isnull()
-    keyed = clean.select(analyte=clean.analyte, exclusion=ok.ifelse("", clean.exclusion),
-                         unit_k=(clean.exclusion == "unknown_unit").ifelse(clean.unit, ibis.null("string")),
-                         person_id=ok.ifelse(clean.person_id, ibis.null("string")),
-                         ts=ok.ifelse(clean.ts, ibis.null("timestamp")),
-                         value=ok.ifelse(clean.value, ibis.null("float64")),
-                         comparator=ok.ifelse(clean.comparator, ibis.null("string")))
-    groups = keyed.group_by(["analyte", "exclusion", "unit_k", "person_id", "ts", "value", "comparator"]).aggregate(
-        n=keyed.count())
-    # Excluded rows need not be distinct: group them by (analyte, exclusion, unit_k) only.
-    groups = groups.mutate(first=ibis.ifelse(groups.exclusion == "", 1, groups.n))
-    per = groups.group_by(["analyte", "exclusion", "unit_k"]).aggregate(n=groups.first.sum(), all_n=groups.n.sum())
-    persons = clean.aggregate(persons=clean.person_id.nunique())
-    rows = per.cross_join(persons).to_pyarrow().to_pylist()
-    if rows:
-        n_persons = int(rows[0]["persons"])
-    else:  # no screening rows at all: the cross join is empty
-        n_persons = int(clean.person_id.nunique().to_pyarrow().as_py())
-    merged: dict[tuple, dict] = {}
-    unknown: dict[tuple, int] = {}
-    for r in rows:
-        key = (r["analyte"], r["exclusion"])
-        m = merged.setdefault(key, {"n": 0, "all_n": 0})
-        m["n"] += r["n"]
-        m["all_n"] += r["all_n"]
-        if r["exclusion"] == "unknown_unit":
-            unknown[(r["analyte"], r["unit_k"])] = unknown.get((r["analyte"], r["unit_k"]), 0) + r["all_n"]
-    out = []
-    for (analyte, exclusion), r in merged.items():
-        if exclusion == "":
-            out.append({"analyte": analyte, "exclusion": None, "n": r["n"]})
-            if r["all_n"] > r["n"]:
-                out.append({"analyte": analyte, "exclusion": "duplicate", "n": r["all_n"] - r["n"]})
-        else:
-            out.append({"analyte": analyte, "exclusion": exclusion, "n": r["all_n"]})
-    unknown_rows = [{"analyte": a, "unit": u, "n": n} for (a, u), n in unknown.items()]
-    return out, n_persons, unknown_rows
+    raw = backend.con.con
+    names = table_names()
+    obs_table, factor_name, valid_table = (f'"{n}"' for n in names)
+    obs_expr = src.obs
+    obs_sql = str(backend.con.compile(obs_expr))
+    obs_schema = obs_expr.schema()
+
+    def parameters_and_plan():  # Python work (UCUM registry, ibis compilation) while DuckDB scans
+        params = make_params()
+        return params, compile_plan(backend.con, names, obs_schema, params, src.events, births=src.births)
+
+    plan_future = _in_thread(parameters_and_plan, "leukos-compile")
+    created: list[str] = []
+    try:
+        # The plan: the large table is read once, filtered in the scan to the screening analytes
+        # and the columns screening uses; everything after works on that copy, and the episode
+        # logic only on the persons with a count above the threshold (a semi-join).
+        with _Poller(backend, progress, "scan", rows_read):
+            raw.execute(f"CREATE TEMP TABLE {obs_table} AS {obs_sql}")
+            created.append(obs_table)
+        lap("scan")
+        with _Poller(backend, progress, "units", None):
+            pairs = raw.execute(f"SELECT DISTINCT analyte, unit FROM {obs_table}").fetchall()
+        factors = unit_factors(pairs, kb, default_units=options.default_units)
+        data = factor_data(factors, kb)
+        view = f"leukos_arrow_{names[1]}"
+        raw.register(view, data)
+        try:
+            raw.execute(f'CREATE TEMP TABLE {factor_name} AS SELECT * FROM "{view}"')
+            created.append(factor_name)
+        finally:
+            raw.unregister(view)
+        lap("units")
+        params, plan = plan_future.result()
+        lap("compile_wait")  # compilation not hidden by the scan
+        with _Poller(backend, progress, "clean", None):
+            counts = counts_from_rows(raw.execute(plan.counts_sql).fetch_arrow_table().to_pylist())
+        lap("counts")
+        with _Poller(backend, progress, "episodes", None):
+            raw.execute(f"CREATE TEMP TABLE {valid_table} AS {plan.valid_sql}")
+            created.append(valid_table)
+            ep = raw.execute(plan.episodes_sql).fetch_arrow_table().cast(plan.episodes_schema)
+        lap("episodes")
+        return params, factors, counts, ep
+    finally:
+        for name in reversed(created):
+            raw.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _run_ibis(backend, src, kb, options, make_params, progress, rows_read, lap):
+    """The same plan through ibis (Spark): cached DataFrames instead of temp tables."""
+    params_future = _in_thread(make_params, "leukos-params")
+    cached = []
+    try:
+        with _Poller(backend, progress, "scan", rows_read):
+            obs = src.obs.cache()
+            cached.append(obs)
+        lap("scan")
+        with _Poller(backend, progress, "units", None):
+            pairs = obs.group_by(["analyte", "unit"]).aggregate(n=obs.count()).to_pyarrow().to_pylist()
+        params = params_future.result()
+        factors = unit_factors([(p["analyte"], p["unit"]) for p in pairs], kb, default_units=options.default_units)
+        lap("units")
+        with _Poller(backend, progress, "clean", None):
+            clean = clean_observations(obs, factor_table(factors, kb, backend), params).cache()
+            cached.append(clean)
+            counts = _counts(clean)
+        lap("counts")
+        with _Poller(backend, progress, "episodes", None):
+            valid = screened_persons(clean, params).cache()
+            cached.append(valid)
+            ep = episodes(valid, params, src.events, births=src.births).to_pyarrow()
+        lap("episodes")
+        return params, factors, counts, ep
+    finally:
+        for table in reversed(cached):
+            table.release()
+
+
+def _counts(clean) -> tuple[list[dict], int, list[dict]]:
+    """Rows per (analyte, exclusion), distinct persons and unknown units (:mod:`leukos.screening.counts`)."""
+    return counts_from_rows(counts_expr(clean).to_pyarrow().to_pylist())
 
 
 def _naive_utc(table):

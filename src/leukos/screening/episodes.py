@@ -195,13 +195,25 @@ def usable(clean):
     return ok.group_by(["person_id", "ts", "analyte", "value", "comparator"]).aggregate(ref_high=ok.ref_high.max())
 
 
-def screened_persons(clean, params: ScreenParams):
+def high_persons(clean, params: ScreenParams):
+    """The distinct persons (column ``hp_person_id``) with at least one usable WBC above the threshold."""
+    ok = clean.filter((clean.analyte == "wbc") & clean.exclusion.isnull())
+    return ok.filter(_high(ok, params)).select(hp_person_id=ok.person_id).distinct()
+
+
+def screened_persons(clean, params: ScreenParams, obs=None, factors=None):
     """The usable rows (:func:`usable`) of the persons with at least one WBC above the threshold:
     the only rows the episode logic needs, a small part of a population. The persons are found
-    first and the rows joined to them (a semi-join) before anything costly is done."""
-    ok = clean.filter(clean.exclusion.isnull())
-    high = (ok.analyte == "wbc") & _high(ok, params)
-    persons = ok.filter(high).select(hp_person_id=ok.person_id).distinct()
+    first and the rows joined to them (a semi-join) before anything costly is done.
+
+    With ``obs`` and ``factors`` (what ``clean`` was made of), the semi-join is applied to the
+    observations and only the persons' rows are cleaned: the same rows (cleaning is row by
+    row), without converting and classifying every row of the population a second time.
+    """
+    persons = high_persons(clean, params)
+    if obs is not None:
+        rows = obs.semi_join(persons, obs.person_id == persons.hp_person_id)
+        return usable(clean_observations(rows, factors, params))
     return usable(clean.semi_join(persons, clean.person_id == persons.hp_person_id))
 
 

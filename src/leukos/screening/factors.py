@@ -20,7 +20,7 @@ from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.knowledge import KnowledgeBase
 from leukos.units import UnitConverter
 
-__all__ = ["UnitFactor", "unit_factors", "factor_table", "parse_default_units"]
+__all__ = ["UnitFactor", "unit_factors", "factor_table", "factor_data", "parse_default_units"]
 
 
 @dataclass(frozen=True)
@@ -93,17 +93,23 @@ def factor_table(factors: list[UnitFactor], kb: KnowledgeBase, backend=None):
     import uuid
 
     import ibis
+
+    data = factor_data(factors, kb)
+    if backend is None:
+        return ibis.memtable(data)
+    name = f"leukos_unit_factors_{uuid.uuid4().hex[:12]}"
+    return backend.temp_table(name, data)
+
+
+def factor_data(factors: list[UnitFactor], kb: KnowledgeBase):
+    """The known factors as a pyarrow table ``f_analyte, f_unit, factor, low, high``."""
     import pyarrow as pa
 
     known = [f for f in factors if f.factor is not None]
-    data = pa.table({
+    return pa.table({
         "f_analyte": pa.array([f.analyte for f in known], pa.string()),
         "f_unit": pa.array([f.unit for f in known], pa.string()),
         "factor": pa.array([f.factor for f in known], pa.float64()),
         "low": pa.array([kb.analyte(f.analyte).plausible[0] for f in known], pa.float64()),
         "high": pa.array([kb.analyte(f.analyte).plausible[1] for f in known], pa.float64()),
     })
-    if backend is None:
-        return ibis.memtable(data)
-    name = f"leukos_unit_factors_{uuid.uuid4().hex[:12]}"
-    return backend.temp_table(name, data)

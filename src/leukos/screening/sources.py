@@ -306,9 +306,9 @@ def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
         unit = unit_id.substitute(unit_code, else_=ibis.null(dt.string)) if unit_code else ibis.null(dt.string)
         if "unit_source_value" in m_cols:
             unit = unit.coalesce(_empty_as_null(_text(m[m_cols["unit_source_value"]])))
-        if "operator_concept_id" in m_cols:
-            comparator = _to_int(m[m_cols["operator_concept_id"]]).substitute(operators, else_=ibis.null(dt.string))
-            comparator = ibis.ifelse(comparator == "=", ibis.null(dt.string), comparator)
+        if "operator_concept_id" in m_cols:  # "=" is no comparator: mapped to null like an unknown operator
+            comparator = _to_int(m[m_cols["operator_concept_id"]]).substitute(
+                {k: v for k, v in operators.items() if v != "="}, else_=ibis.null(dt.string))
         else:
             comparator = ibis.null(dt.string)
         value_col = m[m_cols["value_as_number"]]

@@ -1,0 +1,67 @@
+"""The DuckDB plan (the shared expressions compiled to SQL once, run on the connection) gives
+exactly what the same expressions give when ibis runs them (the path Spark takes), on one engine:
+episodes, exclusion and duplicate counts, persons, unknown units, unit factors."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+
+from leukos.screening import engine
+from leukos.screening.backends import connect_duckdb
+from leukos.screening.episodes import ScreenParams
+from leukos.screening.sources import read_source
+from leukos.screening.synth import synth_omop
+
+from .conftest import NOW
+from .test_sources_and_bad_input import MIMIC_ITEMS, MIMIC_LABS, TABLE
+
+TABLE_COLUMNS = {"person": "patient", "time": "when", "name": "test", "value": "result", "unit": "units"}
+
+
+def _both(path, fmt, kb, columns=None, now=NOW):
+    options = engine.ScreenOptions(fmt=fmt, now=now, columns=columns or {})
+    make_params = partial(ScreenParams.from_kb, kb, now=now)
+    out = []
+    for run in (engine._run_duckdb, engine._run_ibis):
+        backend = connect_duckdb()
+        try:
+            src = read_source(backend, path, fmt, kb, columns=options.columns)
+            params, factors, (counts, persons, unknown), ep = run(backend, src, kb, options, make_params, None, 0,
+                                                                  engine._laps({}))
+            key = lambda r: (r["analyte"], r["exclusion"] or "")  # noqa: E731
+            out.append({"counts": sorted(counts, key=key), "persons": persons,
+                        "unknown": sorted(unknown, key=lambda r: (r["analyte"], r["unit"] or "")),
+                        "factors": factors, "params": params.to_dict(),
+                        "episodes": engine._naive_utc(ep).to_pylist()})
+        finally:
+            backend.close()
+    return out
+
+
+def test_plan_equals_ibis_on_synthetic_omop(tmp_path, kb):
+    synth_omop(tmp_path / "omop", persons=150, episode_fraction=0.2, seed=9)
+    sql, expr = _both(tmp_path / "omop", "omop", kb)
+    assert sql["episodes"], "the generator must inject episodes"
+    assert sql == expr
+
+
+def test_plan_equals_ibis_on_bad_rows(tmp_path, kb):
+    path = tmp_path / "labs.csv"
+    path.write_text(TABLE + "c,2024-01-01 08:00,Potassium,4.0,mmol/L\n")  # a person without a WBC
+    sql, expr = _both(path, "table", kb, TABLE_COLUMNS)
+    assert sql["persons"] == 3
+    assert {r["exclusion"] for r in sql["counts"]} >= {"duplicate", "unknown_unit", "future_time", None}
+    assert sql == expr
+
+
+@pytest.mark.parametrize("with_chemistry", [True, False])
+def test_plan_equals_ibis_on_mimic(tmp_path, kb, with_chemistry):
+    (tmp_path / "d_labitems.csv").write_text(MIMIC_ITEMS)
+    labs = MIMIC_LABS if with_chemistry else "\n".join(line for line in MIMIC_LABS.splitlines()
+                                                      if ",50971," not in line) + "\n"
+    (tmp_path / "labevents.csv").write_text(labs)
+    sql, expr = _both(tmp_path, "mimic", kb, now=NOW.replace(year=2200))  # MIMIC dates are shifted
+    assert sql["episodes"]
+    assert sql == expr
