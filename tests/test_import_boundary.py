@@ -1,6 +1,6 @@
-"""The core is a leaf (STYLE.md §1): domain, units, knowledge, rules and apheresis import no CLI,
-web, database or FHIR library. Checked twice: statically over the source, and at run time in a
-fresh interpreter."""
+"""The core is a leaf: domain, units, knowledge, rules, apheresis and the presenter that words their results
+for people (``leukos.present``, shared by the CLI, the web page and the CDS cards) import no CLI, web, database or
+FHIR library. Checked twice: statically over the source, and at run time in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "leukos"
-CORE = ["domain", "units.py", "knowledge", "rules", "apheresis", "followup", "errors.py"]
+CORE = ["domain", "units.py", "knowledge", "rules", "apheresis", "followup", "errors.py", "present"]
 FORBIDDEN = ("typer", "rich", "click", "fastapi", "starlette", "jinja2", "uvicorn", "httpx", "duckdb", "ibis",
              "pyspark", "pandas", "pyarrow", "fhir", "fhir_core", "yaml", "leukos.cli", "leukos.service",
              "leukos.screening", "leukos.interop", "matplotlib", "plotly", "sqlite3", "requests")
@@ -44,7 +44,7 @@ def test_core_sources_import_no_surface_library():
 def test_core_at_run_time_loads_no_surface_library():
     code = (
         "import sys, json\n"
-        "import leukos.rules, leukos.domain, leukos.units, leukos.knowledge\n"
+        "import leukos.rules, leukos.domain, leukos.units, leukos.knowledge, leukos.present\n"
         "from leukos.knowledge import load_knowledge\n"
         "from leukos.rules import assess\n"
         "from leukos.domain.case import Case\n"

@@ -9,11 +9,11 @@ import re
 
 import pytest
 
+from leukos import present
 from leukos.domain.case import GENES
 from leukos.errors import LeukosUserError
 from leukos.interop.case_format import case_from_dict, parse_document
 from leukos.knowledge import load_knowledge
-from leukos.service import present
 from leukos.service.chart import Line, Panel, course_svg, nice_ticks
 from leukos.service.ui import case_dict_from_form, form_from_document, parse_number
 

@@ -20,7 +20,7 @@ def _b(d: dict | None, unit: str = "") -> str:
 
 def render_plan(p, kb) -> None:
     """The order sheet the web page shows, as labelled lines: what to do first, the working indented under it."""
-    from leukos.service.present import order_sheet
+    from leukos.present import order_sheet
 
     d = p.to_dict()
     e = typer.echo

@@ -190,7 +190,7 @@ def _explain_differential_entry(e: Any, console: Console) -> None:
 def _working_text(working: Any) -> str:
     """The working as labelled, indented lines (the same presenter as the web page's "Why?"), not JSON."""
     from leukos.knowledge import load_knowledge
-    from leukos.service.present import working_tree
+    from leukos.present import working_tree
 
     def lines(node, depth: int) -> list[str]:
         out: list[str] = []

@@ -4,7 +4,7 @@ A short form (the count first; sections open as needed; unit pickers from the kn
 a result page for people (headline, findings by urgency, differential, formatted "why", the
 leukapheresis order sheet only when indicated, an SVG chart) and a 1-2 page report (PDF and
 print). Pages render the same views as the CDS cards (:mod:`leukos.service.views`) and format
-the assessment's own values (:mod:`leukos.service.present`); nothing clinical is recomputed.
+the assessment's own values (:mod:`leukos.present`); nothing clinical is recomputed.
 
 The assessed case is always the one the form shows: a bundled example *fills* the form (GET
 ``/?example=NAME``) and is kept only as the source of what the form cannot show (listed on the
@@ -30,12 +30,12 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from markupsafe import Markup
 
-from leukos import __version__
+from leukos import __version__, present
 from leukos.domain.assessment import DISCLAIMER, Assessment, jsonable
 from leukos.domain.case import Case
 from leukos.errors import CaseFormatError, ErrorDetail, LeukosUserError
 from leukos.interop.case_format import case_from_dict, parse_document
-from leukos.service import form_findings, present
+from leukos.service import form_findings
 from leukos.service.chart import Line, course_svg, panels_from_simulation
 from leukos.service.deps import api_caller, service_state
 from leukos.service.engines import EngineUnavailable, load_case

@@ -1,7 +1,7 @@
 """What the service shows, derived from an :class:`~leukos.domain.assessment.Assessment`.
 
 CDS cards, the web page and the printable report all render these views; none recomputes a
-finding . A view only selects, orders and words what the assessment already says,
+finding. A view only selects, orders and words what the assessment already says,
 and carries the assessment's own ``working`` and ``citations`` for the "why".
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from leukos.domain.assessment import Assessment, jsonable
 from leukos.knowledge import KnowledgeBase
-from leukos.service.present import labels
+from leukos.present import labels
 
 __all__ = ["FindingView", "CitationView", "finding_views", "cite", "INDICATOR_ORDER"]
 

@@ -13,8 +13,8 @@ import uuid
 from leukos import __version__
 from leukos.domain.assessment import Assessment
 from leukos.knowledge import KnowledgeBase
+from leukos.present import Node, clinical_text, working_tree
 from leukos.service.cds.models import Card, Link, Source
-from leukos.service.present import Node, clinical_text, working_tree
 from leukos.service.views import FindingView
 
 __all__ = ["cards_for", "card_from_view", "short_summary", "markdown_detail", "source_for"]

@@ -15,9 +15,9 @@ from typing import Any
 from leukos.domain.assessment import Assessment, jsonable
 from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
+from leukos.present import clinical_text
 from leukos.service.cds.cards import _NS, markdown_detail, short_summary, source_for
 from leukos.service.cds.models import Card, Link
-from leukos.service.present import clinical_text
 from leukos.service.views import FindingView, cite
 
 __all__ = ["selected_orders", "order_kind", "order_cards"]
