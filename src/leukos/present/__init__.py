@@ -1,7 +1,7 @@
 """Words and layout for people: the assessment and the plan as a clinician reads them.
-Shared by the web page, the CDS cards and the CLI. Everything here *formats* values the assessment or the plan already hold; nothing decides or
-Everything here *formats* values the assessment or the plan already hold; nothing decides or
-recomputes a finding. Labels come from one place: ``labels.toml`` beside this
+
+Shared by the web page, the CDS cards and the CLI. Everything here *formats* values the
+assessment or the plan already hold; nothing decides or recomputes a finding. Labels come from one place: ``labels.toml`` beside this
 module for the UI's own words, and the knowledge data (labs.toml, symptoms.toml, units.toml,
 rules/differential.toml, parameter keys) for the clinical vocabulary. Code names quoted in
 rule texts (``findings.known_diagnosis``, ``labs.creatinine.reference_high``) are replaced by
