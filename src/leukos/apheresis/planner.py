@@ -458,7 +458,7 @@ def _validation_text(kb: KnowledgeBase) -> str:
                else "no better than")
     return (f"end of run, on {n} published sessions it was not fitted to: the median missed the observed fall by "
             f"{model['mae_pct_points']:g} percentage points on average ({verdict} ASFA's 45 % midpoint, "
-            f"{asfa['mae_pct_points']:g}) and the 90 % band held {str(model['coverage_90']).replace('/', ' of ')} - rely on the band, not the "
+            f"{asfa['mae_pct_points']:g}) and the 90 % band held {str(model['coverage_90']).replace('/', ' of ')}; rely on the band, not the "
             "median; next morning: not validated (no published next-morning counts without cytoreduction)")
 
 
