@@ -429,7 +429,10 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
         rows.append((L["post_wbc"], (f"{band_text(pr['post_wbc_10e9_per_l'], '×10⁹/L')}; fall "
                                      f"{band_text(pr.get('pct_reduction'), '%')}",
                                      f"'After' is the {str(pr.get('at', 'end of the procedure')).removeprefix('the ')}; the count "
-                                     "rebounds from the marrow and tissues over the next hours."), ()))
+                                     "rebounds from the marrow and tissues over the next hours."),
+                     (("Simulated from these device settings (it also gives the sessions to the target); "
+                       f"the estimate checked against published sessions is under “{L['outcome_model']}”.",)
+                      if pr.get("wbc_outcome_model") else ())))
     others = []
     if pr.get("platelets_post_10e9_per_l"):
         others.append(f"platelets {band_text(pr['platelets_post_10e9_per_l'], '×10⁹/L')}")
