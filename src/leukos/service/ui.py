@@ -345,10 +345,10 @@ def _value_words(value: Any, kb) -> Any:
     """A refused value as the clinician typed it: "-3.0 10*9/L" reads "-3 ×10⁹/L" (units as people write them)."""
     if not isinstance(value, str):
         return value
-    m = re.fullmatch(r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?) (\S+)", value)
-    if m is None or m[2] not in kb.unit_display:
-        return value
-    return f"{present.fmt_num(float(m[1]))} {present.unit_text(kb, m[2])}"
+    m = re.fullmatch(r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)( .+)?", value)
+    if m is None:
+        return present.clinical_text(value, kb)  # the shared wording of unit codes and field names
+    return present.fmt_num(float(m[1])) + present.clinical_text(m[2] or "", kb)
 
 
 def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[str, str]]:
