@@ -72,6 +72,19 @@ def test_synthea_sample_has_no_episodes(synthea, tmp_path):
     assert (tmp_path / "episodes.parquet").exists() and (tmp_path / "report.html").exists()
 
 
+def test_summary_file_counts_are_json_numbers(synthea, tmp_path):
+    """Counts are numbers in summary.json, not text (DuckDB's sums reach Python as Decimal)."""
+    import json
+
+    screen(synthea, tmp_path, options=ScreenOptions(fmt="omop", now=NOW))
+    s = json.loads((tmp_path / "summary.json").read_text("utf-8"))
+    counts = [s["rows_read"], s["rows_screened"], s["rows_used"], s["persons"], s["episodes"],
+              *s["excluded"].values(), *(n for a in s["by_analyte"].values() for n in a.values()),
+              *(u["rows"] for u in s["unknown_units"])]
+    assert s["rows_screened"] > 0
+    assert all(type(n) is int for n in counts), counts
+
+
 def test_synthea_with_injected_episodes_finds_exactly_them(synthea, tmp_path):
     folder = tmp_path / "omop"
     truth = inject_omop(synthea, folder, episodes=6, seed=11)

@@ -48,10 +48,11 @@ def counts_from_rows(rows: list[dict]) -> tuple[list[dict], int, list[dict]]:
     for r in rows:
         key = (r["analyte"], r["exclusion"])
         m = merged.setdefault(key, {"n": 0, "all_n": 0})
-        m["n"] += r["n"]
-        m["all_n"] += r["all_n"]
+        # DuckDB's sum is a 128-bit integer, which reaches Python as a Decimal: counts are ints.
+        m["n"] += int(r["n"])
+        m["all_n"] += int(r["all_n"])
         if r["exclusion"] == "unknown_unit":
-            unknown[(r["analyte"], r["unit_k"])] = unknown.get((r["analyte"], r["unit_k"]), 0) + r["all_n"]
+            unknown[(r["analyte"], r["unit_k"])] = unknown.get((r["analyte"], r["unit_k"]), 0) + int(r["all_n"])
     out = []
     for (analyte, exclusion), r in merged.items():
         if exclusion == "":
