@@ -25,19 +25,15 @@ from leukos.rules._common import Gaps
 from leukos.rules.differential import differential, ranked
 from leukos.rules.management import working_diagnosis
 
+from .test_differential import SITE as LAB_LIMITS
+
 REPO = Path(__file__).resolve().parents[2]
 PUBLISHED = REPO / "data" / "validation" / "published_cases.jsonl"
 EXAMPLES = REPO / "examples"
 
 # A laboratory that configured the site-required limits and chose other editions (test inputs).
 SITE = {
-    "differential.basophilia_abs_min": 0.2,
-    "differential.eosinophilia_abs_min": 0.5,
-    "differential.lymphocyte_predominant_min_pct": 50,
-    "differential.lap_low_max": 20,
-    "differential.lap_high_min": 100,
-    "differential.gm_csf_uln": 10,
-    "differential.il6_uln": 7,
+    **LAB_LIMITS,
     "differential.cml_phase_system": "ELN",
     "differential.cnl_criteria": "WHO2016",
     "differential.plr_high_criteria": "kasuga",
