@@ -110,11 +110,10 @@ def test_leukemoid_reactions_keep_treat_the_cause_on_the_cards():
 def _app(tmp_path, sub: str, *, full_only: bool, asked: list[bool] | None = None) -> Client:
     from leukos.rules import assess
 
-    def assess_fn(case, kb, *, explain_differential: bool = True):
+    def assess_fn(case, kb, *, explain_differential: bool = True):  # full_only: always the full assessment
         if asked is not None:
             asked.append(explain_differential)
-        return assess(case, kb, explain_differential=explain_differential and not full_only) if not full_only \
-            else assess(case, kb)
+        return assess(case, kb, explain_differential=explain_differential or full_only)
 
     d = default_engines()
     engines = Engines(assess_fn=assess_fn, plan_fn=d.plan_fn, simulate_fn=d.simulate_fn)
