@@ -19,6 +19,7 @@ __all__ = [
     "HyperleukocytosisResult",
     "LeukapheresisResult",
     "LeukostasisResult",
+    "RankedDiagnosis",
     "Recommendation",
     "TlsResult",
     "jsonable",
@@ -164,6 +165,29 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class RankedDiagnosis:
+    """One diagnosis of the differential as ranked, NOT explained: its place, likelihood and score.
+
+    The head of a :class:`DifferentialEntry` (same code, rank, likelihood, label and score: both are
+    built by ``leukos.rules.differential.explanation.head``), without the for/against, next tests,
+    what would change it and working. ``settings`` are the edition settings (key -> value) the
+    diagnosis was read under. An assessment holds these only when asked for the ranking alone
+    (``assess(..., explain_differential=False)``: the CDS cards, which never show the differential);
+    it then says so (``Assessment.differential_explained`` is False) and is never an answer.
+    """
+
+    code: str
+    rank: int
+    likelihood: str  # high | moderate | low
+    label: str = ""
+    score: float = 0.0
+    settings: Mapping[str, Any] = field(default_factory=_frozen_map)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
 class DifferentialEntry:
     """One ranked diagnosis of the differential (rules/differential.py).
 
@@ -204,7 +228,7 @@ class Assessment:
     absolute_blasts_10e9_per_l: float | None
     hyperleukocytosis: HyperleukocytosisResult
     leukostasis: LeukostasisResult
-    differential: tuple[DifferentialEntry, ...]
+    differential: tuple[DifferentialEntry, ...] | tuple[RankedDiagnosis, ...]
     tls: TlsResult
     dic: DicResult
     artefacts: tuple[Artefact, ...]
@@ -216,6 +240,16 @@ class Assessment:
     settings: Mapping[str, Any] = field(default_factory=_frozen_map)
     references: Mapping[str, Any] = field(default_factory=_frozen_map)
     disclaimer: str = DISCLAIMER
+    # False: ``differential`` is ranked but not explained (RankedDiagnosis entries) and ``references``
+    # lack the differential's; everything else is as in the full assessment. Not part of the JSON.
+    differential_explained: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        """The JSON contract (docs/outputs.md); refused for an assessment whose differential was
+        ranked but not explained: that is a working value of the CDS cards, never an answer."""
+        if not self.differential_explained:
+            raise ValueError("this assessment's differential was ranked but not explained "
+                             "(assess(..., explain_differential=False)): assess the case in full to report it")
+        d = _plain(self)
+        del d["differential_explained"]
+        return d

@@ -20,7 +20,7 @@ from leukos.rules.tumour_lysis import assess_tls
 __all__ = ["assess"]
 
 
-def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
+def assess(case: Case, kb: KnowledgeBase | None = None, *, explain_differential: bool = True) -> Assessment:
     """Assess one case: hyperleukocytosis, leukostasis, differential, TLS, DIC, artefacts, management.
 
     Parameters
@@ -29,6 +29,13 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
         A validated case (``leukos.interop.case_format.load_case_text`` or ``case_from_fhir``).
     kb : KnowledgeBase, optional
         The knowledge base (with any site overrides); the bundled one by default.
+    explain_differential : bool, default True
+        False: rank the differential without explaining its entries (most of the differential's
+        cost), for a caller that shows no differential (the CDS cards). The working diagnosis, and
+        so the headline, urgency, leukapheresis verdict and recommendations, follow the same ranking
+        and are the same; ``differential`` then holds :class:`RankedDiagnosis` values,
+        ``references`` lack the differential's, ``differential_explained`` is False and
+        ``to_dict`` refuses (never an answer).
 
     Returns
     -------
@@ -47,18 +54,18 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
     gaps = Gaps(kb)
     hl = assess_hyperleukocytosis(case, gaps)
     ls = assess_leukostasis(case, hl, gaps)
-    diff = differential_rules.differential(case, kb)
-    if not diff and case.lab("wbc") is None and case.findings.tissue_cytology is None:
+    ranking, entries = differential_rules.ranked(case, kb, explain=explain_differential)
+    if not ranking and case.lab("wbc") is None and case.findings.tissue_cytology is None:
         gaps.cannot("Differential diagnosis: no white cell count (and no tissue cytology)")
-    for entry in diff:  # edition settings the differential used: shown in settings, overrides warned
-        for key in entry.working.get("settings", {}):
+    for ranked in ranking:  # edition settings the differential used: shown in settings, overrides warned
+        for key in ranked.settings:
             gaps.p(key)
     if not differential_rules.IMPLEMENTED:
         gaps.cannot("Differential diagnosis: not implemented in this version")
     tls = assess_tls(case, gaps)
     dic = assess_dic(case, gaps)
     arts = assess_artefacts(case, hl, gaps)
-    dx = working_diagnosis(case, diff, gaps)  # the advice follows the known or the leading diagnosis
+    dx = working_diagnosis(case, ranking, gaps)  # the advice follows the known or the leading diagnosis
     apl = apl_status(case, dic, gaps, dx)
     lk = assess_leukapheresis(case, hl, ls, apl, gaps, dx, dic)
     urg = urgency(hl, ls, tls, apl, gaps, dx)
@@ -77,7 +84,7 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
                   + ". Check that these units are the ones the laboratory reported.")
 
     cited: list[str] = []
-    for part in (hl, ls, tls, dic, lk, *arts, *recs, *diff):
+    for part in (hl, ls, tls, dic, lk, *arts, *recs, *(entries or ())):
         cited += list(part.citations)
     for p in gaps.used_params.values():
         cited += list(p.citations)
@@ -95,7 +102,7 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
         absolute_blasts_10e9_per_l=hl.absolute_blasts_10e9_per_l,
         hyperleukocytosis=hl,
         leukostasis=ls,
-        differential=diff,
+        differential=ranking if entries is None else entries,
         tls=tls,
         dic=dic,
         artefacts=arts,
@@ -106,6 +113,7 @@ def assess(case: Case, kb: KnowledgeBase | None = None) -> Assessment:
         warnings=tuple(gaps.warnings),
         settings=MappingProxyType(settings),
         references=MappingProxyType(references),
+        differential_explained=entries is not None,
     )
 
 

@@ -18,6 +18,7 @@ from leukos.domain.assessment import (
     HyperleukocytosisResult,
     LeukapheresisResult,
     LeukostasisResult,
+    RankedDiagnosis,
     Recommendation,
     TlsResult,
 )
@@ -53,7 +54,8 @@ class WorkingDiagnosis:
         return "no diagnosis"
 
 
-def working_diagnosis(case: Case, differential: Sequence[DifferentialEntry], gaps: Gaps) -> WorkingDiagnosis:
+def working_diagnosis(case: Case, differential: Sequence[DifferentialEntry | RankedDiagnosis],
+                      gaps: Gaps) -> WorkingDiagnosis:
     """The known diagnosis, else the first-ranked entry of the differential when its likelihood
     reaches ``management.advice_min_likelihood``; else no diagnosis (not established)."""
     groups = gaps.kb.table("management")["advice_groups"]

@@ -54,7 +54,7 @@ class ServiceState:
     verifier: JwtVerifier
     audit: AuditLog
     feedback: Any = None  # leukos.service.state_store.FeedbackStore
-    pages: Any = None  # leukos.service.ui.PageCache: assessments behind CDS card links
+    pages: Any = None  # leukos.service.ui.PageCache: the cases behind CDS card links
     pool: WorkPool | None = None  # CPU-bound work goes here, never on the event loop
     store: StateStore | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # room for other modules' state

@@ -17,7 +17,7 @@ from leukos.knowledge import KnowledgeBase
 
 __all__ = ["Engines", "EngineUnavailable", "default_engines", "load_case"]
 
-AssessFn = Callable[[Case, KnowledgeBase], Assessment]
+AssessFn = Callable[..., Assessment]  # (case, kb) -> Assessment; (case, kb, explain_differential=False) for the cards
 PlanFn = Callable[..., Any]
 SimulateFn = Callable[..., Any]
 
@@ -39,10 +39,14 @@ class Engines:
     plan_fn: PlanFn | None = None
     simulate_fn: SimulateFn | None = None
 
-    def assess(self, case: Case, kb: KnowledgeBase) -> Assessment:
+    def assess(self, case: Case, kb: KnowledgeBase, *, explain_differential: bool = True) -> Assessment:
+        """``leukos.rules.assess``; ``explain_differential=False`` (the CDS cards) ranks the differential
+        without explaining it: an assessment for the cards only, never an answer."""
         if self.assess_fn is None:
             raise EngineUnavailable("the assessment (leukos.rules.assess)", "leukos.rules.engine")
-        return self.assess_fn(case, kb)
+        if explain_differential:
+            return self.assess_fn(case, kb)
+        return self.assess_fn(case, kb, explain_differential=False)
 
     def plan(self, case: Case, options: dict[str, Any], kb: KnowledgeBase, assessment: Assessment | None) -> Any:
         """``leukos.apheresis.plan_leukapheresis(case, options, kb, assessment=...)``."""

@@ -31,7 +31,7 @@ from jinja2 import pass_context
 from markupsafe import Markup
 
 from leukos import __version__, present
-from leukos.domain.assessment import DISCLAIMER, Assessment, jsonable
+from leukos.domain.assessment import DISCLAIMER, jsonable
 from leukos.domain.case import Case
 from leukos.errors import CaseFormatError, ErrorDetail, LeukosUserError
 from leukos.interop.case_format import case_from_dict, parse_document
@@ -94,31 +94,32 @@ _ON_FORM = {"format", "id", "patient.age_years", "patient.sex", "patient.weight_
 
 
 class PageCache:
-    """Assessments behind CDS card links: an unguessable token, kept one hour, at most 1000.
+    """Cases behind CDS card links: an unguessable token, kept one hour, at most 1000.
 
-    The token is the capability: the EHR link opens the page without a second login. Nothing
-    is written to disk.
+    The token is the capability: the EHR link opens the page without a second login. Only the
+    case is kept: the page assesses it in full when opened (the cards' own assessment ranks the
+    differential without explaining it). Nothing is written to disk.
     """
 
     def __init__(self, ttl_s: float = 3600, size: int = 1000):
-        self._items: OrderedDict[str, tuple[float, Case, Assessment]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, Case]] = OrderedDict()
         self._lock = threading.Lock()
         self.ttl_s, self.size = ttl_s, size
 
-    def put(self, case: Case, assessment: Assessment) -> str:
+    def put(self, case: Case) -> str:
         token = secrets.token_urlsafe(24)
         with self._lock:
-            self._items[token] = (time.monotonic() + self.ttl_s, case, assessment)
+            self._items[token] = (time.monotonic() + self.ttl_s, case)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return token
 
-    def get(self, token: str) -> tuple[Case, Assessment] | None:
+    def get(self, token: str) -> Case | None:
         with self._lock:
             item = self._items.get(token)
         if item is None or item[0] < time.monotonic():
             return None
-        return item[1], item[2]
+        return item[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,11 +658,10 @@ def render_pdf(html: str) -> tuple[bytes, int]:
 
 @router.get("/ui/cds/{token}", response_class=HTMLResponse)
 async def cds_page(token: str, request: Request) -> Response:
-    item = service_state(request).pages.get(token)
+    case = service_state(request).pages.get(token)
     request.state.audit_subtype = "ui-cds-link"
-    if item is None:
+    if case is None:
         return _page(request, "gone.html", {}, status=404)
-    case, _a = item
     st = service_state(request)
-    ctx = await st.pool.run(result_context, st, case)
+    ctx = await st.pool.run(result_context, st, case)  # the full assessment, as /api/assess gives it
     return _page(request, "cds_page.html", ctx)

@@ -31,6 +31,11 @@ How the ranking is computed
    recomputed with that feature present; those that would change its likelihood or rank are
    reported in ``would_change``.
 
+Steps 1-4 are the ranking; step 5 and the for/against, next tests and working are the
+explanation, which costs most of the time. :func:`ranked` gives the ranking with or without the
+explanation (one computation of the scores either way): the CDS cards, which never show the
+differential, need only the leading diagnosis and ask for the ranking alone.
+
 Monotonicity (tested): a gate or rank-first term is always a supporting feature and a cap always
 an opposing one, and adding information never turns a feature that holds into one that does not. Hence adding
 a finding that supports diagnosis D never lowers D's score or likelihood, and never lets a
@@ -39,15 +44,15 @@ diagnosis that the finding does not also support overtake D.
 
 from __future__ import annotations
 
-from leukos.domain.assessment import DifferentialEntry
+from leukos.domain.assessment import DifferentialEntry, RankedDiagnosis
 from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
 from leukos.rules.differential.cml_phase import PhaseResult, cml_phase
-from leukos.rules.differential.explanation import entry
+from leukos.rules.differential.explanation import entry, head
 from leukos.rules.differential.features import case_features
 from leukos.rules.differential.ranking import BANDS, context, score_all
 
-__all__ = ["differential", "case_features", "cml_phase", "PhaseResult", "IMPLEMENTED", "BANDS"]
+__all__ = ["differential", "ranked", "case_features", "cml_phase", "PhaseResult", "IMPLEMENTED", "BANDS"]
 
 IMPLEMENTED = True
 
@@ -74,6 +79,25 @@ def differential(case: Case, kb: KnowledgeBase) -> tuple[DifferentialEntry, ...]
     (Reding 1998, Granger 2009, Kasuga 2001, Arber 2016, ICC 2022); EMH vs myeloid sarcoma on FNAC;
     APL: Sanz 2009/2019. The citation keys are in the rules file.
     """
+    return ranked(case, kb)[1] or ()
+
+
+def ranked(case: Case, kb: KnowledgeBase, *, explain: bool = True) -> tuple[
+        tuple[RankedDiagnosis, ...], tuple[DifferentialEntry, ...] | None]:
+    """The ranking of the differential and, when ``explain``, its entries explained.
+
+    Returns
+    -------
+    (ranking, entries)
+        ``ranking``: one :class:`RankedDiagnosis` per listed diagnosis, most likely first (code,
+        rank, likelihood, label, score, edition settings read). ``entries``: the same diagnoses as
+        :class:`DifferentialEntry` (same code, rank, likelihood, label and score: each is built on
+        its ranking head) with their explanation; ``None`` when not ``explain``.
+    """
     ctx = context(case, kb)
-    ranked = score_all(ctx)
-    return tuple(entry(ctx, ranked, s, i) for i, s in enumerate(ranked, start=1))
+    scored = score_all(ctx)
+    heads = [head(ctx, s, i) for i, s in enumerate(scored, start=1)]
+    ranking = tuple(h for h, _ in heads)
+    if not explain:
+        return ranking, None
+    return ranking, tuple(entry(ctx, scored, s, h, ph) for s, (h, ph) in zip(scored, heads, strict=True))

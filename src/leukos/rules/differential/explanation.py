@@ -1,19 +1,20 @@
-"""One differential entry explained: for, against, next tests, what would change it, working."""
+"""One differential entry: its head (code, rank, likelihood: what the ranking says) and, on top of
+the head, its explanation (for, against, next tests, what would change it, working)."""
 
 from __future__ import annotations
 
 from types import MappingProxyType
 from typing import Any
 
-from leukos.domain.assessment import DifferentialEntry
+from leukos.domain.assessment import DifferentialEntry, RankedDiagnosis
 from leukos.knowledge import Parameter
 from leukos.knowledge.differential_rules import AREA, CriterionRow, DiagnosisRules, DifferentialRules, gate_terms
-from leukos.rules.differential.cml_phase import cml_phase
+from leukos.rules.differential.cml_phase import PhaseResult, cml_phase
 from leukos.rules.differential.features import Feature
 from leukos.rules.differential.quantities import MEASURES
 from leukos.rules.differential.ranking import Context, Scored, rank_if_present
 
-__all__ = ["entry"]
+__all__ = ["head", "entry"]
 
 
 def _fmt_cites(cites) -> str:
@@ -93,9 +94,30 @@ def _short_text(row: CriterionRow, feat: Feature | None) -> str:
     return f"{label}{detail}" + (" (U)" if row.status == "U" else "")
 
 
-def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int) -> DifferentialEntry:
-    case, kb, rules, feats = ctx.case, ctx.kb, ctx.rules, ctx.feats
+def head(ctx: Context, s: Scored, rank: int) -> tuple[RankedDiagnosis, PhaseResult | None]:
+    """The listed diagnosis as ranked: code (CML with its phase), rank, likelihood, label, score and the
+    edition settings it was read under; with the CML phase when the diagnosis is CML (not capped).
+    The one definition of these for both the ranking alone and the explained entry."""
+    kb, dx = ctx.kb, s.dx
+    ph = cml_phase(ctx.case, kb) if dx.code == "CML" and not s.capped_by else None
+    settings: dict[str, Any] = {}
+    if ph is not None:
+        settings[f"{AREA}.cml_phase_system"] = ph.system
+    if dx.code == "CNL":
+        settings[f"{AREA}.cnl_criteria"] = kb.value(f"{AREA}.cnl_criteria")
+    if dx.code == "LEUKEMOID_PARANEOPLASTIC":
+        settings[f"{AREA}.plr_high_criteria"] = kb.value(f"{AREA}.plr_high_criteria")
+        settings[f"{AREA}.plr_leukocytosis_min"] = kb.value(f"{AREA}.plr_leukocytosis_min")
+    return RankedDiagnosis(code=ph.code if ph is not None else dx.code, rank=rank, likelihood=s.band, label=dx.label,
+                           score=s.score, settings=MappingProxyType(settings)), ph
+
+
+def entry(ctx: Context, ranked: list[Scored], s: Scored, top: RankedDiagnosis,
+          ph: PhaseResult | None) -> DifferentialEntry:
+    """The entry explained; ``top, ph`` are :func:`head` of ``s``."""
+    kb, rules, feats = ctx.kb, ctx.rules, ctx.feats
     dx = s.dx
+    rank = top.rank
     supporting = [_row_text(r, feats.get(r.feature)) for r in s.fired if r.weight >= 0]
     against = [_row_text(r, feats.get(r.feature)) for r in s.fired if r.weight < 0]
     citations: list[str] = [c for r in s.fired for c in r.citations]
@@ -129,7 +151,6 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int) -> Different
         features_used.update(read)
 
     notes = list(dx.notes)
-    code = dx.code
     working: dict[str, Any] = {
         "score": s.score,
         "points": [{"feature": r.feature, "weight": r.weight, "status": r.status} for r in s.fired],
@@ -138,15 +159,11 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int) -> Different
         "high_requires_met": s.gate_met,
         "capped_by": list(s.capped_by),
     }
-    settings: dict[str, Any] = {}
     would = _would_change(ctx, ranked, s, rank)
     if dx.code == "CML" and s.capped_by:
         working["phase"] = {"phase": None, "reason": "CML excluded by " + ", ".join(s.capped_by)}
-    elif dx.code == "CML":
-        ph = cml_phase(case, kb)
-        code = ph.code
+    elif ph is not None:
         notes.extend(ph.notes)
-        settings["differential.cml_phase_system"] = ph.system
         working["phase"] = {"system": ph.system, "phase": ph.phase, "criteria_met": list(ph.met),
                             "high_risk_features": list(ph.high_risk), "not_assessed": list(ph.not_assessed)}
         citations.extend(ph.citations)
@@ -162,13 +179,8 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int) -> Different
                         features_used.setdefault(src, ctx.source(src))
         if ph.phase is None:
             would.append(f"CML phase ({ph.system}) undetermined: needs {', '.join(ph.missing) or 'more findings'}")
-    if dx.code == "CNL":
-        settings["differential.cnl_criteria"] = kb.value(f"{AREA}.cnl_criteria")
-    if dx.code == "LEUKEMOID_PARANEOPLASTIC":
-        settings["differential.plr_high_criteria"] = kb.value(f"{AREA}.plr_high_criteria")
-        settings["differential.plr_leukocytosis_min"] = kb.value(f"{AREA}.plr_leukocytosis_min")
-    if settings:
-        working["settings"] = settings
+    if top.settings:
+        working["settings"] = dict(top.settings)
     if dx.gate and not s.gate_met and s.band != "high":
         def lab(n: str) -> str:
             return feats[n].label if n in feats else n
@@ -193,17 +205,17 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, rank: int) -> Different
         "tests": short_tests,
     }
     return DifferentialEntry(
-        code=code,
+        code=top.code,
         rank=rank,
-        likelihood=s.band,
+        likelihood=top.likelihood,
         supporting=tuple(supporting),
         against=tuple(against),
         next_tests=tuple(tests),
         features_used=MappingProxyType(features_used),
         would_change=tuple(would),
         citations=tuple(dict.fromkeys(citations)),
-        label=dx.label,
-        score=s.score,
+        label=top.label,
+        score=top.score,
         unverified=tuple(dict.fromkeys(unverified)),
         notes=tuple(notes),
         working=MappingProxyType(working),

@@ -120,7 +120,12 @@ async def discovery(request: Request, _caller=Depends(cds_caller)) -> Discovery:
 
 
 def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
-    """Import the prefetch (FHIR R4B-validated) and assess it; a page token for the card link."""
+    """Import the prefetch (FHIR R4B-validated) and assess it for the cards; a page token for the card link.
+
+    The cards never show the differential, so it is ranked (the working diagnosis the advice follows)
+    but not explained: that assessment is for this call's cards only (it cannot be reported:
+    ``differential_explained`` is False). The page behind the link keeps the case and assesses it in
+    full when opened (``leukos.service.ui.cds_page``, in the worker pool)."""
     st = call.state
     try:
         from leukos.interop.fhir import case_from_fhir
@@ -129,10 +134,10 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
     check_prefetch_patient(call.prefetch, call.patient_id, call.req.context)
     case = case_from_fhir(bundle_from_prefetch(call.prefetch), st.kb, _tree_checked=True)
     call.notes.extend(n for n in case.import_notes if is_conflict_note(n))  # shown on every card
-    assessment = st.engines.assess(case, st.kb)
+    assessment = st.engines.assess(case, st.kb, explain_differential=False)
     page_url = None
     if st.pages is not None:
-        page_url = f"{call.base_url}/ui/cds/{st.pages.put(case, assessment)}"
+        page_url = f"{call.base_url}/ui/cds/{st.pages.put(case)}"
     return case, assessment, page_url
 
 
