@@ -389,6 +389,9 @@ class _Import:
         self.skipped_codes: dict[str, int] = {}
         self.first_subject: str | None = None
         self.full_urls: dict[int, str] = {}
+        # (analyte, unit) -> factor of the units already converted in this import: a pure function of
+        # the pair (a refused unit is not kept, so that each use of it is reported at its own place)
+        self.factors: dict[tuple[str, str], float] = {}
 
     # -- bookkeeping --------------------------------------------------------------------------
     def problem(self, detail: ErrorDetail, kind: type[LeukosUserError] = FhirInputError) -> None:
@@ -397,6 +400,8 @@ class _Import:
 
     def unit_ok(self, unit: str, field: str) -> bool:
         """False (and a problem recorded) when the request's unit budget refuses ``unit``."""
+        if unit in self.units.seen:  # already admitted: the budget's own first answer
+            return True
         problem = self.units.check(unit, field)
         if problem is not None:
             self.problem(problem, UnitError)
@@ -404,6 +409,14 @@ class _Import:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def factor(self, analyte: str, unit: str, field: str) -> float:
+        """``conv.factor`` remembered for this import (raises :class:`UnitError` as it does)."""
+        key = (analyte, unit)
+        f = self.factors.get(key)
+        if f is None:
+            f = self.factors[key] = self.conv.factor(analyte, unit, field=field)
+        return f
 
     def ref(self, rtype: str, res: Mapping[str, Any], i: int) -> str:
         """How notes and sources name a resource: ``Observation/<id>``, else its fullUrl, else its entry."""
@@ -595,6 +608,8 @@ def _check_subject(res: dict, i: int, patient_id: tuple[str | None, str | None] 
                                     "send one patient per Bundle, with its Patient resource"))
         return
     pid, full_url = patient_id
+    if pid and ref == f"Patient/{pid}":  # the usual reference: one of the accepted forms below
+        return
     own = {f"Patient/{pid}" if pid else None, full_url} - {None}
     if ref in own or (pid and ref.endswith(f"/Patient/{pid}")):
         return
@@ -692,12 +707,20 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.status", status, f"one of {', '.join(OBSERVATION_STATUS)}",
                                 "use the FHIR observation-status code"))
         return
-    loincs = [c.get("code") for c in _codings(r.get("code")) if c.get("system") == t.systems["loinc"]]
+    loinc_system = t.systems["loinc"]
+    loincs = [c.get("code") for c in _codings(r.get("code")) if c.get("system") == loinc_system]
     loincs = [c for c in loincs if isinstance(c, str)]
-    analyte = next((t.analyte_by_loinc[c] for c in loincs if c in t.analyte_by_loinc), None)
-    loinc = next((c for c in loincs if c in t.analyte_by_loinc), loincs[0] if loincs else None)
-    gene_row = next((t.genetics[c] for c in loincs if c in t.genetics), None)
-    body_row = next((t.body[c] for c in loincs if c in t.body), None)
+    analyte = loinc = gene_row = body_row = None
+    for c in loincs:  # the first code of each table
+        if analyte is None and c in t.analyte_by_loinc:
+            analyte = t.analyte_by_loinc[c]
+            loinc = c
+        if gene_row is None and c in t.genetics:
+            gene_row = t.genetics[c]
+        if body_row is None and c in t.body:
+            body_row = t.body[c]
+    if loinc is None and loincs:
+        loinc = loincs[0]
     via_text = None
     # Text only when there is no LOINC code at all: an unknown LOINC code names another test
     # (urine "Leukocytes" is not the blood count), so its display must not be matched.
@@ -731,7 +754,8 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.valueQuantity.value{ctx}", vq.get("value"), "a number", "give the value"))
         return
     unit, unit_field = _unit_of(vq, t)
-    if unit is not None and not imp.unit_ok(unit, f"{base}.valueQuantity.{unit_field}{ctx}"):
+    if unit is not None and unit not in imp.units.seen and not imp.unit_ok(
+            unit, f"{base}.valueQuantity.{unit_field}{ctx}"):
         return
     if body_row is not None:
         _body(r, body_row, value, unit, unit_field, base, ctx, time, imp)
@@ -748,18 +772,21 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
                                 "(or the unit the laboratory reported)"))
         return
     try:
-        factor = 1.0 if unit is None else imp.conv.factor(analyte, unit, field=f"{base}.valueQuantity.{unit_field}{ctx}")
+        factor = 1.0 if unit is None else imp.factors.get((analyte, unit)) or imp.factor(
+            analyte, unit, f"{base}.valueQuantity.{unit_field}{ctx}")
     except UnitError as exc:
         for d in exc.details:
             imp.problem(d, UnitError)
         return
     canonical = value * factor
-    try:
-        imp.conv.check_plausible(analyte, canonical, field=f"{base}.valueQuantity.value{ctx}", given=(value, unit))
-    except ImplausibleValueError as exc:
-        for d in exc.details:
-            imp.problem(d, ImplausibleValueError)
-        return
+    low_bound, high_bound = a.plausible
+    if not (low_bound <= canonical <= high_bound and math.isfinite(canonical)):  # else check_plausible passes
+        try:
+            imp.conv.check_plausible(analyte, canonical, field=f"{base}.valueQuantity.value{ctx}", given=(value, unit))
+        except ImplausibleValueError as exc:
+            for d in exc.details:
+                imp.problem(d, ImplausibleValueError)
+            return
     low, high = _reference_range(r, analyte, unit, ref, base, imp)
     if low is not None and high is not None and low >= high:
         imp.problem(ErrorDetail(f"{base}.referenceRange[0].low.value", low, "less than referenceRange[0].high",
@@ -806,10 +833,10 @@ def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, base: st
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
                                     "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
-        if u is not None and not imp.unit_ok(u, f"{ref_field}.{key}.unit"):
+        if u is not None and u not in imp.units.seen and not imp.unit_ok(u, f"{ref_field}.{key}.unit"):
             return None, None
         try:
-            factor = 1.0 if u is None else imp.conv.factor(analyte, u, field="referenceRange")
+            factor = 1.0 if u is None else imp.factors.get((analyte, u)) or imp.factor(analyte, u, "referenceRange")
         except UnitError:
             imp.note(f"{ref}: referenceRange[0].{key} unit {u!r} not convertible; reference range not used")
             return None, None
@@ -1034,6 +1061,8 @@ def _medication_request(i: int, r: dict, medications: Mapping[str, dict], imp: _
 
 
 def _number(v: Any) -> float | None:
+    if type(v) is float:  # the usual case; the same answer as below
+        return v if math.isfinite(v) else None
     if isinstance(v, bool) or v is None:
         return None
     try:
@@ -1076,6 +1105,11 @@ _datetime_memo = lru_cache(maxsize=4096)(_datetime_text)
 
 
 def _obs_time(r: dict) -> dt.datetime | None:
+    first = r.get("effectiveDateTime")
+    if type(first) is str:  # the usual case: the first candidate below
+        t = _datetime(first)
+        if t is not None:
+            return t
     period = r.get("effectivePeriod")
     for candidate in (r.get("effectiveDateTime"), period.get("start") if isinstance(period, dict) else None,
                       r.get("effectiveInstant"), r.get("issued")):
