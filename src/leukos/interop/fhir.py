@@ -496,19 +496,20 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     ignored: dict[str, int] = {}
     for i, entry in entries:
         res = entry.get("resource")
-        base = f"entry[{i}].resource"
         if res is None:
             method = (entry.get("request") or {}).get("method") if isinstance(entry.get("request"), dict) else None
             imp.note(f"entry[{i}] has no resource" + (f" (request {method})" if isinstance(method, str) else "")
                      + ": skipped")
             continue
         if not isinstance(res, dict):
-            imp.problem(ErrorDetail(base, type(res).__name__, "a FHIR resource (JSON object)",
+            imp.problem(ErrorDetail(f"entry[{i}].resource", type(res).__name__, "a FHIR resource (JSON object)",
                                     "put the resource object in entry.resource"))
             continue
         rtype = res.get("resourceType")
-        if not isinstance(rtype, str) or _model(rtype) is None:
-            imp.problem(ErrorDetail(f"{base}.resourceType", rtype if isinstance(rtype, str) else repr(rtype),
+        cls = _model(rtype) if isinstance(rtype, str) else None
+        if cls is None:
+            imp.problem(ErrorDetail(f"entry[{i}].resource.resourceType",
+                                    rtype if isinstance(rtype, str) else repr(rtype),
                                     "a FHIR R4 resource type", "correct the resourceType"))
             continue
         if rtype not in by_type:
@@ -519,15 +520,14 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
             if unused is not None:  # not read, so not validated (its code is well-formed and unmapped)
                 imp.skip_observation(unused)
                 continue
-        cls = _model(rtype)
         allowed, _ = _layout(cls)
-        unknown = [k for k in res if k not in allowed]
-        if unknown:
+        if not allowed.issuperset(res):
+            unknown = [k for k in res if k not in allowed]
             res = {k: v for k, v in res.items() if k in allowed}
             imp.note(f"{imp.ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
         errors = [] if _reuse_validated and lean_valid(res) else validator.validate(cls, res)
         for err in errors:
-            imp.problem(_pydantic_detail(base, err, private=rtype == "Patient", rtype=rtype))
+            imp.problem(_pydantic_detail(f"entry[{i}].resource", err, private=rtype == "Patient", rtype=rtype))
         if not errors:
             by_type[rtype].append((i, res))
     for rtype, n in sorted(ignored.items()):

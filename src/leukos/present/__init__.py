@@ -309,8 +309,44 @@ def _is_quantity(d: Mapping[str, Any]) -> bool:
     return (type(v) in _SCALARS or not isinstance(v, Mapping)) and not _QUANTITY_KEYS.isdisjoint(d.keys())
 
 
+# A quantity of the knowledge base (a threshold or a setting: value, unit, V/P/U status, citations, no
+# patient value) reads the same for every patient: its text is remembered per kb, keyed by the exact
+# types and values of those elements (1, 1.0 and True read differently).
+_SETTING_KEYS = frozenset({"value", "unit", "status", "source"})
+
+
+def _setting_key(d: Mapping[str, Any]) -> tuple | None:
+    if not _SETTING_KEYS.issuperset(d):
+        return None
+    parts: list[Any] = []
+    for k in ("value", "unit", "status", "source"):
+        v = d.get(k, _SETTING_KEYS)  # absent: a marker no JSON value equals
+        t = type(v)
+        if t is list or t is tuple:
+            if not all(type(x) is str for x in v):
+                return None
+            v = tuple(v)
+        elif t not in _SCALARS and v is not _SETTING_KEYS:
+            return None
+        parts += (t, v)
+    return tuple(parts)
+
+
 def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels | None = None) -> str:
     lab = lab or labels(kb)
+    key = _setting_key(d)
+    if key is None:
+        return _quantity_words(d, kb, lab)
+    memo = lab.derived.setdefault("settings", {})
+    hit = memo.get(key)
+    if hit is None:
+        if len(memo) >= _TEXT_CACHE_MAX:
+            memo.clear()
+        hit = memo[key] = _quantity_words(d, kb, lab)
+    return hit
+
+
+def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str:
     v = d["value"]
     ucum = d.get("unit")
     unit = kb.unit_display.get(ucum, ucum) if ucum else ""  # unit_text
