@@ -21,7 +21,8 @@ from typing import Any
 from leukos.knowledge import KnowledgeBase
 
 __all__ = ["Labels", "labels", "clinical_text", "unit_text", "fmt_num", "Node", "working_tree",
-           "dose_for_weight", "order_sheet", "OrderSheet", "band_text", "cite_short", "citation_text"]
+           "dose_for_weight", "order_sheet", "OrderSheet", "band_text", "cite_short", "citation_text",
+           "working_outline", "Outline"]
 
 _LABELS_FILE = Path(__file__).with_name("labels.toml")
 
@@ -379,38 +380,52 @@ def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str
 
 def working_tree(obj: Any, kb: KnowledgeBase, label: str = "") -> Node:
     """A nested, labelled view of a ``working`` mapping (never JSON)."""
-    return _tree(obj, labels(kb), label)
+    return _tree(obj, labels(kb), label, Node)
+
+
+Outline = tuple[str, str, tuple[Any, ...]]  # (label, text, children): a Node as a plain tuple
+
+
+def _outline_node(label: str, text: str = "", children: tuple[Outline, ...] = ()) -> Outline:
+    return (label, text, children)
+
+
+def working_outline(obj: Any, kb: KnowledgeBase, label: str = "") -> Outline:
+    """:func:`working_tree` as nested ``(label, text, children)`` tuples: the same rows, cheaper to
+    build when the tree is read once (the CDS cards render it straight to Markdown)."""
+    return _tree(obj, labels(kb), label, _outline_node)
 
 
 _SOURCE_KEYS = ("source", "citations")
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _tree(obj: Any, lab: Labels, label: str) -> Node:
+def _tree(obj: Any, lab: Labels, label: str, make: Callable[..., Any]) -> Any:
+    """The one layout of a working; ``make(label, text, children)`` builds each row."""
     t = type(obj)
     if t in _SCALARS:  # not a container: the common leaf, without the (slow) Mapping ABC check
-        return Node(label, _words(obj, lab))
+        return make(label, _words(obj, lab))
     if t is dict or isinstance(obj, Mapping):  # plain dicts skip the ABC check (the usual case)
         if "value" in obj and _is_quantity(obj):
-            return Node(label, _quantity_text(obj, lab.kb, lab))
+            return make(label, _quantity_text(obj, lab.kb, lab))
         if not obj:
-            return Node(label, "none")
+            return make(label, "none")
         words = lab.word_cache
         kids = []
         for k, v in obj.items():
             if k in _SOURCE_KEYS and isinstance(v, (list, tuple, str)):
-                kids.append(Node("sources", _cite_with(lab, v)))
+                kids.append(make("sources", _cite_with(lab, v)))
             else:
                 name = str(k)
-                kids.append(_tree(v, lab, words.get(name) or lab.word(name)))
-        return Node(label, "", tuple(kids))
+                kids.append(_tree(v, lab, words.get(name) or lab.word(name), make))
+        return make(label, "", tuple(kids))
     if isinstance(obj, (list, tuple)):
         if not obj:
-            return Node(label, "none")
+            return make(label, "none")
         if all(not isinstance(x, (Mapping, list, tuple)) for x in obj):
-            return Node(label, "; ".join(_words(x, lab) for x in obj))
-        return Node(label, "", tuple(_tree(x, lab, f"{i}") for i, x in enumerate(obj, 1)))
-    return Node(label, _words(obj, lab))
+            return make(label, "; ".join(_words(x, lab) for x in obj))
+        return make(label, "", tuple(_tree(x, lab, f"{i}", make) for i, x in enumerate(obj, 1)))
+    return make(label, _words(obj, lab))
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from leukos import __version__
 from leukos.domain.assessment import Assessment
 from leukos.knowledge import KnowledgeBase
-from leukos.present import Labels, Node, labels, working_tree
+from leukos.present import Labels, Outline, labels, working_outline
 from leukos.service.cds.models import Card, Link, Source
 from leukos.service.views import FindingView
 
@@ -30,24 +30,24 @@ def short_summary(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
-def _working_md(node: Node, depth: int = 0, budget: list[int] | None = None) -> list[str]:
+def _working_md(node: Outline, budget: int = 60) -> list[str]:
     """The working as a nested Markdown list of labelled values (the page's "Why?"), never JSON;
     at most ~60 lines so that a card stays a card (the full working is one link away)."""
-    budget = budget if budget is not None else [60]
     out: list[str] = []
-    _working_lines(node, "", budget, out)
+    _working_lines(node, "", [budget], out)
     return out
 
 
-def _working_lines(node: Node, indent: str, budget: list[int], out: list[str]) -> None:
+def _working_lines(node: Outline, indent: str, budget: list[int], out: list[str]) -> None:
     deeper = indent + "  "
-    for kid in node.children:
+    for kid in node[2]:
         if budget[0] <= 0:
             out.append(indent + "- …")
             break
         budget[0] -= 1
-        out.append(f"{indent}- {kid.label}: {kid.text}" if kid.text else f"{indent}- {kid.label}")
-        if kid.children:
+        label, text, children = kid
+        out.append(f"{indent}- {label}: {text}" if text else f"{indent}- {label}")
+        if children:
             _working_lines(kid, deeper, budget, out)
 
 
@@ -86,7 +86,7 @@ def _detail(view: FindingView, lab: Labels, common: _Common) -> str:
     if view.unverified:
         lines += ["", "_Part of this rule uses a threshold marked unverified in the leukos knowledge base._"]
     if view.working:
-        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(working_tree(view.working, lab.kb)) \
+        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(working_outline(view.working, lab.kb)) \
             + ["", "</details>"]
     if view.citations:
         lines += ["", "References:"]
