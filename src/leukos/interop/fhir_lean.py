@@ -186,10 +186,8 @@ def _namespace() -> dict[str, Any]:
 
 
 def _expr(kind: Kind, var: str) -> str:
-    """The Python expression that is True when the value named ``var`` is valid of ``kind`` (not lists)."""
+    """The Python expression that is True when the value named ``var`` is valid of a primitive ``kind``."""
     if isinstance(kind, str):
-        if kind in _TYPES:
-            return f"_v_{kind}({var})"
         return _PRIMITIVE_EXPR[kind].replace("@", var)
     tag, arg = kind
     if tag == "enum":
@@ -199,29 +197,38 @@ def _expr(kind: Kind, var: str) -> str:
     raise ValueError(f"no expression for {kind!r}")
 
 
-def _element_lines(kind: Kind) -> list[str]:
-    """Statements checking the element value ``x`` (inside the loop over a type's elements)."""
+def _check_lines(kind: Kind, var: str, level: int) -> list[str]:
+    """Statements that ``return False`` unless the value named ``var`` is valid of ``kind``. Data types
+    are written out in place (their own variables per nesting level), so that validating a resource
+    is one function call."""
+    if isinstance(kind, str) and kind in _TYPES:
+        elements, required = _TYPES[kind]
+        key, item = f"k{level}", f"x{level}"
+        lines = [f"if type({var}) is not dict or not {var}:", "    return False", f"for {key}, {item} in {var}.items():"]
+        for i, (element, element_kind) in enumerate(elements.items()):
+            lines.append(f"    {'if' if i == 0 else 'elif'} {key} == {element!r}:")
+            lines += ["        " + line for line in _check_lines(element_kind, item, level + 1)]
+        lines += ["    else:", "        return False"]
+        for r in required:
+            lines += [f"if {r!r} not in {var}:", "    return False"]
+        return lines
     if isinstance(kind, tuple) and kind[0] == "list":
-        return ["if type(x) is not list or not x:", "    return False", "for y in x:",
-                f"    if not {_expr(kind[1], 'y')}:", "        return False"]
-    if kind == "entries":  # an entry without its resource: {} or only fullUrl
-        return ["if type(x) is not list:", "    return False", "for y in x:",
-                "    if y != {} and not _v_BundleEntry(y):", "        return False"]
-    return [f"if not {_expr(kind, 'x')}:", "    return False"]
+        each = f"y{level}"
+        return [f"if type({var}) is not list or not {var}:", "    return False", f"for {each} in {var}:",
+                *("    " + line for line in _check_lines(kind[1], each, level + 1))]
+    if kind == "entries":  # entries without their resource: {} or only fullUrl
+        each = f"y{level}"
+        return [f"if type({var}) is not list:", "    return False", f"for {each} in {var}:",
+                f"    if {each} != {{}}:", *("        " + line for line in _check_lines("BundleEntry", each, level + 1))]
+    return [f"if not {_expr(kind, var)}:", "    return False"]
 
 
 def _compile() -> dict[str, Callable[[Any], bool]]:
     """One function per entry of _TYPES: a dict, not empty, every element known and valid, the required
-    elements present (the rules of the former table-driven checker, without its per-element calls)."""
+    elements present; the data types it holds are checked in the same function (no call per element)."""
     lines: list[str] = []
-    for name, (elements, required) in _TYPES.items():
-        lines += [f"def _v_{name}(v):", "    if type(v) is not dict or not v:", "        return False",
-                  "    for k, x in v.items():"]
-        for i, (element, kind) in enumerate(elements.items()):
-            lines.append(f"        {'if' if i == 0 else 'elif'} k == {element!r}:")
-            lines += ["            " + line for line in _element_lines(kind)]
-        lines += ["        else:", "            return False"]
-        lines.append("    return " + (" and ".join(f"{r!r} in v" for r in required) if required else "True"))
+    for name in _TYPES:
+        lines += [f"def _v_{name}(v):", *("    " + line for line in _check_lines(name, "v", 0)), "    return True"]
     ns = _namespace()
     exec(compile("\n".join(lines), f"<{__name__} compiled grammar>", "exec"), ns)  # noqa: S102 - our own table
     return {name: ns[f"_v_{name}"] for name in _TYPES}
