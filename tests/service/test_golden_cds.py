@@ -26,7 +26,6 @@ import json
 import os
 import re
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from leukos.service.app import create_app
 from leukos.service.settings import ServiceSettings
 
 from .conftest import EXAMPLES, REPO, Client, needs_engine, needs_fhir
-from .fhir_data import DRAFTS, PATIENT_ID, resources_for
+from .fhir_data import order_select_request, patient_view_request
 
 pytestmark = [needs_engine(), needs_fhir()]
 
@@ -56,28 +55,8 @@ def _bench_request() -> dict[str, Any]:
     return patient_view_request()
 
 
-def _searchset(resources: list[dict[str, Any]], salt: int) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"fullUrl": f"urn:uuid:{uuid.UUID(int=salt * 1000 + i)}", "resource": r}
-                      for i, r in enumerate(resources)]}
-
-
-def _example_request(example: str, hook_instance: str = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea") -> dict[str, Any]:
-    res = resources_for(example)
-    return {"hook": "patient-view", "hookInstance": hook_instance,
-            "context": {"userId": "Practitioner/example", "patientId": PATIENT_ID},
-            "prefetch": {"patient": res["patient"], "labs": _searchset(res["observations"], 1),
-                         "conditions": _searchset(res["conditions"], 2), "meds": _searchset([], 3)}}
-
-
-def _order_request(example: str, order: str) -> dict[str, Any]:
-    req = _example_request(example, hook_instance="0f4c1c7e-2a58-4d8f-9f0e-5a1b7c9d3e21")
-    draft = DRAFTS[order]
-    req["hook"] = "order-select"
-    req["context"].update({"selections": [f"{draft['resourceType']}/{draft['id']}"],
-                           "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                                           "entry": [{"resource": draft}]}})
-    return req
+def _example_request(example: str) -> dict[str, Any]:
+    return patient_view_request(example, stable_urls=True)
 
 
 EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
@@ -89,7 +68,7 @@ def _cds_cases() -> dict[str, tuple[str, dict[str, Any]]]:
         cases[f"example:{name}"] = (PV, _example_request(name))
     for example, order in (("01-aml-leukostasis.yaml", "leukapheresis"), ("02-apl-coagulopathy.yaml", "leukapheresis"),
                            ("01-aml-leukostasis.yaml", "rbc"), ("03-all-tls.yaml", "gcsf")):
-        cases[f"order:{example}:{order}"] = (OS, _order_request(example, order))
+        cases[f"order:{example}:{order}"] = (OS, order_select_request(example, order, stable_urls=True))
     # the benchmark request with a conflict, a text-only code, a site's vendor element, an unused status
     b = _bench_request()
     obs = [e["resource"] for e in b["prefetch"]["labs"]["entry"]]
