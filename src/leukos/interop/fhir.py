@@ -686,13 +686,17 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
     if not isinstance(codings, list):
         return None
     loincs = []
+    loinc_system = t.systems["loinc"]
     for c in codings:
-        if not isinstance(c, dict) or not all(isinstance(c.get(k, ""), str) for k in ("system", "code", "display")):
+        if not isinstance(c, dict):
             return None
-        if c.get("system") == t.systems["loinc"] and c.get("code"):
-            if c["code"] in t.analyte_by_loinc or c["code"] in t.genetics or c["code"] in t.body:
+        system, code = c.get("system", ""), c.get("code", "")
+        if not (isinstance(system, str) and isinstance(code, str) and isinstance(c.get("display", ""), str)):
+            return None
+        if system == loinc_system and code:
+            if code in t.analyte_by_loinc or code in t.genetics or code in t.body:
                 return None
-            loincs.append(c["code"])
+            loincs.append(code)
     if not loincs and any(_norm(text) in t.analyte_by_text for text in _texts(code)):
         return None
     return loincs
