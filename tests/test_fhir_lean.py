@@ -38,6 +38,20 @@ PATIENT = {"resourceType": "Patient", "id": "p1", "identifier": [{"system": "urn
            "name": [{"use": "official", "family": "Doe", "given": ["J"]}], "gender": "female",
            "birthDate": "1970-05", "active": True}
 
+COND = {"resourceType": "Condition", "id": "c1", "meta": {"lastUpdated": "2026-03-01T08:00:00Z"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "category": [{"coding": [{"code": "problem-list-item"}]}], "severity": {"text": "severe"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91861009", "display": "AML"}], "text": "AML"},
+        "bodySite": [{"text": "marrow"}], "subject": {"reference": "Patient/p1"}, "encounter": {"reference": "Encounter/e"},
+        "onsetDateTime": "2026-02", "recordedDate": "2026-03-01T08:00:00Z", "recorder": {"display": "Dr A"},
+        "asserter": {"reference": "Practitioner/x"}}
+COND_PATHS = [("id",), ("clinicalStatus",), ("clinicalStatus", "coding", 0, "code"), ("verificationStatus", "text"),
+              ("category", 0), ("severity",), ("code", "coding", 0, "system"), ("code", "text"), ("bodySite",),
+              ("subject",), ("subject", "reference"), ("encounter", "type"), ("onsetDateTime",), ("onsetString",),
+              ("abatementDateTime",), ("abatementString",), ("recordedDate",), ("recorder",), ("asserter", "display"),
+              ("meta", "lastUpdated"), ("note",), ("extra",), ("resourceType",)]
 PATHS = [("id",), ("status",), ("code", "text"), ("code", "coding", 0, "code"), ("code", "coding", 0, "system"),
          ("subject", "reference"), ("effectiveDateTime",), ("issued",), ("valueQuantity", "value"),
          ("valueQuantity", "comparator"), ("valueQuantity", "code"), ("referenceRange", 0, "low", "value"),
@@ -76,6 +90,23 @@ def test_lean_never_accepts_what_r4b_refuses(edits, patient):
 def test_plain_shapes_take_the_lean_path():
     assert lean_valid(OBS) and _r4b_valid(OBS)
     assert lean_valid(PATIENT) and _r4b_valid(PATIENT)
+    assert lean_valid(COND) and _r4b_valid(COND)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(COND_PATHS), VALUES), min_size=1, max_size=3), st.booleans())
+def test_lean_never_accepts_a_condition_r4b_refuses(edits, drop_subject):
+    doc = copy.deepcopy(COND)
+    if drop_subject:
+        del doc["subject"]
+    for path, value in edits:
+        try:
+            _set(doc, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue
+    if lean_valid(doc):
+        assert _r4b_valid(doc), doc
+    assert lean_valid(doc) == _reference_lean(doc), doc
 
 
 def test_outside_the_lean_grammar_goes_to_the_full_path():
@@ -139,7 +170,7 @@ def _interpret(kind, v) -> bool:
 
 
 def _reference_lean(doc) -> bool:
-    if type(doc) is not dict or doc.get("resourceType") not in ("Observation", "Patient", "Bundle"):
+    if type(doc) is not dict or doc.get("resourceType") not in ("Observation", "Patient", "Condition", "Bundle"):
         return False
     if "dataAbsentReason" in doc and "valueQuantity" in doc:
         return False
@@ -156,10 +187,10 @@ SHELL_PATHS = [("id",), ("type",), ("total",), ("timestamp",), ("entry",), ("ent
 
 
 @settings(max_examples=1500, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(st.lists(st.tuples(st.integers(0, 10**6), VALUES), min_size=0, max_size=3), st.sampled_from([0, 1, 2]))
+@given(st.lists(st.tuples(st.integers(0, 10**6), VALUES), min_size=0, max_size=3), st.sampled_from([0, 1, 2, 3]))
 def test_compiled_grammar_answers_as_the_table_reads(edits, which):
-    doc = copy.deepcopy((OBS, PATIENT, BUNDLE_SHELL)[which])
-    paths = (ALL_PATHS, ALL_PATHS, SHELL_PATHS)[which]
+    doc = copy.deepcopy((OBS, PATIENT, BUNDLE_SHELL, COND)[which])
+    paths = (ALL_PATHS, ALL_PATHS, SHELL_PATHS, COND_PATHS)[which]
     for n, value in edits:
         try:
             _set(doc, paths[n % len(paths)], value)

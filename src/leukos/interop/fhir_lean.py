@@ -1,4 +1,5 @@
-"""A lean FHIR R4 validator for the plain shapes of the resources leukos reads most (Observation, Patient).
+"""A lean FHIR R4 validator for the plain shapes of the resources leukos reads most (Observation, Patient,
+Condition).
 
 Validating every laboratory Observation with the ``fhir.resources`` R4B models costs most of a CDS
 call. Most Observations an EHR sends use a handful of elements with plain data types, and for those
@@ -20,6 +21,9 @@ Covered (R4B, hl7.org/fhir/R4B):
   effectiveDateTime, issued, valueQuantity, referenceRange (low, high, text), interpretation,
   dataAbsentReason
 - Patient: resourceType, id, meta, identifier, name, gender, birthDate, active
+- Condition: resourceType, id, meta, identifier, clinicalStatus, verificationStatus, category, severity, code,
+  bodySite, subject (required), encounter, onsetDateTime, abatementDateTime, recordedDate, recorder, asserter
+  (the R4 invariants con-3/4/5 are not checked by the R4B models either)
 - Meta (versionId, lastUpdated, source, profile, security, tag), Identifier (use, type, system,
   value), HumanName (use, text, family, given, prefix, suffix)
 - Bundle shell (entries without their resources): resourceType, id, type, total, timestamp, entry.fullUrl
@@ -109,6 +113,26 @@ _TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (eleme
         "birthDate": "date",
         "active": "boolean",
     }, ()),
+    # One choice of onset[x] and of abatement[x] each, so R4B's "one of many" rule holds by construction.
+    "Condition": ({
+        "resourceType": ("const", "Condition"),
+        "id": "id",
+        "meta": "Meta",
+        "identifier": ("list", "Identifier"),
+        "clinicalStatus": "CodeableConcept",
+        "verificationStatus": "CodeableConcept",
+        "category": ("list", "CodeableConcept"),
+        "severity": "CodeableConcept",
+        "code": "CodeableConcept",
+        "bodySite": ("list", "CodeableConcept"),
+        "subject": "Reference",
+        "encounter": "Reference",
+        "onsetDateTime": "dateTime",
+        "abatementDateTime": "dateTime",
+        "recordedDate": "dateTime",
+        "recorder": "Reference",
+        "asserter": "Reference",
+    }, ("subject",)),
     # Bundle entries arrive here without their resource (validated on their own); R4B accepts {}.
     "BundleEntry": ({"fullUrl": "uri"}, ()),
     "Bundle": ({
@@ -235,12 +259,12 @@ def _compile() -> dict[str, Callable[[Any], bool]]:
 
 
 _VALIDATORS = _compile()
-_RESOURCES = {rtype: _VALIDATORS[rtype] for rtype in ("Observation", "Patient", "Bundle")}
+_RESOURCES = {rtype: _VALIDATORS[rtype] for rtype in ("Observation", "Patient", "Condition", "Bundle")}
 
 
 def lean_valid(resource: Any) -> bool:
-    """True only if ``resource`` is an Observation, Patient or Bundle shell (entries without their
-    resources) of the plain shape above and valid R4."""
+    """True only if ``resource`` is an Observation, Patient, Condition or Bundle shell (entries without
+    their resources) of the plain shape above and valid R4."""
     if type(resource) is not dict:
         return False
     rtype = resource.get("resourceType")
