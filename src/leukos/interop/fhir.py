@@ -26,7 +26,7 @@ Validation
 ----------
 Every resource that is read (Patient, Observation, Condition, MedicationRequest, Medication) and
 the Bundle shell are validated with the ``fhir.resources.R4B`` models (never the default R5 models;
-see docs/service.md), except Observations, Patients and Bundle shells of the plain shape that
+see docs/service.md), except Observations, Patients, Conditions and Bundle shells of the plain shape that
 :mod:`leukos.interop.fhir_lean` proves valid with the R4 rules of the few elements they use (anything
 else, and anything it cannot prove valid, goes to the R4B models). To stay fast, complex elements that repeat within a Bundle (the same
 ``code``, ``category``, ``subject``, ``referenceRange`` ...) are validated once per Bundle and the
