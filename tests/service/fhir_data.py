@@ -69,17 +69,22 @@ def resources_for(example: str, patient_id: str = PATIENT_ID) -> dict[str, Any]:
     return {"patient": patient, "observations": observations, "conditions": conditions}
 
 
-def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+def _searchset(resources: list[dict[str, Any]], stable: int | None = None) -> dict[str, Any]:
+    """``stable``: fullUrls numbered from ``stable * 1000`` instead of random (reproducible requests)."""
+    def url(i: int) -> str:
+        return f"urn:uuid:{uuid.uuid4() if stable is None else uuid.UUID(int=stable * 1000 + i)}"
     return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": r} for r in resources]}
+            "entry": [{"fullUrl": url(i), "resource": r} for i, r in enumerate(resources)]}
 
 
-def patient_view_request(example: str, *, hook_instance: str = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea") -> dict:
+def patient_view_request(example: str, *, hook_instance: str = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+                         stable_urls: bool = False) -> dict:
     res = resources_for(example)
+    stable = (lambda n: n) if stable_urls else (lambda n: None)
     return {"hook": "patient-view", "hookInstance": hook_instance,
             "context": {"userId": "Practitioner/example", "patientId": PATIENT_ID},
-            "prefetch": {"patient": res["patient"], "labs": _searchset(res["observations"]),
-                         "conditions": _searchset(res["conditions"]), "meds": _searchset([])}}
+            "prefetch": {"patient": res["patient"], "labs": _searchset(res["observations"], stable(1)),
+                         "conditions": _searchset(res["conditions"], stable(2)), "meds": _searchset([], stable(3))}}
 
 
 DRAFTS = {
@@ -96,8 +101,8 @@ DRAFTS = {
 }
 
 
-def order_select_request(example: str, order: str) -> dict:
-    req = patient_view_request(example, hook_instance="0f4c1c7e-2a58-4d8f-9f0e-5a1b7c9d3e21")
+def order_select_request(example: str, order: str, *, stable_urls: bool = False) -> dict:
+    req = patient_view_request(example, hook_instance="0f4c1c7e-2a58-4d8f-9f0e-5a1b7c9d3e21", stable_urls=stable_urls)
     draft = DRAFTS[order]
     req["hook"] = "order-select"
     req["context"].update({"selections": [f"{draft['resourceType']}/{draft['id']}"],

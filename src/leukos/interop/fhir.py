@@ -26,7 +26,7 @@ Validation
 ----------
 Every resource that is read (Patient, Observation, Condition, MedicationRequest, Medication) and
 the Bundle shell are validated with the ``fhir.resources.R4B`` models (never the default R5 models;
-see docs/service.md), except Observations, Patients and Bundle shells of the plain shape that
+see docs/service.md), except Observations, Patients, Conditions and Bundle shells of the plain shape that
 :mod:`leukos.interop.fhir_lean` proves valid with the R4 rules of the few elements they use (anything
 else, and anything it cannot prove valid, goes to the R4B models). To stay fast, complex elements that repeat within a Bundle (the same
 ``code``, ``category``, ``subject``, ``referenceRange`` ...) are validated once per Bundle and the
@@ -389,6 +389,9 @@ class _Import:
         self.skipped_codes: dict[str, int] = {}
         self.first_subject: str | None = None
         self.full_urls: dict[int, str] = {}
+        # (analyte, unit) -> factor of the units already converted in this import: a pure function of
+        # the pair (a refused unit is not kept, so that each use of it is reported at its own place)
+        self.factors: dict[tuple[str, str], float] = {}
 
     # -- bookkeeping --------------------------------------------------------------------------
     def problem(self, detail: ErrorDetail, kind: type[LeukosUserError] = FhirInputError) -> None:
@@ -397,6 +400,8 @@ class _Import:
 
     def unit_ok(self, unit: str, field: str) -> bool:
         """False (and a problem recorded) when the request's unit budget refuses ``unit``."""
+        if unit in self.units.seen:  # already admitted: the budget's own first answer
+            return True
         problem = self.units.check(unit, field)
         if problem is not None:
             self.problem(problem, UnitError)
@@ -404,6 +409,14 @@ class _Import:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def factor(self, analyte: str, unit: str, field: str) -> float:
+        """``conv.factor`` remembered for this import (raises :class:`UnitError` as it does)."""
+        key = (analyte, unit)
+        f = self.factors.get(key)
+        if f is None:
+            f = self.factors[key] = self.conv.factor(analyte, unit, field=field)
+        return f
 
     def ref(self, rtype: str, res: Mapping[str, Any], i: int) -> str:
         """How notes and sources name a resource: ``Observation/<id>``, else its fullUrl, else its entry."""
@@ -483,19 +496,20 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     ignored: dict[str, int] = {}
     for i, entry in entries:
         res = entry.get("resource")
-        base = f"entry[{i}].resource"
         if res is None:
             method = (entry.get("request") or {}).get("method") if isinstance(entry.get("request"), dict) else None
             imp.note(f"entry[{i}] has no resource" + (f" (request {method})" if isinstance(method, str) else "")
                      + ": skipped")
             continue
         if not isinstance(res, dict):
-            imp.problem(ErrorDetail(base, type(res).__name__, "a FHIR resource (JSON object)",
+            imp.problem(ErrorDetail(f"entry[{i}].resource", type(res).__name__, "a FHIR resource (JSON object)",
                                     "put the resource object in entry.resource"))
             continue
         rtype = res.get("resourceType")
-        if not isinstance(rtype, str) or _model(rtype) is None:
-            imp.problem(ErrorDetail(f"{base}.resourceType", rtype if isinstance(rtype, str) else repr(rtype),
+        cls = _model(rtype) if isinstance(rtype, str) else None
+        if cls is None:
+            imp.problem(ErrorDetail(f"entry[{i}].resource.resourceType",
+                                    rtype if isinstance(rtype, str) else repr(rtype),
                                     "a FHIR R4 resource type", "correct the resourceType"))
             continue
         if rtype not in by_type:
@@ -506,15 +520,14 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
             if unused is not None:  # not read, so not validated (its code is well-formed and unmapped)
                 imp.skip_observation(unused)
                 continue
-        cls = _model(rtype)
         allowed, _ = _layout(cls)
-        unknown = [k for k in res if k not in allowed]
-        if unknown:
+        if not allowed.issuperset(res):
+            unknown = [k for k in res if k not in allowed]
             res = {k: v for k, v in res.items() if k in allowed}
             imp.note(f"{imp.ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
         errors = [] if _reuse_validated and lean_valid(res) else validator.validate(cls, res)
         for err in errors:
-            imp.problem(_pydantic_detail(base, err, private=rtype == "Patient", rtype=rtype))
+            imp.problem(_pydantic_detail(f"entry[{i}].resource", err, private=rtype == "Patient", rtype=rtype))
         if not errors:
             by_type[rtype].append((i, res))
     for rtype, n in sorted(ignored.items()):
@@ -595,6 +608,8 @@ def _check_subject(res: dict, i: int, patient_id: tuple[str | None, str | None] 
                                     "send one patient per Bundle, with its Patient resource"))
         return
     pid, full_url = patient_id
+    if pid and ref == f"Patient/{pid}":  # the usual reference: one of the accepted forms below
+        return
     own = {f"Patient/{pid}" if pid else None, full_url} - {None}
     if ref in own or (pid and ref.endswith(f"/Patient/{pid}")):
         return
@@ -671,13 +686,17 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
     if not isinstance(codings, list):
         return None
     loincs = []
+    loinc_system = t.systems["loinc"]
     for c in codings:
-        if not isinstance(c, dict) or not all(isinstance(c.get(k, ""), str) for k in ("system", "code", "display")):
+        if not isinstance(c, dict):
             return None
-        if c.get("system") == t.systems["loinc"] and c.get("code"):
-            if c["code"] in t.analyte_by_loinc or c["code"] in t.genetics or c["code"] in t.body:
+        system, code = c.get("system", ""), c.get("code", "")
+        if not (isinstance(system, str) and isinstance(code, str) and isinstance(c.get("display", ""), str)):
+            return None
+        if system == loinc_system and code:
+            if code in t.analyte_by_loinc or code in t.genetics or code in t.body:
                 return None
-            loincs.append(c["code"])
+            loincs.append(code)
     if not loincs and any(_norm(text) in t.analyte_by_text for text in _texts(code)):
         return None
     return loincs
@@ -692,12 +711,20 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.status", status, f"one of {', '.join(OBSERVATION_STATUS)}",
                                 "use the FHIR observation-status code"))
         return
-    loincs = [c.get("code") for c in _codings(r.get("code")) if c.get("system") == t.systems["loinc"]]
+    loinc_system = t.systems["loinc"]
+    loincs = [c.get("code") for c in _codings(r.get("code")) if c.get("system") == loinc_system]
     loincs = [c for c in loincs if isinstance(c, str)]
-    analyte = next((t.analyte_by_loinc[c] for c in loincs if c in t.analyte_by_loinc), None)
-    loinc = next((c for c in loincs if c in t.analyte_by_loinc), loincs[0] if loincs else None)
-    gene_row = next((t.genetics[c] for c in loincs if c in t.genetics), None)
-    body_row = next((t.body[c] for c in loincs if c in t.body), None)
+    analyte = loinc = gene_row = body_row = None
+    for c in loincs:  # the first code of each table
+        if analyte is None and c in t.analyte_by_loinc:
+            analyte = t.analyte_by_loinc[c]
+            loinc = c
+        if gene_row is None and c in t.genetics:
+            gene_row = t.genetics[c]
+        if body_row is None and c in t.body:
+            body_row = t.body[c]
+    if loinc is None and loincs:
+        loinc = loincs[0]
     via_text = None
     # Text only when there is no LOINC code at all: an unknown LOINC code names another test
     # (urine "Leukocytes" is not the blood count), so its display must not be matched.
@@ -731,7 +758,8 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.valueQuantity.value{ctx}", vq.get("value"), "a number", "give the value"))
         return
     unit, unit_field = _unit_of(vq, t)
-    if unit is not None and not imp.unit_ok(unit, f"{base}.valueQuantity.{unit_field}{ctx}"):
+    if unit is not None and unit not in imp.units.seen and not imp.unit_ok(
+            unit, f"{base}.valueQuantity.{unit_field}{ctx}"):
         return
     if body_row is not None:
         _body(r, body_row, value, unit, unit_field, base, ctx, time, imp)
@@ -748,18 +776,21 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
                                 "(or the unit the laboratory reported)"))
         return
     try:
-        factor = 1.0 if unit is None else imp.conv.factor(analyte, unit, field=f"{base}.valueQuantity.{unit_field}{ctx}")
+        factor = 1.0 if unit is None else imp.factors.get((analyte, unit)) or imp.factor(
+            analyte, unit, f"{base}.valueQuantity.{unit_field}{ctx}")
     except UnitError as exc:
         for d in exc.details:
             imp.problem(d, UnitError)
         return
     canonical = value * factor
-    try:
-        imp.conv.check_plausible(analyte, canonical, field=f"{base}.valueQuantity.value{ctx}", given=(value, unit))
-    except ImplausibleValueError as exc:
-        for d in exc.details:
-            imp.problem(d, ImplausibleValueError)
-        return
+    low_bound, high_bound = a.plausible
+    if not (low_bound <= canonical <= high_bound and math.isfinite(canonical)):  # else check_plausible passes
+        try:
+            imp.conv.check_plausible(analyte, canonical, field=f"{base}.valueQuantity.value{ctx}", given=(value, unit))
+        except ImplausibleValueError as exc:
+            for d in exc.details:
+                imp.problem(d, ImplausibleValueError)
+            return
     low, high = _reference_range(r, analyte, unit, ref, base, imp)
     if low is not None and high is not None and low >= high:
         imp.problem(ErrorDetail(f"{base}.referenceRange[0].low.value", low, "less than referenceRange[0].high",
@@ -806,10 +837,10 @@ def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, base: st
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
                                     "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
-        if u is not None and not imp.unit_ok(u, f"{ref_field}.{key}.unit"):
+        if u is not None and u not in imp.units.seen and not imp.unit_ok(u, f"{ref_field}.{key}.unit"):
             return None, None
         try:
-            factor = 1.0 if u is None else imp.conv.factor(analyte, u, field="referenceRange")
+            factor = 1.0 if u is None else imp.factors.get((analyte, u)) or imp.factor(analyte, u, "referenceRange")
         except UnitError:
             imp.note(f"{ref}: referenceRange[0].{key} unit {u!r} not convertible; reference range not used")
             return None, None
@@ -1034,6 +1065,8 @@ def _medication_request(i: int, r: dict, medications: Mapping[str, dict], imp: _
 
 
 def _number(v: Any) -> float | None:
+    if type(v) is float:  # the usual case; the same answer as below
+        return v if math.isfinite(v) else None
     if isinstance(v, bool) or v is None:
         return None
     try:
@@ -1076,6 +1109,11 @@ _datetime_memo = lru_cache(maxsize=4096)(_datetime_text)
 
 
 def _obs_time(r: dict) -> dt.datetime | None:
+    first = r.get("effectiveDateTime")
+    if type(first) is str:  # the usual case: the first candidate below
+        t = _datetime(first)
+        if t is not None:
+            return t
     period = r.get("effectivePeriod")
     for candidate in (r.get("effectiveDateTime"), period.get("start") if isinstance(period, dict) else None,
                       r.get("effectiveInstant"), r.get("issued")):

@@ -1,4 +1,5 @@
-"""A lean FHIR R4 validator for the plain shapes of the resources leukos reads most (Observation, Patient).
+"""A lean FHIR R4 validator for the plain shapes of the resources leukos reads most (Observation, Patient,
+Condition).
 
 Validating every laboratory Observation with the ``fhir.resources`` R4B models costs most of a CDS
 call. Most Observations an EHR sends use a handful of elements with plain data types, and for those
@@ -11,11 +12,18 @@ with the R4B models, which also name the exact problem. So the lean path never a
 R4B models would refuse (tests/test_fhir_lean.py checks this on generated resources) and never
 reports an error itself.
 
+The grammar below is a table (:data:`_TYPES`); it is compiled once, at import, into one plain
+function per data type, because the checks run for every element of every resource of every call
+(tests/test_fhir_lean.py checks the compiled functions against a direct reading of the table).
+
 Covered (R4B, hl7.org/fhir/R4B):
 - Observation: resourceType, id, meta, identifier, status (required), category, code (required), subject,
   effectiveDateTime, issued, valueQuantity, referenceRange (low, high, text), interpretation,
   dataAbsentReason
 - Patient: resourceType, id, meta, identifier, name, gender, birthDate, active
+- Condition: resourceType, id, meta, identifier, clinicalStatus, verificationStatus, category, severity, code,
+  bodySite, subject (required), encounter, onsetDateTime, abatementDateTime, recordedDate, recorder, asserter
+  (the R4 invariants con-3/4/5 are not checked by the R4B models either)
 - Meta (versionId, lastUpdated, source, profile, security, tag), Identifier (use, type, system,
   value), HumanName (use, text, family, given, prefix, suffix)
 - Bundle shell (entries without their resources): resourceType, id, type, total, timestamp, entry.fullUrl
@@ -29,7 +37,6 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 __all__ = ["lean_valid"]
@@ -53,34 +60,98 @@ _GENDER = frozenset({"male", "female", "other", "unknown"})
 _COMPARATOR = frozenset({"<", "<=", ">=", ">"})
 
 
-# Verdicts of the primitive patterns on strings already seen: systems, codes, displays and units
-# repeat across a Bundle's resources and across calls. A pure function of the string; bounded in
-# entries and in the length of the strings kept.
+# The grammar, as data: element name -> kind. A kind is a primitive type name (see _PRIMITIVE_EXPR), a
+# data type (a key of _TYPES), ("list", kind) for a non-empty array, ("enum", name of a value set in
+# _ENUMS), ("const", text), or "entries" (Bundle.entry without resources). _TYPES are compiled once
+# into one plain function per data type (see _compile): no per-element dispatch through closures.
+_IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
+_NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
+_BUNDLE_TYPES = frozenset({"document", "message", "transaction", "transaction-response", "batch", "batch-response",
+                           "history", "searchset", "collection"})
+_ENUMS = {"observation_status": _OBS_STATUS, "gender": _GENDER, "comparator": _COMPARATOR,
+          "identifier_use": _IDENTIFIER_USE, "name_use": _NAME_USE, "bundle_type": _BUNDLE_TYPES}
+
+Kind = Any
+_TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (elements, required elements)
+    "Coding": ({"system": "uri", "version": "string", "code": "code", "display": "string",
+                "userSelected": "boolean"}, ()),
+    "CodeableConcept": ({"coding": ("list", "Coding"), "text": "string"}, ()),
+    "Reference": ({"reference": "string", "type": "uri", "display": "string"}, ()),
+    "Meta": ({"versionId": "id", "lastUpdated": "instant", "source": "uri", "profile": ("list", "uri"),
+              "security": ("list", "Coding"), "tag": ("list", "Coding")}, ()),
+    "Identifier": ({"use": ("enum", "identifier_use"), "type": "CodeableConcept", "system": "uri",
+                    "value": "string"}, ()),
+    "HumanName": ({"use": ("enum", "name_use"), "text": "string", "family": "string", "given": ("list", "string"),
+                   "prefix": ("list", "string"), "suffix": ("list", "string")}, ()),
+    "Quantity": ({"value": "decimal", "comparator": ("enum", "comparator"), "unit": "string", "system": "uri",
+                  "code": "code"}, ()),
+    "SimpleQuantity": ({"value": "decimal", "unit": "string", "system": "uri", "code": "code"}, ()),
+    "ObservationReferenceRange": ({"low": "SimpleQuantity", "high": "SimpleQuantity", "text": "string"}, ()),
+    "Observation": ({
+        "resourceType": ("const", "Observation"),
+        "id": "id",
+        "meta": "Meta",
+        "identifier": ("list", "Identifier"),
+        "status": ("enum", "observation_status"),
+        "category": ("list", "CodeableConcept"),
+        "code": "CodeableConcept",
+        "subject": "Reference",
+        "effectiveDateTime": "dateTime",
+        "issued": "instant",
+        "valueQuantity": "Quantity",
+        "referenceRange": ("list", "ObservationReferenceRange"),
+        "interpretation": ("list", "CodeableConcept"),
+        "dataAbsentReason": "CodeableConcept",
+    }, ("status", "code")),
+    "Patient": ({
+        "resourceType": ("const", "Patient"),
+        "id": "id",
+        "meta": "Meta",
+        "identifier": ("list", "Identifier"),
+        "name": ("list", "HumanName"),
+        "gender": ("enum", "gender"),
+        "birthDate": "date",
+        "active": "boolean",
+    }, ()),
+    # One choice of onset[x] and of abatement[x] each, so R4B's "one of many" rule holds by construction.
+    "Condition": ({
+        "resourceType": ("const", "Condition"),
+        "id": "id",
+        "meta": "Meta",
+        "identifier": ("list", "Identifier"),
+        "clinicalStatus": "CodeableConcept",
+        "verificationStatus": "CodeableConcept",
+        "category": ("list", "CodeableConcept"),
+        "severity": "CodeableConcept",
+        "code": "CodeableConcept",
+        "bodySite": ("list", "CodeableConcept"),
+        "subject": "Reference",
+        "encounter": "Reference",
+        "onsetDateTime": "dateTime",
+        "abatementDateTime": "dateTime",
+        "recordedDate": "dateTime",
+        "recorder": "Reference",
+        "asserter": "Reference",
+    }, ("subject",)),
+    # Bundle entries arrive here without their resource (validated on their own); R4B accepts {}.
+    "BundleEntry": ({"fullUrl": "uri"}, ()),
+    "Bundle": ({
+        "resourceType": ("const", "Bundle"),
+        "id": "id",
+        "type": ("enum", "bundle_type"),
+        "total": "unsignedInt",
+        "timestamp": "instant",
+        "entry": "entries",
+    }, ("type",)),
+}
+
+# Strings already proved valid, per primitive type: systems, codes, displays, units and times repeat
+# across a Bundle's resources and across calls. Only valid strings are kept (a refused one is checked
+# again: rare), bounded in entries and in the length of the strings kept.
 _MEMO_MAX = 4096
 _MEMO_CHARS = 256
-
-
-def _memo_matcher(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
-    seen: dict[str, bool] = {}
-
-    def check(v: Any) -> bool:
-        if type(v) is not str:
-            return False
-        ok = seen.get(v)
-        if ok is None:
-            ok = pattern.fullmatch(v) is not None
-            if len(v) <= _MEMO_CHARS:
-                if len(seen) >= _MEMO_MAX:
-                    seen.clear()
-                seen[v] = ok
-        return ok
-    return check
-
-
-_string = _memo_matcher(_STRING)
-_code = _memo_matcher(_CODE)
-_uri = _memo_matcher(_URI)
-_id = _memo_matcher(_ID)
+_STRING_PATTERNS = {"string": _STRING, "code": _CODE, "uri": _URI, "id": _ID}
+_TIME_PATTERNS = {"date": _DATE, "dateTime": _DATETIME, "instant": _INSTANT}
 
 
 def _calendar_ok(v: str) -> bool:
@@ -93,21 +164,16 @@ def _calendar_ok(v: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=8192)  # the same times recur across a patient's results and across calls
-def _time_ok(pattern: re.Pattern[str], v: str) -> bool:
-    return pattern.fullmatch(v) is not None and _calendar_ok(v)
-
-
-def _date(v: Any) -> bool:
-    return type(v) is str and _time_ok(_DATE, v)
-
-
-def _datetime(v: Any) -> bool:
-    return type(v) is str and _time_ok(_DATETIME, v)
-
-
-def _instant(v: Any) -> bool:
-    return type(v) is str and _time_ok(_INSTANT, v)
+def _slow_check(pattern: re.Pattern[str], calendar: bool, valid: set[str]) -> Callable[[str], bool]:
+    """The full check of a string not yet in ``valid`` (which it then joins if valid and short)."""
+    def check(v: str) -> bool:
+        ok = pattern.fullmatch(v) is not None and (not calendar or _calendar_ok(v))
+        if ok and len(v) <= _MEMO_CHARS:
+            if len(valid) >= _MEMO_MAX:
+                valid.clear()
+            valid.add(v)
+        return ok
+    return check
 
 
 _MAX_DOUBLE = 1.7976931348623157e308
@@ -117,151 +183,94 @@ def _decimal(v: Any) -> bool:
     # The text of every int and every finite float matches _DECIMAL (Python writes no leading zeros,
     # "inf" or "nan" for them), so the pattern itself need not run; an int beyond a double is refused.
     t = type(v)
-    return (t is float and math.isfinite(v)) or (t is int and -_MAX_DOUBLE <= v <= _MAX_DOUBLE)
+    return (t is float and _isfinite(v)) or (t is int and -_MAX_DOUBLE <= v <= _MAX_DOUBLE)
 
 
-def _boolean(v: Any) -> bool:
-    return type(v) is bool
+_isfinite = math.isfinite
 
-
-def _obj(v: Any, fields: dict[str, Callable[[Any], bool]], required: tuple[str, ...] = ()) -> bool:
-    if type(v) is not dict or not v:
-        return False
-    for k, item in v.items():
-        check = fields.get(k)
-        if check is None or not check(item):
-            return False
-    for k in required:  # plain loops: this runs for every element of every resource
-        if k not in v:
-            return False
-    return True
-
-
-def _list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    def ok(v: Any) -> bool:
-        if type(v) is not list or not v:
-            return False
-        for i in v:
-            if not check(i):
-                return False
-        return True
-    return ok
-
-
-_CODING = {"system": _uri, "version": _string, "code": _code, "display": _string, "userSelected": _boolean}
-
-
-def _coding(v: Any) -> bool:
-    return _obj(v, _CODING)
-
-
-_CONCEPT = {"coding": _list_of(_coding), "text": _string}
-
-
-def _concept(v: Any) -> bool:
-    return _obj(v, _CONCEPT)
-
-
-_REFERENCE = {"reference": _string, "type": _uri, "display": _string}
-
-
-def _reference(v: Any) -> bool:
-    return _obj(v, _REFERENCE)
-
-
-_META = {"versionId": _id, "lastUpdated": lambda v: _instant(v),
-         "source": _uri, "profile": _list_of(_uri), "security": _list_of(_coding), "tag": _list_of(_coding)}
-
-
-def _meta(v: Any) -> bool:
-    return _obj(v, _META)
-
-
-_IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
-_NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
-_IDENTIFIER = {"use": lambda u: type(u) is str and u in _IDENTIFIER_USE, "type": _concept, "system": _uri,
-               "value": _string}
-_HUMAN_NAME = {"use": lambda u: type(u) is str and u in _NAME_USE, "text": _string, "family": _string,
-               "given": _list_of(_string), "prefix": _list_of(_string), "suffix": _list_of(_string)}
-
-
-def _identifier(v: Any) -> bool:
-    return _obj(v, _IDENTIFIER)
-
-
-def _human_name(v: Any) -> bool:
-    return _obj(v, _HUMAN_NAME)
-
-_QUANTITY = {"value": _decimal, "comparator": lambda c: type(c) is str and c in _COMPARATOR, "unit": _string,
-             "system": _uri, "code": _code}
-_SIMPLE_QUANTITY = {k: f for k, f in _QUANTITY.items() if k != "comparator"}
-
-
-def _quantity(v: Any) -> bool:
-    return _obj(v, _QUANTITY)
-
-
-def _simple_quantity(v: Any) -> bool:
-    return _obj(v, _SIMPLE_QUANTITY)
-
-
-_RANGE_ITEM = {"low": _simple_quantity, "high": _simple_quantity, "text": _string}
-
-
-def _range_item(v: Any) -> bool:
-    return _obj(v, _RANGE_ITEM)
-
-
-_OBSERVATION = {
-    "resourceType": lambda v: v == "Observation",
-    "id": _id,
-    "meta": _meta,
-    "identifier": _list_of(_identifier),
-    "status": lambda v: type(v) is str and v in _OBS_STATUS,
-    "category": _list_of(_concept),
-    "code": _concept,
-    "subject": _reference,
-    "effectiveDateTime": _datetime,
-    "issued": _instant,
-    "valueQuantity": _quantity,
-    "referenceRange": _list_of(_range_item),
-    "interpretation": _list_of(_concept),
-    "dataAbsentReason": _concept,
+# Python expressions of the primitive checks of the value named @ (names are bound in _namespace).
+_PRIMITIVE_EXPR = {
+    **{name: f"(type(@) is str and (@ in _ok_{name} or _slow_{name}(@)))" for name in (*_STRING_PATTERNS,
+                                                                                     *_TIME_PATTERNS)},
+    "decimal": "((type(@) is float and _isfinite(@)) or (type(@) is int and -_MAX_DOUBLE <= @ <= _MAX_DOUBLE))",
+    "boolean": "(type(@) is bool)",
+    "unsignedInt": "(type(@) is int and 0 <= @ <= 2147483647)",
 }
-_PATIENT = {
-    "resourceType": lambda v: v == "Patient",
-    "id": _id,
-    "meta": _meta,
-    "identifier": _list_of(_identifier),
-    "name": _list_of(_human_name),
-    "gender": lambda v: type(v) is str and v in _GENDER,
-    "birthDate": _date,
-    "active": _boolean,
-}
-_BUNDLE_TYPES = frozenset({"document", "message", "transaction", "transaction-response", "batch", "batch-response",
-                           "history", "searchset", "collection"})
-# Bundle entries arrive here without their resource (validated on their own); R4B accepts {}.
-_BUNDLE_SHELL = {
-    "resourceType": lambda v: v == "Bundle",
-    "id": _id,
-    "type": lambda v: type(v) is str and v in _BUNDLE_TYPES,
-    "total": lambda v: type(v) is int and 0 <= v <= 2_147_483_647,
-    "timestamp": _instant,
-    "entry": lambda v: type(v) is list and all(i == {} or _obj(i, {"fullUrl": _uri}) for i in v),
-}
-_RESOURCES = {"Observation": (_OBSERVATION, ("status", "code")), "Patient": (_PATIENT, ()),
-              "Bundle": (_BUNDLE_SHELL, ("type",))}
+
+
+def _namespace() -> dict[str, Any]:
+    ns: dict[str, Any] = {"_isfinite": _isfinite, "_MAX_DOUBLE": _MAX_DOUBLE}
+    for name, pattern in (*_STRING_PATTERNS.items(), *_TIME_PATTERNS.items()):
+        valid: set[str] = set()
+        ns[f"_ok_{name}"] = valid
+        ns[f"_slow_{name}"] = _slow_check(pattern, name in _TIME_PATTERNS, valid)
+    for name, values in _ENUMS.items():
+        ns[f"_enum_{name}"] = values
+    return ns
+
+
+def _expr(kind: Kind, var: str) -> str:
+    """The Python expression that is True when the value named ``var`` is valid of a primitive ``kind``."""
+    if isinstance(kind, str):
+        return _PRIMITIVE_EXPR[kind].replace("@", var)
+    tag, arg = kind
+    if tag == "enum":
+        return f"(type({var}) is str and {var} in _enum_{arg})"
+    if tag == "const":
+        return f"({var} == {arg!r})"
+    raise ValueError(f"no expression for {kind!r}")
+
+
+def _check_lines(kind: Kind, var: str, level: int) -> list[str]:
+    """Statements that ``return False`` unless the value named ``var`` is valid of ``kind``. Data types
+    are written out in place (their own variables per nesting level), so that validating a resource
+    is one function call."""
+    if isinstance(kind, str) and kind in _TYPES:
+        elements, required = _TYPES[kind]
+        key, item = f"k{level}", f"x{level}"
+        lines = [f"if type({var}) is not dict or not {var}:", "    return False", f"for {key}, {item} in {var}.items():"]
+        for i, (element, element_kind) in enumerate(elements.items()):
+            lines.append(f"    {'if' if i == 0 else 'elif'} {key} == {element!r}:")
+            lines += ["        " + line for line in _check_lines(element_kind, item, level + 1)]
+        lines += ["    else:", "        return False"]
+        for r in required:
+            lines += [f"if {r!r} not in {var}:", "    return False"]
+        return lines
+    if isinstance(kind, tuple) and kind[0] == "list":
+        each = f"y{level}"
+        return [f"if type({var}) is not list or not {var}:", "    return False", f"for {each} in {var}:",
+                *("    " + line for line in _check_lines(kind[1], each, level + 1))]
+    if kind == "entries":  # entries without their resource: {} or only fullUrl
+        each = f"y{level}"
+        return [f"if type({var}) is not list:", "    return False", f"for {each} in {var}:",
+                f"    if {each} != {{}}:", *("        " + line for line in _check_lines("BundleEntry", each, level + 1))]
+    return [f"if not {_expr(kind, var)}:", "    return False"]
+
+
+def _compile() -> dict[str, Callable[[Any], bool]]:
+    """One function per entry of _TYPES: a dict, not empty, every element known and valid, the required
+    elements present; the data types it holds are checked in the same function (no call per element)."""
+    lines: list[str] = []
+    for name in _TYPES:
+        lines += [f"def _v_{name}(v):", *("    " + line for line in _check_lines(name, "v", 0)), "    return True"]
+    ns = _namespace()
+    exec(compile("\n".join(lines), f"<{__name__} compiled grammar>", "exec"), ns)  # noqa: S102 - our own table
+    return {name: ns[f"_v_{name}"] for name in _TYPES}
+
+
+_VALIDATORS = _compile()
+_RESOURCES = {rtype: _VALIDATORS[rtype] for rtype in ("Observation", "Patient", "Condition", "Bundle")}
 
 
 def lean_valid(resource: Any) -> bool:
-    """True only if ``resource`` is an Observation, Patient or Bundle shell (entries without their
-    resources) of the plain shape above and valid R4."""
+    """True only if ``resource`` is an Observation, Patient, Condition or Bundle shell (entries without
+    their resources) of the plain shape above and valid R4."""
     if type(resource) is not dict:
         return False
-    spec = _RESOURCES.get(resource.get("resourceType"))  # type: ignore[arg-type]
-    if spec is None:
+    rtype = resource.get("resourceType")
+    check = _RESOURCES.get(rtype) if type(rtype) is str else None
+    if check is None:
         return False
-    fields, required = spec
     if "dataAbsentReason" in resource and "valueQuantity" in resource:
         return False  # R4 invariant obs-6; left to the full path
-    return _obj(resource, fields, required)
+    return check(resource)

@@ -21,7 +21,8 @@ from typing import Any
 from leukos.knowledge import KnowledgeBase
 
 __all__ = ["Labels", "labels", "clinical_text", "unit_text", "fmt_num", "Node", "working_tree",
-           "dose_for_weight", "order_sheet", "OrderSheet", "band_text", "cite_short", "citation_text"]
+           "dose_for_weight", "order_sheet", "OrderSheet", "band_text", "cite_short", "citation_text",
+           "working_outline", "Outline"]
 
 _LABELS_FILE = Path(__file__).with_name("labels.toml")
 
@@ -62,6 +63,12 @@ class Labels:
     text_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # clinical_text
     word_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # word
     cite_cache: dict[Any, str] = field(default_factory=dict, compare=False, repr=False)  # cite_short
+    # Other presenters' values that depend only on this kb (e.g. service.views' citation views), by name.
+    derived: dict[str, dict[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+    def text(self, value: Any) -> str:
+        """:func:`clinical_text` of ``value`` with these labels."""
+        return _words(value, self)
 
     def section(self, name: str) -> Mapping[str, str]:
         return self.sections.get(name, {})
@@ -147,17 +154,26 @@ def unit_text(kb: KnowledgeBase, ucum: str | None) -> str:
 
 def fmt_num(v: Any) -> str:
     """A number as a clinician writes it: no float noise, no trailing zeros."""
+    t = type(v)  # exact float and int first (nearly every call): same result as the general branches
+    if t is float:
+        return _fmt_float(v)
+    if t is int:
+        return str(v)
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        if v != v:
-            return "not available"
-        if v == int(v) and abs(v) < 1e6:
-            return str(int(v))
-        return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+        return _fmt_float(v)
     return str(v)
+
+
+def _fmt_float(v: float) -> str:
+    if v != v:
+        return "not available"
+    if v == int(v) and abs(v) < 1e6:
+        return str(int(v))
+    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
 
 
 _TEXT_CACHE_MAX = 8192  # rule texts repeat from call to call; a pure function of (kb, text)
@@ -165,11 +181,20 @@ _TEXT_CACHE_MAX = 8192  # rule texts repeat from call to call; a pure function o
 
 def clinical_text(text: Any, kb: KnowledgeBase) -> str:
     """A text of the assessment with code names, CLI hints and unit spellings put into words."""
+    return _words(text, labels(kb))
+
+
+def _words(text: Any, lab: Labels) -> str:
+    """:func:`clinical_text` with the labels of the knowledge base already at hand."""
+    if type(text) is str:
+        hit = lab.text_cache.get(text)
+        if hit is not None:
+            return hit
     if text is None:
         return "not recorded"
     if not isinstance(text, str):
         return fmt_num(text)
-    return _remembered(labels(kb).text_cache, text, lambda t: _clinical_text(t, kb))
+    return _remembered(lab.text_cache, text, lambda t: _clinical_text(t, lab.kb))
 
 
 def _remembered(cache: dict[Any, str], key: Any, compute: Callable[[Any], str]) -> str:
@@ -213,12 +238,20 @@ def _internal(c) -> bool:
 
 def cite_short(kb: KnowledgeBase, keys: Any) -> str:
     """Author-year labels of citation keys (never internal file names)."""
+    return _cite_with(labels(kb), keys)
+
+
+def _cite_with(lab: Labels, keys: Any) -> str:
+    """:func:`cite_short` with the labels of the knowledge base already at hand."""
     if isinstance(keys, str):
         keys = (keys,)
     memo_key = tuple(keys) if isinstance(keys, (list, tuple)) and all(type(k) is str for k in keys) else None
     if memo_key is None:
-        return _cite_short(kb, keys)
-    return _remembered(labels(kb).cite_cache, memo_key, lambda k: _cite_short(kb, k))
+        return _cite_short(lab.kb, keys)
+    hit = lab.cite_cache.get(memo_key)
+    if hit is not None:
+        return hit
+    return _remembered(lab.cite_cache, memo_key, lambda k: _cite_short(lab.kb, k))
 
 
 def _cite_short(kb: KnowledgeBase, keys: Any) -> str:
@@ -270,21 +303,63 @@ _QUANTITY_KEYS = frozenset({"unit", "status", "given", "source"})
 
 
 def _is_quantity(d: Mapping[str, Any]) -> bool:
-    return "value" in d and not isinstance(d["value"], Mapping) and not _QUANTITY_KEYS.isdisjoint(d.keys())
-
-
-def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
+    if "value" not in d:
+        return False
     v = d["value"]
-    unit = unit_text(kb, d.get("unit"))
+    # a scalar value skips the (slow) Mapping ABC check: same answer
+    return (type(v) in _SCALARS or not isinstance(v, Mapping)) and not _QUANTITY_KEYS.isdisjoint(d.keys())
+
+
+# A quantity of the knowledge base (a threshold or a setting: value, unit, V/P/U status, citations, no
+# patient value) reads the same for every patient: its text is remembered per kb, keyed by the exact
+# types and values of those elements (1, 1.0 and True read differently).
+_SETTING_KEYS = frozenset({"value", "unit", "status", "source"})
+
+
+def _setting_key(d: Mapping[str, Any]) -> tuple | None:
+    if not _SETTING_KEYS.issuperset(d):
+        return None
+    parts: list[Any] = []
+    for k in ("value", "unit", "status", "source"):
+        v = d.get(k, _SETTING_KEYS)  # absent: a marker no JSON value equals
+        t = type(v)
+        if t is list or t is tuple:
+            if not all(type(x) is str for x in v):
+                return None
+            v = tuple(v)
+        elif t not in _SCALARS and v is not _SETTING_KEYS:
+            return None
+        parts += (t, v)
+    return tuple(parts)
+
+
+def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels | None = None) -> str:
+    lab = lab or labels(kb)
+    key = _setting_key(d)
+    if key is None:
+        return _quantity_words(d, kb, lab)
+    memo = lab.derived.setdefault("settings", {})
+    hit = memo.get(key)
+    if hit is None:
+        if len(memo) >= _TEXT_CACHE_MAX:
+            memo.clear()
+        hit = memo[key] = _quantity_words(d, kb, lab)
+    return hit
+
+
+def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str:
+    v = d["value"]
+    ucum = d.get("unit")
+    unit = kb.unit_display.get(ucum, ucum) if ucum else ""  # unit_text
     if isinstance(v, str):
-        methods = labels(kb).section("tbv_method")
-        text = methods[v] if v in methods else clinical_text(v, kb)
+        methods = lab.section("tbv_method")
+        text = methods[v] if v in methods else _words(v, lab)
     else:
         text = fmt_num(v)
     out = f"{text} {unit}".strip()
     given = d.get("given")
     if given:
-        entered = clinical_text(str(given), kb)
+        entered = _words(str(given), lab)
         if entered.replace(" ", "") != out.replace(" ", ""):
             out += f" (entered as {entered})"
     lo, hi = d.get("reference_low"), d.get("reference_high")
@@ -294,39 +369,63 @@ def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase) -> str:
         out += f"; laboratory upper limit {fmt_num(hi)}"
     elif lo is not None:
         out += f"; laboratory lower limit {fmt_num(lo)}"
-    if d.get("status"):
-        out += f" · status {d['status']}: {labels(kb).section('status').get(d['status'], d['status'])}"
-    if d.get("source"):
-        out += f" · source: {cite_short(kb, d['source'])}"
+    status = d.get("status")
+    if status:
+        out += f" · status {status}: {lab.section('status').get(status, status)}"
+    source = d.get("source")
+    if source:
+        out += f" · source: {_cite_with(lab, source)}"
     return out
 
 
 def working_tree(obj: Any, kb: KnowledgeBase, label: str = "") -> Node:
     """A nested, labelled view of a ``working`` mapping (never JSON)."""
-    return _tree(obj, kb, labels(kb).word, label)
+    return _tree(obj, labels(kb), label, Node)
 
 
-def _tree(obj: Any, kb: KnowledgeBase, word: Any, label: str) -> Node:
-    if type(obj) is dict or isinstance(obj, Mapping):  # plain dicts skip the ABC check (the usual case)
-        if _is_quantity(obj):
-            return Node(label, _quantity_text(obj, kb))
+Outline = tuple[str, str, tuple[Any, ...]]  # (label, text, children): a Node as a plain tuple
+
+
+def _outline_node(label: str, text: str = "", children: tuple[Outline, ...] = ()) -> Outline:
+    return (label, text, children)
+
+
+def working_outline(obj: Any, kb: KnowledgeBase, label: str = "") -> Outline:
+    """:func:`working_tree` as nested ``(label, text, children)`` tuples: the same rows, cheaper to
+    build when the tree is read once (the CDS cards render it straight to Markdown)."""
+    return _tree(obj, labels(kb), label, _outline_node)
+
+
+_SOURCE_KEYS = ("source", "citations")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _tree(obj: Any, lab: Labels, label: str, make: Callable[..., Any]) -> Any:
+    """The one layout of a working; ``make(label, text, children)`` builds each row."""
+    t = type(obj)
+    if t in _SCALARS:  # not a container: the common leaf, without the (slow) Mapping ABC check
+        return make(label, _words(obj, lab))
+    if t is dict or isinstance(obj, Mapping):  # plain dicts skip the ABC check (the usual case)
+        if "value" in obj and _is_quantity(obj):
+            return make(label, _quantity_text(obj, lab.kb, lab))
         if not obj:
-            return Node(label, "none")
+            return make(label, "none")
+        words = lab.word_cache
         kids = []
         for k, v in obj.items():
-            name = word(str(k))
-            if k in ("source", "citations") and isinstance(v, (list, tuple, str)):
-                kids.append(Node("sources", cite_short(kb, v)))
+            if k in _SOURCE_KEYS and isinstance(v, (list, tuple, str)):
+                kids.append(make("sources", _cite_with(lab, v)))
             else:
-                kids.append(_tree(v, kb, word, name))
-        return Node(label, "", tuple(kids))
+                name = str(k)
+                kids.append(_tree(v, lab, words.get(name) or lab.word(name), make))
+        return make(label, "", tuple(kids))
     if isinstance(obj, (list, tuple)):
         if not obj:
-            return Node(label, "none")
+            return make(label, "none")
         if all(not isinstance(x, (Mapping, list, tuple)) for x in obj):
-            return Node(label, "; ".join(clinical_text(x, kb) for x in obj))
-        return Node(label, "", tuple(_tree(x, kb, word, f"{i}") for i, x in enumerate(obj, 1)))
-    return Node(label, clinical_text(obj, kb))
+            return make(label, "; ".join(_words(x, lab) for x in obj))
+        return make(label, "", tuple(_tree(x, lab, f"{i}", make) for i, x in enumerate(obj, 1)))
+    return make(label, _words(obj, lab))
 
 
 # --------------------------------------------------------------------------------------------

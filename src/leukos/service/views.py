@@ -50,14 +50,28 @@ class FindingView:
 
 def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[CitationView, ...]:
     """Resolve citation keys to short texts and links; an unknown key is shown as such, not dropped."""
+    memo = labels(kb).derived.setdefault("citation_views", {})  # a pure function of (kb, key); views are frozen
     out = []
     for k in dict.fromkeys(keys):
-        c = kb.citations.get(k)
-        if c is None:
-            out.append(CitationView(k, f"{k} (not in the citation registry)", None, True))
-        else:
-            out.append(CitationView(k, f"{c.short}. {c.title_sentence}", c.link, bool(c.unverified)))
+        view = memo.get(k) if type(k) is str else None
+        if view is None:
+            view = _citation_view(kb, k)
+            if type(k) is str:
+                if len(memo) >= _CITE_MEMO_MAX:
+                    memo.clear()
+                memo[k] = view
+        out.append(view)
     return tuple(out)
+
+
+_CITE_MEMO_MAX = 4096
+
+
+def _citation_view(kb: KnowledgeBase, k: str) -> CitationView:
+    c = kb.citations.get(k)
+    if c is None:
+        return CitationView(k, f"{k} (not in the citation registry)", None, True)
+    return CitationView(k, f"{c.short}. {c.title_sentence}", c.link, bool(c.unverified))
 
 
 def _fmt(v: float | None, unit: str) -> str:

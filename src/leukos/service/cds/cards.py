@@ -9,11 +9,12 @@ call gives the same card ids (feedback stays idempotent).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from leukos import __version__
 from leukos.domain.assessment import Assessment
 from leukos.knowledge import KnowledgeBase
-from leukos.present import Node, clinical_text, working_tree
+from leukos.present import Labels, Outline, labels, working_outline
 from leukos.service.cds.models import Card, Link, Source
 from leukos.service.views import FindingView
 
@@ -29,44 +30,70 @@ def short_summary(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
-def _working_md(node: Node, depth: int = 0, budget: list[int] | None = None) -> list[str]:
+def _working_md(node: Outline, budget: int = 60) -> list[str]:
     """The working as a nested Markdown list of labelled values (the page's "Why?"), never JSON;
     at most ~60 lines so that a card stays a card (the full working is one link away)."""
-    budget = budget if budget is not None else [60]
     out: list[str] = []
-    for kid in node.children:
+    _working_lines(node, "", [budget], out)
+    return out
+
+
+def _working_lines(node: Outline, indent: str, budget: list[int], out: list[str]) -> None:
+    deeper = indent + "  "
+    for kid in node[2]:
         if budget[0] <= 0:
-            out.append("  " * depth + "- …")
+            out.append(indent + "- …")
             break
         budget[0] -= 1
-        out.append("  " * depth + f"- {kid.label}" + (f": {kid.text}" if kid.text else ""))
-        out += _working_md(kid, depth + 1, budget)
-    return out
+        label, text, children = kid
+        out.append(f"{indent}- {label}: {text}" if text else f"{indent}- {label}")
+        if children:
+            _working_lines(kid, deeper, budget, out)
+
+
+@dataclass(frozen=True)
+class _Common:
+    """The parts of a card's detail that depend only on the assessment, worded once per call."""
+
+    apl_line: str | None
+    missing_line: str | None
+    footer: str
+
+
+def _common(a: Assessment, kb: KnowledgeBase, lab: Labels) -> _Common:
+    apl = a.leukapheresis.apl_suspected
+    return _Common(
+        apl_line="**Leukapheresis contraindicated:** " + lab.text(" ".join(a.leukapheresis.contraindications))
+        if apl else None,
+        missing_line="Not recorded, so not assessed (not assumed normal): "
+        + ", ".join(kb.field_label(n) for n in a.missing_data) if a.missing_data else None,
+        footer=f"leukos {a.leukos_version}, ruleset {a.ruleset_version}. {a.disclaimer}")
 
 
 def markdown_detail(view: FindingView, a: Assessment, kb: KnowledgeBase) -> str:
     """Card detail in clinical words: points, contraindication, what is missing, working, references."""
-    def words(text: str) -> str:
-        return clinical_text(text, kb)
+    lab = labels(kb)
+    return _detail(view, lab, _common(a, kb, lab))
 
-    lines = [f"**{words(view.title)}**", ""]
-    lines += [f"- {words(p)}" for p in view.points]
-    if a.leukapheresis.apl_suspected and view.key != "apl":  # the contraindication travels on every card
-        lines += ["", "**Leukapheresis contraindicated:** " + words(" ".join(a.leukapheresis.contraindications))]
-    if a.missing_data:
-        lines += ["", "Not recorded, so not assessed (not assumed normal): "
-                  + ", ".join(kb.field_label(n) for n in a.missing_data)]
+
+def _detail(view: FindingView, lab: Labels, common: _Common) -> str:
+    lines = [f"**{lab.text(view.title)}**", ""]
+    lines += [f"- {lab.text(p)}" for p in view.points]
+    if common.apl_line is not None and view.key != "apl":  # the contraindication travels on every card
+        lines += ["", common.apl_line]
+    if common.missing_line is not None:
+        lines += ["", common.missing_line]
     if view.unverified:
         lines += ["", "_Part of this rule uses a threshold marked unverified in the leukos knowledge base._"]
     if view.working:
-        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(working_tree(view.working, kb)) \
+        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(working_outline(view.working, lab.kb)) \
             + ["", "</details>"]
     if view.citations:
         lines += ["", "References:"]
         for c in view.citations:
             ref = f"[{c.text}]({c.url})" if c.url else c.text
             lines.append(f"- {ref}{' (some fields unverified)' if c.unverified else ''}")
-    lines += ["", f"leukos {a.leukos_version}, ruleset {a.ruleset_version}. {a.disclaimer}"]
+    lines += ["", common.footer]
     return "\n".join(lines)
 
 
@@ -76,11 +103,17 @@ def source_for(base_url: str) -> Source:
 
 def card_from_view(view: FindingView, a: Assessment, kb: KnowledgeBase, *, hook_instance: str, base_url: str,
                    page_url: str | None) -> Card:
+    lab = labels(kb)
+    return _card(view, lab, _common(a, kb, lab), hook_instance=hook_instance, base_url=base_url, page_url=page_url)
+
+
+def _card(view: FindingView, lab: Labels, common: _Common, *, hook_instance: str, base_url: str,
+          page_url: str | None) -> Card:
     links = [Link(label="Open in leukos (assessment, working, plan)", url=page_url, type="absolute")] if page_url else None
     return Card(
         uuid=str(uuid.uuid5(_NS, f"{hook_instance}/{view.key}")),
-        summary=short_summary(clinical_text(view.summary, kb)),
-        detail=markdown_detail(view, a, kb),
+        summary=short_summary(lab.text(view.summary)),
+        detail=_detail(view, lab, common),
         indicator=view.indicator,  # type: ignore[arg-type]
         source=source_for(base_url),
         links=links,
@@ -90,4 +123,8 @@ def card_from_view(view: FindingView, a: Assessment, kb: KnowledgeBase, *, hook_
 def cards_for(views: list[FindingView], a: Assessment, kb: KnowledgeBase, *, hook_instance: str, base_url: str,
               page_url: str | None) -> list[Card]:
     """One card per view, most urgent first; ``[]`` when there is nothing to say."""
-    return [card_from_view(v, a, kb, hook_instance=hook_instance, base_url=base_url, page_url=page_url) for v in views]
+    if not views:
+        return []
+    lab = labels(kb)
+    common = _common(a, kb, lab)
+    return [_card(v, lab, common, hook_instance=hook_instance, base_url=base_url, page_url=page_url) for v in views]
