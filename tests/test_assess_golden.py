@@ -1,0 +1,143 @@
+"""Golden guard: ``assess`` gives byte-for-byte the answers recorded before its speed-ups.
+
+Recorded (``tests/data/assess_golden.json.xz``) from the code before the assessment was made cheaper,
+for every published validation case, every bundled example and the case the CDS benchmark request
+imports (``benchmarks/service_peers/request.py`` through the CDS prefetch and ``case_from_fhir``),
+under the bundled knowledge base and a site configuration that sets the laboratory limits and picks
+other editions: the full assessment as JSON (``to_dict``, key order kept) and the ranked-only
+assessment (``explain_differential=False``) field by field (its differential as ranked heads, its
+references as JSON). A refactoring of the rules that changes any byte of either fails here.
+
+Regenerate only from code whose answers are known right (never to make this test pass)::
+
+    PYTHONPATH=src python -m tests.test_assess_golden --write
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import lzma
+import sys
+from pathlib import Path
+
+import pytest
+
+from leukos.domain.assessment import Assessment, jsonable
+from leukos.interop.case_format import case_from_dict, load_case_text
+from leukos.knowledge import load_knowledge
+from leukos.rules import assess
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "data" / "assess_golden.json.xz"
+PUBLISHED = REPO / "data" / "validation" / "published_cases.jsonl"
+EXAMPLES = REPO / "examples"
+
+# The same site configuration as tests/spec/test_differential_ranking_only.py (test inputs, not defaults).
+SITE = {
+    "differential.basophilia_abs_min": 0.2,
+    "differential.eosinophilia_abs_min": 0.5,
+    "differential.lymphocyte_predominant_min_pct": 50,
+    "differential.lap_low_max": 20,
+    "differential.lap_high_min": 100,
+    "differential.gm_csf_uln": 10,
+    "differential.il6_uln": 7,
+    "differential.cml_phase_system": "ELN",
+    "differential.cnl_criteria": "WHO2016",
+    "differential.plr_high_criteria": "kasuga",
+    "differential.plr_leukocytosis_min": 30,
+}
+KBS = {"default": load_knowledge(), "site": load_knowledge(SITE)}
+
+
+def cases() -> list[tuple[str, str, object]]:
+    """(name, kind, data) of every recorded case, in a fixed order."""
+    out: list[tuple[str, str, object]] = []
+    for line in PUBLISHED.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            out.append((f"published:{rec['id']}", "dict", rec["case"]))
+    for p in sorted(EXAMPLES.iterdir()):
+        if p.suffix in (".yaml", ".yml", ".json"):
+            out.append((f"example:{p.name}", "text", (p.read_bytes(), p.name)))
+    out.append(("benchmark:patient-view", "cds", None))
+    return out
+
+
+def load(kind: str, data: object, kb):
+    if kind == "dict":
+        return case_from_dict(data)  # type: ignore[arg-type]
+    if kind == "text":
+        text, name = data  # type: ignore[misc]
+        return load_case_text(text, kb, name=name)
+    sys.path.insert(0, str(REPO))
+    from benchmarks.service_peers.request import patient_view_request
+
+    from leukos.interop.fhir import case_from_fhir
+    from leukos.service.cds.prefetch import bundle_from_prefetch
+    return case_from_fhir(bundle_from_prefetch(patient_view_request()["prefetch"]), kb)
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def record(case, kb) -> dict[str, str]:
+    """The full and the ranked-only assessment of ``case`` as canonical JSON text."""
+    full = assess(case, kb)
+    cheap = assess(case, kb, explain_differential=False)
+    ranked: dict[str, object] = {}
+    for f in dataclasses.fields(Assessment):
+        v = getattr(cheap, f.name)
+        if f.name == "differential":
+            v = [{"code": e.code, "rank": e.rank, "likelihood": e.likelihood, "label": e.label, "score": e.score,
+                  "settings": dict(e.settings)} for e in v]
+        ranked[f.name] = jsonable(v)
+    return {"full": _dumps(full.to_dict()), "ranked": _dumps(ranked)}
+
+
+def generate() -> dict[str, dict[str, str]]:
+    out = {}
+    for kb_name, kb in KBS.items():
+        for name, kind, data in cases():
+            out[f"{kb_name}|{name}"] = record(load(kind, data, kb), kb)
+    return out
+
+
+def _golden() -> dict[str, dict[str, str]]:
+    return json.loads(lzma.decompress(GOLDEN.read_bytes()).decode("utf-8"))
+
+
+GOLD = _golden() if GOLDEN.exists() else {}
+CASES = cases()
+
+
+def test_every_case_is_recorded():
+    assert len(CASES) >= 60 + 14 + 1
+    assert sorted(GOLD) == sorted(f"{k}|{name}" for k in KBS for name, _, _ in CASES)
+
+
+@pytest.mark.parametrize("kb_name", sorted(KBS))
+@pytest.mark.parametrize("name, kind, data", CASES, ids=[c[0] for c in CASES])
+def test_assessment_is_byte_identical_to_the_recording(name, kind, data, kb_name):
+    kb = KBS[kb_name]
+    got = record(load(kind, data, kb), kb)
+    want = GOLD[f"{kb_name}|{name}"]
+    assert got["full"] == want["full"]
+    assert got["ranked"] == want["ranked"]
+
+
+def test_the_recording_is_not_vacuous():
+    """The recorded answers carry the differential explained, warnings, settings and references."""
+    full = [json.loads(v["full"]) for v in GOLD.values()]
+    assert sum(1 for a in full if a["differential"]) > 100
+    assert any(a["warnings"] for a in full) and any(a["settings"] for a in full)
+    assert all(a["references"] for a in full)
+    assert any(e["would_change"] for a in full for e in a["differential"])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        raise SystemExit("usage: python -m tests.test_assess_golden --write")
+    GOLDEN.write_bytes(lzma.compress(_dumps(generate()).encode("utf-8"), preset=9 | lzma.PRESET_EXTREME))
+    print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size} bytes)")
