@@ -10,7 +10,7 @@ from typing import Any
 from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
 from leukos.knowledge.differential_rules import AREA, CriterionRow, DiagnosisRules, DifferentialRules
-from leukos.rules.differential.features import Feature, checked_rules, evaluate_features, known_for
+from leukos.rules.differential.features import Feature, Features, checked_rules, known_for
 from leukos.rules.differential.quantities import compare, lab
 from leukos.rules.differential.sources import source_value
 
@@ -72,12 +72,12 @@ class Context:
 
 def context(case: Case, kb: KnowledgeBase) -> Context:
     rules = checked_rules(kb)
-    feats = evaluate_features(case, kb, rules)
+    feats = Features(case, kb, rules)
     wbc_normal = compare(lab(case, "wbc"), "<=", float(kb.value("hyperleukocytosis.leukocytosis_threshold")))
     tissue = case.findings.tissue_cytology is not None
     in_scope = tuple(dx for dx in rules.diagnoses.values()
                      if not (dx.scope == "blood" and wbc_normal is True) and not (dx.scope == "tissue" and not tissue))
-    return Context(case, kb, rules, feats, {n: f.value for n, f in feats.items()},
+    return Context(case, kb, rules, feats, feats.values,
                 {code: known_for(case, code) for code in rules.diagnoses}, in_scope,
                 float(kb.value(f"{AREA}.likelihood_high_min_points")),
                 float(kb.value(f"{AREA}.likelihood_moderate_min_points")))
