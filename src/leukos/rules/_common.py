@@ -110,12 +110,19 @@ def threshold(kb: KnowledgeBase, key: str, analyte: str, *, met_when: str = "abo
     threshold must meet the criterion, so the more inclusive of the two is used: the lower for
     ``met_when="above"``, the higher for ``met_when="below"``. The difference is the rounding of
     the source (< 0.5 %). Every surface (per-patient rules, batch screening) uses this function.
+    Computed once per knowledge base.
     """
+    return kb.derived(("threshold", key, analyte, met_when),
+                      lambda kb: _threshold(kb, key, analyte, met_when))
+
+
+def _threshold(kb: KnowledgeBase, key: str, analyte: str, met_when: str) -> float:
     prm = kb.param(key)
     conv = converter_for(kb)
     values = [(float(prm.value), prm.unit)] + ([prm.also] if prm.also else [])
     canon = [v if u == kb.analyte(analyte).unit else v * conv.factor(analyte, u, field=key) for v, u in values]
     return min(canon) if met_when == "above" else max(canon)
+
 
 def lab_working(lv: LabValue | None) -> Any:
     return None if lv is None else lv.to_working()
