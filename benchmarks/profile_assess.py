@@ -22,9 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.test_assess_golden import cases, load  # noqa: E402
+
 from leukos.knowledge import load_knowledge  # noqa: E402
 from leukos.rules import assess  # noqa: E402
-from tests.test_assess_golden import cases, load  # noqa: E402
 
 CLOCK = time.process_time
 
