@@ -145,7 +145,7 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, top: RankedDiagnosis,
         read = ctx.read_by.get(r.feature)
         if read is None:  # once per feature and call: the case fields it reads that have a value
             sources = ("findings.known_diagnosis",) if r.feature == "known_diagnosis" else \
-                (feats[r.feature].sources or _feature_sources(rules, r.feature))
+                _feature_sources(rules, r.feature)  # what its Feature lists: no need to build it
             read = ctx.read_by[r.feature] = [(src, ctx.source(src)) for src in sources
                                              if ctx.source(src) is not None]
         features_used.update(read)

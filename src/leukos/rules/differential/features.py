@@ -16,7 +16,12 @@ __all__ = ["Feature", "Features", "case_features", "evaluate_features", "known_f
 
 
 def checked_rules(kb: KnowledgeBase) -> DifferentialRules:
-    """The checked rules of ``kb``, and a check that every measure and fact they name is implemented."""
+    """The checked rules of ``kb``, and a check that every measure and fact they name is implemented
+    (checked once per knowledge base)."""
+    return kb.derived("differential.checked_rules", _check_implemented)
+
+
+def _check_implemented(kb: KnowledgeBase) -> DifferentialRules:
     r = differential_rules(kb)
     for name, f in r.features.items():
         if f["kind"] == "measure" and f["measure"] not in MEASURES:

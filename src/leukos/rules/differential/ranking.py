@@ -56,6 +56,7 @@ class Context:
     _index: dict[str, int] = field(default_factory=dict)  # code -> position in in_scope
     _state: dict[str, tuple[float, bool, bool, bool, bool]] = field(default_factory=dict)  # code -> state as is
     read_by: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # feature -> (case field, value) read
+    _compiled: tuple[dict[str, _Compiled], dict[str, tuple[str, ...]]] | None = None  # ``_compiled(rules)``
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
         """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
@@ -253,7 +254,10 @@ def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str)
         base = ctx._base_keys
         if base is None:
             base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
-        comp, inverse = _compiled(ctx.rules)
+        compiled = ctx._compiled
+        if compiled is None:
+            compiled = ctx._compiled = _compiled(ctx.rules)
+        comp, inverse = compiled
         new = {c: _key_if_present(ctx, c, comp[c], idx[c], feature) for c in inverse.get(feature, ()) if c in idx}
         listed = [(k, c, band) for c, (k, band) in base.items() if c not in new]
         listed.extend((v[0], c, v[1]) for c, v in new.items() if v is not None)
