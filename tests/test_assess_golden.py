@@ -150,6 +150,28 @@ def test_derived_counts_are_worked_in_both_directions():
     assert derivation(c, ("monocytes",)) == "derived: monocytes 0-1.96 % = 19.6 x10^9/L / WBC >= 1e+03 x10^9/L x 100"
 
 
+def test_three_valued_or_and_follow_their_definitions():
+    """``any3``/``all3`` (one pass) against their definitions, for every sequence of up to four values
+    (True, False, None and values that are neither), given as a list or as an iterator run to its end."""
+    import itertools
+
+    from leukos.rules._common import all3, any3
+
+    def any3_def(vals):
+        return True if any(v is True for v in vals) else False if all(v is False for v in vals) else None
+
+    def all3_def(vals):
+        return True if all(v is True for v in vals) else False if any(v is False for v in vals) else None
+
+    for n in range(5):
+        for t in itertools.product((True, False, None, 0, 1), repeat=n):
+            assert any3(list(t)) is any3_def(t) and all3(list(t)) is all3_def(t), t
+            read: list[object] = []
+            assert any3(read.append(v) or v for v in t) is any3_def(t) and read == list(t)
+            read = []
+            assert all3(read.append(v) or v for v in t) is all3_def(t) and read == list(t)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         raise SystemExit("usage: python -m tests.test_assess_golden --write")
