@@ -136,6 +136,24 @@ def test_the_recording_is_not_vacuous():
     assert any(e["would_change"] for a in full for e in a["differential"])
 
 
+@pytest.mark.parametrize("kb_name", sorted(KBS))
+def test_cml_phase_reading_the_features_equals_computing_it_alone(kb_name):
+    """The ranking's heads read the CML phase from the features already computed; the same phase as
+    ``cml_phase(case, kb)`` computing every fact and measure itself, under every phase system."""
+    from leukos.rules.differential.cml_phase import cml_phase
+    from leukos.rules.differential.features import Features, checked_rules
+
+    seen = set()
+    for system in ("WHO2016", "ELN", "WHO2022", "ICC2022"):
+        kb = KBS[kb_name].with_overrides({"differential.cml_phase_system": system})
+        for _, kind, data in CASES:
+            case = load(kind, data, kb)
+            alone = cml_phase(case, kb)
+            assert cml_phase(case, kb, Features(case, kb, checked_rules(kb))) == alone
+            seen.add(alone.phase)
+    assert seen == {"CP", "AP", "BP", None}
+
+
 def test_derived_counts_are_worked_in_both_directions():
     """The derivation shown for a count derived from a percentage and for a percentage derived from a
     count (the recordings carry only the first); the text as the code before the speed-ups wrote it."""

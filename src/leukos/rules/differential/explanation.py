@@ -99,7 +99,7 @@ def head(ctx: Context, s: Scored, rank: int) -> tuple[RankedDiagnosis, PhaseResu
     edition settings it was read under; with the CML phase when the diagnosis is CML (not capped).
     The one definition of these for both the ranking alone and the explained entry."""
     kb, dx = ctx.kb, s.dx
-    ph = cml_phase(ctx.case, kb) if dx.code == "CML" and not s.capped_by else None
+    ph = cml_phase(ctx.case, kb, ctx.feats) if dx.code == "CML" and not s.capped_by else None
     settings: dict[str, Any] = {}
     if ph is not None:
         settings[f"{AREA}.cml_phase_system"] = ph.system

@@ -136,6 +136,19 @@ class Features(Mapping[str, Feature]):
     def __contains__(self, name: object) -> bool:
         return name in self._plan
 
+    def fact(self, name: str) -> bool | None:
+        """Fact ``name`` of :data:`FACTS`: the value the ranking computed when it is a feature."""
+        if isinstance(self._plan.get(name), str):
+            return self.values[name]
+        return FACTS[name](self._case, self._kb)
+
+    def measure(self, name: str) -> Interval | None:
+        """Measure ``name`` of :data:`MEASURES` (computed once per case)."""
+        if name in self._measured:
+            return self._measured[name]
+        iv = self._measured[name] = MEASURES[name][0](self._case)
+        return iv
+
     def _derive(self, cells: tuple[str, ...]) -> str:
         text = self._derived.get(cells)
         if text is None:

@@ -10,7 +10,7 @@ from typing import Any
 from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
 from leukos.knowledge.differential_rules import AREA, CriterionRow, DiagnosisRules, DifferentialRules
-from leukos.rules.differential.features import Feature, Features, checked_rules, known_for
+from leukos.rules.differential.features import Features, checked_rules, known_for
 from leukos.rules.differential.quantities import compare, lab
 from leukos.rules.differential.sources import source_value
 
@@ -42,7 +42,7 @@ class Context:
     case: Case
     kb: KnowledgeBase
     rules: DifferentialRules
-    feats: Mapping[str, Feature]
+    feats: Features
     vals: dict[str, bool | None]
     known: dict[str, bool | None]
     in_scope: tuple[DiagnosisRules, ...]
