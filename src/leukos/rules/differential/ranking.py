@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -50,9 +51,11 @@ class Context:
     mod_min: float
     sources: dict[str, Any] = field(default_factory=dict)
     _by_code: dict[str, dict[str, bool | None]] = field(default_factory=dict)
-    # what-if cache: feature forced present -> {code: (likelihood, rank)} of the diagnoses then listed
-    _if_present: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
+    # what-if cache: feature forced present -> {code: (order key, likelihood), or None when then not listed}
+    # of the diagnoses that read it (the others keep their ``_base_keys``)
+    _if_present: dict[str, dict[str, tuple[tuple, str] | None]] = field(default_factory=dict)
     _base_keys: dict[str, tuple[tuple, str]] | None = None  # code -> (order key, likelihood) of the ranking
+    _base_sorted: list[tuple] = field(default_factory=list)  # the order keys of the ranking, ascending
     _index: dict[str, int] = field(default_factory=dict)  # code -> position in in_scope
     _state: dict[str, tuple[float, bool, bool, bool, bool]] = field(default_factory=dict)  # code -> state as is
     read_by: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # feature -> (case field, value) read
@@ -246,21 +249,32 @@ def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str)
 
     ``ranked`` is ``score_all(ctx)``. Equal to looking ``code`` up in ``score_all(ctx, {feature: True})``.
     """
-    ranks = ctx._if_present.get(feature)
-    if ranks is None:
-        idx = ctx._index
-        if not idx:
-            idx.update((dx.code, i) for i, dx in enumerate(ctx.in_scope))
-        base = ctx._base_keys
-        if base is None:
-            base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
+    idx = ctx._index
+    base = ctx._base_keys
+    if base is None:
+        idx.update((dx.code, i) for i, dx in enumerate(ctx.in_scope))
+        base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
+        ctx._base_sorted = sorted(k for k, _ in base.values())
+    new = ctx._if_present.get(feature)
+    if new is None:  # the diagnoses that read the feature, as they would be with it present
         compiled = ctx._compiled
         if compiled is None:
             compiled = ctx._compiled = _compiled(ctx.rules)
         comp, inverse = compiled
-        new = {c: _key_if_present(ctx, c, comp[c], idx[c], feature) for c in inverse.get(feature, ()) if c in idx}
-        listed = [(k, c, band) for c, (k, band) in base.items() if c not in new]
-        listed.extend((v[0], c, v[1]) for c, v in new.items() if v is not None)
-        listed.sort(reverse=True)  # keys end with the in-scope position: never equal, codes never compared
-        ranks = ctx._if_present[feature] = {c: (band, i) for i, (_, c, band) in enumerate(listed, start=1)}
-    return ranks.get(code)
+        new = ctx._if_present[feature] = {c: _key_if_present(ctx, c, comp[c], idx[c], feature)
+                                          for c in inverse.get(feature, ()) if c in idx}
+    mine = new[code] if code in new else base.get(code)
+    if mine is None:
+        return None
+    # Its rank: one more than the number of listed diagnoses ordered before it. Keys end with the
+    # in-scope position, so no two are equal: those of the ranking as it is that are greater
+    # (a bisection of the sorted keys), less those that move, plus those that move above it.
+    key = mine[0]
+    before = len(ctx._base_sorted) - bisect_right(ctx._base_sorted, key)
+    for c, moved in new.items():
+        was = base.get(c)
+        if was is not None and was[0] > key:
+            before -= 1
+        if moved is not None and moved[0] > key:
+            before += 1
+    return mine[1], before + 1
