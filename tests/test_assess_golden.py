@@ -24,52 +24,27 @@ from pathlib import Path
 import pytest
 
 from leukos.domain.assessment import Assessment, jsonable
-from leukos.interop.case_format import case_from_dict, load_case_text
+from leukos.interop.case_format import case_from_dict
 from leukos.knowledge import load_knowledge
 from leukos.rules import assess
+from tests.spec.test_differential_ranking_only import SITE, _cases, _load
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "data" / "assess_golden.json.xz"
-PUBLISHED = REPO / "data" / "validation" / "published_cases.jsonl"
-EXAMPLES = REPO / "examples"
 
-# The same site configuration as tests/spec/test_differential_ranking_only.py (test inputs, not defaults).
-SITE = {
-    "differential.basophilia_abs_min": 0.2,
-    "differential.eosinophilia_abs_min": 0.5,
-    "differential.lymphocyte_predominant_min_pct": 50,
-    "differential.lap_low_max": 20,
-    "differential.lap_high_min": 100,
-    "differential.gm_csf_uln": 10,
-    "differential.il6_uln": 7,
-    "differential.cml_phase_system": "ELN",
-    "differential.cnl_criteria": "WHO2016",
-    "differential.plr_high_criteria": "kasuga",
-    "differential.plr_leukocytosis_min": 30,
-}
+# SITE: the laboratory of the ranked-only equivalence test (limits set, other editions chosen).
 KBS = {"default": load_knowledge(), "site": load_knowledge(SITE)}
 
 
 def cases() -> list[tuple[str, str, object]]:
-    """(name, kind, data) of every recorded case, in a fixed order."""
-    out: list[tuple[str, str, object]] = []
-    for line in PUBLISHED.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            out.append((f"published:{rec['id']}", "dict", rec["case"]))
-    for p in sorted(EXAMPLES.iterdir()):
-        if p.suffix in (".yaml", ".yml", ".json"):
-            out.append((f"example:{p.name}", "text", (p.read_bytes(), p.name)))
-    out.append(("benchmark:patient-view", "cds", None))
-    return out
+    """(name, kind, data) of every recorded case, in a fixed order: the published validation cases,
+    the examples, and the case of the CDS benchmark request."""
+    return [*_cases(), ("benchmark:patient-view", "cds", None)]
 
 
 def load(kind: str, data: object, kb):
-    if kind == "dict":
-        return case_from_dict(data)  # type: ignore[arg-type]
-    if kind == "text":
-        text, name = data  # type: ignore[misc]
-        return load_case_text(text, kb, name=name)
+    if kind != "cds":
+        return _load(kind, data, kb)
     sys.path.insert(0, str(REPO))
     from benchmarks.service_peers.request import patient_view_request
 
