@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from leukos.errors import ErrorDetail, LeukosUserError
 
@@ -168,6 +168,9 @@ class Symptom:
         return "U"
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class KnowledgeBase:
     """Everything the rules know, loaded from data. Immutable; overrides make a new one."""
@@ -182,6 +185,20 @@ class KnowledgeBase:
     # units.toml [offered] (analyte -> UCUM units a form offers, canonical first) and [display]
     unit_offers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unit_display: Mapping[str, str] = field(default_factory=dict)
+    # Values derived from this knowledge base alone (see ``derived``); never copied by ``replace``.
+    _derived: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key: Hashable, build: Callable[[KnowledgeBase], _T]) -> _T:
+        """``build(self)``, computed once per knowledge base (it is immutable) and then reused.
+
+        For what the rules read on every call and that depends on the knowledge alone (a threshold
+        in the canonical unit, a rule in words, a compiled table). ``key`` names the derivation:
+        the same key must always mean the same ``build``. The result is shared: never mutate it.
+        """
+        try:
+            return self._derived[key]
+        except KeyError:
+            return self._derived.setdefault(key, build(self))
 
     def param(self, key: str) -> Parameter:
         try:

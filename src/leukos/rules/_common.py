@@ -40,23 +40,29 @@ def below(lv: LabValue | None, threshold: float, *, inclusive: bool) -> bool | N
 
 
 def any3(values: Iterable[bool | None]) -> bool | None:
-    """Three-valued OR: True if any is True, False if all are False, else None."""
-    vals = list(values)
-    if any(v is True for v in vals):
-        return True
-    if all(v is False for v in vals):
-        return False
-    return None
+    """Three-valued OR: True if any is True, False if all are False, else None.
+
+    Reads every value (one pass, no short cut: an iterator of checks is always run to the end)."""
+    true = unknown = False
+    for v in values:
+        if v is True:
+            true = True
+        elif v is not False:
+            unknown = True
+    return True if true else None if unknown else False
 
 
 def all3(values: Iterable[bool | None]) -> bool | None:
-    """Three-valued AND: True if all are True, False if any is False, else None."""
-    vals = list(values)
-    if all(v is True for v in vals):
-        return True
-    if any(v is False for v in vals):
-        return False
-    return None
+    """Three-valued AND: True if all are True, False if any is False, else None.
+
+    Reads every value (one pass, no short cut: an iterator of checks is always run to the end)."""
+    all_true, false = True, False
+    for v in values:
+        if v is not True:
+            all_true = False
+            if v is False:
+                false = True
+    return True if all_true else False if false else None
 
 
 def param_working(p: Parameter) -> dict[str, Any]:
@@ -110,12 +116,19 @@ def threshold(kb: KnowledgeBase, key: str, analyte: str, *, met_when: str = "abo
     threshold must meet the criterion, so the more inclusive of the two is used: the lower for
     ``met_when="above"``, the higher for ``met_when="below"``. The difference is the rounding of
     the source (< 0.5 %). Every surface (per-patient rules, batch screening) uses this function.
+    Computed once per knowledge base.
     """
+    return kb.derived(("threshold", key, analyte, met_when),
+                      lambda kb: _threshold(kb, key, analyte, met_when))
+
+
+def _threshold(kb: KnowledgeBase, key: str, analyte: str, met_when: str) -> float:
     prm = kb.param(key)
     conv = converter_for(kb)
     values = [(float(prm.value), prm.unit)] + ([prm.also] if prm.also else [])
     canon = [v if u == kb.analyte(analyte).unit else v * conv.factor(analyte, u, field=key) for v, u in values]
     return min(canon) if met_when == "above" else max(canon)
+
 
 def lab_working(lv: LabValue | None) -> Any:
     return None if lv is None else lv.to_working()

@@ -3,16 +3,19 @@ Cairo 2010 risk tier. Thresholds in knowledge/data/rules/tumour_lysis.toml."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from leukos.domain.assessment import TlsResult
 from leukos.domain.case import Case, Diagnosis
+from leukos.knowledge import KnowledgeBase
 from leukos.rules._common import Gaps, above, any3, below, lab_working, param_working
 from leukos.rules.definitions import (
     AboveReference,
     ByAge,
     CaseInputs,
     Change,
+    CountRule,
     Criterion,
     count_met,
     describe,
@@ -27,15 +30,38 @@ __all__ = ["assess_tls"]
 LAB_CRITERIA = ("uric_acid", "potassium", "phosphate", "calcium")
 
 
-def _criterion(case: Case, crit: Criterion, inputs: CaseInputs, gaps: Gaps) -> tuple[bool | None, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Planned:
+    """One criterion with what its working shows that depends on the knowledge alone."""
+
+    crit: Criterion
+    rule_text: str  # the predicate in words (``describe``)
+    limits: tuple[str, ...]  # its limit parameters (the change fraction aside)
+    by_age: ByAge | None
+    change: Change | None
+    above_reference: bool
+
+
+def _plan(kb: KnowledgeBase) -> tuple[CountRule, tuple[_Planned, ...]]:
+    """The configured laboratory TLS rule and its criteria planned (once per knowledge base)."""
+    def build(kb: KnowledgeBase) -> tuple[CountRule, tuple[_Planned, ...]]:
+        rule = tls_laboratory(kb)
+        return rule, tuple(_Planned(c, describe(c.predicate, kb),
+                                    tuple(k for k in params_of(c.predicate) if k != "tumour_lysis.change_fraction"),
+                                    _first(c.predicate, ByAge), _first(c.predicate, Change),
+                                    _uses(c.predicate, AboveReference)) for c in rule.criteria)
+    return kb.derived("tumour_lysis.plan", build)
+
+
+def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) -> tuple[bool | None, dict[str, Any]]:
     """One laboratory criterion of the shared definition (:mod:`leukos.rules.definitions`): (met, working)."""
+    crit = planned.crit
     analyte = inputs.resolve(crit.input)
     lv = case.lab(analyte)
-    w: dict[str, Any] = {"value": lab_working(lv), "rule": describe(crit.predicate, gaps.kb)}
+    w: dict[str, Any] = {"value": lab_working(lv), "rule": planned.rule_text}
     if analyte == "potassium_plasma":
         w["note"] = "plasma/whole-blood potassium used (serum potassium is prone to pseudohyperkalaemia)"
-    keys = params_of(crit.predicate)
-    limits = [k for k in keys if k != "tumour_lysis.change_fraction"]
+    limits = planned.limits
     if limits:
         w["threshold"] = param_working(gaps.p(limits[0]))
         if len(limits) > 1:
@@ -43,14 +69,14 @@ def _criterion(case: Case, crit: Criterion, inputs: CaseInputs, gaps: Gaps) -> t
     if crit.name == "calcium" and case.lab("ionized_calcium") is not None:
         w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"))
     met = evaluate(crit.predicate, inputs, gaps.kb)
-    by_age = _first(crit.predicate, ByAge)
+    by_age = planned.by_age
     if by_age is not None and by_age.when_unknown == "agree" and inputs.child() is None:
         w["age"] = "age unknown: decided only where the adult and child limits agree"
         gaps.need("patient.age_years")
-    if crit.name == "uric_acid" and inputs.child() and _uses(crit.predicate, AboveReference) \
+    if crit.name == "uric_acid" and inputs.child() and planned.above_reference \
             and lv is not None and lv.reference_high is None:
         gaps.need("labs.uric_acid.reference_high")
-    change = _first(crit.predicate, Change)
+    change = planned.change
     if change is not None and lv is not None:
         frac = gaps.p(change.param)
         base = case.baseline(analyte)
@@ -145,14 +171,15 @@ def _risk(case: Case, gaps: Gaps, renal: bool | None, chem_above_uln: bool | Non
 
 def assess_tls(case: Case, gaps: Gaps) -> TlsResult:
     definition = str(gaps.v("tumour_lysis.definition"))
-    rule = tls_laboratory(gaps.kb)
+    rule, planned = _plan(gaps.kb)
     inputs = CaseInputs(case, gaps.kb)
     citations = ["cairo_bishop2004"] if definition == "cairo_bishop" else ["howard2011"]
     notes: list[str] = []
     crit: dict[str, bool | None] = {}
     working: dict[str, Any] = {"definition": param_working(gaps.p("tumour_lysis.definition")), "criteria": {}}
-    for c in rule.criteria:
-        met, w = _criterion(case, c, inputs, gaps)
+    for pc in planned:
+        c = pc.crit
+        met, w = _criterion(case, pc, inputs, gaps)
         crit[c.name] = met
         working["criteria"][c.name] = w
         if case.lab(c.name) is None:

@@ -286,11 +286,15 @@ class CaseInputs:
 
     def __init__(self, case, kb: KnowledgeBase):
         self.case, self.kb = case, kb
+        self._resolved: dict[str, str] = {}
 
     def resolve(self, name: str) -> str:
         """The analyte a (possibly virtual) input reads: the first of its preferences the case has."""
-        options = TLS_INPUTS.get(name, (name,))
-        return next((a for a in options if self.case.lab(a) is not None), options[-1])
+        hit = self._resolved.get(name)
+        if hit is None:
+            options = TLS_INPUTS.get(name, (name,))
+            hit = self._resolved[name] = next((a for a in options if self.case.lab(a) is not None), options[-1])
+        return hit
 
     def value(self, name: str) -> tuple[float, str | None] | None:
         lv = self.case.lab(self.resolve(name))

@@ -11,7 +11,7 @@ from leukos.knowledge import KnowledgeBase
 from leukos.knowledge.differential_rules import AREA
 from leukos.rules._common import all3
 from leukos.rules.differential.facts import FACTS
-from leukos.rules.differential.features import checked_rules
+from leukos.rules.differential.features import Features, checked_rules
 from leukos.rules.differential.quantities import MEASURES, compare
 from leukos.rules.differential.sources import source_value
 
@@ -34,7 +34,7 @@ class PhaseResult:
     notes: tuple[str, ...] = ()
 
 
-def cml_phase(case: Case, kb: KnowledgeBase) -> PhaseResult:
+def cml_phase(case: Case, kb: KnowledgeBase, feats: Features | None = None) -> PhaseResult:
     """Phase of CML under ``differential.cml_phase_system``.
 
     A phase is only named if the case decides it: BP if any blast-phase criterion holds; AP if
@@ -42,13 +42,14 @@ def cml_phase(case: Case, kb: KnowledgeBase) -> PhaseResult:
     and none holds. When only the marrow blast % is missing and the blood decides everything
     else, the phase is named from the blood and a note says that a marrow is needed to exclude
     a higher phase. Criteria outside the case format (additional chromosomal abnormalities,
-    response to therapy) are never assessed and are listed in the CML entry.
+    response to therapy) are never assessed and are listed in the CML entry. ``feats``: the
+    differential's features of this case, whose facts and measures are then read, not recomputed.
     """
     system = kb.value(f"{AREA}.cml_phase_system")
     rows = [r for r in checked_rules(kb).phases if r["system"] == system]
-    strict = _phase_eval(case, kb, rows, blood_only=False)
+    strict = _phase_eval(case, kb, rows, feats, blood_only=False)
     if strict.phase is None and case.findings.marrow.blasts_pct is None:
-        blood = _phase_eval(case, kb, rows, blood_only=True)
+        blood = _phase_eval(case, kb, rows, feats, blood_only=True)
         if blood.phase is not None:
             return PhaseResult(**{**blood.__dict__, "notes": (
                 "Marrow blast % not in the case: phase named from the blood only; a marrow is needed to "
@@ -56,15 +57,16 @@ def cml_phase(case: Case, kb: KnowledgeBase) -> PhaseResult:
     return strict
 
 
-def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], *, blood_only: bool) -> PhaseResult:
+def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], feats: Features | None, *,
+                blood_only: bool) -> PhaseResult:
     system = kb.value(f"{AREA}.cml_phase_system")
     results: dict[str, list[tuple[Mapping[str, Any], bool | None]]] = {"BP": [], "AP": [], "HR": []}
     for r in rows:
         if "fact" in r:
-            v = FACTS[r["fact"]](case, kb)
+            v = feats.fact(r["fact"]) if feats is not None else FACTS[r["fact"]](case, kb)
         else:
             measure = "blasts_pb_pct" if blood_only and r["measure"] == "blasts_any_pct" else r["measure"]
-            iv = MEASURES[measure][0](case)
+            iv = feats.measure(measure) if feats is not None else MEASURES[measure][0](case)
             v = compare(iv, r["op"], float(r["value"]))
             if "below" in r:
                 v = all3([v, compare(iv, "<", float(r["below"]))])

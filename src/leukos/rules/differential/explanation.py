@@ -99,7 +99,7 @@ def head(ctx: Context, s: Scored, rank: int) -> tuple[RankedDiagnosis, PhaseResu
     edition settings it was read under; with the CML phase when the diagnosis is CML (not capped).
     The one definition of these for both the ranking alone and the explained entry."""
     kb, dx = ctx.kb, s.dx
-    ph = cml_phase(ctx.case, kb) if dx.code == "CML" and not s.capped_by else None
+    ph = cml_phase(ctx.case, kb, ctx.feats) if dx.code == "CML" and not s.capped_by else None
     settings: dict[str, Any] = {}
     if ph is not None:
         settings[f"{AREA}.cml_phase_system"] = ph.system
@@ -145,7 +145,7 @@ def entry(ctx: Context, ranked: list[Scored], s: Scored, top: RankedDiagnosis,
         read = ctx.read_by.get(r.feature)
         if read is None:  # once per feature and call: the case fields it reads that have a value
             sources = ("findings.known_diagnosis",) if r.feature == "known_diagnosis" else \
-                (feats[r.feature].sources or _feature_sources(rules, r.feature))
+                _feature_sources(rules, r.feature)  # what its Feature lists: no need to build it
             read = ctx.read_by[r.feature] = [(src, ctx.source(src)) for src in sources
                                              if ctx.source(src) is not None]
         features_used.update(read)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -12,11 +12,16 @@ from leukos.knowledge.differential_rules import AREA, DifferentialRules, differe
 from leukos.rules.differential.facts import CML_FAMILY, FACTS
 from leukos.rules.differential.quantities import DISPLAY, MEASURE_CELL, MEASURES, Interval, compare, derivation
 
-__all__ = ["Feature", "case_features", "evaluate_features", "known_for", "checked_rules"]
+__all__ = ["Feature", "Features", "case_features", "evaluate_features", "known_for", "checked_rules"]
 
 
 def checked_rules(kb: KnowledgeBase) -> DifferentialRules:
-    """The checked rules of ``kb``, and a check that every measure and fact they name is implemented."""
+    """The checked rules of ``kb``, and a check that every measure and fact they name is implemented
+    (checked once per knowledge base)."""
+    return kb.derived("differential.checked_rules", _check_implemented)
+
+
+def _check_implemented(kb: KnowledgeBase) -> DifferentialRules:
     r = differential_rules(kb)
     for name, f in r.features.items():
         if f["kind"] == "measure" and f["measure"] not in MEASURES:
@@ -81,43 +86,105 @@ def _plan(kb: KnowledgeBase, rules: DifferentialRules) -> tuple[_MeasureFeature 
     return plan
 
 
-def evaluate_features(case: Case, kb: KnowledgeBase, rules: DifferentialRules) -> dict[str, Feature]:
-    out: dict[str, Feature] = {}
-    measured: dict[str, tuple[Interval | None, str]] = {}  # measure -> (interval, what it read): once per call
-    derived: dict[tuple[str, ...], str] = {}  # cells -> derivation text: once per call
+class Features(Mapping[str, Feature]):
+    """The features of one case, in file order: every value computed at once (the ranking needs them
+    all), each :class:`Feature` with its label, what it read and its parameters built when first asked
+    for (only an explanation reads them, and only some)."""
 
-    def derive(cells: tuple[str, ...]) -> str:
-        text = derived.get(cells)
+    def __init__(self, case: Case, kb: KnowledgeBase, rules: DifferentialRules):
+        self._case, self._kb, self._rules = case, kb, rules
+        self._plan = {(f if isinstance(f, str) else f.name): f for f in _plan(kb, rules)}
+        self._built: dict[str, Feature] = {}
+        self._measured: dict[str, Interval | None] = {}  # measure -> interval: once per call
+        self._read: dict[str, str] = {}  # measure -> what it read: once per call
+        self._derived: dict[tuple[str, ...], str] = {}  # cells -> derivation text: once per call
+        values: dict[str, bool | None] = {}
+        measured = self._measured
+        for name, f in self._plan.items():
+            if isinstance(f, str):
+                values[name] = FACTS[f](case, kb)
+                continue
+            if f.measure in measured:
+                iv = measured[f.measure]
+            else:
+                iv = measured[f.measure] = MEASURES[f.measure][0](case)
+            values[name] = compare(iv, f.op, f.threshold) if f.configured else None
+        self.values = values
+
+    def __getitem__(self, name: str) -> Feature:
+        hit = self._built.get(name)
+        if hit is None:
+            if name not in self._plan:
+                raise KeyError(name)
+            hit = self._built[name] = self._build(name)
+        return hit
+
+    def get(self, name: str, default: Feature | None = None) -> Feature | None:  # type: ignore[override]
+        hit = self._built.get(name)
+        if hit is None:
+            if name not in self._plan:
+                return default
+            hit = self._built[name] = self._build(name)
+        return hit
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plan)
+
+    def __len__(self) -> int:
+        return len(self._plan)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._plan
+
+    def fact(self, name: str) -> bool | None:
+        """Fact ``name`` of :data:`FACTS`: the value the ranking computed when it is a feature."""
+        if isinstance(self._plan.get(name), str):
+            return self.values[name]
+        return FACTS[name](self._case, self._kb)
+
+    def measure(self, name: str) -> Interval | None:
+        """Measure ``name`` of :data:`MEASURES` (computed once per case)."""
+        if name in self._measured:
+            return self._measured[name]
+        iv = self._measured[name] = MEASURES[name][0](self._case)
+        return iv
+
+    def _derive(self, cells: tuple[str, ...]) -> str:
+        text = self._derived.get(cells)
         if text is None:
-            text = derived[cells] = derivation(case, cells)
+            text = self._derived[cells] = derivation(self._case, cells)
         return text
 
-    params = _params_of(kb)
-    for f in _plan(kb, rules):
+    def _build(self, name: str) -> Feature:
+        case, kb, f = self._case, self._kb, self._plan[name]
+        value = self.values[name]
         if isinstance(f, str):
-            spec = rules.features[f]
-            detail, keys = _fact_detail(f, case, kb, derive)
+            spec = self._rules.features[f]
+            detail, keys = _fact_detail(f, case, kb, self._derive)
+            params = _params_of(kb)
             used = params.get(tuple(keys))
             if used is None:
                 used = params[tuple(keys)] = tuple(kb.param(k) for k in keys)
-            out[f] = Feature(f, FACTS[f](case, kb), spec["label"], tuple(spec.get("sources", ())), detail, used)
-            continue
-        hit = measured.get(f.measure)
-        if hit is None:
-            fn, unit, _ = MEASURES[f.measure]
-            iv = fn(case)
+            return Feature(f, value, spec["label"], tuple(spec.get("sources", ())), detail, used)
+        iv = self._measured[f.measure]
+        read = self._read.get(f.measure)
+        if read is None:
+            unit = MEASURES[f.measure][1]
             read = "" if iv is None else f"{DISPLAY.get(f.measure, f.measure)} {iv.describe(unit)}".strip()
             cell = MEASURE_CELL.get(f.measure)
-            worked = derive((cell,)) if cell and iv is not None else ""
+            worked = self._derive((cell,)) if cell and iv is not None else ""
             if worked:
                 read += f"; {worked}"
-            hit = measured[f.measure] = (iv, read)
-        iv, detail = hit
-        value = compare(iv, f.op, f.threshold) if f.configured else None
+            self._read[f.measure] = read
+        detail = read
         if not f.configured and iv is not None:
             detail += f" (not assessed: set {f.params[0].key} to your laboratory's limit)"
-        out[f.name] = Feature(f.name, value, f.label, f.sources, detail, f.params)
-    return out
+        return Feature(f.name, value, f.label, f.sources, detail, f.params)
+
+
+def evaluate_features(case: Case, kb: KnowledgeBase, rules: DifferentialRules) -> dict[str, Feature]:
+    """Every feature of the case with what it read (:class:`Features`, all built)."""
+    return dict(Features(case, kb, rules).items())
 
 
 _CYTOKINE_NAMES = {"g_csf": "G-CSF", "gm_csf": "GM-CSF", "il6": "IL-6"}
@@ -184,7 +251,7 @@ def case_features(case: Case, kb: KnowledgeBase) -> Mapping[str, bool | None]:
     ``known_diagnosis`` is per diagnosis and appears as ``known_diagnosis:<CODE>``.
     """
     rules = checked_rules(kb)
-    feats = {n: f.value for n, f in evaluate_features(case, kb, rules).items()}
+    feats = dict(Features(case, kb, rules).values)
     for code in rules.diagnoses:
         feats[f"known_diagnosis:{code}"] = known_for(case, code)
     return MappingProxyType(feats)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from leukos.domain.case import Case
 
@@ -13,8 +13,10 @@ __all__ = ["CELLS", "CellCount", "Interval", "MEASURES", "DISPLAY", "absolute", 
            "lab", "number", "pct_sum", "percent", "derivation", "MEASURE_CELL"]
 
 
-@dataclass(frozen=True)
-class Interval:
+class Interval(NamedTuple):
+    """The true value lies in [low, high] (``high`` may be infinite). Immutable; a tuple because the
+    differential builds about a hundred per case and a tuple is the cheapest immutable value."""
+
     low: float
     high: float
 
@@ -83,7 +85,17 @@ class CellCount:
     abs: Interval | None
     pct: Interval | None
     derived: str | None = None  # "abs" | "pct" | None
-    working: str = ""
+    wbc: Interval | None = None  # the WBC a derived value was derived with
+
+    @property
+    def working(self) -> str:
+        """The arithmetic of the derived value ("" when nothing was derived); written only when shown."""
+        ab, pct, wbc = self.abs, self.pct, self.wbc
+        if self.derived == "abs" and ab is not None and pct is not None and wbc is not None:
+            return f"{self.cell} {ab.describe('x10^9/L')} = WBC {wbc.describe('x10^9/L')} x {pct.describe('%')} / 100"
+        if self.derived == "pct" and ab is not None and pct is not None and wbc is not None:
+            return f"{self.cell} {pct.describe('%')} = {ab.describe('x10^9/L')} / WBC {wbc.describe('x10^9/L')} x 100"
+        return ""
 
 
 def _ratio(num: Interval, den: Interval, scale: float) -> Interval | None:
@@ -105,14 +117,12 @@ def cell_count(case: Case, cell: str) -> CellCount:
     wbc, ab, pct = lab(case, "wbc"), lab(case, f"{cell}_abs"), lab(case, f"{cell}_pct")
     if ab is None and pct is not None and wbc is not None:
         ab = Interval(wbc.low * pct.low / 100.0, wbc.high * pct.high / 100.0 if pct.high > 0 else 0.0)
-        return CellCount(cell, ab, pct, "abs", f"{cell} {ab.describe('x10^9/L')} = WBC {wbc.describe('x10^9/L')} "
-                                                f"x {pct.describe('%')} / 100")
+        return CellCount(cell, ab, pct, "abs", wbc)
     if pct is None and ab is not None and wbc is not None:
         pct = _ratio(ab, wbc, 100.0)
         if pct is not None:
             pct = Interval(min(pct.low, 100.0), min(pct.high, 100.0))
-            return CellCount(cell, ab, pct, "pct", f"{cell} {pct.describe('%')} = {ab.describe('x10^9/L')} / WBC "
-                                                    f"{wbc.describe('x10^9/L')} x 100")
+            return CellCount(cell, ab, pct, "pct", wbc)
     return CellCount(cell, ab, pct)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -10,7 +11,7 @@ from typing import Any
 from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
 from leukos.knowledge.differential_rules import AREA, CriterionRow, DiagnosisRules, DifferentialRules
-from leukos.rules.differential.features import Feature, checked_rules, evaluate_features, known_for
+from leukos.rules.differential.features import Features, checked_rules, known_for
 from leukos.rules.differential.quantities import compare, lab
 from leukos.rules.differential.sources import source_value
 
@@ -42,7 +43,7 @@ class Context:
     case: Case
     kb: KnowledgeBase
     rules: DifferentialRules
-    feats: Mapping[str, Feature]
+    feats: Features
     vals: dict[str, bool | None]
     known: dict[str, bool | None]
     in_scope: tuple[DiagnosisRules, ...]
@@ -50,12 +51,15 @@ class Context:
     mod_min: float
     sources: dict[str, Any] = field(default_factory=dict)
     _by_code: dict[str, dict[str, bool | None]] = field(default_factory=dict)
-    # what-if cache: feature forced present -> {code: (likelihood, rank)} of the diagnoses then listed
-    _if_present: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
+    # what-if cache: feature forced present -> {code: (order key, likelihood), or None when then not listed}
+    # of the diagnoses that read it (the others keep their ``_base_keys``)
+    _if_present: dict[str, dict[str, tuple[tuple, str] | None]] = field(default_factory=dict)
     _base_keys: dict[str, tuple[tuple, str]] | None = None  # code -> (order key, likelihood) of the ranking
+    _base_sorted: list[tuple] = field(default_factory=list)  # the order keys of the ranking, ascending
     _index: dict[str, int] = field(default_factory=dict)  # code -> position in in_scope
     _state: dict[str, tuple[float, bool, bool, bool, bool]] = field(default_factory=dict)  # code -> state as is
     read_by: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # feature -> (case field, value) read
+    _compiled: tuple[dict[str, _Compiled], dict[str, tuple[str, ...]]] | None = None  # ``_compiled(rules)``
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
         """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
@@ -72,12 +76,12 @@ class Context:
 
 def context(case: Case, kb: KnowledgeBase) -> Context:
     rules = checked_rules(kb)
-    feats = evaluate_features(case, kb, rules)
+    feats = Features(case, kb, rules)
     wbc_normal = compare(lab(case, "wbc"), "<=", float(kb.value("hyperleukocytosis.leukocytosis_threshold")))
     tissue = case.findings.tissue_cytology is not None
     in_scope = tuple(dx for dx in rules.diagnoses.values()
                      if not (dx.scope == "blood" and wbc_normal is True) and not (dx.scope == "tissue" and not tissue))
-    return Context(case, kb, rules, feats, {n: f.value for n, f in feats.items()},
+    return Context(case, kb, rules, feats, feats.values,
                 {code: known_for(case, code) for code in rules.diagnoses}, in_scope,
                 float(kb.value(f"{AREA}.likelihood_high_min_points")),
                 float(kb.value(f"{AREA}.likelihood_moderate_min_points")))
@@ -245,18 +249,32 @@ def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str)
 
     ``ranked`` is ``score_all(ctx)``. Equal to looking ``code`` up in ``score_all(ctx, {feature: True})``.
     """
-    ranks = ctx._if_present.get(feature)
-    if ranks is None:
-        idx = ctx._index
-        if not idx:
-            idx.update((dx.code, i) for i, dx in enumerate(ctx.in_scope))
-        base = ctx._base_keys
-        if base is None:
-            base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
-        comp, inverse = _compiled(ctx.rules)
-        new = {c: _key_if_present(ctx, c, comp[c], idx[c], feature) for c in inverse.get(feature, ()) if c in idx}
-        listed = [(k, c, band) for c, (k, band) in base.items() if c not in new]
-        listed.extend((v[0], c, v[1]) for c, v in new.items() if v is not None)
-        listed.sort(reverse=True)  # keys end with the in-scope position: never equal, codes never compared
-        ranks = ctx._if_present[feature] = {c: (band, i) for i, (_, c, band) in enumerate(listed, start=1)}
-    return ranks.get(code)
+    idx = ctx._index
+    base = ctx._base_keys
+    if base is None:
+        idx.update((dx.code, i) for i, dx in enumerate(ctx.in_scope))
+        base = ctx._base_keys = {s.dx.code: (_full_key(s.key(), idx[s.dx.code]), s.band) for s in ranked}
+        ctx._base_sorted = sorted(k for k, _ in base.values())
+    new = ctx._if_present.get(feature)
+    if new is None:  # the diagnoses that read the feature, as they would be with it present
+        compiled = ctx._compiled
+        if compiled is None:
+            compiled = ctx._compiled = _compiled(ctx.rules)
+        comp, inverse = compiled
+        new = ctx._if_present[feature] = {c: _key_if_present(ctx, c, comp[c], idx[c], feature)
+                                          for c in inverse.get(feature, ()) if c in idx}
+    mine = new[code] if code in new else base.get(code)
+    if mine is None:
+        return None
+    # Its rank: one more than the number of listed diagnoses ordered before it. Keys end with the
+    # in-scope position, so no two are equal: those of the ranking as it is that are greater
+    # (a bisection of the sorted keys), less those that move, plus those that move above it.
+    key = mine[0]
+    before = len(ctx._base_sorted) - bisect_right(ctx._base_sorted, key)
+    for c, moved in new.items():
+        was = base.get(c)
+        if was is not None and was[0] > key:
+            before -= 1
+        if moved is not None and moved[0] > key:
+            before += 1
+    return mine[1], before + 1
