@@ -260,6 +260,9 @@ def _run_duckdb(backend, src, kb, options, make_params, progress, rows_read, lap
         with _Poller(backend, progress, "episodes", None):
             raw.execute(f"CREATE TEMP TABLE {valid_table} AS {plan.valid_sql}")
             created.append(valid_table)
+            for name, sql in plan.stages:
+                raw.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
+                created.append(f'"{name}"')
             ep = raw.execute(plan.episodes_sql).fetch_arrow_table().cast(plan.episodes_schema)
         lap("episodes")
         return params, factors, counts, ep

@@ -209,8 +209,10 @@ def usable(clean):
 
 def high_persons(clean, params: ScreenParams):
     """The distinct persons (column ``hp_person_id``) with at least one usable WBC above the threshold."""
-    ok = clean.filter((clean.analyte == "wbc") & clean.exclusion.isnull())
-    return ok.filter(_high(ok, params)).select(hp_person_id=ok.person_id).distinct()
+    wbc = clean.filter(clean.analyte == "wbc")
+    # The test above the threshold first: it is cheaper than the exclusion and leaves few rows.
+    ok = wbc.filter(_high(wbc, params)).filter(wbc.exclusion.isnull())
+    return ok.select(hp_person_id=ok.person_id).distinct()
 
 
 def screened_persons(clean, params: ScreenParams, obs=None, factors=None):
@@ -229,9 +231,17 @@ def screened_persons(clean, params: ScreenParams, obs=None, factors=None):
     return usable(clean.semi_join(persons, clean.person_id == persons.hp_person_id))
 
 
-def episodes(valid, params: ScreenParams, events=None, births=None):
-    """Hyperleukocytosis episodes from :func:`usable` rows, one row per episode (:data:`EPISODE_COLUMNS`)."""
+def episodes(valid, params: ScreenParams, events=None, births=None, stage=None):
+    """Hyperleukocytosis episodes from :func:`usable` rows, one row per episode (:data:`EPISODE_COLUMNS`).
+
+    ``stage(name, table)`` is called on the intermediate tables (the WBC episodes, the chemistry
+    per episode, the episodes joined to everything) and its result used in their place: the
+    DuckDB plan compiles and runs each stage on its own (:mod:`leukos.screening.plan`); by
+    default the expression is one piece.
+    """
     import ibis
+
+    stage = stage or (lambda name, table: table)
 
     thr = params.wbc_threshold
     cmp_key = valid.comparator.coalesce("")
@@ -260,7 +270,7 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
     ep = ep.mutate(person_key=_id_as_text(ep.person_id))
     ep = ep.mutate(episode_id=ep.person_key.concat(":", ep.episode_no.cast("string")),
                    duration_hours=(_epoch(ep.end_ts) - _epoch(ep.start_ts)) / 3600.0)
-    ep = ep.drop("run", "seg")
+    ep = stage("wbc_episodes", ep.drop("run", "seg"))
     keys = ep.select("episode_id", "person_id", "person_key", "start_ts", "end_ts", "peak_ts")
 
     # Absolute blasts: blasts % x WBC of the same draw (same person and time), within the episode.
@@ -298,7 +308,7 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
         aggs[f"{analyte}_ref"] = cur.cr.max(where=hit)
         aggs[f"{analyte}_base"] = cur.cb.max(where=hit)
         aggs[_chem_ts_name(analyte)] = cur.ct.max(where=hit)
-    chem = cur.group_by(cur.episode_id).aggregate(**aggs).rename(c_episode_id="episode_id")
+    chem = stage("chemistry", cur.group_by(cur.episode_id).aggregate(**aggs).rename(c_episode_id="episode_id"))
 
     out = ep.left_join(blasts, ep.episode_id == blasts.b_episode_id).drop("b_episode_id")
     out = out.left_join(chem, out.episode_id == chem.c_episode_id).drop("c_episode_id")
@@ -330,6 +340,7 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
         out = out.drop("yob")
     else:
         out = out.mutate(child=ibis.null("boolean"))
+    out = stage("joined", out)
 
     # The shared definitions (leukos.rules.definitions), compiled: the rules assess evaluates.
     from leukos.rules.definitions import pseudohyperkalaemia_possible, tls_laboratory
