@@ -101,3 +101,12 @@ def test_integer_person_ids_give_the_episodes_of_text_ids(tmp_path, kb):
                     options=ScreenOptions(fmt="table", now=NOW, columns=columns, report=False))
     assert pa.types.is_string(pq.read_schema(result.episodes_path).field("person_id").type)
     assert result.summary["excluded"]["missing_person"] == 1
+
+
+def test_factor_rows_are_written_as_safe_literals():
+    """Unit text from the input reaches the factor table as SQL literals: quotes cannot break out."""
+    import duckdb
+
+    con = duckdb.connect()
+    for value in ("mg/dL", "x'); DROP TABLE t; --", "10^9/L", 0.001, 1e-9, 2.5):
+        assert con.execute(f"SELECT {engine._sql_literal(value)}").fetchone()[0] == value

@@ -271,13 +271,13 @@ class _OmopTables:
         return self.backend.read(f, table_name=f"omop_{name}")
 
 
-def _concept_frame(concept, predicate, cols=("concept_id", "concept_code", "concept_name", "vocabulary_id", "domain_id")):
+def _concept_frame(backend, concept, predicate, cols=("concept_id", "concept_code", "concept_name", "vocabulary_id", "domain_id")):
     have = _columns(concept, ("concept_id", "concept_code", "vocabulary_id", "concept_name", "domain_id"), "CONCEPT")
     c = concept.select(**{k: concept[have[k]] for k in cols})
     c = c.mutate(concept_id=_to_int(c.concept_id), concept_code=_text(c.concept_code).strip(),
                  concept_name=_text(c.concept_name), vocabulary_id=_text(c.vocabulary_id).strip(),
                  domain_id=_text(c.domain_id).strip())
-    return c.filter(predicate(c)).to_pyarrow().to_pylist()
+    return backend.rows(c.filter(predicate(c)))
 
 
 def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
@@ -292,7 +292,7 @@ def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
 
     by_loinc = _analyte_by_loinc(kb)
     # One read of CONCEPT for the lab, unit and operator concepts.
-    rows = _concept_frame(concept, lambda c: ((c.vocabulary_id == "LOINC") & c.concept_code.isin(list(by_loinc)))
+    rows = _concept_frame(backend, concept, lambda c: ((c.vocabulary_id == "LOINC") & c.concept_code.isin(list(by_loinc)))
                           | c.domain_id.isin(["Unit", "Meas Value Operator"]))
     lab_rows = [r for r in rows if r["vocabulary_id"] == "LOINC" and r["concept_code"] in by_loinc]
     concept_analyte = {r["concept_id"]: by_loinc[r["concept_code"]] for r in lab_rows if r["concept_id"] is not None}
@@ -396,14 +396,14 @@ def _omop_events(tables: _OmopTables, concept, notes: list[str]):
                     cond = cond | low.contains(n)
                 return cond
 
-            for r in _concept_frame(concept, pred):
+            for r in _concept_frame(tables.backend, concept, pred):
                 if r["concept_id"] is not None:
                     ids.setdefault(r["concept_id"], kind)
         if ancestor is not None and ids:
             a_cols = _columns(ancestor, ("ancestor_concept_id", "descendant_concept_id"), "CONCEPT_ANCESTOR")
             anc = ancestor.select(a=_to_int(ancestor[a_cols["ancestor_concept_id"]]),
                                   d=_to_int(ancestor[a_cols["descendant_concept_id"]]))
-            for r in anc.filter(anc.a.isin(list(ids))).to_pyarrow().to_pylist():
+            for r in tables.backend.rows(anc.filter(anc.a.isin(list(ids)))):
                 ids.setdefault(r["d"], ids[r["a"]])
         if not ids:
             notes.append(f"OMOP: no cytoreduction concepts found for {tname}")
@@ -451,7 +451,7 @@ def _read_mimic(backend, path: Path, kb: KnowledgeBase) -> LabSource:
         sel["fluid"] = _text(items[i_cols["fluid"]])
     if "loinc_code" in i_cols:
         sel["loinc_code"] = _text(items[i_cols["loinc_code"]])
-    item_rows = items.select(**sel).to_pyarrow().to_pylist()
+    item_rows = backend.rows(items.select(**sel))
     by_loinc = _analyte_by_loinc(kb)
     item_analyte: dict[int, str] = {}
     for r in item_rows:
