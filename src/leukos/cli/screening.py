@@ -7,6 +7,7 @@ Note on options: in ``leukos screen`` the ``--format`` option names the *input* 
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +104,10 @@ def screen_command(
 
             result = screen(input_path, out, options=options, progress=progress)
         _print_summary(result)
+    # The run is over and its files are written: spare the interpreter's last garbage collection
+    # over everything ibis, pint and the knowledge base built (about 0.2 s of every run). Objects
+    # still freed as usual when their last reference goes; atexit handlers still run.
+    gc.freeze()
     if fail_on_episodes and result.summary["episodes"]:
         raise typer.Exit(EXIT_EPISODES_FOUND)
 

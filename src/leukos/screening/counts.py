@@ -25,7 +25,7 @@ def counts_expr(clean, persons_of=None):
     ok = clean.exclusion.isnull()
     keyed = clean.select(analyte=clean.analyte, exclusion=ok.ifelse("", clean.exclusion),
                          unit_k=(clean.exclusion == "unknown_unit").ifelse(clean.unit, ibis.null("string")),
-                         person_id=ok.ifelse(clean.person_id, ibis.null("string")),
+                         person_id=ok.ifelse(clean.person_id, ibis.null(clean.person_id.type())),
                          ts=ok.ifelse(clean.ts, ibis.null("timestamp")),
                          value=ok.ifelse(clean.value, ibis.null("float64")),
                          comparator=ok.ifelse(clean.comparator, ibis.null("string")))

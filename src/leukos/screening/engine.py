@@ -142,7 +142,6 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     LeukosUserError
         Missing tables/columns, unknown format or engine.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     t0 = time.perf_counter()
@@ -162,7 +161,7 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
     lap = _laps(stages)
     try:
         src = read_source(backend, input_path, options.fmt, kb, columns=options.columns)
-        rows_read = int(src.rows_read.to_pyarrow().as_py())  # Parquet/DuckDB: from metadata
+        rows_read = int(backend.scalar(src.rows_read))  # Parquet/DuckDB: from metadata
         lap("open")
         run = _run_duckdb if backend.name == "duckdb" else _run_ibis
         params, factors, (counts, persons, unknown), ep = run(backend, src, kb, options, make_params, progress,
@@ -183,7 +182,7 @@ def screen(input_path: str | Path, out_dir: str | Path, *, options: ScreenOption
             from leukos.screening.report import write_report
 
             report_path = write_report(out / "report.html", summary, ep)
-        return ScreenResult(summary=summary, episodes=pa.table(ep), episodes_path=ep_path,
+        return ScreenResult(summary=summary, episodes=ep, episodes_path=ep_path,
                             summary_path=summary_path, report_path=report_path)
     finally:
         if own_backend:
@@ -216,8 +215,8 @@ def _run_duckdb(backend, src, kb, options, make_params, progress, rows_read, lap
 
     Returns (params, unit factors, (counts, persons, unknown units), episodes as pyarrow).
     """
-    from leukos.screening.factors import factor_data
-    from leukos.screening.plan import compile_plan, table_names
+    from leukos.screening.factors import factor_rows
+    from leukos.screening.plan import FACTOR_SCHEMA, compile_plan, table_names
 
     raw = backend.con.con
     names = table_names()
@@ -243,14 +242,15 @@ def _run_duckdb(backend, src, kb, options, make_params, progress, rows_read, lap
         with _Poller(backend, progress, "units", None):
             pairs = raw.execute(f"SELECT DISTINCT analyte, unit FROM {obs_table}").fetchall()
         factors = unit_factors(pairs, kb, default_units=options.default_units)
-        data = factor_data(factors, kb)
-        view = f"leukos_arrow_{names[1]}"
-        raw.register(view, data)
-        try:
-            raw.execute(f'CREATE TEMP TABLE {factor_name} AS SELECT * FROM "{view}"')
-            created.append(factor_name)
-        finally:
-            raw.unregister(view)
+        # A handful of rows, written as SQL literals: an Arrow array or bound parameters would make
+        # pyarrow or DuckDB import pandas, a third of a second of a command-line run, for nothing.
+        columns = ", ".join(f"{k} {_DUCK_TYPES[v]}" for k, v in FACTOR_SCHEMA.items())
+        raw.execute(f"CREATE TEMP TABLE {factor_name} ({columns})")
+        created.append(factor_name)
+        rows = factor_rows(factors, kb)
+        if rows:
+            raw.execute(f"INSERT INTO {factor_name} VALUES " + ", ".join(
+                "(" + ", ".join(_sql_literal(v) for v in row) + ")" for row in rows))
         lap("units")
         params, plan = plan_future.result()
         lap("compile_wait")  # compilation not hidden by the scan
@@ -260,12 +260,25 @@ def _run_duckdb(backend, src, kb, options, make_params, progress, rows_read, lap
         with _Poller(backend, progress, "episodes", None):
             raw.execute(f"CREATE TEMP TABLE {valid_table} AS {plan.valid_sql}")
             created.append(valid_table)
+            for name, sql in plan.stages:
+                raw.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
+                created.append(f'"{name}"')
             ep = raw.execute(plan.episodes_sql).fetch_arrow_table().cast(plan.episodes_schema)
         lap("episodes")
         return params, factors, counts, ep
     finally:
         for name in reversed(created):
             raw.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+_DUCK_TYPES = {"string": "VARCHAR", "float64": "DOUBLE"}
+
+
+def _sql_literal(value: str | float) -> str:
+    """A text or number as a DuckDB literal (text from the input, e.g. a unit, is quoted safely)."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
 
 
 def _run_ibis(backend, src, kb, options, make_params, progress, rows_read, lap):

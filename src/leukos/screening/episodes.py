@@ -143,6 +143,18 @@ def _epoch(col):
     return col.epoch_seconds().cast("float64")
 
 
+def _missing_id(col):
+    """No person: a null id, or (text ids only) an empty one."""
+    if col.type().is_string():
+        return col.isnull() | (col == "")
+    return col.isnull()
+
+
+def _id_as_text(col):
+    """The person id as the episodes give it: text (an integer id is worked on as an integer)."""
+    return col if col.type().is_string() else col.cast("string")
+
+
 def clean_observations(obs, factors, params: ScreenParams):
     """Convert to canonical units and attach an ``exclusion`` reason (null = usable).
 
@@ -166,7 +178,7 @@ def clean_observations(obs, factors, params: ScreenParams):
     placed = compare_expr(hyperleukocytosis_present(), canon, j.comparator, params.kb)
     censored_bad = ibis.ifelse(j.analyte == "wbc", placed.isnull() & (cmp != ""), cmp != "")
     exclusion = ibis.cases(
-        (j.person_id.isnull() | (j.person_id == ""), "missing_person"),
+        (_missing_id(j.person_id), "missing_person"),
         (j.value.isnull() & ~j.value_given, "missing_value"),
         (j.value.isnull(), "non_numeric"),
         (j.ts.isnull(), "missing_time"),
@@ -197,8 +209,10 @@ def usable(clean):
 
 def high_persons(clean, params: ScreenParams):
     """The distinct persons (column ``hp_person_id``) with at least one usable WBC above the threshold."""
-    ok = clean.filter((clean.analyte == "wbc") & clean.exclusion.isnull())
-    return ok.filter(_high(ok, params)).select(hp_person_id=ok.person_id).distinct()
+    wbc = clean.filter(clean.analyte == "wbc")
+    # The test above the threshold first: it is cheaper than the exclusion and leaves few rows.
+    ok = wbc.filter(_high(wbc, params)).filter(wbc.exclusion.isnull())
+    return ok.select(hp_person_id=ok.person_id).distinct()
 
 
 def screened_persons(clean, params: ScreenParams, obs=None, factors=None):
@@ -217,9 +231,17 @@ def screened_persons(clean, params: ScreenParams, obs=None, factors=None):
     return usable(clean.semi_join(persons, clean.person_id == persons.hp_person_id))
 
 
-def episodes(valid, params: ScreenParams, events=None, births=None):
-    """Hyperleukocytosis episodes from :func:`usable` rows, one row per episode (:data:`EPISODE_COLUMNS`)."""
+def episodes(valid, params: ScreenParams, events=None, births=None, stage=None):
+    """Hyperleukocytosis episodes from :func:`usable` rows, one row per episode (:data:`EPISODE_COLUMNS`).
+
+    ``stage(name, table)`` is called on the intermediate tables (the WBC episodes, the chemistry
+    per episode, the episodes joined to everything) and its result used in their place: the
+    DuckDB plan compiles and runs each stage on its own (:mod:`leukos.screening.plan`); by
+    default the expression is one piece.
+    """
     import ibis
+
+    stage = stage or (lambda name, table: table)
 
     thr = params.wbc_threshold
     cmp_key = valid.comparator.coalesce("")
@@ -244,10 +266,12 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
         peak_censored=(h.cmp_key.isin([">", ">="]) & (h.value == h.peak)).any(),
     )
     ep = ep.mutate(episode_no=ibis.row_number().over(ibis.window(group_by=ep.person_id, order_by=ep.start_ts)) + 1)
-    ep = ep.mutate(episode_id=ep.person_id.concat(":", ep.episode_no.cast("string")),
+    # person_key: the id as text (output, events, year of birth); person_id: as the rows have it.
+    ep = ep.mutate(person_key=_id_as_text(ep.person_id))
+    ep = ep.mutate(episode_id=ep.person_key.concat(":", ep.episode_no.cast("string")),
                    duration_hours=(_epoch(ep.end_ts) - _epoch(ep.start_ts)) / 3600.0)
-    ep = ep.drop("run", "seg")
-    keys = ep.select("episode_id", "person_id", "start_ts", "end_ts", "peak_ts")
+    ep = stage("wbc_episodes", ep.drop("run", "seg"))
+    keys = ep.select("episode_id", "person_id", "person_key", "start_ts", "end_ts", "peak_ts")
 
     # Absolute blasts: blasts % x WBC of the same draw (same person and time), within the episode.
     bl = valid.filter(valid.analyte == "blasts_pct")
@@ -284,7 +308,7 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
         aggs[f"{analyte}_ref"] = cur.cr.max(where=hit)
         aggs[f"{analyte}_base"] = cur.cb.max(where=hit)
         aggs[_chem_ts_name(analyte)] = cur.ct.max(where=hit)
-    chem = cur.group_by(cur.episode_id).aggregate(**aggs).rename(c_episode_id="episode_id")
+    chem = stage("chemistry", cur.group_by(cur.episode_id).aggregate(**aggs).rename(c_episode_id="episode_id"))
 
     out = ep.left_join(blasts, ep.episode_id == blasts.b_episode_id).drop("b_episode_id")
     out = out.left_join(chem, out.episode_id == chem.c_episode_id).drop("c_episode_id")
@@ -293,7 +317,7 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
     if events is not None:
         ev = events.filter(events.ts.notnull() & events.person_id.notnull())
         ev = ev.select(ep_=ev.person_id, et=ev.ts, ek=ev.kind)
-        ej = keys.join(ev, [keys.person_id == ev.ep_,
+        ej = keys.join(ev, [keys.person_key == ev.ep_,
                             _epoch(ev.et) >= (_epoch(keys.start_ts) / 86400.0).floor().cast("float64") * 86400.0])
         ej = ej.mutate(rn=ibis.row_number().over(ibis.window(group_by=ej.episode_id, order_by=[ej.et, ej.ek])))
         ej = ej.filter(ej.rn == 0).select(e_episode_id=ej.episode_id, first_cytoreduction_ts=ej.et,
@@ -308,7 +332,7 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
     if births is not None:
         b = births.group_by("person_id").aggregate(yob=births.year_of_birth.min())
         b = b.select(y_person_id=b.person_id, yob=b.yob)
-        out = out.left_join(b, out.person_id == b.y_person_id).drop("y_person_id")
+        out = out.left_join(b, out.person_key == b.y_person_id).drop("y_person_id")
         age_hi = out.start_ts.year() - out.yob
         cut = params.child_below_age
         out = out.mutate(child=ibis.cases((out.yob.isnull(), ibis.null("boolean")), (age_hi < cut, True),
@@ -316,6 +340,7 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
         out = out.drop("yob")
     else:
         out = out.mutate(child=ibis.null("boolean"))
+    out = stage("joined", out)
 
     # The shared definitions (leukos.rules.definitions), compiled: the rules assess evaluates.
     from leukos.rules.definitions import pseudohyperkalaemia_possible, tls_laboratory
@@ -339,6 +364,7 @@ def episodes(valid, params: ScreenParams, events=None, births=None):
     flags = flags.concat(ibis.ifelse(out.peak_censored.coalesce(False), ",PEAK_CENSORED", ""))
     out = out.mutate(flags=flags.substr(1), threshold_10e9_per_l=ibis.literal(float(thr)),
                      ruleset_version=ibis.literal(params.ruleset_version))
+    out = out.drop("person_id").rename(person_id="person_key")
     return out.select(*EPISODE_COLUMNS).order_by(["person_id", "episode_no"])
 
 

@@ -20,7 +20,7 @@ from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.knowledge import KnowledgeBase
 from leukos.units import UnitConverter
 
-__all__ = ["UnitFactor", "unit_factors", "factor_table", "factor_data", "parse_default_units"]
+__all__ = ["UnitFactor", "unit_factors", "factor_table", "factor_data", "factor_rows", "parse_default_units"]
 
 
 @dataclass(frozen=True)
@@ -101,15 +101,18 @@ def factor_table(factors: list[UnitFactor], kb: KnowledgeBase, backend=None):
     return backend.temp_table(name, data)
 
 
+def factor_rows(factors: list[UnitFactor], kb: KnowledgeBase) -> list[tuple[str, str, float, float, float]]:
+    """The known factors as rows ``(f_analyte, f_unit, factor, low, high)`` (plausible bounds in the
+    canonical unit)."""
+    return [(f.analyte, f.unit, f.factor, kb.analyte(f.analyte).plausible[0], kb.analyte(f.analyte).plausible[1])
+            for f in factors if f.factor is not None]
+
+
 def factor_data(factors: list[UnitFactor], kb: KnowledgeBase):
     """The known factors as a pyarrow table ``f_analyte, f_unit, factor, low, high``."""
     import pyarrow as pa
 
-    known = [f for f in factors if f.factor is not None]
-    return pa.table({
-        "f_analyte": pa.array([f.analyte for f in known], pa.string()),
-        "f_unit": pa.array([f.unit for f in known], pa.string()),
-        "factor": pa.array([f.factor for f in known], pa.float64()),
-        "low": pa.array([kb.analyte(f.analyte).plausible[0] for f in known], pa.float64()),
-        "high": pa.array([kb.analyte(f.analyte).plausible[1] for f in known], pa.float64()),
-    })
+    rows = factor_rows(factors, kb)
+    names = ("f_analyte", "f_unit", "factor", "low", "high")
+    types = (pa.string(), pa.string(), pa.float64(), pa.float64(), pa.float64())
+    return pa.table({n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types, strict=True))})

@@ -3,7 +3,8 @@
 Every source yields an ibis table ``obs`` with the columns
 
 ===============  ==========  ==============================================================
-person_id        string      the source's person/subject id, as text
+person_id        integer or  the source's person/subject id: an integer id as the source stores it
+                 string      (the episodes give it as text), any other id as trimmed text
 ts               timestamp   when the specimen was taken (OMOP datetime, else the date)
 analyte          string      a key of ``kb.analytes`` (wbc, blasts_pct, potassium, ...)
 value            float64     the number as given (null when missing or not a number)
@@ -133,6 +134,12 @@ def _to_int(col):
     return col.cast(dt.string).strip().try_cast(dt.int64)
 
 
+def _code(col):
+    """An integer code (concept id, item id) to look up: an integer column as it is, text parsed.
+    No cast on an integer column: a filter on the bare column is pushed into the Parquet scan."""
+    return col if col.type().is_integer() else _to_int(col)
+
+
 def _to_ts(col):
     import ibis.expr.datatypes as dt
 
@@ -155,6 +162,15 @@ def _id_text(col):
     if col.type().is_string():
         return col.strip()
     return _text(col)
+
+
+def _person_id(col):
+    """The person id of the observations: integer ids keep their type (grouping, joining and counting
+    integers is much cheaper than text; the episodes give the id as text), text is trimmed, anything
+    else (a decimal id) becomes text."""
+    if col.type().is_integer():
+        return col
+    return _id_text(col)
 
 
 def _empty_as_null(unit):
@@ -255,13 +271,13 @@ class _OmopTables:
         return self.backend.read(f, table_name=f"omop_{name}")
 
 
-def _concept_frame(concept, predicate, cols=("concept_id", "concept_code", "concept_name", "vocabulary_id", "domain_id")):
+def _concept_frame(backend, concept, predicate, cols=("concept_id", "concept_code", "concept_name", "vocabulary_id", "domain_id")):
     have = _columns(concept, ("concept_id", "concept_code", "vocabulary_id", "concept_name", "domain_id"), "CONCEPT")
     c = concept.select(**{k: concept[have[k]] for k in cols})
     c = c.mutate(concept_id=_to_int(c.concept_id), concept_code=_text(c.concept_code).strip(),
                  concept_name=_text(c.concept_name), vocabulary_id=_text(c.vocabulary_id).strip(),
                  domain_id=_text(c.domain_id).strip())
-    return c.filter(predicate(c)).to_pyarrow().to_pylist()
+    return backend.rows(c.filter(predicate(c)))
 
 
 def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
@@ -276,7 +292,7 @@ def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
 
     by_loinc = _analyte_by_loinc(kb)
     # One read of CONCEPT for the lab, unit and operator concepts.
-    rows = _concept_frame(concept, lambda c: ((c.vocabulary_id == "LOINC") & c.concept_code.isin(list(by_loinc)))
+    rows = _concept_frame(backend, concept, lambda c: ((c.vocabulary_id == "LOINC") & c.concept_code.isin(list(by_loinc)))
                           | c.domain_id.isin(["Unit", "Meas Value Operator"]))
     lab_rows = [r for r in rows if r["vocabulary_id"] == "LOINC" and r["concept_code"] in by_loinc]
     concept_analyte = {r["concept_id"]: by_loinc[r["concept_code"]] for r in lab_rows if r["concept_id"] is not None}
@@ -291,31 +307,30 @@ def _read_omop(backend, path: Path, kb: KnowledgeBase) -> LabSource:
     operators.update({r["concept_id"]: r["concept_name"].strip() for r in op_rows
                       if r["concept_id"] is not None and r["concept_name"].strip() in ("<", "<=", "=", ">=", ">")})
 
-    cid = _to_int(meas[m_cols["measurement_concept_id"]])
     wanted = [m_cols[c] for c in ("person_id", "measurement_concept_id", "measurement_date", "measurement_datetime",
                                   "value_as_number", "unit_concept_id", "unit_source_value", "operator_concept_id",
                                   "range_high")
               if c in m_cols]
-    scan = meas.filter(cid.isin(list(concept_analyte))).select(*wanted)
+    scan = meas.filter(_code(meas[m_cols["measurement_concept_id"]]).isin(list(concept_analyte))).select(*wanted)
 
     def shape(m):
         ts = _to_ts(m[m_cols["measurement_date"]])
         if "measurement_datetime" in m_cols:
             ts = _to_ts(m[m_cols["measurement_datetime"]]).coalesce(ts)
-        unit_id = _to_int(m[m_cols["unit_concept_id"]])
+        unit_id = _code(m[m_cols["unit_concept_id"]])
         unit = unit_id.substitute(unit_code, else_=ibis.null(dt.string)) if unit_code else ibis.null(dt.string)
         if "unit_source_value" in m_cols:
             unit = unit.coalesce(_empty_as_null(_text(m[m_cols["unit_source_value"]])))
         if "operator_concept_id" in m_cols:  # "=" is no comparator: mapped to null like an unknown operator
-            comparator = _to_int(m[m_cols["operator_concept_id"]]).substitute(
+            comparator = _code(m[m_cols["operator_concept_id"]]).substitute(
                 {k: v for k, v in operators.items() if v != "="}, else_=ibis.null(dt.string))
         else:
             comparator = ibis.null(dt.string)
         value_col = m[m_cols["value_as_number"]]
         return m.select(
-            person_id=_id_text(m[m_cols["person_id"]]),
+            person_id=_person_id(m[m_cols["person_id"]]),
             ts=ts,
-            analyte=_to_int(m[m_cols["measurement_concept_id"]]).substitute(concept_analyte,
+            analyte=_code(m[m_cols["measurement_concept_id"]]).substitute(concept_analyte,
                                                                             else_=ibis.null(dt.string)),
             value=_to_float(value_col),
             value_given=_given(value_col),
@@ -381,14 +396,14 @@ def _omop_events(tables: _OmopTables, concept, notes: list[str]):
                     cond = cond | low.contains(n)
                 return cond
 
-            for r in _concept_frame(concept, pred):
+            for r in _concept_frame(tables.backend, concept, pred):
                 if r["concept_id"] is not None:
                     ids.setdefault(r["concept_id"], kind)
         if ancestor is not None and ids:
             a_cols = _columns(ancestor, ("ancestor_concept_id", "descendant_concept_id"), "CONCEPT_ANCESTOR")
             anc = ancestor.select(a=_to_int(ancestor[a_cols["ancestor_concept_id"]]),
                                   d=_to_int(ancestor[a_cols["descendant_concept_id"]]))
-            for r in anc.filter(anc.a.isin(list(ids))).to_pyarrow().to_pylist():
+            for r in tables.backend.rows(anc.filter(anc.a.isin(list(ids)))):
                 ids.setdefault(r["d"], ids[r["a"]])
         if not ids:
             notes.append(f"OMOP: no cytoreduction concepts found for {tname}")
@@ -436,7 +451,7 @@ def _read_mimic(backend, path: Path, kb: KnowledgeBase) -> LabSource:
         sel["fluid"] = _text(items[i_cols["fluid"]])
     if "loinc_code" in i_cols:
         sel["loinc_code"] = _text(items[i_cols["loinc_code"]])
-    item_rows = items.select(**sel).to_pyarrow().to_pylist()
+    item_rows = backend.rows(items.select(**sel))
     by_loinc = _analyte_by_loinc(kb)
     item_analyte: dict[int, str] = {}
     for r in item_rows:
@@ -450,10 +465,9 @@ def _read_mimic(backend, path: Path, kb: KnowledgeBase) -> LabSource:
         raise SourceError(ErrorDetail("d_labitems", None, "an item for the white cell count (label such as "
                                       "'White Blood Cells' or 'WBC Count', fluid Blood)",
                                       "check that d_labitems is the MIMIC-IV hosp table"))
-    iid = _to_int(labs[l_cols["itemid"]])
     wanted = [l_cols[c] for c in ("subject_id", "itemid", "charttime", "valuenum", "value", "valueuom",
                                   "ref_range_upper") if c in l_cols]
-    scan = labs.filter(iid.isin(list(item_analyte))).select(*wanted)
+    scan = labs.filter(_code(labs[l_cols["itemid"]]).isin(list(item_analyte))).select(*wanted)
 
     def shape(t):
         if "valuenum" in l_cols:
@@ -464,9 +478,9 @@ def _read_mimic(backend, path: Path, kb: KnowledgeBase) -> LabSource:
         else:
             value, given = _to_float(t[l_cols["value"]]), _given(t[l_cols["value"]])
         return t.select(
-            person_id=_id_text(t[l_cols["subject_id"]]),
+            person_id=_person_id(t[l_cols["subject_id"]]),
             ts=_to_ts(t[l_cols["charttime"]]),
-            analyte=_to_int(t[l_cols["itemid"]]).substitute(item_analyte, else_=ibis.null(dt.string)),
+            analyte=_code(t[l_cols["itemid"]]).substitute(item_analyte, else_=ibis.null(dt.string)),
             value=value,
             value_given=given,
             unit=_empty_as_null(_text(t[l_cols["valueuom"]])) if "valueuom" in l_cols else ibis.null(dt.string),
@@ -548,7 +562,7 @@ def _read_table(backend, path: Path, kb: KnowledgeBase, mapping: dict[str, str])
 
     def shape(t):
         return t.select(
-            person_id=_id_text(t[cols["person"]]),
+            person_id=_person_id(t[cols["person"]]),
             ts=_to_ts(t[cols["time"]]),
             analyte=t._analyte,
             value=_to_float(t[cols["value"]]),
