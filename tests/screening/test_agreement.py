@@ -241,8 +241,10 @@ def _agree(backend, rows, births, kb=KB) -> dict[str, int]:
 FIGURES: dict[str, int] = defaultdict(int)
 
 
+# Derandomised: the figures below must cover every rule branch on every run (CI included), so the
+# examples are the same each time (40 of them, drawn once from Hypothesis's fixed seed for this test).
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+          derandomize=True)
 @given(data=population())
 def test_duckdb_agrees_with_assess(data):
     from leukos.screening.backends import connect_duckdb
