@@ -809,9 +809,10 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
 
 def _unit_of(q: Mapping[str, Any], t: _Tables) -> tuple[str | None, str]:
     """UCUM ``code`` when the system is UCUM (or absent), else the human ``unit``."""
-    code, unit, system = q.get("code"), q.get("unit"), q.get("system")
-    if isinstance(code, str) and code.strip() and system in (None, t.systems["ucum"]):
+    code = q.get("code")
+    if isinstance(code, str) and code.strip() and q.get("system") in (None, t.systems["ucum"]):
         return code, "code"
+    unit = q.get("unit")
     if isinstance(unit, str) and unit.strip():
         return unit, "unit"
     if isinstance(code, str) and code.strip():
