@@ -38,10 +38,16 @@ def jsonable(obj: Any) -> Any:
     t = type(obj)  # exact built-in types first (most of a working): same result as the general branches below
     if t is str or t is int or t is float or t is bool or obj is None:
         return obj
-    if t is dict or t is MappingProxyType:
-        return {str(k): jsonable(v) for k, v in obj.items()}
+    if t is dict or t is MappingProxyType:  # scalar members copied in place: no call per leaf
+        out = {}
+        for k, v in obj.items():
+            tv = type(v)
+            out[k if type(k) is str else str(k)] = v if (
+                tv is str or tv is float or tv is int or tv is bool or v is None) else jsonable(v)
+        return out
     if t is list or t is tuple:
-        return [jsonable(v) for v in obj]
+        return [v if (type(v) is str or type(v) is float or type(v) is int or v is None) else jsonable(v)
+                for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         if hasattr(obj, "to_dict"):
             return obj.to_dict()

@@ -63,8 +63,7 @@ def resolve_same_time(labs: Mapping[str, list[LabValue] | tuple[LabValue, ...]],
                 groups.append([v])
         kept: list[LabValue] = []
         for i, group in enumerate(groups):
-            distinct = {_key(v) for v in group}
-            if len(distinct) == 1:
+            if len(group) == 1 or len({_key(v) for v in group}) == 1:  # one result, or duplicates of one
                 kept.append(group[0])
                 continue
             shown = ", ".join(_describe(v) for v in group)

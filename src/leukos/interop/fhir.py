@@ -712,17 +712,18 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
                                 "use the FHIR observation-status code"))
         return
     loinc_system = t.systems["loinc"]
-    loincs = [c.get("code") for c in _codings(r.get("code")) if c.get("system") == loinc_system]
-    loincs = [c for c in loincs if isinstance(c, str)]
+    loincs = [code for c in _codings(r.get("code")) if c.get("system") == loinc_system
+              and isinstance(code := c.get("code"), str)]
     analyte = loinc = gene_row = body_row = None
+    by_loinc, genetics, body = t.analyte_by_loinc, t.genetics, t.body
     for c in loincs:  # the first code of each table
-        if analyte is None and c in t.analyte_by_loinc:
-            analyte = t.analyte_by_loinc[c]
+        if analyte is None and (hit := by_loinc.get(c)) is not None:
+            analyte = hit
             loinc = c
-        if gene_row is None and c in t.genetics:
-            gene_row = t.genetics[c]
-        if body_row is None and c in t.body:
-            body_row = t.body[c]
+        if gene_row is None and c in genetics:
+            gene_row = genetics[c]
+        if body_row is None and c in body:
+            body_row = body[c]
     if loinc is None and loincs:
         loinc = loincs[0]
     via_text = None
@@ -808,9 +809,10 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
 
 def _unit_of(q: Mapping[str, Any], t: _Tables) -> tuple[str | None, str]:
     """UCUM ``code`` when the system is UCUM (or absent), else the human ``unit``."""
-    code, unit, system = q.get("code"), q.get("unit"), q.get("system")
-    if isinstance(code, str) and code.strip() and system in (None, t.systems["ucum"]):
+    code = q.get("code")
+    if isinstance(code, str) and code.strip() and q.get("system") in (None, t.systems["ucum"]):
         return code, "code"
+    unit = q.get("unit")
     if isinstance(unit, str) and unit.strip():
         return unit, "unit"
     if isinstance(code, str) and code.strip():
@@ -822,29 +824,31 @@ def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, base: st
     ranges = r.get("referenceRange")
     if not isinstance(ranges, list) or not ranges or not isinstance(ranges[0], dict):
         return None, None
-    ref_field = f"{base}.referenceRange[0]"
-    out = []
+    first = ranges[0]
+    out: list[float | None] = []
     for key in ("low", "high"):
-        q = ranges[0].get(key)
-        if not isinstance(q, dict) or q.get("value") is None:
+        q = first.get(key)
+        if not isinstance(q, dict) or (value := q.get("value")) is None:
             out.append(None)
             continue
-        v = _number(q["value"])
-        u, _ = _unit_of(q, imp.t)
-        u = u or unit
-        if v is None or (key == "high" and v <= 0) or (key == "low" and v < 0):
-            imp.problem(ErrorDetail(f"{ref_field}.{key}.value", q["value"] if v is not None else str(q["value"]),
+        v = _number(value)
+        u = _unit_of(q, imp.t)[0] or unit
+        if v is None or (v <= 0 if key == "high" else v < 0):
+            imp.problem(ErrorDetail(f"{base}.referenceRange[0].{key}.value", value if v is not None else str(value),
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
                                     "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
-        if u is not None and u not in imp.units.seen and not imp.unit_ok(u, f"{ref_field}.{key}.unit"):
+        if u is None:
+            out.append(v)  # v * 1.0
+            continue
+        if u not in imp.units.seen and not imp.unit_ok(u, f"{base}.referenceRange[0].{key}.unit"):
             return None, None
         try:
-            factor = 1.0 if u is None else imp.factors.get((analyte, u)) or imp.factor(analyte, u, "referenceRange")
+            factor = imp.factors.get((analyte, u)) or imp.factor(analyte, u, "referenceRange")
         except UnitError:
             imp.note(f"{ref}: referenceRange[0].{key} unit {u!r} not convertible; reference range not used")
             return None, None
-        out.append(None if v is None else v * factor)
+        out.append(v * factor)
     return out[0], out[1]
 
 

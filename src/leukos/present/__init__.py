@@ -243,7 +243,13 @@ def cite_short(kb: KnowledgeBase, keys: Any) -> str:
 
 def _cite_with(lab: Labels, keys: Any) -> str:
     """:func:`cite_short` with the labels of the knowledge base already at hand."""
-    if isinstance(keys, str):
+    if type(keys) is str:  # one key (a source): the usual case
+        memo_key: tuple | None = (keys,)
+        hit = lab.cite_cache.get(memo_key)
+        if hit is not None:
+            return hit
+        keys = memo_key
+    elif isinstance(keys, str):
         keys = (keys,)
     memo_key = tuple(keys) if isinstance(keys, (list, tuple)) and all(type(k) is str for k in keys) else None
     if memo_key is None:
@@ -415,8 +421,11 @@ def _tree(obj: Any, lab: Labels, label: str, make: Callable[..., Any]) -> Any:
         for k, v in obj.items():
             if k in _SOURCE_KEYS and isinstance(v, (list, tuple, str)):
                 kids.append(make("sources", _cite_with(lab, v)))
+                continue
+            name = str(k)
+            if type(v) in _SCALARS:  # a leaf: what _tree(v, ...) makes of it, without the call
+                kids.append(make(words.get(name) or lab.word(name), _words(v, lab)))
             else:
-                name = str(k)
                 kids.append(_tree(v, lab, words.get(name) or lab.word(name), make))
         return make(label, "", tuple(kids))
     if isinstance(obj, (list, tuple)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from hashlib import sha1
 
 from leukos import __version__
 from leukos.domain.assessment import Assessment
@@ -18,9 +19,10 @@ from leukos.present import Labels, Outline, labels, working_outline
 from leukos.service.cds.models import Card, Link, Source
 from leukos.service.views import FindingView
 
-__all__ = ["cards_for", "card_from_view", "short_summary", "markdown_detail", "source_for"]
+__all__ = ["cards_for", "card_from_view", "short_summary", "markdown_detail", "source_for", "card_uuid"]
 
 _NS = uuid.UUID("5d1c7c2e-7d4b-4b8e-9f57-6c1e0c7a1e55")  # leukos card namespace (uuid5)
+_NS_BYTES = _NS.bytes
 SUMMARY_MAX = 139  # spec: "<140-character summary"
 
 
@@ -97,6 +99,17 @@ def _detail(view: FindingView, lab: Labels, common: _Common) -> str:
     return "\n".join(lines)
 
 
+def card_uuid(hook_instance: str, key: str) -> str:
+    """``str(uuid.uuid5(_NS, f"{hook_instance}/{key}"))``, written out (RFC 4122 section 4.3: SHA-1 of the
+    namespace and the name, version 5, RFC variant) without building a UUID object: same text, a card
+    id per card of every call (tests/service/test_cds_words.py checks it against ``uuid.uuid5``)."""
+    b = bytearray(sha1(_NS_BYTES + f"{hook_instance}/{key}".encode()).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50
+    b[8] = (b[8] & 0x3F) | 0x80
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
 def source_for(base_url: str) -> Source:
     return Source(label=f"leukos {__version__} (extreme leukocytosis decision support)", url=f"{base_url}/about")
 
@@ -104,18 +117,22 @@ def source_for(base_url: str) -> Source:
 def card_from_view(view: FindingView, a: Assessment, kb: KnowledgeBase, *, hook_instance: str, base_url: str,
                    page_url: str | None) -> Card:
     lab = labels(kb)
-    return _card(view, lab, _common(a, kb, lab), hook_instance=hook_instance, base_url=base_url, page_url=page_url)
+    return _card(view, lab, _common(a, kb, lab), hook_instance, source_for(base_url), _links(page_url))
 
 
-def _card(view: FindingView, lab: Labels, common: _Common, *, hook_instance: str, base_url: str,
-          page_url: str | None) -> Card:
-    links = [Link(label="Open in leukos (assessment, working, plan)", url=page_url, type="absolute")] if page_url else None
+def _links(page_url: str | None) -> list[Link] | None:
+    return [Link(label="Open in leukos (assessment, working, plan)", url=page_url, type="absolute")] if page_url else None
+
+
+def _card(view: FindingView, lab: Labels, common: _Common, hook_instance: str, source: Source,
+          links: list[Link] | None) -> Card:
+    """One card; ``source`` and ``links`` are the same for every card of a call (frozen in use: built once)."""
     return Card(
-        uuid=str(uuid.uuid5(_NS, f"{hook_instance}/{view.key}")),
+        uuid=card_uuid(hook_instance, view.key),
         summary=short_summary(lab.text(view.summary)),
         detail=_detail(view, lab, common),
         indicator=view.indicator,  # type: ignore[arg-type]
-        source=source_for(base_url),
+        source=source,
         links=links,
     )
 
@@ -127,4 +144,5 @@ def cards_for(views: list[FindingView], a: Assessment, kb: KnowledgeBase, *, hoo
         return []
     lab = labels(kb)
     common = _common(a, kb, lab)
-    return [_card(v, lab, common, hook_instance=hook_instance, base_url=base_url, page_url=page_url) for v in views]
+    source, links = source_for(base_url), _links(page_url)
+    return [_card(v, lab, common, hook_instance, source, links) for v in views]

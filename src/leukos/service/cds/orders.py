@@ -8,7 +8,6 @@ whether an order matters is read from the Assessment (``hyperleukocytosis.presen
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ from leukos.domain.assessment import Assessment, jsonable
 from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
 from leukos.present import clinical_text
-from leukos.service.cds.cards import _NS, markdown_detail, short_summary, source_for
+from leukos.service.cds.cards import card_uuid, markdown_detail, short_summary, source_for
 from leukos.service.cds.models import Card, Link
 from leukos.service.views import FindingView, cite
 
@@ -66,7 +65,7 @@ def order_kind(res: Mapping[str, Any], kb: KnowledgeBase) -> str | None:
 
 def _card(view: FindingView, a: Assessment, kb: KnowledgeBase, hook_instance: str, base_url: str,
           page_url: str | None) -> Card:
-    return Card(uuid=str(uuid.uuid5(_NS, f"{hook_instance}/{view.key}")),
+    return Card(uuid=card_uuid(hook_instance, view.key),
                 summary=short_summary(clinical_text(view.summary, kb)),
                 detail=markdown_detail(view, a, kb), indicator=view.indicator,  # type: ignore[arg-type]
                 source=source_for(base_url),

@@ -222,7 +222,10 @@ def _run_hook(svc: _Registered, call: HookCall) -> tuple[bytes, list[str]]:
              responses={**_RESPONSES, 412: {"description": "The laboratory results could not be obtained "
                                                            "(not prefetched and no readable fhirServer)",
                                             "content": _ERR_BODY}})
-async def call_service(service_id: str, request: Request, _caller=Depends(cds_caller)) -> JsonBytes:
+async def call_service(service_id: str, request: Request) -> JsonBytes:
+    # Authentication first, exactly as Depends(cds_caller) would run it (before the 404 and the body);
+    # awaited here so that FastAPI does not solve a sub-dependency on every call (the hot route).
+    await cds_caller(request)
     svc = SERVICES.get(service_id)
     if svc is None:
         raise HTTPException(404, f"no CDS service {service_id!r}")
