@@ -120,12 +120,7 @@ class Features(Mapping[str, Feature]):
         return hit
 
     def get(self, name: str, default: Feature | None = None) -> Feature | None:  # type: ignore[override]
-        hit = self._built.get(name)
-        if hit is None:
-            if name not in self._plan:
-                return default
-            hit = self._built[name] = self._build(name)
-        return hit
+        return self[name] if name in self._plan else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._plan)
