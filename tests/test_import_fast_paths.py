@@ -54,3 +54,35 @@ def test_series_at_distinct_times_sort_as_the_full_rule_does(rows):
     elif not notes:  # the full rule: every group one result or duplicates of one
         assert [v.time for v in out["wbc"]] == sorted({v.time for v in values},
                                                       key=lambda t: (t is not None, t or conflicts._NO_TIME))
+
+
+def test_lean_resources_have_only_r4b_elements():
+    # case_from_fhir takes a lean-valid resource as it is: none of its elements may be one that the
+    # R4B model does not know (those are noted and dropped on the full path)
+    from leukos.interop import fhir_lean
+    from leukos.interop.fhir import _layout, _model
+
+    for rtype in ("Observation", "Patient", "Condition"):
+        elements, _ = fhir_lean._TYPES[rtype]
+        allowed, _ = _layout(_model(rtype))
+        assert set(elements) <= allowed, rtype
+
+
+ENTRY = st.one_of(st.just({}), st.just({"fullUrl": "urn:uuid:1"}), st.just({"fullUrl": ""}),
+                  st.just({"search": {"mode": "match"}}), st.just(3), st.just({"fullUrl": 1}))
+RESOURCE = st.one_of(st.none(), st.just({"resourceType": "Observation"}), st.just("x"), st.just({}))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(ENTRY, st.booleans(), RESOURCE), max_size=4), st.sampled_from(["searchset", "x", None]))
+def test_bundle_shell_check_passes_over_the_resources(entries, btype):
+    from leukos.interop.fhir_lean import lean_valid
+
+    bundle = {"resourceType": "Bundle", "type": btype, "entry": []}
+    for entry, with_resource, resource in entries:
+        if isinstance(entry, dict) and with_resource:
+            entry = {**entry, "resource": resource}
+        bundle["entry"].append(entry)
+    shell = {**bundle, "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+                                 for e in bundle["entry"]]}
+    assert lean_valid(bundle) == lean_valid(shell)
