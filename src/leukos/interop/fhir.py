@@ -393,6 +393,7 @@ class _Import:
         self.obs_times: list[dt.datetime] = []
         self.skipped_codes: dict[str, int] = {}
         self.first_subject: str | None = None
+        self.patient_ref: str | None = None  # Patient/<id> of the Bundle's Patient, when it has an id
         self.full_urls: dict[int, str] = {}
         # (analyte, unit) -> factor of the units already converted in this import: a pure function of
         # the pair (a refused unit is not kept, so that each use of it is reported at its own place)
@@ -545,6 +546,8 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
 
     full_urls = imp.full_urls
     patient_id, patient = _patient(by_type["Patient"], full_urls, imp)
+    if patient_id is not None and patient_id[0]:
+        imp.patient_ref = f"Patient/{patient_id[0]}"
     medications = {imp.ref("Medication", r, i): r for i, r in by_type["Medication"]}
     for i, r in by_type["Medication"]:
         if i in full_urls:
@@ -608,6 +611,8 @@ def _check_subject(res: dict, i: int, patient_id: tuple[str | None, str | None] 
     ref = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(ref, str) or not ref:
         return
+    if ref == imp.patient_ref:  # the usual reference (Patient/<id>): one of the accepted forms below
+        return
     field_ = f"entry[{i}].resource.subject.reference"
     if patient_id is None:
         first = imp.first_subject
@@ -618,8 +623,6 @@ def _check_subject(res: dict, i: int, patient_id: tuple[str | None, str | None] 
                                     "send one patient per Bundle, with its Patient resource"))
         return
     pid, full_url = patient_id
-    if pid and ref == f"Patient/{pid}":  # the usual reference: one of the accepted forms below
-        return
     own = {f"Patient/{pid}" if pid else None, full_url} - {None}
     if ref in own or (pid and ref.endswith(f"/Patient/{pid}")):
         return
@@ -748,8 +751,11 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
                                 "use the FHIR observation-status code"))
         return
     loinc_system = t.loinc
-    loincs = [code for c in _codings(r.get("code")) if c.get("system") == loinc_system
-              and isinstance(code := c.get("code"), str)]
+    loincs = []  # the LOINC codes of code.coding, in order
+    concept = r.get("code")
+    for c in (concept.get("coding") or ()) if isinstance(concept, dict) else ():
+        if isinstance(c, dict) and c.get("system") == loinc_system and isinstance(code := c.get("code"), str):
+            loincs.append(code)
     analyte = loinc = gene_row = body_row = None
     by_loinc, genetics, body = t.analyte_by_loinc, t.genetics, t.body
     for c in loincs:  # the first code of each table
@@ -1154,8 +1160,8 @@ _datetime_memo = lru_cache(maxsize=4096)(_datetime_text)
 
 def _obs_time(r: dict) -> dt.datetime | None:
     first = r.get("effectiveDateTime")
-    if type(first) is str:  # the usual case: the first candidate below
-        t = _datetime(first)
+    if type(first) is str:  # the usual case: the first candidate below (as _datetime reads it)
+        t = _datetime_memo(first) if len(first) <= 64 else _datetime_text(first)
         if t is not None:
             return t
     period = r.get("effectivePeriod")
