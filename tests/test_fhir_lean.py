@@ -146,6 +146,8 @@ def _interpret(kind, v) -> bool:
         raise AssertionError(kind)
     if kind == "entries":
         return type(v) is list and all(i == {} or _interpret("BundleEntry", i) for i in v)
+    if kind == "elsewhere":
+        return True
     if kind in fl._TYPES:
         elements, required = fl._TYPES[kind]
         return (type(v) is dict and bool(v) and all(k in elements and _interpret(elements[k], x) for k, x in v.items())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from operator import attrgetter
 
 from leukos.domain.case import LabValue
 
@@ -41,6 +42,16 @@ def _when(t: dt.datetime | None) -> str:
     return t.isoformat().replace("+00:00", "Z") if t is not None else "without a time"
 
 
+_NO_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)  # where results without a time sort
+
+
+def _order(v: LabValue) -> tuple[bool, dt.datetime, tuple[float, str], str]:
+    return (v.time is not None, v.time or _NO_TIME, _key(v), v.source or "")
+
+
+_by_time = attrgetter("time")  # the sort key when every result of a series has a time
+
+
 def _describe(v: LabValue) -> str:
     where = v.source.removeprefix("fhir:") if v.source and v.source != "case" else None
     return f"{v.given}" + (f" ({where})" if where else "")
@@ -52,9 +63,14 @@ def resolve_same_time(labs: Mapping[str, list[LabValue] | tuple[LabValue, ...]],
     out: dict[str, tuple[LabValue, ...]] = {}
     notes: list[str] = []
     for name, values in labs.items():
+        times = [v.time for v in values]
+        if times and None not in times and len(set(times)) == len(times):
+            # The usual series: every result at its own time. Sorted by time it is the same order as by
+            # the full key below (the time decides every comparison), and no two results form a group.
+            out[name] = tuple(sorted(values, key=_by_time))
+            continue
         label = (labels or {}).get(name, name)
-        ordered = sorted(values, key=lambda v: (v.time is not None, v.time or dt.datetime.min.replace(tzinfo=dt.UTC),
-                                                _key(v), v.source or ""))
+        ordered = sorted(values, key=_order)
         groups: list[list[LabValue]] = []
         for v in ordered:
             if groups and groups[-1][0].time == v.time:

@@ -52,6 +52,7 @@ HL7 FHIR R4B, https://hl7.org/fhir/R4B/ ; the code sources in knowledge/data/ref
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -131,6 +132,8 @@ class _Concept:
 @dataclass(frozen=True)
 class _Tables:
     systems: Mapping[str, str]
+    ucum: str  # systems["ucum"] and systems["loinc"]: read for every Observation
+    loinc: str
     analyte_by_loinc: Mapping[str, str]
     analyte_by_text: Mapping[str, str]
     condition_by_code: Mapping[tuple[str, str], _Concept]  # (system key, code)
@@ -197,6 +200,8 @@ def _tables(kb: KnowledgeBase) -> _Tables:
         meds.append((row["target"], row["term"], re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")))
     tables = _Tables(
         systems=MappingProxyType(dict(data["systems"])),
+        ucum=data["systems"]["ucum"],
+        loinc=data["systems"]["loinc"],
         analyte_by_loinc=MappingProxyType(by_loinc),
         analyte_by_text=MappingProxyType(by_text),
         condition_by_code=MappingProxyType(cond),
@@ -388,6 +393,7 @@ class _Import:
         self.obs_times: list[dt.datetime] = []
         self.skipped_codes: dict[str, int] = {}
         self.first_subject: str | None = None
+        self.patient_ref: str | None = None  # Patient/<id> of the Bundle's Patient, when it has an id
         self.full_urls: dict[int, str] = {}
         # (analyte, unit) -> factor of the units already converted in this import: a pure function of
         # the pair (a refused unit is not kept, so that each use of it is reported at its own place)
@@ -520,6 +526,9 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
             if unused is not None:  # not read, so not validated (its code is well-formed and unmapped)
                 imp.skip_observation(unused)
                 continue
+        if _reuse_validated and lean_valid(res):  # the usual case; its elements are all R4 elements
+            by_type[rtype].append((i, res))
+            continue
         allowed, _ = _layout(cls)
         if not allowed.issuperset(res):
             unknown = [k for k in res if k not in allowed]
@@ -537,6 +546,8 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
 
     full_urls = imp.full_urls
     patient_id, patient = _patient(by_type["Patient"], full_urls, imp)
+    if patient_id is not None and patient_id[0]:
+        imp.patient_ref = f"Patient/{patient_id[0]}"
     medications = {imp.ref("Medication", r, i): r for i, r in by_type["Medication"]}
     for i, r in by_type["Medication"]:
         if i in full_urls:
@@ -578,12 +589,14 @@ def _check_bundle(data: Any, imp: _Import) -> list[tuple[int, dict]]:
     if not isinstance(raw_entries, list):
         imp.problem(ErrorDetail("entry", type(raw_entries).__name__, "a list of entries", "make entry a JSON array"))
         return []
-    shell = dict(data)
-    shell["entry"] = [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
-                      for e in raw_entries]
-    cls = _model("Bundle")
-    for err in [] if imp.lean and lean_valid(shell) else _Validator(reuse=False).validate(cls, shell):
-        imp.problem(_pydantic_detail("", err, private=False, rtype="Bundle"))
+    # The shell (the Bundle without its entries' resources; each resource is validated on its own).
+    # The lean check passes over entry.resource, so it answers for the shell without building it.
+    if not (imp.lean and lean_valid(data)):
+        shell = dict(data)
+        shell["entry"] = [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+                          for e in raw_entries]
+        for err in _Validator(reuse=False).validate(_model("Bundle"), shell):
+            imp.problem(_pydantic_detail("", err, private=False, rtype="Bundle"))
     return [(i, e) for i, e in enumerate(raw_entries) if isinstance(e, dict)]
 
 
@@ -598,6 +611,8 @@ def _check_subject(res: dict, i: int, patient_id: tuple[str | None, str | None] 
     ref = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(ref, str) or not ref:
         return
+    if ref == imp.patient_ref:  # the usual reference (Patient/<id>): one of the accepted forms below
+        return
     field_ = f"entry[{i}].resource.subject.reference"
     if patient_id is None:
         first = imp.first_subject
@@ -608,8 +623,6 @@ def _check_subject(res: dict, i: int, patient_id: tuple[str | None, str | None] 
                                     "send one patient per Bundle, with its Patient resource"))
         return
     pid, full_url = patient_id
-    if pid and ref == f"Patient/{pid}":  # the usual reference: one of the accepted forms below
-        return
     own = {f"Patient/{pid}" if pid else None, full_url} - {None}
     if ref in own or (pid and ref.endswith(f"/Patient/{pid}")):
         return
@@ -658,6 +671,27 @@ def _patient(items: list[tuple[int, dict]], full_urls: Mapping[int, str], imp: _
 # -- Observation --------------------------------------------------------------------------------
 
 
+_LAB_FIELDS = ("analyte", "value", "unit", "given", "time", "comparator", "reference_low", "reference_high", "source",
+               "unit_given")
+if tuple(f.name for f in dataclasses.fields(LabValue)) != _LAB_FIELDS or hasattr(LabValue, "__post_init__"):
+    raise ImportError("leukos.interop.fhir._lab_value no longer matches LabValue: update it")  # pragma: no cover
+_new_object = object.__new__
+
+
+def _lab_value(analyte: str, value: float, unit: str, given: str, time: dt.datetime | None, comparator: str | None,
+               low: float | None, high: float | None, source: str) -> LabValue:
+    """A :class:`LabValue` with every field set, as ``LabValue(...)`` makes it, at a third of the cost.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (about 1 us per
+    value, one per laboratory result of every call); filling the instance's ``__dict__`` in field order
+    gives the same object (equality, hash, repr, pickling). The check above keeps the two in step.
+    """
+    lab = _new_object(LabValue)
+    lab.__dict__.update(analyte=analyte, value=value, unit=unit, given=given, time=time, comparator=comparator,
+                        reference_low=low, reference_high=high, source=source, unit_given=True)
+    return lab
+
+
 def _codings(concept: Any) -> list[dict]:
     if not isinstance(concept, dict):
         return []
@@ -702,6 +736,11 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
     return loincs
 
 
+def _context(ref: str, loinc: str | None) -> str:
+    """What an error about an Observation's value adds to its path (built only for an error or a first use)."""
+    return f" ({ref}, LOINC {loinc})" if loinc else f" ({ref})"
+
+
 def _observation(i: int, r: dict, imp: _Import) -> None:
     t = imp.t
     ref = imp.ref("Observation", r, i)
@@ -711,9 +750,12 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.status", status, f"one of {', '.join(OBSERVATION_STATUS)}",
                                 "use the FHIR observation-status code"))
         return
-    loinc_system = t.systems["loinc"]
-    loincs = [code for c in _codings(r.get("code")) if c.get("system") == loinc_system
-              and isinstance(code := c.get("code"), str)]
+    loinc_system = t.loinc
+    loincs = []  # the LOINC codes of code.coding, in order
+    concept = r.get("code")
+    for c in (concept.get("coding") or ()) if isinstance(concept, dict) else ():
+        if isinstance(c, dict) and c.get("system") == loinc_system and isinstance(code := c.get("code"), str):
+            loincs.append(code)
     analyte = loinc = gene_row = body_row = None
     by_loinc, genetics, body = t.analyte_by_loinc, t.genetics, t.body
     for c in loincs:  # the first code of each table
@@ -746,7 +788,6 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.note(f"{ref}: dataAbsentReason {reason}; not recorded")
         return
     time = _obs_time(r)
-    ctx = f" ({ref}, LOINC {loinc})" if loinc else f" ({ref})"
     if gene_row is not None:
         _genetics(r, gene_row, ref, imp)
         return
@@ -756,29 +797,30 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         return
     value = _number(vq.get("value"))
     if value is None:
-        imp.problem(ErrorDetail(f"{base}.valueQuantity.value{ctx}", vq.get("value"), "a number", "give the value"))
+        imp.problem(ErrorDetail(f"{base}.valueQuantity.value{_context(ref, loinc)}", vq.get("value"), "a number",
+                                "give the value"))
         return
-    unit, unit_field = _unit_of(vq, t)
+    unit, unit_field = _unit_of(vq, t.ucum)
     if unit is not None and unit not in imp.units.seen and not imp.unit_ok(
-            unit, f"{base}.valueQuantity.{unit_field}{ctx}"):
+            unit, f"{base}.valueQuantity.{unit_field}{_context(ref, loinc)}"):
         return
     if body_row is not None:
-        _body(r, body_row, value, unit, unit_field, base, ctx, time, imp)
+        _body(r, body_row, value, unit, unit_field, base, _context(ref, loinc), time, imp)
         return
     comparator = vq.get("comparator")
     if comparator is not None and comparator not in COMPARATORS:
-        imp.problem(ErrorDetail(f"{base}.valueQuantity.comparator{ctx}", comparator,
+        imp.problem(ErrorDetail(f"{base}.valueQuantity.comparator{_context(ref, loinc)}", comparator,
                                 f"one of {' '.join(COMPARATORS)}", "use a FHIR quantity-comparator code"))
         return
-    a = imp.kb.analyte(analyte)
+    a = imp.kb.analytes[analyte]
     if unit is None and a.kind != "ratio":
-        imp.problem(ErrorDetail(f"{base}.valueQuantity.code{ctx}", None, f"a UCUM unit for {a.label.lower()} "
-                                f"(canonical {a.unit})", f'add "system": "{t.systems["ucum"]}", "code": "{a.unit}" '
-                                "(or the unit the laboratory reported)"))
+        imp.problem(ErrorDetail(f"{base}.valueQuantity.code{_context(ref, loinc)}", None,
+                                f"a UCUM unit for {a.label.lower()} (canonical {a.unit})",
+                                f'add "system": "{t.ucum}", "code": "{a.unit}" (or the unit the laboratory reported)'))
         return
     try:
         factor = 1.0 if unit is None else imp.factors.get((analyte, unit)) or imp.factor(
-            analyte, unit, f"{base}.valueQuantity.{unit_field}{ctx}")
+            analyte, unit, f"{base}.valueQuantity.{unit_field}{_context(ref, loinc)}")
     except UnitError as exc:
         for d in exc.details:
             imp.problem(d, UnitError)
@@ -787,12 +829,13 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
     low_bound, high_bound = a.plausible
     if not (low_bound <= canonical <= high_bound and math.isfinite(canonical)):  # else check_plausible passes
         try:
-            imp.conv.check_plausible(analyte, canonical, field=f"{base}.valueQuantity.value{ctx}", given=(value, unit))
+            imp.conv.check_plausible(analyte, canonical, field=f"{base}.valueQuantity.value{_context(ref, loinc)}",
+                                     given=(value, unit))
         except ImplausibleValueError as exc:
             for d in exc.details:
                 imp.problem(d, ImplausibleValueError)
             return
-    low, high = _reference_range(r, analyte, unit, ref, base, imp)
+    low, high = _reference_range(r, analyte, unit, factor, ref, base, imp)
     if low is not None and high is not None and low >= high:
         imp.problem(ErrorDetail(f"{base}.referenceRange[0].low.value", low, "less than referenceRange[0].high",
                                 "check that the two limits are not swapped"))
@@ -800,17 +843,16 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
     if via_text is not None:
         imp.note(f"{ref}: matched to {analyte} from the text {via_text!r}, not from a LOINC code")
     given = f"{comparator or ''}{value:g}" + (f" {unit}" if unit else "")
-    imp.labs.setdefault(analyte, []).append(LabValue(
-        analyte=analyte, value=canonical, unit=a.unit, given=given, time=time, comparator=comparator,
-        reference_low=low, reference_high=high, source=f"fhir:{ref}"))
+    imp.labs.setdefault(analyte, []).append(_lab_value(analyte, canonical, a.unit, given, time, comparator, low, high,
+                                                       f"fhir:{ref}"))
     if time is not None:
         imp.obs_times.append(time)
 
 
-def _unit_of(q: Mapping[str, Any], t: _Tables) -> tuple[str | None, str]:
-    """UCUM ``code`` when the system is UCUM (or absent), else the human ``unit``."""
+def _unit_of(q: Mapping[str, Any], ucum: str) -> tuple[str | None, str]:
+    """UCUM ``code`` when the system is UCUM (``ucum``, or absent), else the human ``unit``."""
     code = q.get("code")
-    if isinstance(code, str) and code.strip() and q.get("system") in (None, t.systems["ucum"]):
+    if isinstance(code, str) and code.strip() and q.get("system") in (None, ucum):
         return code, "code"
     unit = q.get("unit")
     if isinstance(unit, str) and unit.strip():
@@ -820,7 +862,8 @@ def _unit_of(q: Mapping[str, Any], t: _Tables) -> tuple[str | None, str]:
     return None, "code"
 
 
-def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, base: str, imp: _Import):
+def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref: str, base: str, imp: _Import):
+    """``referenceRange[0]`` in the canonical unit; ``factor`` converts the result's own ``unit``."""
     ranges = r.get("referenceRange")
     if not isinstance(ranges, list) or not ranges or not isinstance(ranges[0], dict):
         return None, None
@@ -832,7 +875,7 @@ def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, base: st
             out.append(None)
             continue
         v = _number(value)
-        u = _unit_of(q, imp.t)[0] or unit
+        u = _unit_of(q, imp.t.ucum)[0] or unit
         if v is None or (v <= 0 if key == "high" else v < 0):
             imp.problem(ErrorDetail(f"{base}.referenceRange[0].{key}.value", value if v is not None else str(value),
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
@@ -840,6 +883,9 @@ def _reference_range(r: dict, analyte: str, unit: str | None, ref: str, base: st
             return None, None
         if u is None:
             out.append(v)  # v * 1.0
+            continue
+        if u == unit:  # the usual case: the result's own unit, admitted and converted just before
+            out.append(v * factor)
             continue
         if u not in imp.units.seen and not imp.unit_ok(u, f"{base}.referenceRange[0].{key}.unit"):
             return None, None
@@ -1114,8 +1160,8 @@ _datetime_memo = lru_cache(maxsize=4096)(_datetime_text)
 
 def _obs_time(r: dict) -> dt.datetime | None:
     first = r.get("effectiveDateTime")
-    if type(first) is str:  # the usual case: the first candidate below
-        t = _datetime(first)
+    if type(first) is str:  # the usual case: the first candidate below (as _datetime reads it)
+        t = _datetime_memo(first) if len(first) <= 64 else _datetime_text(first)
         if t is not None:
             return t
     period = r.get("effectivePeriod")

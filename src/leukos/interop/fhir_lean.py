@@ -26,7 +26,7 @@ Covered (R4B, hl7.org/fhir/R4B):
   (the R4 invariants con-3/4/5 are not checked by the R4B models either)
 - Meta (versionId, lastUpdated, source, profile, security, tag), Identifier (use, type, system,
   value), HumanName (use, text, family, given, prefix, suffix)
-- Bundle shell (entries without their resources): resourceType, id, type, total, timestamp, entry.fullUrl
+- Bundle shell: resourceType, id, type, total, timestamp, entry.fullUrl (entry.resource is validated on its own)
 - CodeableConcept (coding, text), Coding (system, version, code, display, userSelected),
   Reference (reference, type, display), Quantity/SimpleQuantity (value, comparator, unit, system, code)
 """
@@ -62,7 +62,8 @@ _COMPARATOR = frozenset({"<", "<=", ">=", ">"})
 
 # The grammar, as data: element name -> kind. A kind is a primitive type name (see _PRIMITIVE_EXPR), a
 # data type (a key of _TYPES), ("list", kind) for a non-empty array, ("enum", name of a value set in
-# _ENUMS), ("const", text), or "entries" (Bundle.entry without resources). _TYPES are compiled once
+# _ENUMS), ("const", text), "entries" (Bundle.entry), or "elsewhere" (an element this grammar does not
+# look at because it is validated on its own: Bundle.entry.resource). _TYPES are compiled once
 # into one plain function per data type (see _compile): no per-element dispatch through closures.
 _IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
 _NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
@@ -133,8 +134,9 @@ _TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (eleme
         "recorder": "Reference",
         "asserter": "Reference",
     }, ("subject",)),
-    # Bundle entries arrive here without their resource (validated on their own); R4B accepts {}.
-    "BundleEntry": ({"fullUrl": "uri"}, ()),
+    # A Bundle entry's resource is validated on its own (by type), so the shell's check passes over it:
+    # an entry is then valid exactly when it is without its resource (R4B accepts {}).
+    "BundleEntry": ({"fullUrl": "uri", "resource": "elsewhere"}, ()),
     "Bundle": ({
         "resourceType": ("const", "Bundle"),
         "id": "id",
@@ -195,6 +197,7 @@ _PRIMITIVE_EXPR = {
     "decimal": "((type(@) is float and _isfinite(@)) or (type(@) is int and -_MAX_DOUBLE <= @ <= _MAX_DOUBLE))",
     "boolean": "(type(@) is bool)",
     "unsignedInt": "(type(@) is int and 0 <= @ <= 2147483647)",
+    "elsewhere": "True",
 }
 
 
@@ -240,7 +243,7 @@ def _check_lines(kind: Kind, var: str, level: int) -> list[str]:
         each = f"y{level}"
         return [f"if type({var}) is not list or not {var}:", "    return False", f"for {each} in {var}:",
                 *("    " + line for line in _check_lines(kind[1], each, level + 1))]
-    if kind == "entries":  # entries without their resource: {} or only fullUrl
+    if kind == "entries":  # entries: {}, or fullUrl and/or a resource (not looked at here)
         each = f"y{level}"
         return [f"if type({var}) is not list:", "    return False", f"for {each} in {var}:",
                 f"    if {each} != {{}}:", *("        " + line for line in _check_lines("BundleEntry", each, level + 1))]
@@ -263,8 +266,9 @@ _RESOURCES = {rtype: _VALIDATORS[rtype] for rtype in ("Observation", "Patient", 
 
 
 def lean_valid(resource: Any) -> bool:
-    """True only if ``resource`` is an Observation, Patient, Condition or Bundle shell (entries without
-    their resources) of the plain shape above and valid R4."""
+    """True only if ``resource`` is an Observation, Patient, Condition or Bundle shell of the plain shape
+    above and valid R4. For a Bundle, the resources of its entries are not looked at: the answer is the
+    answer for the Bundle without them (each resource is validated on its own)."""
     if type(resource) is not dict:
         return False
     rtype = resource.get("resourceType")

@@ -52,40 +52,47 @@ def _about(ref: Any, patient_id: str) -> bool:
     return isinstance(ref, str) and (ref == f"Patient/{patient_id}" or ref.endswith(f"/Patient/{patient_id}"))
 
 
-def _resources(value: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+def _resources(value: Any) -> Iterable[tuple[int | None, dict[str, Any]]]:
+    """(entry index, resource) of a Bundle, or (None, the resource) of a resource."""
     if not isinstance(value, dict):
-        return
+        return ()
     if value.get("resourceType") == "Bundle":
         entries = value.get("entry")
-        for i, e in enumerate(entries if isinstance(entries, list) else ()):
-            if isinstance(e, dict) and isinstance(e.get("resource"), dict):
-                yield f".entry[{i}].resource", e["resource"]
-    else:
-        yield "", value
+        return [(i, e["resource"]) for i, e in enumerate(entries if isinstance(entries, list) else ())
+                if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    return ((None, value),)
+
+
+def _path(i: int | None) -> str:
+    """Where a resource is in its prefetch value (built only for a problem)."""
+    return "" if i is None else f".entry[{i}].resource"
 
 
 def check_resources_patient(where: str, value: Any, patient_id: str, *, require_subject: bool,
                             problems: list[ErrorDetail]) -> None:
     """Add a problem for each resource of ``value`` (a resource or Bundle) about another patient."""
-    for path, res in _resources(value):
+    own = f"Patient/{patient_id}"  # the usual reference: one of the forms _about accepts
+    for i, res in _resources(value):
         rtype = res.get("resourceType")
         if rtype == "Patient":
             if res.get("id") != patient_id:
                 problems.append(ErrorDetail(
-                    f"{where}{path}.id", res.get("id") if isinstance(res.get("id"), str) else None,
+                    f"{where}{_path(i)}.id", res.get("id") if isinstance(res.get("id"), str) else None,
                     "the id in context.patientId", "send this patient's own resources only"))
             continue
         subject = res.get("subject")
         ref = subject.get("reference") if isinstance(subject, dict) else None
+        if ref == own:
+            continue
         if ref is None and not (require_subject and rtype in SUBJECT_TYPES):
             continue  # nothing to compare (other resource types, or drafts without a subject)
         if ref is None:
             problems.append(ErrorDetail(
-                f"{where}{path}.subject", None, f"a reference to Patient/{patient_id}",
+                f"{where}{_path(i)}.subject", None, f"a reference to Patient/{patient_id}",
                 f"a {rtype} without a subject cannot be confirmed to be this patient's: add subject"))
         elif not _about(ref, patient_id):
             problems.append(ErrorDetail(
-                f"{where}{path}.subject.reference", ref, f"Patient/{patient_id} (context.patientId)",
+                f"{where}{_path(i)}.subject.reference", ref, f"Patient/{patient_id} (context.patientId)",
                 "send this patient's resources only; the EHR's prefetch or search returned another patient's"))
 
 

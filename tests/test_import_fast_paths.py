@@ -1,0 +1,88 @@
+"""The cheaper paths of the FHIR import give exactly what the plain ones give (issue 11, speed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import pickle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leukos.domain.case import LabValue
+from leukos.interop import conflicts
+from leukos.interop.fhir import _lab_value
+
+T0 = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
+
+
+def test_lab_value_is_the_dataclass_value():
+    args = ("wbc", 182.0, "10*9/L", "182 10*3/uL", T0, ">", 4.0, 11.0, "fhir:Observation/w1")
+    fast = _lab_value(*args)
+    plain = LabValue(analyte="wbc", value=182.0, unit="10*9/L", given="182 10*3/uL", time=T0, comparator=">",
+                     reference_low=4.0, reference_high=11.0, source="fhir:Observation/w1")
+    assert type(fast) is LabValue
+    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+    assert list(vars(fast).items()) == list(vars(plain).items())  # same fields, same order
+    assert pickle.loads(pickle.dumps(fast)) == plain
+    assert dataclasses.replace(fast, value=1.0) == dataclasses.replace(plain, value=1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.value = 2.0  # type: ignore[misc]
+
+
+def _value(hours: int | None, value: float, comparator: str | None, source: str) -> LabValue:
+    time = None if hours is None else T0 + dt.timedelta(hours=hours)
+    return LabValue(analyte="wbc", value=value, unit="10*9/L", given=f"{value:g}", time=time, comparator=comparator,
+                    source=source)
+
+
+SERIES = st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 4)), st.sampled_from([12.0, 260.0, 260.0000000001]),
+                            st.sampled_from([None, ">"]), st.sampled_from(["fhir:Observation/a", "fhir:Observation/b"])),
+                  min_size=1, max_size=5)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(SERIES)
+def test_series_at_distinct_times_sort_as_the_full_rule_does(rows):
+    values = [_value(*row) for row in rows]
+    out, notes = conflicts.resolve_same_time({"wbc": values})
+    times = [v.time for v in values]
+    if None not in times and len(set(times)) == len(times):  # the short path: no group, no note
+        assert notes == []
+        assert out == {"wbc": tuple(sorted(values, key=conflicts._order))}
+    elif not notes:  # the full rule: every group one result or duplicates of one
+        assert [v.time for v in out["wbc"]] == sorted({v.time for v in values},
+                                                      key=lambda t: (t is not None, t or conflicts._NO_TIME))
+
+
+def test_lean_resources_have_only_r4b_elements():
+    # case_from_fhir takes a lean-valid resource as it is: none of its elements may be one that the
+    # R4B model does not know (those are noted and dropped on the full path)
+    from leukos.interop import fhir_lean
+    from leukos.interop.fhir import _layout, _model
+
+    for rtype in ("Observation", "Patient", "Condition"):
+        elements, _ = fhir_lean._TYPES[rtype]
+        allowed, _ = _layout(_model(rtype))
+        assert set(elements) <= allowed, rtype
+
+
+ENTRY = st.one_of(st.just({}), st.just({"fullUrl": "urn:uuid:1"}), st.just({"fullUrl": ""}),
+                  st.just({"search": {"mode": "match"}}), st.just(3), st.just({"fullUrl": 1}))
+RESOURCE = st.one_of(st.none(), st.just({"resourceType": "Observation"}), st.just("x"), st.just({}))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(ENTRY, st.booleans(), RESOURCE), max_size=4), st.sampled_from(["searchset", "x", None]))
+def test_bundle_shell_check_passes_over_the_resources(entries, btype):
+    from leukos.interop.fhir_lean import lean_valid
+
+    bundle = {"resourceType": "Bundle", "type": btype, "entry": []}
+    for entry, with_resource, resource in entries:
+        if isinstance(entry, dict) and with_resource:
+            entry = {**entry, "resource": resource}
+        bundle["entry"].append(entry)
+    shell = {**bundle, "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+                                 for e in bundle["entry"]]}
+    assert lean_valid(bundle) == lean_valid(shell)
