@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from hashlib import sha1
+from typing import Any
 
 from leukos import __version__
 from leukos.domain.assessment import Assessment
 from leukos.knowledge import KnowledgeBase
-from leukos.present import Labels, Outline, labels, working_outline
+from leukos.present import Labels, labels, working_rows
 from leukos.service.cds.models import Card, Link, Source
 from leukos.service.views import FindingView
 
@@ -32,25 +33,22 @@ def short_summary(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
-def _working_md(node: Outline, budget: int = 60) -> list[str]:
+def _working_md(working: Any, kb: KnowledgeBase, budget: int = 60) -> list[str]:
     """The working as a nested Markdown list of labelled values (the page's "Why?"), never JSON;
-    at most ~60 lines so that a card stays a card (the full working is one link away)."""
-    out: list[str] = []
-    _working_lines(node, "", [budget], out)
+    at most ``budget`` rows so that a card stays a card (the full working is one link away). Past the
+    budget, a "- …" stands for the rest of each level that had more (as a walk of the page's tree
+    that stops there writes it)."""
+    rows = working_rows(working, kb)
+    out = [f"{'  ' * d}- {label}: {text}" if text else f"{'  ' * d}- {label}" for d, label, text in rows[:max(budget, 0)]]
+    if len(out) < len(rows):
+        shallowest = len(rows)  # deeper than any row: the first row not shown has a "…" at its depth
+        for d, _, _ in rows[len(out):]:
+            if d < shallowest:
+                out.append("  " * d + "- …")
+                shallowest = d
+                if d == 0:
+                    break
     return out
-
-
-def _working_lines(node: Outline, indent: str, budget: list[int], out: list[str]) -> None:
-    deeper = indent + "  "
-    for kid in node[2]:
-        if budget[0] <= 0:
-            out.append(indent + "- …")
-            break
-        budget[0] -= 1
-        label, text, children = kid
-        out.append(f"{indent}- {label}: {text}" if text else f"{indent}- {label}")
-        if children:
-            _working_lines(kid, deeper, budget, out)
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ def _detail(view: FindingView, lab: Labels, common: _Common) -> str:
     if view.unverified:
         lines += ["", "_Part of this rule uses a threshold marked unverified in the leukos knowledge base._"]
     if view.working:
-        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(working_outline(view.working, lab.kb)) \
+        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(view.working, lab.kb) \
             + ["", "</details>"]
     if view.citations:
         lines += ["", "References:"]
