@@ -465,8 +465,9 @@ def _text_or_members(obj: Any, lab: Labels, depth: int, rows: list[Row]) -> str:
                 rows.append((depth, label, _fmt_float(v)))
             elif tv in _SCALARS:
                 rows.append((depth, label, _words(v, lab)))
-            elif tv is dict and "value" in v and _is_quantity(v):
-                rows.append((depth, label, _quantity_text(v, lab.kb, lab)))
+            elif tv is dict and "value" in v and _is_quantity(v):  # a measured value ("given") is no setting
+                rows.append((depth, label, _quantity_words(v, lab.kb, lab) if "given" in v
+                             else _quantity_text(v, lab.kb, lab)))
             else:
                 at = len(rows)
                 rows.append((depth, label, ""))  # its row comes before its members' rows
