@@ -123,3 +123,19 @@ def test_a_working_reads_as_its_json_form(working, budget):
     assert working_rows(raw, KB) == working_rows(jsonable(raw), KB)
     assert working_tree(raw, KB) == working_tree(jsonable(raw), KB)
     assert _working_md(raw, KB, budget) == _md_of_tree(working_tree(jsonable(raw), KB), 0, [budget])
+
+
+def test_a_reference_line_is_the_citation_it_is_given():
+    """The card's reference lines are remembered per kb for the views' own citations; a different
+    view of the same key (not from ``cite``) is worded from what it says, not from memory."""
+    from leukos.present import labels
+    from leukos.service.cds.cards import _reference_lines
+    from leukos.service.views import CitationView, cite
+
+    lab = labels(KB)
+    (own,) = cite(KB, ["ganzel2012"])
+    first = _reference_lines((own,), lab)
+    assert _reference_lines((own,), lab) == first and own.text in first[0]
+    other = CitationView("ganzel2012", "Another wording", None, False)
+    assert _reference_lines((other,), lab) == ["- Another wording"]
+    assert _reference_lines((own,), lab) == first

@@ -173,9 +173,9 @@ def _fmt_float(v: float) -> str:
     if v != v:
         return "not available"
     i = int(v)
-    if v == i and abs(v) < 1e6:
+    if v == i and -1e6 < v < 1e6:
         return str(i)
-    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+    return f"{v:.4g}" if -1000 < v < 1000 else f"{v:.0f}"
 
 
 _TEXT_CACHE_MAX = 8192  # rule texts repeat from call to call; a pure function of (kb, text)
