@@ -90,8 +90,8 @@ def _registry_if_present(app: FastAPI) -> Registry | None:
     ``app.state.registry_settings``); otherwise None: a CDS call never creates a database nobody asked for."""
     if getattr(app.state, "registry", None) is not None:
         return app.state.registry
-    configured = getattr(app.state, "registry_settings", None) is not None or any(
-        os.environ.get(k) for k in ("LEUKOS_DATA_DIR", "LEUKOS_DATABASE_URL"))
+    configured = getattr(app.state, "registry_settings", None) is not None or bool(
+        os.environ.get("LEUKOS_DATA_DIR") or os.environ.get("LEUKOS_DATABASE_URL"))
     if configured:
         return registry_of(app)
     # Not configured, so SQLite in the service's data folder (or the default one): does its file exist?
