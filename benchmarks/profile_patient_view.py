@@ -91,7 +91,7 @@ STAGES = [  # (label, module, attribute): functions the patient-view route calls
     ("finding views", "leukos.service.cds.routes", "finding_views"),
     ("cards (render)", "leukos.service.cds.routes", "cards_for"),
     ("follow-up registry card", "leukos.service.registry_api", "registry_cards"),
-    ("response JSON", "leukos.service.cds.models", "CdsResponse.model_dump_json"),
+    ("response JSON", "leukos.service.cds.models", "CdsResponse.json_bytes"),
     ("audit record (hash chain, write)", None, "audit.append"),
 ]
 

@@ -101,3 +101,15 @@ def test_app_context_only_on_smart_links():
     with pytest.raises(ValidationError, match="smart"):
         Link(label="x", url="https://x", type="absolute", appContext="{}")
     assert Card.model_validate({"summary": "x" * 139, "indicator": "critical", "source": SOURCE}).summary
+
+
+def test_response_bytes_are_the_json_of_the_response():
+    """What the service sends (``json_bytes``) is the response's ``exclude_none`` JSON, byte for byte:
+    clinical characters as UTF-8, absent fields left out, an empty list kept."""
+    card = Card(uuid="48109a71-28a0-5ae2-a6e8-1ebf19860282", summary="WBC 260 ×10⁹/L — URGENT",
+                detail="**Hyperleukocytosis**\n\n- Röllig C 2015 · status U: “unverified”\t\\ \"quoted\"",
+                indicator="warning", source={"label": "leukos", "url": "http://127.0.0.1/about"},
+                links=[{"label": "Open", "url": "http://127.0.0.1/ui/cds/x", "type": "absolute"}])
+    for response in (CdsResponse(cards=[card, card.model_copy(update={"links": None})]), CdsResponse(cards=[])):
+        assert response.json_bytes() == response.model_dump_json(exclude_none=True).encode()
+    assert CdsResponse(cards=[]).json_bytes() == b'{"cards":[]}'

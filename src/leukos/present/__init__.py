@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leukos.domain.assessment import jsonable
 from leukos.knowledge import KnowledgeBase
 
 __all__ = ["Labels", "labels", "clinical_text", "unit_text", "fmt_num", "Node", "working_tree",
            "dose_for_weight", "order_sheet", "OrderSheet", "band_text", "cite_short", "citation_text",
-           "working_outline", "Outline"]
+           "working_rows", "Row"]
 
 _LABELS_FILE = Path(__file__).with_name("labels.toml")
 
@@ -171,9 +172,10 @@ def fmt_num(v: Any) -> str:
 def _fmt_float(v: float) -> str:
     if v != v:
         return "not available"
-    if v == int(v) and abs(v) < 1e6:
-        return str(int(v))
-    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+    i = int(v)
+    if v == i and -1e6 < v < 1e6:
+        return str(i)
+    return f"{v:.4g}" if -1000 < v < 1000 else f"{v:.0f}"
 
 
 _TEXT_CACHE_MAX = 8192  # rule texts repeat from call to call; a pure function of (kb, text)
@@ -311,9 +313,14 @@ _QUANTITY_KEYS = frozenset({"unit", "status", "given", "source"})
 def _is_quantity(d: Mapping[str, Any]) -> bool:
     if "value" not in d:
         return False
-    v = d["value"]
-    # a scalar value skips the (slow) Mapping ABC check: same answer
-    return (type(v) in _SCALARS or not isinstance(v, Mapping)) and not _QUANTITY_KEYS.isdisjoint(d.keys())
+    t = type(d["value"])
+    if t is dict:
+        return False
+    # a scalar or list value skips the (slow) Mapping ABC check: same answer; any other value is
+    # judged by its JSON form (a dataclass is a mapping there)
+    if t not in _SCALAR_TYPES and t is not list and isinstance(jsonable(d["value"]), Mapping):
+        return False
+    return not _QUANTITY_KEYS.isdisjoint(d.keys())
 
 
 # A quantity of the knowledge base (a threshold or a setting: value, unit, V/P/U status, citations, no
@@ -325,18 +332,20 @@ _SETTING_KEYS = frozenset({"value", "unit", "status", "source"})
 def _setting_key(d: Mapping[str, Any]) -> tuple | None:
     if not _SETTING_KEYS.issuperset(d):
         return None
-    parts: list[Any] = []
-    for k in ("value", "unit", "status", "source"):
-        v = d.get(k, _SETTING_KEYS)  # absent: a marker no JSON value equals
-        t = type(v)
-        if t is list or t is tuple:
-            if not all(type(x) is str for x in v):
-                return None
-            v = tuple(v)
-        elif t not in _SCALARS and v is not _SETTING_KEYS:
+    absent = _SETTING_KEYS  # a marker no JSON value equals
+    value, unit, status, source = (d.get("value", absent), d.get("unit", absent), d.get("status", absent),
+                                   d.get("source", absent))
+    ts = type(source)
+    if ts is list or ts is tuple:
+        if not _STR.issuperset(map(type, source)):
             return None
-        parts += (t, v)
-    return tuple(parts)
+        source = tuple(source)
+    elif ts not in _KEY_TYPES:
+        return None
+    tv, tu, tst = type(value), type(unit), type(status)
+    if not _KEY_TYPES.issuperset((tv, tu, tst)):
+        return None  # e.g. a list value: worded each time, not remembered
+    return (tv, value, tu, unit, tst, status, ts, source)
 
 
 def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels | None = None) -> str:
@@ -354,10 +363,14 @@ def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels | None =
 
 
 def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str:
+    if not _SCALAR_TYPES.issuperset(map(type, d.values())):
+        d = jsonable(d)  # members that are not plain scalars read as their JSON form
     v = d["value"]
     ucum = d.get("unit")
     unit = kb.unit_display.get(ucum, ucum) if ucum else ""  # unit_text
-    if isinstance(v, str):
+    if type(v) is float:  # a measured value (the usual case): fmt_num without the call
+        text = _fmt_float(v)
+    elif isinstance(v, str):
         methods = lab.section("tbv_method")
         text = methods[v] if v in methods else _words(v, lab)
     else:
@@ -369,7 +382,9 @@ def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str
         if entered.replace(" ", "") != out.replace(" ", ""):
             out += f" (entered as {entered})"
     lo, hi = d.get("reference_low"), d.get("reference_high")
-    if lo is not None and hi is not None:
+    if type(lo) is float and type(hi) is float:  # the usual laboratory range: fmt_num without the calls
+        out += f"; laboratory range {_fmt_float(lo)}–{_fmt_float(hi)}"
+    elif lo is not None and hi is not None:
         out += f"; laboratory range {fmt_num(lo)}–{fmt_num(hi)}"
     elif hi is not None:
         out += f"; laboratory upper limit {fmt_num(hi)}"
@@ -384,57 +399,100 @@ def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str
     return out
 
 
+Row = tuple[int, str, str]  # (depth, label, text): one row of a working; text "" when members follow
+
+
+def working_rows(obj: Any, kb: KnowledgeBase) -> list[Row]:
+    """The rows under ``obj`` in reading order, each with its depth (0 for ``obj``'s own members):
+    the one layout of a working. The page nests them (:func:`working_tree`); the CDS cards indent
+    them as Markdown. ``obj`` may be the assessment's own working: any value that is not a plain
+    dict, list or scalar reads as its JSON form (:func:`leukos.domain.assessment.jsonable`), so
+    the rows are those of the working's JSON, without copying it."""
+    rows: list[Row] = []
+    _text_or_members(obj, labels(kb), 0, rows)
+    return rows
+
+
 def working_tree(obj: Any, kb: KnowledgeBase, label: str = "") -> Node:
-    """A nested, labelled view of a ``working`` mapping (never JSON)."""
-    return _tree(obj, labels(kb), label, Node)
+    """A nested, labelled view of a ``working`` mapping (never JSON): :func:`working_rows` nested."""
+    rows: list[Row] = []
+    text = _text_or_members(obj, labels(kb), 0, rows)
+    return Node(label, text, _nest(rows, 0, 0)[0])
 
 
-Outline = tuple[str, str, tuple[Any, ...]]  # (label, text, children): a Node as a plain tuple
-
-
-def _outline_node(label: str, text: str = "", children: tuple[Outline, ...] = ()) -> Outline:
-    return (label, text, children)
-
-
-def working_outline(obj: Any, kb: KnowledgeBase, label: str = "") -> Outline:
-    """:func:`working_tree` as nested ``(label, text, children)`` tuples: the same rows, cheaper to
-    build when the tree is read once (the CDS cards render it straight to Markdown)."""
-    return _tree(obj, labels(kb), label, _outline_node)
+def _nest(rows: list[Row], i: int, depth: int) -> tuple[tuple[Node, ...], int]:
+    """The nodes of the rows from ``i`` on at ``depth`` (each with its deeper rows), and the next index."""
+    kids = []
+    while i < len(rows) and rows[i][0] == depth:
+        _, label, text = rows[i]
+        children, i = _nest(rows, i + 1, depth + 1)
+        kids.append(Node(label, text, children))
+    return tuple(kids), i
 
 
 _SOURCE_KEYS = ("source", "citations")
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
+_STR = frozenset({str})
+_KEY_TYPES = _SCALAR_TYPES | {frozenset}  # a setting key's elements: scalars, or absent (the marker)
 
 
-def _tree(obj: Any, lab: Labels, label: str, make: Callable[..., Any]) -> Any:
-    """The one layout of a working; ``make(label, text, children)`` builds each row."""
+def _text_or_members(obj: Any, lab: Labels, depth: int, rows: list[Row]) -> str:
+    """The text of ``obj``'s row; for a mapping or list with members, "" once the rows of its members
+    (at ``depth``, each followed by its own members) are appended to ``rows``."""
     t = type(obj)
     if t in _SCALARS:  # not a container: the common leaf, without the (slow) Mapping ABC check
-        return make(label, _words(obj, lab))
+        return _words(obj, lab)
     if t is dict or isinstance(obj, Mapping):  # plain dicts skip the ABC check (the usual case)
         if "value" in obj and _is_quantity(obj):
-            return make(label, _quantity_text(obj, lab.kb, lab))
+            return _quantity_text(obj, lab.kb, lab)
         if not obj:
-            return make(label, "none")
-        words = lab.word_cache
-        kids = []
+            return "none"
+        words, texts = lab.word_cache, lab.text_cache
         for k, v in obj.items():
-            if k in _SOURCE_KEYS and isinstance(v, (list, tuple, str)):
-                kids.append(make("sources", _cite_with(lab, v)))
+            tv = type(v)
+            if k in _SOURCE_KEYS and (tv is str or tv is list or tv is tuple or isinstance(v, (list, tuple, str))):
+                rows.append((depth, "sources", _cite_with(lab, v if tv is str or _STR.issuperset(map(type, v))
+                                                          else jsonable(v))))
                 continue
-            name = str(k)
-            if type(v) in _SCALARS:  # a leaf: what _tree(v, ...) makes of it, without the call
-                kids.append(make(words.get(name) or lab.word(name), _words(v, lab)))
+            name = k if type(k) is str else str(k)
+            label = words.get(name) or lab.word(name)
+            # The usual members first, as _text_or_members(v, ...) would word them, without the call:
+            # a text (remembered), a number, another scalar, a quantity.
+            if tv is str:
+                rows.append((depth, label, texts.get(v) or _words(v, lab)))
+            elif tv is float:
+                rows.append((depth, label, _fmt_float(v)))
+            elif tv in _SCALARS:
+                rows.append((depth, label, _words(v, lab)))
+            elif tv is dict and "value" in v and _is_quantity(v):  # a measured value ("given") is no setting
+                rows.append((depth, label, _quantity_words(v, lab.kb, lab) if "given" in v
+                             else _quantity_text(v, lab.kb, lab)))
             else:
-                kids.append(_tree(v, lab, words.get(name) or lab.word(name), make))
-        return make(label, "", tuple(kids))
-    if isinstance(obj, (list, tuple)):
+                at = len(rows)
+                rows.append((depth, label, ""))  # its row comes before its members' rows
+                text = _text_or_members(v, lab, depth + 1, rows)
+                if text:
+                    rows[at] = (depth, label, text)
+        return ""
+    if t is list or t is tuple:
         if not obj:
-            return make(label, "none")
-        if all(not isinstance(x, (Mapping, list, tuple)) for x in obj):
-            return make(label, "; ".join(_words(x, lab) for x in obj))
-        return make(label, "", tuple(_tree(x, lab, f"{i}", make) for i, x in enumerate(obj, 1)))
-    return make(label, _words(obj, lab))
+            return "none"
+        if not _SCALAR_TYPES.issuperset(map(type, obj)):
+            obj = jsonable(obj)  # members that are not plain scalars read as their JSON form
+            if any(isinstance(x, (Mapping, list, tuple)) for x in obj):
+                for i, x in enumerate(obj, 1):
+                    at = len(rows)
+                    rows.append((depth, str(i), ""))
+                    text = _text_or_members(x, lab, depth + 1, rows)
+                    if text:
+                        rows[at] = (depth, str(i), text)
+                return ""
+        return "; ".join([_words(x, lab) for x in obj])
+    as_json = jsonable(obj)  # a dataclass, enum, date, other sequence...: as its JSON form reads
+    if as_json is not obj:
+        return _text_or_members(as_json, lab, depth, rows)
+    return _words(obj, lab)
 
 
 # --------------------------------------------------------------------------------------------

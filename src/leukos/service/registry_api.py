@@ -90,8 +90,8 @@ def _registry_if_present(app: FastAPI) -> Registry | None:
     ``app.state.registry_settings``); otherwise None: a CDS call never creates a database nobody asked for."""
     if getattr(app.state, "registry", None) is not None:
         return app.state.registry
-    configured = getattr(app.state, "registry_settings", None) is not None or any(
-        os.environ.get(k) for k in ("LEUKOS_DATA_DIR", "LEUKOS_DATABASE_URL"))
+    configured = getattr(app.state, "registry_settings", None) is not None or bool(
+        os.environ.get("LEUKOS_DATA_DIR") or os.environ.get("LEUKOS_DATABASE_URL"))
     if configured:
         return registry_of(app)
     # Not configured, so SQLite in the service's data folder (or the default one): does its file exist?
@@ -243,22 +243,21 @@ class RegistryFeedbackStore:
 
 def registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
     """patient-view: one card on the registered course ("session 2 due; post-session count missing"),
-    or none when the patient is not in the registry. Called by the CDS route (run it in a thread)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from leukos.service.cds.cards import short_summary, source_for
-    from leukos.service.cds.models import Card, Link
-
+    or none when the patient is not in the registry. Called by the CDS route (run it in a thread).
+    Most calls find no registry: that answer comes before any import the card needs."""
     try:
         reg = _registry_if_present(app) if patient_fhir_id else None
         pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
         if pseudonym is None:
             return []
         f = reg.follow_up(pseudonym)
-    except SQLAlchemyError as exc:  # the registry is an extra: its outage must not withhold the other cards
+    except _database_error() as exc:  # the registry is an extra: its outage must not withhold the other cards
         logging.getLogger("leukos.service").warning("registry unavailable for the patient-view card: %s",
                                                     type(exc).__name__)
         return []
+    from leukos.service.cds.cards import short_summary, source_for
+    from leukos.service.cds.models import Card, Link
+
     labels = [fl.label if fl.session is None else f"{fl.label} (session {fl.session})" for fl in f.flags]
     nxt = f.next_session
     lines = [f"**Leukapheresis follow-up ({len(f.sessions)} session(s) recorded)**", ""]
@@ -272,6 +271,14 @@ def registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: 
                  detail="\n".join(lines), indicator="warning" if warn else "info", source=source_for(base_url),
                  links=[Link(label="Open the patient's course in leukos", url=f"{base_url}/ui/patients/{pseudonym}",
                              type="absolute")])]
+
+
+def _database_error() -> type[Exception]:
+    """SQLAlchemy's base error, imported when an exception is being matched (an ``except`` clause
+    evaluates its class only then), not on every patient-view call."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return SQLAlchemyError
 
 
 def _status_handler(status: int):
@@ -307,3 +314,8 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(registry_ui.router)
     app.state.leukos.feedback = RegistryFeedbackStore(app, app.state.leukos.feedback)
+    # Absent until opened or configured; set to None so that every patient-view's look-up is a plain
+    # read (Starlette's State raises, and formats, an AttributeError for an attribute never set).
+    for name in ("registry", "registry_settings"):
+        if getattr(app.state, name, None) is None:
+            setattr(app.state, name, None)

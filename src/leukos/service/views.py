@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leukos.domain.assessment import Assessment, jsonable
+from leukos.domain.assessment import Assessment
 from leukos.knowledge import KnowledgeBase
 from leukos.present import labels
 
@@ -39,6 +39,8 @@ class FindingView:
     indicator: str  # critical | warning | info
     summary: str
     points: tuple[str, ...] = ()
+    # The assessment's own working (not a copy: read only, like the assessment); the page and the
+    # cards read it through leukos.present.working_rows, which reads any value as its JSON form.
     working: Mapping[str, Any] = field(default_factory=dict)
     citations: tuple[CitationView, ...] = ()
     unverified: bool = False
@@ -88,7 +90,7 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
             key="apl", title="APL known or suspected", indicator="critical",
             summary="APL known or suspected: leukapheresis is not recommended; see contraindications",
             points=tuple(a.leukapheresis.contraindications) + tuple(a.leukapheresis.notes),
-            working=jsonable(a.leukapheresis.working), citations=cite(kb, a.leukapheresis.citations)))
+            working=a.leukapheresis.working, citations=cite(kb, a.leukapheresis.citations)))
 
     if hl.present or (ls.grade or 0) > 0:
         indicator = _URGENCY_TO_INDICATOR.get(a.urgency, "warning")
@@ -115,8 +117,8 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
             page_summary=(f"Hyperleukocytosis: WBC {_fmt(hl.wbc_10e9_per_l, '×10⁹/L')}" if hl.present
                           else f"WBC {_fmt(hl.wbc_10e9_per_l, '×10⁹/L')}")
             + (f"; leukostasis grade {ls.grade} ({ls.label})" if ls.grade is not None else ""),
-            working={"hyperleukocytosis": jsonable(hl.working), "leukostasis": jsonable(ls.working),
-                     "leukapheresis": jsonable(a.leukapheresis.working)},
+            working={"hyperleukocytosis": hl.working, "leukostasis": ls.working,
+                     "leukapheresis": a.leukapheresis.working},
             citations=cite(kb, tuple(hl.citations) + tuple(ls.citations) + tuple(a.leukapheresis.citations)
                            + tuple(c for r in a.recommendations if r.priority <= 2 for c in r.citations)),
             unverified=ls.unverified or a.leukapheresis.unverified))
@@ -129,7 +131,7 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
             summary=f"{kind} tumour lysis syndrome ({tls.definition}): {', '.join(tls.criteria_met)}",
             points=tuple(tls.notes) + ((f"Not assessed: {', '.join(tls.criteria_not_assessed)}",)
                                        if tls.criteria_not_assessed else ()),
-            working=jsonable(tls.working), citations=cite(kb, tls.citations)))
+            working=tls.working, citations=cite(kb, tls.citations)))
 
     dic = a.dic
     if dic.overt:
@@ -137,13 +139,13 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
             key="dic", title="Disseminated intravascular coagulation", indicator="warning",
             summary=f"Overt DIC: ISTH score {dic.isth_score} (range {dic.score_range[0]}-{dic.score_range[1]})",
             points=tuple(f"{k}: {v}" for k, v in dic.items.items()) + tuple(dic.notes),
-            working=jsonable(dic.working), citations=cite(kb, dic.citations)))
+            working=dic.working, citations=cite(kb, dic.citations)))
 
     for art in a.artefacts:
         views.append(FindingView(
             key=f"artefact:{art.code}", indicator="warning",
             title=f"Possible laboratory artefact: {kb.analytes[art.lab].label if art.lab in kb.analytes else art.lab}",
-            summary=art.message, points=(art.action,), working=jsonable(art.working),
+            summary=art.message, points=(art.action,), working=art.working,
             citations=cite(kb, art.citations)))
 
     views.sort(key=lambda v: INDICATOR_ORDER[v.indicator])

@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from hashlib import sha1
+from typing import Any
 
 from leukos import __version__
 from leukos.domain.assessment import Assessment
 from leukos.knowledge import KnowledgeBase
-from leukos.present import Labels, Outline, labels, working_outline
+from leukos.present import Labels, labels, working_rows
 from leukos.service.cds.models import Card, Link, Source
-from leukos.service.views import FindingView
+from leukos.service.views import CitationView, FindingView
 
 __all__ = ["cards_for", "card_from_view", "short_summary", "markdown_detail", "source_for", "card_uuid"]
 
@@ -32,25 +33,22 @@ def short_summary(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
-def _working_md(node: Outline, budget: int = 60) -> list[str]:
+def _working_md(working: Any, kb: KnowledgeBase, budget: int = 60) -> list[str]:
     """The working as a nested Markdown list of labelled values (the page's "Why?"), never JSON;
-    at most ~60 lines so that a card stays a card (the full working is one link away)."""
-    out: list[str] = []
-    _working_lines(node, "", [budget], out)
+    at most ``budget`` rows so that a card stays a card (the full working is one link away). Past the
+    budget, a "- …" stands for the rest of each level that had more (as a walk of the page's tree
+    that stops there writes it)."""
+    rows = working_rows(working, kb)
+    out = [f"{'  ' * d}- {label}: {text}" if text else f"{'  ' * d}- {label}" for d, label, text in rows[:max(budget, 0)]]
+    if len(out) < len(rows):
+        shallowest = len(rows)  # deeper than any row: the first row not shown has a "…" at its depth
+        for d, _, _ in rows[len(out):]:
+            if d < shallowest:
+                out.append("  " * d + "- …")
+                shallowest = d
+                if d == 0:
+                    break
     return out
-
-
-def _working_lines(node: Outline, indent: str, budget: list[int], out: list[str]) -> None:
-    deeper = indent + "  "
-    for kid in node[2]:
-        if budget[0] <= 0:
-            out.append(indent + "- …")
-            break
-        budget[0] -= 1
-        label, text, children = kid
-        out.append(f"{indent}- {label}: {text}" if text else f"{indent}- {label}")
-        if children:
-            _working_lines(kid, deeper, budget, out)
 
 
 @dataclass(frozen=True)
@@ -67,9 +65,44 @@ def _common(a: Assessment, kb: KnowledgeBase, lab: Labels) -> _Common:
     return _Common(
         apl_line="**Leukapheresis contraindicated:** " + lab.text(" ".join(a.leukapheresis.contraindications))
         if apl else None,
-        missing_line="Not recorded, so not assessed (not assumed normal): "
-        + ", ".join(kb.field_label(n) for n in a.missing_data) if a.missing_data else None,
+        missing_line=_missing_line(tuple(a.missing_data), lab) if a.missing_data else None,
         footer=f"leukos {a.leukos_version}, ruleset {a.ruleset_version}. {a.disclaimer}")
+
+
+def _missing_line(fields: tuple[str, ...], lab: Labels) -> str:
+    """The fields not recorded, by their labels: a pure function of (kb, field names), remembered."""
+    memo = lab.derived.setdefault("card_missing_lines", {})
+    line = memo.get(fields)
+    if line is None:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        line = memo[fields] = "Not recorded, so not assessed (not assumed normal): " + ", ".join(
+            lab.kb.field_label(n) for n in fields)
+    return line
+
+
+def _reference_lines(citations: tuple[CitationView, ...], lab: Labels) -> list[str]:
+    """A Markdown line per reference. The views resolve each citation key once per kb (one frozen
+    CitationView per key: :func:`leukos.service.views.cite`), so its line is remembered by key for
+    that very view (any other view of the key is worded afresh)."""
+    memo = lab.derived.setdefault("card_reference_lines", {})
+    out = []
+    for c in citations:
+        hit = memo.get(c.key) if type(c.key) is str else None
+        if hit is not None and hit[0] is c:
+            out.append(hit[1])
+            continue
+        ref = f"[{c.text}]({c.url})" if c.url else c.text
+        line = f"- {ref}{' (some fields unverified)' if c.unverified else ''}"
+        if type(c.key) is str:
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[c.key] = (c, line)
+        out.append(line)
+    return out
+
+
+_MEMO_MAX = 4096
 
 
 def markdown_detail(view: FindingView, a: Assessment, kb: KnowledgeBase) -> str:
@@ -79,8 +112,9 @@ def markdown_detail(view: FindingView, a: Assessment, kb: KnowledgeBase) -> str:
 
 
 def _detail(view: FindingView, lab: Labels, common: _Common) -> str:
+    texts = lab.text_cache  # the words of rule texts, remembered per kb (Labels.text without the calls)
     lines = [f"**{lab.text(view.title)}**", ""]
-    lines += [f"- {lab.text(p)}" for p in view.points]
+    lines += [f"- {texts.get(p) or lab.text(p)}" for p in view.points]
     if common.apl_line is not None and view.key != "apl":  # the contraindication travels on every card
         lines += ["", common.apl_line]
     if common.missing_line is not None:
@@ -88,13 +122,10 @@ def _detail(view: FindingView, lab: Labels, common: _Common) -> str:
     if view.unverified:
         lines += ["", "_Part of this rule uses a threshold marked unverified in the leukos knowledge base._"]
     if view.working:
-        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(working_outline(view.working, lab.kb)) \
+        lines += ["", "<details><summary>Working</summary>", ""] + _working_md(view.working, lab.kb) \
             + ["", "</details>"]
     if view.citations:
-        lines += ["", "References:"]
-        for c in view.citations:
-            ref = f"[{c.text}]({c.url})" if c.url else c.text
-            lines.append(f"- {ref}{' (some fields unverified)' if c.unverified else ''}")
+        lines += ["", "References:"] + _reference_lines(view.citations, lab)
     lines += ["", common.footer]
     return "\n".join(lines)
 

@@ -157,6 +157,11 @@ class CdsResponse(_Strict):
     cards: list[Card]
     systemActions: list[Action] | None = None
 
+    def json_bytes(self) -> bytes:
+        """The response as sent: ``model_dump_json(exclude_none=True).encode()``, the same bytes straight
+        from pydantic's serializer (no detour through a Python str: half the cost for a call's cards)."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
 
 class OverrideReason(_Tolerant):
     """§"Overridden guidance": ``reason``? (Coding), ``userComment``?."""

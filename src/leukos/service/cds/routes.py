@@ -213,7 +213,7 @@ def _check_order_context(context: dict[str, Any]) -> None:
 
 def _run_hook(svc: _Registered, call: HookCall) -> tuple[bytes, list[str]]:
     cards = with_notes(svc.handler(call), call.notes, call)
-    return CdsResponse(cards=cards).model_dump_json(exclude_none=True).encode(), [
+    return CdsResponse(cards=cards).json_bytes(), [
         c.uuid for c in cards if c.uuid]
 
 
