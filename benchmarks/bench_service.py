@@ -2,9 +2,11 @@
 
 Each service runs as one uvicorn worker on 127.0.0.1 with the same settings (asyncio loop, h11,
 no access log), pinned to CPU 0 when ``taskset`` exists; the load generator
-(benchmarks/service_peers/loadgen.py) runs in this process, pinned to CPU 1. The request is the
+(benchmarks/service_peers/loadgen.py) runs in this process, pinned to CPU 1. The requests are the
 same for all (benchmarks/service_peers/request.py: Patient + 22 lab Observations + empty Condition
-and MedicationRequest Bundles, a fresh hookInstance per call). The floor answers it with a trivial
+and MedicationRequest Bundles, a fresh hookInstance per call), taken in turn from a cohort of
+``--patients`` different patients (default 5,000: ids, times, birth dates and values differ; every
+patient gets the same cards), as a busy EHR would send them. ``--patients 1`` repeats one patient. The floor answers it with a trivial
 rule on the raw JSON (service_peers/trivial_rule.py); HealthChain answers with the same rule in
 its own framework; leukos validates, imports, assesses and renders its cards, with the audit trail on
 and authentication off (the peers have none).
@@ -42,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.service_peers.loadgen import run_load  # noqa: E402
-from benchmarks.service_peers.request import patient_view_request  # noqa: E402
+from benchmarks.service_peers.request import cohort, patient_view_request  # noqa: E402
 
 
 def _free_port() -> int:
@@ -84,11 +86,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--unloaded-seconds", type=float, default=5.0)
     ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--patients", type=int, default=5000, help="distinct patients sent in turn (1 to 20000)")
     ap.add_argument("--healthchain-python", default=None, help="python of a venv with healthchain + uvicorn")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     seconds, unloaded = min(args.seconds, 120.0), min(args.unloaded_seconds, 120.0)
-    body = patient_view_request()
+    patients = max(1, min(args.patients, 20_000))
+    bodies = [patient_view_request()] if patients == 1 else cohort(patients)
+    body = bodies[0]
     state = Path(tempfile.mkdtemp(prefix="leukos-bench-"))
     services = [("leukos", sys.executable, "benchmarks.service_peers.leukos_app:app", True,
                  "/cds-services/leukos-patient-view"),
@@ -110,9 +115,9 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}{path}"
             targets.append((name, url, _wait(url, body, proc)))
         for name, url, cards in targets:
-            loaded = run_load(url, body, clients=args.clients, seconds=seconds, expect_cards=cards)
+            loaded = run_load(url, bodies, clients=args.clients, seconds=seconds, expect_cards=cards)
             time.sleep(2)
-            single = run_load(url, body, clients=1, seconds=unloaded, expect_cards=cards)
+            single = run_load(url, bodies, clients=1, seconds=unloaded, expect_cards=cards)
             rows.append({"service": name, "cards": cards, "loaded": loaded, "unloaded": single})
             time.sleep(2)
     finally:
@@ -124,14 +129,15 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
     floor = next(r for r in rows if r["service"].startswith("floor"))["loaded"]["throughput_rps"]
-    out = {"clients": args.clients, "seconds": seconds, "request_bytes": len(json.dumps(body, separators=(",", ":"))),
+    out = {"clients": args.clients, "seconds": seconds, "patients": patients,
+           "request_bytes": len(json.dumps(body, separators=(",", ":"))),
            "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg(), "rows": rows,
            "ratio_to_floor": {r["service"]: round(r["loaded"]["throughput_rps"] / floor, 3) for r in rows}}
     if args.json:
         print(json.dumps(out, indent=2))
         return
     print(f"patient-view, {args.clients} clients x {seconds:g} s, then 1 client x {unloaded:g} s, loopback, one worker each; "
-          f"request {out['request_bytes']} B")
+          f"{patients} patient(s) in turn, request ~{out['request_bytes']} B")
     print(f"{'service':<22}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'x floor':>9}"
           f"{'  unloaded p50 ms':>18}")
     for r in rows:

@@ -1,8 +1,9 @@
 """Where one CDS patient-view call spends its CPU: a per-stage table, in process, no sockets.
 
 The benchmark's leukos app (service_peers/leukos_app.py: audit trail on, authentication off) and
-the floor app (service_peers/floor_app.py) answer the benchmark request (service_peers/request.py,
-a fresh hookInstance per call) through the same minimal ASGI driver, one call at a time. The worker
+the floor app (service_peers/floor_app.py) answer the benchmark requests (service_peers/request.py:
+a different patient of its cohort and a fresh hookInstance per call; the calls measured are
+patients not seen in the warm-up) through the same minimal ASGI driver, one call at a time. The worker
 pool's hop is replaced by a direct call so that every stage runs in this thread and is counted;
 each stage is timed with the process CPU clock (a shared machine's other processes do not count),
 by wrapping the functions the route calls. Reported: CPU ms per call of each stage, the rest
@@ -63,9 +64,10 @@ async def _call(app: Any, raw: bytes) -> int:
     return status
 
 
-def _bodies(n: int) -> list[bytes]:
-    base = patient_view_request()
-    return [json.dumps({**base, "hookInstance": str(uuid.uuid4())}, separators=(",", ":")).encode() for _ in range(n)]
+def _bodies(n: int, first: int = 0) -> list[bytes]:
+    """Patients ``first`` .. ``first + n - 1`` of the cohort, each with a fresh hookInstance."""
+    return [json.dumps({**patient_view_request(p), "hookInstance": str(uuid.uuid4())}, separators=(",", ":")).encode()
+            for p in range(first, first + n)]
 
 
 def _per_call_ms(app: Any, bodies: list[bytes]) -> float:
@@ -143,7 +145,7 @@ def main() -> None:
 
     leukos = leukos_app.app()
     acc = _instrument(leukos.state.leukos)
-    warm, bodies = _bodies(50), _bodies(args.calls)
+    warm, bodies = _bodies(50), _bodies(args.calls, first=50)
     _per_call_ms(floor_app.app, warm)
     floor = _per_call_ms(floor_app.app, bodies)
     _per_call_ms(leukos, warm)

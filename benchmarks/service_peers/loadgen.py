@@ -1,7 +1,8 @@
 """A closed-loop HTTP/1.1 load generator on asyncio streams (stdlib only, loopback only).
 
-Each of ``clients`` workers keeps one keep-alive connection and loops: POST the body (with a fresh
-``hookInstance``), read the whole response, repeat. httpx is not used: on a 2-core machine its
+Each of ``clients`` workers keeps one keep-alive connection and loops: POST the next body of the
+list (the bodies are taken in turn, round robin over all workers, each with a fresh
+``hookInstance``), read the whole response, repeat. Bodies are encoded once, before the clock starts. httpx is not used: on a 2-core machine its
 client overhead, not the server, sets the pace. Returns requests, errors, throughput and latency
 percentiles (nearest rank), and the client's own CPU share so a client-bound run can be spotted.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import json
 import socket
 import time
@@ -48,15 +50,19 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, body
 
 
-async def _load(url: str, body: dict, clients: int, seconds: float, warmup: float, expect_cards: int | None,
-                timeout: float) -> dict:
+async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warmup: float,
+                expect_cards: int | None, timeout: float) -> dict:
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
     if not _loopback(host):
         raise SystemExit(f"refusing to load {host}: loopback only")
-    template = json.dumps({**body, "hookInstance": _PLACEHOLDER}, separators=(",", ":")).encode()
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(template)}\r\n\r\n").encode()
+    requests = []
+    for body in bodies:
+        template = json.dumps({**body, "hookInstance": _PLACEHOLDER}, separators=(",", ":")).encode()
+        head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(template)}\r\n\r\n").encode()
+        requests.append((head, template))
+    turn = itertools.cycle(requests)
     latencies: list[float] = []
     errors: dict[str, int] = {}
     start = time.perf_counter()
@@ -70,6 +76,7 @@ async def _load(url: str, body: dict, clients: int, seconds: float, warmup: floa
                 now = time.perf_counter()
                 if now >= stop:
                     return
+                head, template = next(turn)
                 payload = template.replace(_PLACEHOLDER.encode(), str(uuid.uuid4()).encode(), 1)
                 t0 = time.perf_counter()
                 key = None
@@ -112,8 +119,12 @@ async def _load(url: str, body: dict, clients: int, seconds: float, warmup: floa
             "client_cpu_pct": round(100 * cpu / (time.perf_counter() - start), 1)}
 
 
-def run_load(url: str, body: dict, *, clients: int = 50, seconds: float = 20, warmup: float = 2,
+def run_load(url: str, bodies: dict | list[dict], *, clients: int = 50, seconds: float = 20, warmup: float = 2,
              expect_cards: int | None = None, timeout: float = 10) -> dict:
-    """Load ``url`` (loopback only) for ``seconds`` after ``warmup``; bounded to 600 s and 1000 clients."""
-    return asyncio.run(_load(url, body, min(clients, 1000), min(seconds, 600), min(warmup, 60), expect_cards,
+    """Load ``url`` (loopback only) for ``seconds`` after ``warmup`` with one body or bodies in turn;
+    bounded to 600 s and 1000 clients."""
+    bodies = [bodies] if isinstance(bodies, dict) else list(bodies)
+    if not bodies:
+        raise ValueError("no request body to send")
+    return asyncio.run(_load(url, bodies, min(clients, 1000), min(seconds, 600), min(warmup, 60), expect_cards,
                              timeout))

@@ -7,11 +7,20 @@ MedicationRequest prefetch keys. Observations carry what US Core lab results usu
 profile, category, LOINC code with display, subject, effective and issued times, UCUM quantity,
 reference range, interpretation). Invented data: no real patient.
 
+A busy EHR sends a different patient every time, so ``patient_view_request(patient=n)`` gives
+patient ``n`` of a deterministic cohort: its own patient id, Observation ids, Bundle entry URLs,
+birth date, collection times and values (each value within 1 % of the base patient's, so every
+patient gets the same kind of answer and the same cards). The load benchmark cycles through
+thousands of them: a memo that happened to remember one patient's strings, times or values between
+calls would show up as a difference between this and the single-patient request, never as speed.
+``patient_view_request()`` (no ``patient``) is the base patient, unchanged.
+
 ``python -m benchmarks.service_peers.request > request.json`` prints it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 
@@ -33,16 +42,17 @@ _LABS = [
 
 
 def _observation(n: int, loinc: str, display: str, unit: str, value: float, low: float, high: float,
-                 time: str, flag: str | None) -> dict:
+                 time: str, flag: str | None, *, patient_id: str = PATIENT_ID, issued: str | None = None,
+                 prefix: str = "") -> dict:
     q = {"system": "http://unitsofmeasure.org", "code": unit, "unit": unit}
-    obs = {"resourceType": "Observation", "id": f"lab-{n:03d}",
+    obs = {"resourceType": "Observation", "id": f"{prefix}lab-{n:03d}",
            "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab"]},
            "status": "final",
            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
                                      "code": "laboratory", "display": "Laboratory"}]}],
            "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": display}], "text": display},
-           "subject": {"reference": f"Patient/{PATIENT_ID}"},
-           "effectiveDateTime": time, "issued": time.replace(":00Z", ":00.000Z"),
+           "subject": {"reference": f"Patient/{patient_id}"},
+           "effectiveDateTime": time, "issued": issued or time.replace(":00Z", ":00.000Z"),
            "valueQuantity": {"value": value, **q},
            "referenceRange": [{"low": {"value": low, **q}, "high": {"value": high, **q}}]}
     if flag:
@@ -51,23 +61,56 @@ def _observation(n: int, loinc: str, display: str, unit: str, value: float, low:
     return obs
 
 
-def _searchset(resources: list[dict]) -> dict:
+def _searchset(resources: list[dict], first: int = 1) -> dict:
     return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"fullUrl": f"urn:uuid:{uuid.UUID(int=i + 1)}", "resource": r} for i, r in enumerate(resources)]}
+            "entry": [{"fullUrl": f"urn:uuid:{uuid.UUID(int=first + i)}", "resource": r}
+                      for i, r in enumerate(resources)]}
 
 
-def patient_view_request() -> dict:
+def _jitter(value: float, patient: int, k: int) -> float:
+    """``value`` moved by at most 1 %, one decimal finer than given: patient ``patient``'s result ``k``."""
+    step = (patient * 7919 + k * 104729) % 201 - 100  # -100 .. 100, spread over patients and results
+    decimals = len(repr(float(value)).split(".")[1].rstrip("0")) + 1
+    return round(value * (1 + step / 10_000), decimals)
+
+
+def _cohort_times(patient: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Three collection times 6 h apart and their report times (+35 min), distinct per patient."""
+    start = dt.datetime(2026, 3, 1, 6, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=7 * patient, seconds=patient % 60)
+    times = [start + dt.timedelta(hours=6 * i) for i in range(3)]
+    text = tuple(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in times)
+    issued = tuple((t + dt.timedelta(minutes=35)).strftime("%Y-%m-%dT%H:%M:%S.000Z") for t in times)
+    return text, issued
+
+
+def patient_view_request(patient: int | None = None) -> dict:
+    """The base patient (``patient=None``), or patient ``patient`` (>= 0) of the benchmark cohort."""
+    if patient is None:
+        pid, prefix, times, issued, birth = PATIENT_ID, "", _TIMES, (None,) * 3, "1968-04-12"
+    else:
+        pid, prefix = f"bench-{patient}", f"p{patient}-"
+        times, issued = _cohort_times(patient)
+        birth = (dt.date(1940, 1, 1) + dt.timedelta(days=(patient * 389) % 18_000)).isoformat()
     observations = []
     for loinc, display, unit, values, low, high, flag in _LABS:
-        times = _TIMES[-len(values):]
-        for i, (value, time) in enumerate(zip(values, times, strict=True)):
-            observations.append(_observation(len(observations) + 1, loinc, display, unit, value, low, high, time,
-                                             flag if i == len(values) - 1 else None))
+        n = len(values)
+        for i, value in enumerate(values):
+            k = len(observations) + 1
+            v = value if patient is None else _jitter(value, patient, k)
+            observations.append(_observation(k, loinc, display, unit, v, low, high, times[3 - n + i],
+                                             flag if i == n - 1 else None, patient_id=pid,
+                                             issued=issued[3 - n + i], prefix=prefix))
+    first = 1 if patient is None else 1 + 100 * (patient + 1)
     return {"hook": "patient-view", "hookInstance": str(uuid.UUID(int=42)),
-            "context": {"userId": "Practitioner/bench", "patientId": PATIENT_ID},
-            "prefetch": {"patient": {"resourceType": "Patient", "id": PATIENT_ID, "gender": "female",
-                                     "birthDate": "1968-04-12"},
-                         "labs": _searchset(observations), "conditions": _searchset([]), "meds": _searchset([])}}
+            "context": {"userId": "Practitioner/bench", "patientId": pid},
+            "prefetch": {"patient": {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": birth},
+                         "labs": _searchset(observations, first), "conditions": _searchset([]),
+                         "meds": _searchset([])}}
+
+
+def cohort(patients: int) -> list[dict]:
+    """The first ``patients`` patients of the benchmark cohort."""
+    return [patient_view_request(n) for n in range(patients)]
 
 
 if __name__ == "__main__":
