@@ -253,6 +253,9 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
     from leukos.service import registry_api  # follow-up registry: /api/patients, /ui/patients (issue 13)
 
     registry_api.install(app)
+    from leukos.service.cds.call_route import install_call_route  # the hot CDS route, lean (after the routers)
+
+    install_call_route(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _patch_openapi(app)
 
