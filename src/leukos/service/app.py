@@ -248,6 +248,10 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
         description="leukos supports clinical decisions; it does not replace clinical judgement. "
                     "It is not a medical device. Every output carries its working and references.",
         docs_url=None, redoc_url=None, openapi_url=None,  # served by leukos.service.docs, behind auth
+        # FastAPI's own OpenTelemetry export stays off even when a global provider is configured: its
+        # logs carry exception messages (which may quote input) and its spans the request paths (which
+        # may hold a patient's pseudonym); leukos logs neither. Off, it is not looked up per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.leukos = state
     install_error_handlers(app)
