@@ -115,3 +115,12 @@ def test_same_authentication_as_fastapi_route(tmp_path, client_key, jwks):
         r = Client(app).post(PV, json=_body(hook="order-sign"), headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 422, "authenticated, then refused for the wrong hook"
         assert app.state.leukos.audit.records[-1]["event"]["agent"][0]["who"]["display"] == ISSUER
+
+
+def test_same_cors_headers_as_fastapi_route(tmp_path):
+    pair = _pair(tmp_path, auth_disabled=True, cors_origins=("https://ehr.example.org",))
+    origin = {"Origin": "https://ehr.example.org"}
+    status, headers, *_ = _same(pair, "POST", PV, json=_body(hook="order-sign"), headers=origin)
+    assert status == 422 and headers["access-control-allow-origin"] == "https://ehr.example.org"
+    preflight = {**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    assert _same(pair, "OPTIONS", PV, headers=preflight)[0] == 200
