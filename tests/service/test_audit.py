@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 
-from leukos.service.audit import AuditLog, AuditRecord, verify_chain
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leukos.service.audit import AuditLog, AuditRecord, _canonical, verify_chain
 
 from .conftest import BASE, mint
 
@@ -56,3 +61,75 @@ def test_no_token_and_no_patient_id_in_the_audit(secure_client, secure_settings,
     text = secure_settings.audit_log_path.read_text()
     assert "SECRET-FHIR-TOKEN" not in text and token not in text
     assert "PATIENT-MRN-123456" not in text
+
+
+# -- The event's canonical JSON is written directly (AuditLog.event_json): same bytes as encoding the dict
+
+def _reference_event(log: AuditLog, rec: AuditRecord, event_id: str, recorded: str) -> dict:
+    """The AuditEvent of a record, built as a dict field by field (the shape event_json writes)."""
+    def clean(text):
+        return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    entities = []
+    if rec.patient_id:
+        entities.append({"what": {"identifier": {"system": "urn:leukos:patient-pseudonym",
+                                                 "value": log.pseudonym(rec.patient_id)}},
+                         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                                  "code": "1", "display": "Person"}})
+    if rec.hook_instance:
+        entities.append({"what": {"identifier": {"system": "urn:cds-hooks:hookInstance",
+                                                 "value": clean(rec.hook_instance[:200])}}})
+    for card in rec.card_uuids:
+        entities.append({"what": {"identifier": {"system": "urn:cds-hooks:card", "value": clean(card[:200])}}})
+    agent = {"who": {"display": clean(rec.requestor)}, "requestor": True}
+    if rec.client_address:
+        agent["network"] = {"address": rec.client_address, "type": "2"}
+    event = {"resourceType": "AuditEvent", "id": event_id,
+             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
+                      "display": "RESTful Operation"},
+             "action": rec.action, "recorded": recorded,
+             "outcome": {2: "0", 3: "0", 4: "4", 5: "8"}.get(rec.status // 100, "8"),
+             "agent": [agent], "source": {"observer": {"display": log.observer}},
+             "extension": [{"url": "urn:leukos:http", "valueString": clean(f"{rec.method} {rec.path[:500]} {rec.status}")}]}
+    if rec.subtype:
+        event["subtype"] = [{"system": "urn:leukos:operation", "code": clean(rec.subtype)}]
+    if entities:
+        event["entity"] = entities
+    return event
+
+
+_ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)  # controls, quotes, lone surrogates
+_NO_SURROGATE = st.text(max_size=20)
+_RECORDS = st.builds(
+    AuditRecord, method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]), path=_ANY_TEXT,
+    status=st.sampled_from([200, 201, 307, 401, 404, 412, 413, 422, 500, 503, 99]), requestor=_ANY_TEXT,
+    client_address=st.none() | _NO_SURROGATE, action=st.sampled_from(["C", "R", "U", "D", "E"]),
+    subtype=st.none() | _ANY_TEXT, patient_id=st.none() | _ANY_TEXT, hook_instance=st.none() | _ANY_TEXT,
+    card_uuids=st.lists(_ANY_TEXT, max_size=4).map(tuple))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rec=_RECORDS, observer=_NO_SURROGATE)
+def test_event_json_is_canonical_and_has_every_field(rec, observer):
+    log = AuditLog(None, observer=observer, key=b"k" * 32)
+    now = dt.datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=dt.UTC)
+    written = log.event_json(rec, now)
+    event = json.loads(written)
+    assert _canonical(event) == written, "the bytes hashed are the canonical form of the event"
+    assert event == _reference_event(log, rec, event["id"], "2026-03-01T08:00:00.123456Z")
+    assert str(uuid.UUID(event["id"])) == event["id"]
+
+
+def test_appended_lines_verify_and_records_read_them_back(tmp_path):
+    log = AuditLog(tmp_path / "a.jsonl")
+    recs = [AuditRecord("POST", "/cds-services/leukos-patient-view", 200, "anonymous-dev", "127.0.0.1",
+                        subtype="patient-view", patient_id="p-1", hook_instance="h\u00e9\"\\\n\ud800",
+                        card_uuids=("c1", "c2")),
+            AuditRecord("GET", "/api/health", 200, "api-token", None, action="R")]
+    for rec in recs * 3:
+        assert log.append(rec) is None
+    rows = _lines(tmp_path / "a.jsonl")
+    assert verify_chain(rows) is None
+    assert log.records == rows
+    assert [r["seq"] for r in rows] == list(range(1, 7))
+    assert rows[0]["event"]["entity"][1]["what"]["identifier"]["value"] == "h\u00e9\"\\\n\\ud800"

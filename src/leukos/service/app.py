@@ -172,11 +172,15 @@ class AuditMiddleware:
 
 
 # Cyclic-GC thresholds of a serving process (CPython's defaults are 700, 10, 10). A patient-view call
-# allocates thousands of containers and the CDS page cache keeps up to 1000 assessments alive, so
-# with the defaults full collections (each walking every live assessment) ran every ~200 calls and
-# took 15-40 % of the CPU under load. Fewer young collections and rarer full ones; memory stays
-# bounded (the cache is bounded and evicted entries are freed by reference counting).
-GC_THRESHOLDS = (5000, 20, 100)
+# allocates thousands of containers and the CDS page cache keeps up to 1000 cases alive, so with the
+# defaults full collections (each walking every live case) ran every ~200 calls and took 15-40 % of the
+# CPU under load. A young collection is due when the net count of new containers reaches the first
+# threshold; the calls in flight in the worker pool hold ~10,000 of them together, so at 5000 a young
+# collection (all survivors: ~1.5 ms walking them) ran every ~50 calls: 0.04 ms per call. At 20,000
+# the data of calls in flight no longer triggers them. Memory stays bounded: the cache is bounded, its
+# evicted entries are freed by reference counting, and cyclic garbage is still collected (after at
+# most 20,000 new containers).
+GC_THRESHOLDS = (20_000, 20, 100)
 
 
 def settle_gc() -> None:
@@ -244,6 +248,10 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
         description="leukos supports clinical decisions; it does not replace clinical judgement. "
                     "It is not a medical device. Every output carries its working and references.",
         docs_url=None, redoc_url=None, openapi_url=None,  # served by leukos.service.docs, behind auth
+        # FastAPI's own OpenTelemetry export stays off even when a global provider is configured: its
+        # logs carry exception messages (which may quote input) and its spans the request paths (which
+        # may hold a patient's pseudonym); leukos logs neither. Off, it is not looked up per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.leukos = state
     install_error_handlers(app)
@@ -253,6 +261,9 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
     from leukos.service import registry_api  # follow-up registry: /api/patients, /ui/patients (issue 13)
 
     registry_api.install(app)
+    from leukos.service.cds.call_route import install_call_route  # the hot CDS route, lean (after the routers)
+
+    install_call_route(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _patch_openapi(app)
 

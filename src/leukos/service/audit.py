@@ -19,6 +19,7 @@ import os
 import secrets
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,26 @@ _OUTCOME = {2: "0", 3: "0", 4: "4", 5: "8"}
 
 def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# Parts of an event's canonical JSON (AuditLog.event_json): text is escaped by the function json.dumps
+# uses when ensure_ascii is off (as in _canonical); the constant objects are encoded by _canonical.
+_json_str = json.encoder.encode_basestring
+_REST_TYPE = _canonical({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
+                         "display": "RESTful Operation"}).decode()
+
+
+def _identifier_entity(system: str, extra: dict[str, Any] | None = None) -> str:
+    """An entity ``{"what": {"identifier": {"system", "value"}}, ...extra}`` with ``%s`` for the JSON value."""
+    marker = "\x00value\x00"
+    text = _canonical({"what": {"identifier": {"system": system, "value": marker}}, **(extra or {})}).decode()
+    return text.replace(_json_str(marker), "%s")
+
+
+_PATIENT_ENTITY = _identifier_entity("urn:leukos:patient-pseudonym", {"type": {
+    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"}})
+_HOOK_ENTITY = _identifier_entity("urn:cds-hooks:hookInstance")
+_CARD_ENTITY = _identifier_entity("urn:cds-hooks:card")
 
 
 @dataclass(frozen=True)
@@ -126,7 +147,7 @@ class AuditLog:
         self._seq = 0
         self._prev = GENESIS
         self.recovery: str | None = None
-        self.records: list[dict[str, Any]] = []  # in-memory copy of the newest lines (bounded)
+        self._recent: deque[bytes] = deque(maxlen=1000)  # the newest lines, for :attr:`records`
         self._fd: int | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,51 +199,57 @@ class AuditLog:
         return hmac.new(self._key, patient_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
     def event(self, rec: AuditRecord, now: dt.datetime | None = None) -> dict[str, Any]:
-        now = now or dt.datetime.now(dt.UTC)
-        outcome = _OUTCOME.get(rec.status // 100, "8")
-        entities: list[dict[str, Any]] = []
-        if rec.patient_id:
-            entities.append({"what": {"identifier": {"system": "urn:leukos:patient-pseudonym",
-                                                     "value": self.pseudonym(rec.patient_id)}},
-                             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                                      "code": "1", "display": "Person"}})
-        if rec.hook_instance:
-            entities.append({"what": {"identifier": {"system": "urn:cds-hooks:hookInstance",
-                                                     "value": _clean(rec.hook_instance[:200])}}})
-        for card in rec.card_uuids:
-            entities.append({"what": {"identifier": {"system": "urn:cds-hooks:card", "value": _clean(card[:200])}}})
-        event: dict[str, Any] = {
-            "resourceType": "AuditEvent",
-            "id": str(uuid.uuid4()),
-            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
-                     "display": "RESTful Operation"},
-            "action": rec.action,
-            "recorded": now.isoformat().replace("+00:00", "Z"),
-            "outcome": outcome,
-            "agent": [{"who": {"display": _clean(rec.requestor)}, "requestor": True,
-                       **({"network": {"address": rec.client_address, "type": "2"}} if rec.client_address else {})}],
-            "source": {"observer": {"display": self.observer}},
-            "extension": [{"url": "urn:leukos:http",
-                           "valueString": _clean(f"{rec.method} {rec.path[:500]} {rec.status}")}],
-        }
-        if rec.subtype:
-            event["subtype"] = [{"system": "urn:leukos:operation", "code": _clean(rec.subtype)}]
-        if entities:
-            event["entity"] = entities
-        return event
+        """The AuditEvent of ``rec``, as a dict (what :meth:`event_json` writes)."""
+        return json.loads(self.event_json(rec, now))
 
-    def append(self, rec: AuditRecord) -> dict[str, Any]:
+    def event_json(self, rec: AuditRecord, now: dt.datetime | None = None) -> bytes:
+        """The FHIR R4 AuditEvent of ``rec`` in canonical JSON (what the hash covers), written directly.
+
+        ``resourceType`` AuditEvent, a random ``id``, ``type`` rest, ``action``, ``recorded`` (UTC),
+        ``outcome`` from the HTTP status, one ``agent`` (the requestor, its network address), the
+        ``source`` observer, an ``extension`` with method, path and status, ``subtype`` (the
+        operation) and the ``entity`` list: the patient's pseudonym, the hook instance, the cards.
+
+        Canonical JSON (:func:`_canonical`: sorted keys, no spaces, UTF-8) is written here without
+        building the dict and encoding it, which cost more than the rest of an audited call: keys in
+        sorted order, text escaped by the function ``json.dumps`` itself uses, the constant parts
+        encoded once by :func:`_canonical`. tests/service/test_audit.py checks that the result is the
+        canonical form of itself, with the fields above, for every shape and hostile text.
+        """
+        now = now or dt.datetime.now(dt.UTC)
+        out = ['{"action":', _json_str(rec.action), ',"agent":[{']
+        if rec.client_address:
+            out += ['"network":{"address":', _json_str(rec.client_address), ',"type":"2"},']
+        out += ['"requestor":true,"who":{"display":', _json_str(_clean(rec.requestor)), '}}]']
+        entities = []
+        if rec.patient_id:
+            entities.append(_PATIENT_ENTITY % _json_str(self.pseudonym(rec.patient_id)))
+        if rec.hook_instance:
+            entities.append(_HOOK_ENTITY % _json_str(_clean(rec.hook_instance[:200])))
+        for card in rec.card_uuids:
+            entities.append(_CARD_ENTITY % _json_str(_clean(card[:200])))
+        if entities:
+            out += [',"entity":[', ",".join(entities), "]"]
+        out += [',"extension":[{"url":"urn:leukos:http","valueString":',
+                _json_str(_clean(f"{rec.method} {rec.path[:500]} {rec.status}")),
+                '}],"id":"', str(uuid.uuid4()), '","outcome":"', _OUTCOME.get(rec.status // 100, "8"),
+                '","recorded":', _json_str(now.isoformat().replace("+00:00", "Z")),
+                ',"resourceType":"AuditEvent","source":{"observer":{"display":', _json_str(self.observer), "}}"]
+        if rec.subtype:
+            out += [',"subtype":[{"code":', _json_str(_clean(rec.subtype)), ',"system":"urn:leukos:operation"}]']
+        out += [',"type":', _REST_TYPE, "}"]
+        return "".join(out).encode()
+
+    def append(self, rec: AuditRecord) -> None:
         """Chain and write one event; :class:`AuditUnavailable` if it cannot be written."""
-        event = self.event(rec)
-        canonical = _canonical(event)  # encoded once: hashed, and written as the line's event
+        canonical = self.event_json(rec)  # hashed, and written as the line's event
         with self._lock:
             seq = self._seq + 1
             digest = hashlib.sha256(self._prev.encode() + canonical).hexdigest()
-            row = {"seq": seq, "prev": self._prev, "hash": digest, "event": event}
+            # the JSON of {"seq", "prev", "hash", "event"}, with the event in its canonical form
+            line = b'{"seq": %d, "prev": "%s", "hash": "%s", "event": %s}\n' % (
+                seq, self._prev.encode(), digest.encode(), canonical)
             if self.path is not None:
-                # the JSON of ``row``, with the event in its canonical form (what the hash covers)
-                line = b'{"seq": %d, "prev": "%s", "hash": "%s", "event": %s}\n' % (
-                    seq, self._prev.encode(), digest.encode(), canonical)
                 try:
                     if self._fd is None:
                         raise OSError("audit file is closed")
@@ -232,9 +259,14 @@ class AuditLog:
                 except OSError as exc:
                     raise AuditUnavailable(f"the audit trail could not be written ({type(exc).__name__})") from None
             self._seq, self._prev = seq, digest
-            self.records.append(row)
-            del self.records[:-1000]
-        return row
+            self._recent.append(line)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The newest lines (at most 1000), as ``{"seq", "prev", "hash", "event"}`` dicts (read back on access)."""
+        with self._lock:
+            lines = list(self._recent)
+        return [json.loads(line) for line in lines]
 
     def close(self) -> None:
         with self._lock:

@@ -61,12 +61,28 @@ class WorkPool:
             self._release()
             raise
         future.add_done_callback(self._release)
+        # The wall-time limit is a timer on the loop that cancels the awaited future (what
+        # asyncio.wait_for did, without its extra future, callbacks and loop round per call).
+        loop = asyncio.get_running_loop()
+        waiter = asyncio.wrap_future(future, loop=loop)
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            waiter.cancel()  # and so the pool's future: a call still queued never starts
+
+        timer = loop.call_later(self.timeout_s, expire)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
-        except TimeoutError:
+            return await waiter
+        except asyncio.CancelledError:
+            if not expired:  # the caller itself was cancelled (shutdown, client gone): not a timeout
+                raise
             future.cancel()
             raise ServiceBusy(f"the call did not finish within {self.timeout_s:g} s",
                               retry_after_s=max(1, int(self.timeout_s))) from None
+        finally:
+            timer.cancel()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

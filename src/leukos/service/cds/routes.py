@@ -233,7 +233,7 @@ async def call_service(service_id: str, request: Request) -> JsonBytes:
     st = service_state(request)
     raw = await request.body()
     call, done = await st.pool.run(_parse_and_run, raw, svc, st, _base_url(request), request.app, request.state)
-    if done is None:  # prefetch to read from the fhirServer: awaited on the loop, then the rest in the pool
+    if call is not None:  # prefetch to read from the fhirServer: awaited on the loop, then the rest in the pool
         call.prefetch = await gather(call.req, st.kb, timeout_s=st.settings.fhir_timeout_s,
                                      allowlist=st.settings.fhir_server_allowlist, notes=call.notes)
         done = await st.pool.run(_run_hook, svc, call)
@@ -243,10 +243,14 @@ async def call_service(service_id: str, request: Request) -> JsonBytes:
 
 
 def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: Any,
-                   audit: Any) -> tuple[HookCall, tuple[bytes, list[str]] | None]:
+                   audit: Any) -> tuple[HookCall | None, tuple[bytes, list[str]] | None]:
     """In the pool: parse the call and, when no ``fhirServer`` read is needed (the prefetch is complete,
     or what is missing cannot be read), run the hook too: one hop off the event loop instead of two.
-    ``audit`` is ``request.state``: the patient and hook instance are recorded even if the hook fails."""
+    ``audit`` is ``request.state``: the patient and hook instance are recorded even if the hook fails.
+
+    Returns ``(call, None)`` when the prefetch must be read from the ``fhirServer`` first, else
+    ``(None, (response JSON, card ids))``: the call and its parsed request are then freed here, in the
+    thread that built and last used them (freeing them on the event loop cost it ~0.07 ms a call)."""
     req, patient_id = _parse_call(raw, svc)
     audit.audit_patient = patient_id
     audit.audit_hook_instance = req.hookInstance
@@ -256,7 +260,7 @@ def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: An
         if prefetch is None:
             return call, None
         call.prefetch = prefetch
-    return call, _run_hook(svc, call)
+    return None, _run_hook(svc, call)
 
 
 def _store_feedback(raw: bytes, service_id: str, store: Any) -> tuple[int, int, list[str]]:
