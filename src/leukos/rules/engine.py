@@ -88,7 +88,8 @@ def assess(case: Case, kb: KnowledgeBase | None = None, *, explain_differential:
         cited += list(part.citations)
     for p in gaps.used_params.values():
         cited += list(p.citations)
-    references = {k: kb.citation(k).to_dict() for k in dict.fromkeys(cited)}
+    refs = _reference_dicts(kb)
+    references = {k: dict(refs[k]) for k in dict.fromkeys(cited)}
     settings = {k: p.value for k, p in gaps.used_params.items() if p.choices}
 
     return Assessment(
@@ -115,6 +116,12 @@ def assess(case: Case, kb: KnowledgeBase | None = None, *, explain_differential:
         references=MappingProxyType(references),
         differential_explained=entries is not None,
     )
+
+
+def _reference_dicts(kb: KnowledgeBase) -> dict[str, dict]:
+    """Every citation of ``kb`` as its output dict, built once per knowledge base (citations are
+    immutable; about 40 are cited per assessment). Each assessment gets its own copy of the ones it cites."""
+    return kb.derived("engine.reference_dicts", lambda kb: {k: c.to_dict() for k, c in kb.citations.items()})
 
 
 def _without_unit(case: Case, kb: KnowledgeBase) -> list[str]:
