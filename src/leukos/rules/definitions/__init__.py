@@ -314,27 +314,46 @@ def params_of(p: Predicate) -> tuple[str, ...]:
     return tuple(dict.fromkeys(x.param for x in walk(p) if isinstance(x, Compare | Change)))
 
 
+_UNSET = object()
+
+
 class CaseInputs:
-    """:class:`Inputs` of one case (the per-patient engine): the latest value of each analyte."""
+    """:class:`Inputs` of one case (the per-patient engine): the latest value of each analyte.
+
+    One object per rule that evaluates definitions on the case; what it looks up (the analyte an
+    input resolves to, its value, the age group) is looked up once."""
 
     def __init__(self, case, kb: KnowledgeBase):
         self.case, self.kb = case, kb
         self._resolved: dict[str, str] = {}
+        self._labs: dict[str, object] = {}  # input -> its LabValue or None
+        self._child: object = _UNSET
 
     def resolve(self, name: str) -> str:
         """The analyte a (possibly virtual) input reads: the first of its preferences the case has."""
         hit = self._resolved.get(name)
         if hit is None:
             options = TLS_INPUTS.get(name, (name,))
-            hit = self._resolved[name] = next((a for a in options if self.case.lab(a) is not None), options[-1])
+            hit = options[-1]
+            for a in options:
+                if self.case.lab(a) is not None:
+                    hit = a
+                    break
+            self._resolved[name] = hit
         return hit
 
+    def _lab(self, name: str):
+        lv = self._labs.get(name, _UNSET)
+        if lv is _UNSET:
+            lv = self._labs[name] = self.case.lab(self.resolve(name))
+        return lv
+
     def value(self, name: str) -> tuple[float, str | None] | None:
-        lv = self.case.lab(self.resolve(name))
+        lv = self._lab(name)
         return None if lv is None else (lv.value, lv.comparator)
 
     def reference_high(self, name: str) -> float | None:
-        lv = self.case.lab(self.resolve(name))
+        lv = self._lab(name)
         return None if lv is None else lv.reference_high
 
     def baseline(self, name: str) -> float | None:
@@ -342,5 +361,7 @@ class CaseInputs:
         return None if b is None else b.value
 
     def child(self) -> bool | None:
-        age = self.case.age_years
-        return None if age is None else age < float(self.kb.value("tumour_lysis.child_below_age"))
+        if self._child is _UNSET:
+            age = self.case.age_years
+            self._child = None if age is None else age < float(self.kb.value("tumour_lysis.child_below_age"))
+        return self._child  # type: ignore[return-value]
