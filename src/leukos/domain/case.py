@@ -8,10 +8,11 @@ original spelling is kept in ``LabValue.given`` so that every output can show wh
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
+from typing import Any, TypeVar
 
 __all__ = [
     "Sex",
@@ -187,6 +188,9 @@ class Findings:
         return self.genetics.get(name, GeneticResult.UNKNOWN)
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class Case:
     """One patient at one moment. Build it with :func:`leukos.interop.case_format.case_from_dict`."""
@@ -202,6 +206,24 @@ class Case:
     # What the importer did not use and why (e.g. "Observation/obs-7 ignored: entered-in-error").
     # Never identifiers of the patient; resource ids only.
     import_notes: tuple[str, ...] = ()
+
+    def derived(self, key: Hashable, build: Callable[[Case], _T]) -> _T:
+        """``build(self)``, computed once for this case object (it is frozen) and then reused.
+
+        For what one assessment reads many times and that depends on the case alone (the lab values
+        as intervals, a cell count derived from a percentage and the WBC). It lives and dies with
+        this object, like :func:`functools.cached_property` (same storage: the instance dict, not a
+        field, so equality, ``repr``, ``dataclasses.replace`` and the case's serialisations ignore
+        it; a replaced case starts empty). ``key`` names the derivation: the same key must always
+        mean the same ``build``. The result is shared: never mutate it.
+        """
+        memo: dict[Hashable, Any] | None = self.__dict__.get("_derived")
+        if memo is None:
+            memo = self.__dict__.setdefault("_derived", {})
+        try:
+            return memo[key]
+        except KeyError:
+            return memo.setdefault(key, build(self))
 
     def lab(self, name: str) -> LabValue | None:
         """The current (latest) value of an analyte, or None if not recorded."""

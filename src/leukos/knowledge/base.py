@@ -221,7 +221,17 @@ class KnowledgeBase:
     def field_label(self, name: str) -> str:
         """The reader's name of a case-format field path (``creatinine``, ``labs.ldh.reference_high``,
         ``findings.known_diagnosis``): analyte labels from labs.toml, other fields from
-        rules/field_labels.toml; an unknown path is returned as given."""
+        rules/field_labels.toml; an unknown path is returned as given. Each path is worked out once
+        per knowledge base (the paths are the rules' own, a few dozen; at most 1024 are kept)."""
+        known: dict[str, str] = self.derived("field_label.known", lambda kb: {})
+        label = known.get(name)
+        if label is None:
+            label = self._field_label(name)
+            if len(known) < 1024:
+                known[name] = label
+        return label
+
+    def _field_label(self, name: str) -> str:
         labels = self.tables.get("field_labels", {}).get("labels", {})
         if name in labels:
             return labels[name]

@@ -20,7 +20,11 @@ def above(lv: LabValue | None, threshold: float, *, inclusive: bool) -> bool | N
     """Is the true value above ``threshold`` (``>=`` when inclusive)? None when unknown."""
     if lv is None:
         return None
-    v, c = lv.value, lv.comparator
+    return above_value(lv.value, lv.comparator, threshold, inclusive)
+
+
+def above_value(v: float, c: str | None, threshold: float, inclusive: bool) -> bool | None:
+    """:func:`above` of the value ``v`` with comparator ``c`` (None, '<', '<=', '>', '>=')."""
     if c is None:
         return v >= threshold if inclusive else v > threshold
     if c in (">", ">="):

@@ -8,7 +8,7 @@ from typing import Any
 from leukos.domain.assessment import Artefact, HyperleukocytosisResult
 from leukos.domain.case import Case, Diagnosis
 from leukos.rules._common import Gaps, above, below, fmt, lab_working
-from leukos.rules.definitions import CaseInputs, evaluate, pseudohyperkalaemia_possible
+from leukos.rules.definitions import CaseInputs, compile_predicate, pseudohyperkalaemia_possible
 
 __all__ = ["assess_artefacts"]
 
@@ -38,7 +38,8 @@ def assess_artefacts(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> tup
             out.append(_make(gaps, "REVERSE_PSEUDOHYPERKALEMIA", w))
     elif k is not None and extreme:
         thr = gaps.p("tumour_lysis.potassium_min")
-        high = evaluate(pseudohyperkalaemia_possible(), CaseInputs(case, gaps.kb), gaps.kb)
+        high = gaps.kb.derived("artefacts.pseudohyperkalaemia_possible",
+                               lambda kb: compile_predicate(pseudohyperkalaemia_possible(), kb))(CaseInputs(case, gaps.kb))
         if high:
             w = {"potassium": lab_working(k), "wbc_10e9_per_l": hl.wbc_10e9_per_l,
                  "rule": f"hyperleukocytosis and K >= {thr.value} mmol/L (TLS threshold) or above the laboratory's range"}

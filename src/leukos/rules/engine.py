@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from leukos import __version__
 from leukos.domain.assessment import Assessment, HyperleukocytosisResult, LeukostasisResult
@@ -71,8 +73,9 @@ def assess(case: Case, kb: KnowledgeBase | None = None, *, explain_differential:
     urg = urgency(hl, ls, tls, apl, gaps, dx)
     recs = recommendations(case, hl, ls, tls, dic, arts, lk, apl, gaps, dx)
 
+    overridden = _overridden_keys(kb)
     for key, p in gaps.used_params.items():
-        if p.overridden:
+        if key in overridden:
             gaps.warn(f"Setting {key} = {p.value!r} (default {p.overridden_from!r}) changed by the site configuration.")
     if ls.grade is not None:
         gaps.warn("The leukostasis grading table (Novotny 2005) is unverified: organ descriptors and aggregation are status U.")
@@ -85,10 +88,11 @@ def assess(case: Case, kb: KnowledgeBase | None = None, *, explain_differential:
 
     cited: list[str] = []
     for part in (hl, ls, tls, dic, lk, *arts, *recs, *(entries or ())):
-        cited += list(part.citations)
+        cited.extend(part.citations)
     for p in gaps.used_params.values():
-        cited += list(p.citations)
-    references = {k: kb.citation(k).to_dict() for k in dict.fromkeys(cited)}
+        cited.extend(p.citations)
+    refs = _reference_dicts(kb)
+    references = {k: refs[k] for k in dict.fromkeys(cited)}
     settings = {k: p.value for k, p in gaps.used_params.items() if p.choices}
 
     return Assessment(
@@ -115,6 +119,19 @@ def assess(case: Case, kb: KnowledgeBase | None = None, *, explain_differential:
         references=MappingProxyType(references),
         differential_explained=entries is not None,
     )
+
+
+def _reference_dicts(kb: KnowledgeBase) -> dict[str, Mapping[str, Any]]:
+    """Every citation of ``kb`` as its output mapping (``Citation.to_dict``, read-only), built once per
+    knowledge base: citations are immutable and about 40 are cited per assessment."""
+    return kb.derived("engine.reference_dicts",
+                      lambda kb: {k: MappingProxyType(c.to_dict()) for k, c in kb.citations.items()})
+
+
+def _overridden_keys(kb: KnowledgeBase) -> frozenset[str]:
+    """The parameters the site configuration changed (once per knowledge base)."""
+    return kb.derived("engine.overridden_keys",
+                      lambda kb: frozenset(k for k, p in kb.parameters.items() if p.overridden))
 
 
 def _without_unit(case: Case, kb: KnowledgeBase) -> list[str]:

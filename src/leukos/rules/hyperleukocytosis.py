@@ -9,7 +9,7 @@ from __future__ import annotations
 from leukos.domain.assessment import HyperleukocytosisResult
 from leukos.domain.case import Case, Diagnosis, GeneticResult, Immunophenotype
 from leukos.rules._common import Gaps, lab_working, param_working
-from leukos.rules.definitions import CaseInputs, evaluate, hyperleukocytosis_present
+from leukos.rules.definitions import CaseInputs, compile_predicate, hyperleukocytosis_present
 
 __all__ = ["assess_hyperleukocytosis", "absolute_blasts", "is_monocytic", "lineage"]
 
@@ -49,7 +49,7 @@ def assess_hyperleukocytosis(case: Case, gaps: Gaps) -> HyperleukocytosisResult:
     definition = hyperleukocytosis_present()
     thr = gaps.p(definition.param)
     wbc = case.lab("wbc")
-    present = evaluate(definition, CaseInputs(case, kb), kb)
+    present = kb.derived("hyperleukocytosis.present", lambda kb: compile_predicate(definition, kb))(CaseInputs(case, kb))
     if wbc is None:
         gaps.need("wbc")
         gaps.cannot("Hyperleukocytosis: no white cell count")

@@ -17,9 +17,10 @@ from leukos.rules.definitions import (
     Change,
     CountRule,
     Criterion,
+    Evaluator,
+    compile_predicate,
     count_met,
     describe,
-    evaluate,
     params_of,
     tls_laboratory,
     walk,
@@ -35,6 +36,7 @@ class _Planned:
     """One criterion with what its working shows that depends on the knowledge alone."""
 
     crit: Criterion
+    run: Evaluator  # the predicate compiled (:func:`compile_predicate`)
     rule_text: str  # the predicate in words (``describe``)
     limits: tuple[str, ...]  # its limit parameters (the change fraction aside)
     by_age: ByAge | None
@@ -46,7 +48,7 @@ def _plan(kb: KnowledgeBase) -> tuple[CountRule, tuple[_Planned, ...]]:
     """The configured laboratory TLS rule and its criteria planned (once per knowledge base)."""
     def build(kb: KnowledgeBase) -> tuple[CountRule, tuple[_Planned, ...]]:
         rule = tls_laboratory(kb)
-        return rule, tuple(_Planned(c, describe(c.predicate, kb),
+        return rule, tuple(_Planned(c, compile_predicate(c.predicate, kb), describe(c.predicate, kb),
                                     tuple(k for k in params_of(c.predicate) if k != "tumour_lysis.change_fraction"),
                                     _first(c.predicate, ByAge), _first(c.predicate, Change),
                                     _uses(c.predicate, AboveReference)) for c in rule.criteria)
@@ -68,7 +70,7 @@ def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) ->
             w["thresholds"] = {k.split(".", 1)[1]: param_working(gaps.p(k)) for k in limits}
     if crit.name == "calcium" and case.lab("ionized_calcium") is not None:
         w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"))
-    met = evaluate(crit.predicate, inputs, gaps.kb)
+    met = planned.run(inputs)
     by_age = planned.by_age
     if by_age is not None and by_age.when_unknown == "agree" and inputs.child() is None:
         w["age"] = "age unknown: decided only where the adult and child limits agree"

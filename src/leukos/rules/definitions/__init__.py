@@ -20,15 +20,15 @@ censored result on the wrong side, unknown age where the thresholds differ).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Union
 
 from leukos.knowledge import KnowledgeBase
-from leukos.rules._common import above, any3, threshold
+from leukos.rules._common import above_value, any3, threshold
 
 __all__ = ["Compare", "AboveReference", "Change", "AnyOf", "ByAge", "Criterion", "CountRule", "Inputs",
-           "Predicate", "evaluate", "limit", "hyperleukocytosis_present", "tls_laboratory",
+           "Predicate", "Evaluator", "evaluate", "compile_predicate", "limit", "hyperleukocytosis_present", "tls_laboratory",
            "pseudohyperkalaemia_possible", "count_met", "params_of", "walk", "describe", "CaseInputs", "TLS_INPUTS"]
 
 
@@ -137,48 +137,81 @@ TLS_INPUTS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-class _Lab:
-    __slots__ = ("value", "comparator")
-
-    def __init__(self, value: float, comparator: str | None):
-        self.value, self.comparator = value, comparator
-
-
 def limit(kb: KnowledgeBase, p: Compare) -> float:
     """The limit of a comparison in the canonical unit (the more inclusive of a source's two printings)."""
     return threshold(kb, p.param, p.analyte, met_when=p.met_when)
 
 
+Evaluator = Callable[[Inputs], Union[bool, None]]  # noqa: UP007 - a runtime alias
+
+
 def evaluate(p: Predicate, inputs: Inputs, kb: KnowledgeBase) -> bool | None:
-    """Evaluate a predicate in Python (the per-patient engine's evaluator)."""
+    """Evaluate a predicate in Python (the per-patient engine's evaluator): :func:`compile_predicate`
+    of ``p`` (compiled once per knowledge base) applied to ``inputs``."""
+    return kb.derived(("definitions.compiled", p), lambda kb: compile_predicate(p, kb))(inputs)
+
+
+def compile_predicate(p: Predicate, kb: KnowledgeBase) -> Evaluator:
+    """The predicate as a function of the inputs, with what depends on the knowledge alone (limits in
+    the canonical unit, change fractions) read once. Three-valued like the predicate; every part of
+    an :class:`AnyOf` is evaluated (no short cut), both sides of a :class:`ByAge` when the age is
+    unknown."""
     if isinstance(p, Compare):
-        got = inputs.value(p.input)
-        if got is None:
-            return None
-        a = above(_Lab(*got), limit(kb, p), inclusive=p.inclusive if p.met_when == "above" else not p.inclusive)
-        return a if p.met_when == "above" or a is None else not a
+        name, lim = p.input, limit(kb, p)
+        if p.met_when == "above":
+            inclusive = p.inclusive
+
+            def compare(inputs: Inputs) -> bool | None:
+                got = inputs.value(name)
+                return None if got is None else above_value(got[0], got[1], lim, inclusive)
+            return compare
+        not_inclusive = not p.inclusive
+
+        def compare_below(inputs: Inputs) -> bool | None:
+            got = inputs.value(name)
+            if got is None:
+                return None
+            a = above_value(got[0], got[1], lim, not_inclusive)
+            return None if a is None else not a
+        return compare_below
     if isinstance(p, AboveReference):
-        got, ref = inputs.value(p.input), inputs.reference_high(p.input)
-        if got is None or ref is None:
-            return None
-        return above(_Lab(*got), ref, inclusive=False)
+        name = p.input
+
+        def above_reference(inputs: Inputs) -> bool | None:
+            got, ref = inputs.value(name), inputs.reference_high(name)
+            if got is None or ref is None:
+                return None
+            return above_value(got[0], got[1], ref, False)
+        return above_reference
     if isinstance(p, Change):
-        got, base = inputs.value(p.input), inputs.baseline(p.input)
-        if got is None or base is None or base == 0:
-            return False
-        change = (got[0] - base) / base
-        frac = float(kb.value(p.param))
-        return change <= -frac if p.falling else change >= frac
+        name, frac, falling = p.input, float(kb.value(p.param)), p.falling
+
+        def change(inputs: Inputs) -> bool | None:
+            got, base = inputs.value(name), inputs.baseline(name)
+            if got is None or base is None or base == 0:
+                return False
+            rel = (got[0] - base) / base
+            return rel <= -frac if falling else rel >= frac
+        return change
     if isinstance(p, AnyOf):
-        return any3(evaluate(x, inputs, kb) for x in p.parts)
+        parts = tuple(compile_predicate(x, kb) for x in p.parts)
+
+        def any_of(inputs: Inputs) -> bool | None:
+            return any3([f(inputs) for f in parts])
+        return any_of
     if isinstance(p, ByAge):
-        child = inputs.child()
-        if child is True:
-            return evaluate(p.child, inputs, kb)
-        if child is False or p.when_unknown == "adult":
-            return evaluate(p.adult, inputs, kb)
-        a, c = evaluate(p.adult, inputs, kb), evaluate(p.child, inputs, kb)
-        return a if a == c else None
+        adult, child_rule, adult_when_unknown = compile_predicate(p.adult, kb), compile_predicate(p.child, kb), \
+            p.when_unknown == "adult"
+
+        def by_age(inputs: Inputs) -> bool | None:
+            child = inputs.child()
+            if child is True:
+                return child_rule(inputs)
+            if child is False or adult_when_unknown:
+                return adult(inputs)
+            a, c = adult(inputs), child_rule(inputs)
+            return a if a == c else None
+        return by_age
     raise TypeError(f"not a predicate: {p!r}")
 
 
@@ -281,27 +314,46 @@ def params_of(p: Predicate) -> tuple[str, ...]:
     return tuple(dict.fromkeys(x.param for x in walk(p) if isinstance(x, Compare | Change)))
 
 
+_UNSET = object()
+
+
 class CaseInputs:
-    """:class:`Inputs` of one case (the per-patient engine): the latest value of each analyte."""
+    """:class:`Inputs` of one case (the per-patient engine): the latest value of each analyte.
+
+    One object per rule that evaluates definitions on the case; what it looks up (the analyte an
+    input resolves to, its value, the age group) is looked up once."""
 
     def __init__(self, case, kb: KnowledgeBase):
         self.case, self.kb = case, kb
         self._resolved: dict[str, str] = {}
+        self._labs: dict[str, object] = {}  # input -> its LabValue or None
+        self._child: object = _UNSET
 
     def resolve(self, name: str) -> str:
         """The analyte a (possibly virtual) input reads: the first of its preferences the case has."""
         hit = self._resolved.get(name)
         if hit is None:
             options = TLS_INPUTS.get(name, (name,))
-            hit = self._resolved[name] = next((a for a in options if self.case.lab(a) is not None), options[-1])
+            hit = options[-1]
+            for a in options:
+                if self.case.lab(a) is not None:
+                    hit = a
+                    break
+            self._resolved[name] = hit
         return hit
 
+    def _lab(self, name: str):
+        lv = self._labs.get(name, _UNSET)
+        if lv is _UNSET:
+            lv = self._labs[name] = self.case.lab(self.resolve(name))
+        return lv
+
     def value(self, name: str) -> tuple[float, str | None] | None:
-        lv = self.case.lab(self.resolve(name))
+        lv = self._lab(name)
         return None if lv is None else (lv.value, lv.comparator)
 
     def reference_high(self, name: str) -> float | None:
-        lv = self.case.lab(self.resolve(name))
+        lv = self._lab(name)
         return None if lv is None else lv.reference_high
 
     def baseline(self, name: str) -> float | None:
@@ -309,5 +361,7 @@ class CaseInputs:
         return None if b is None else b.value
 
     def child(self) -> bool | None:
-        age = self.case.age_years
-        return None if age is None else age < float(self.kb.value("tumour_lysis.child_below_age"))
+        if self._child is _UNSET:
+            age = self.case.age_years
+            self._child = None if age is None else age < float(self.kb.value("tumour_lysis.child_below_age"))
+        return self._child  # type: ignore[return-value]

@@ -45,8 +45,7 @@ def cml_phase(case: Case, kb: KnowledgeBase, feats: Features | None = None) -> P
     response to therapy) are never assessed and are listed in the CML entry. ``feats``: the
     differential's features of this case, whose facts and measures are then read, not recomputed.
     """
-    system = kb.value(f"{AREA}.cml_phase_system")
-    rows = [r for r in checked_rules(kb).phases if r["system"] == system]
+    rows = kb.derived("differential.cml_phase_rows", _rows)
     strict = _phase_eval(case, kb, rows, feats, blood_only=False)
     if strict.phase is None and case.findings.marrow.blasts_pct is None:
         blood = _phase_eval(case, kb, rows, feats, blood_only=True)
@@ -55,6 +54,12 @@ def cml_phase(case: Case, kb: KnowledgeBase, feats: Features | None = None) -> P
                 "Marrow blast % not in the case: phase named from the blood only; a marrow is needed to "
                 "exclude a higher phase.",)})
     return strict
+
+
+def _rows(kb: KnowledgeBase) -> list[Mapping[str, Any]]:
+    """The phase criteria of the configured classification (once per knowledge base)."""
+    system = kb.value(f"{AREA}.cml_phase_system")
+    return [r for r in checked_rules(kb).phases if r["system"] == system]
 
 
 def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], feats: Features | None, *,

@@ -10,7 +10,7 @@ from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase, Parameter
 from leukos.knowledge.differential_rules import AREA, DifferentialRules, differential_rules, param_key
 from leukos.rules.differential.facts import CML_FAMILY, FACTS
-from leukos.rules.differential.quantities import DISPLAY, MEASURE_CELL, MEASURES, Interval, compare, derivation
+from leukos.rules.differential.quantities import COMPARE, DISPLAY, MEASURE_CELL, MEASURES, Interval, derivation
 
 __all__ = ["Feature", "Features", "case_features", "evaluate_features", "known_for", "checked_rules"]
 
@@ -55,20 +55,31 @@ class _MeasureFeature:
     sources: tuple[str, ...]
 
 
-_PLANS: dict[int, tuple[KnowledgeBase, DifferentialRules, tuple[_MeasureFeature | str, ...]]] = {}
+@dataclass(frozen=True)
+class _Plan:
+    """The features of a rules object, in file order, with everything that does not depend on the case
+    resolved once: ``by_name`` (a measure feature compiled, a fact by its name) and ``steps``, what
+    computing the values runs (name, fact function or None, measure, measure function, comparison,
+    threshold, configured)."""
+
+    by_name: dict[str, _MeasureFeature | str]
+    steps: tuple[tuple[str, Callable | None, str, Callable | None, Callable | None, float, bool], ...]
 
 
-def _plan(kb: KnowledgeBase, rules: DifferentialRules) -> tuple[_MeasureFeature | str, ...]:
-    """The features in file order: measure features compiled, fact features by name (cached per kb and rules)."""
+_PLANS: dict[int, tuple[KnowledgeBase, DifferentialRules, _Plan]] = {}
+
+
+def _plan(kb: KnowledgeBase, rules: DifferentialRules) -> _Plan:
+    """The features planned (cached per kb and rules: both immutable)."""
     hit = _PLANS.get(id(rules))
     if hit is not None and hit[0] is kb and hit[1] is rules:
         return hit[2]
-    out: list[_MeasureFeature | str] = []
+    by_name: dict[str, _MeasureFeature | str] = {}
     for name, spec in rules.features.items():
         if name == "known_diagnosis":
             continue
         if spec["kind"] != "measure":
-            out.append(name)
+            by_name[name] = name
             continue
         params: tuple[Parameter, ...] = ()
         configured = True
@@ -77,9 +88,14 @@ def _plan(kb: KnowledgeBase, rules: DifferentialRules) -> tuple[_MeasureFeature 
             threshold, params, configured = float(p.value), (p,), p.configured
         else:
             threshold = float(spec["value"])
-        out.append(_MeasureFeature(name, spec["label"], spec["measure"], spec["op"], threshold, configured, params,
-                                   MEASURES[spec["measure"]][2]))
-    plan = tuple(out)
+        if spec["op"] not in COMPARE:
+            raise ValueError(f"unknown comparison {spec['op']!r}")
+        by_name[name] = _MeasureFeature(name, spec["label"], spec["measure"], spec["op"], threshold, configured, params,
+                                        MEASURES[spec["measure"]][2])
+    steps = tuple((name, FACTS[f], "", None, None, 0.0, True) if isinstance(f, str) else
+                  (name, None, f.measure, MEASURES[f.measure][0], COMPARE[f.op], f.threshold, f.configured)
+                  for name, f in by_name.items())
+    plan = _Plan(by_name, steps)
     if len(_PLANS) >= 8:
         _PLANS.pop(next(iter(_PLANS)))
     _PLANS[id(rules)] = (kb, rules, plan)
@@ -93,22 +109,23 @@ class Features(Mapping[str, Feature]):
 
     def __init__(self, case: Case, kb: KnowledgeBase, rules: DifferentialRules):
         self._case, self._kb, self._rules = case, kb, rules
-        self._plan = {(f if isinstance(f, str) else f.name): f for f in _plan(kb, rules)}
+        plan = _plan(kb, rules)
+        self._plan = plan.by_name
         self._built: dict[str, Feature] = {}
         self._measured: dict[str, Interval | None] = {}  # measure -> interval: once per call
         self._read: dict[str, str] = {}  # measure -> what it read: once per call
         self._derived: dict[tuple[str, ...], str] = {}  # cells -> derivation text: once per call
         values: dict[str, bool | None] = {}
         measured = self._measured
-        for name, f in self._plan.items():
-            if isinstance(f, str):
-                values[name] = FACTS[f](case, kb)
+        for name, fact, measure, measure_fn, cmp, threshold, configured in plan.steps:
+            if fact is not None:
+                values[name] = fact(case, kb)
                 continue
-            if f.measure in measured:
-                iv = measured[f.measure]
+            if measure in measured:
+                iv = measured[measure]
             else:
-                iv = measured[f.measure] = MEASURES[f.measure][0](case)
-            values[name] = compare(iv, f.op, f.threshold) if f.configured else None
+                iv = measured[measure] = measure_fn(case)
+            values[name] = cmp(iv, threshold) if configured else None
         self.values = values
 
     def __getitem__(self, name: str) -> Feature:

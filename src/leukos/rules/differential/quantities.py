@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from leukos.domain.case import Case
 
-__all__ = ["CELLS", "CellCount", "Interval", "MEASURES", "DISPLAY", "absolute", "blasts_any", "cell_count", "compare",
+__all__ = ["CELLS", "COMPARE", "CellCount", "Interval", "MEASURES", "DISPLAY", "absolute", "blasts_any", "cell_count", "compare",
            "lab", "number", "pct_sum", "percent", "derivation", "MEASURE_CELL"]
 
 
@@ -28,29 +28,57 @@ class Interval(NamedTuple):
         return f"{self.low:.3g}-{self.high:.3g} {unit}"
 
 
+def _gt(iv: Interval | None, t: float) -> bool | None:
+    return None if iv is None else True if iv.low > t else False if iv.high <= t else None
+
+
+def _ge(iv: Interval | None, t: float) -> bool | None:
+    return None if iv is None else True if iv.low >= t else False if iv.high < t else None
+
+
+def _lt(iv: Interval | None, t: float) -> bool | None:
+    return None if iv is None else True if iv.high < t else False if iv.low >= t else None
+
+
+def _le(iv: Interval | None, t: float) -> bool | None:
+    return None if iv is None else True if iv.high <= t else False if iv.low > t else None
+
+
+# The comparisons by operator: a caller that compares many times with one operator picks it once.
+COMPARE: dict[str, Callable[[Interval | None, float], bool | None]] = {">": _gt, ">=": _ge, "<": _lt, "<=": _le}
+
+
 def compare(iv: Interval | None, op: str, t: float) -> bool | None:
+    """Is the true value (somewhere in ``iv``) ``op t``? True, False, or None when the interval
+    straddles the threshold or is unknown."""
     if iv is None:
         return None
-    if op == ">":
-        return True if iv.low > t else False if iv.high <= t else None
-    if op == ">=":
-        return True if iv.low >= t else False if iv.high < t else None
-    if op == "<":
-        return True if iv.high < t else False if iv.low >= t else None
-    if op == "<=":
-        return True if iv.high <= t else False if iv.low > t else None
-    raise ValueError(f"unknown comparison {op!r}")
+    try:
+        return COMPARE[op](iv, t)
+    except KeyError:
+        raise ValueError(f"unknown comparison {op!r}") from None
 
 
 def lab(case: Case, name: str) -> Interval | None:
-    lv = case.lab(name)
-    if lv is None:
-        return None
-    if lv.comparator in (">", ">="):
-        return Interval(lv.value, math.inf)
-    if lv.comparator in ("<", "<="):
-        return Interval(0.0, lv.value)
-    return Interval(lv.value, lv.value)
+    """The current value of analyte ``name`` as an interval (a censored value bounds one side), or None."""
+    return case.derived("quantities.lab_intervals", _lab_intervals).get(name)
+
+
+def _lab_intervals(case: Case) -> dict[str, Interval]:
+    """Every analyte's current value as an interval, built once per case: the differential reads
+    about eighty of them per assessment."""
+    out = {}
+    for name, series in case.labs.items():
+        if not series:
+            continue
+        lv = series[-1]
+        if lv.comparator in (">", ">="):
+            out[name] = Interval(lv.value, math.inf)
+        elif lv.comparator in ("<", "<="):
+            out[name] = Interval(0.0, lv.value)
+        else:
+            out[name] = Interval(lv.value, lv.value)
+    return out
 
 
 def number(v: Any) -> Interval | None:
@@ -110,10 +138,19 @@ def cell_count(case: Case, cell: str) -> CellCount:
     """Absolute count and percentage of ``cell`` (one of :data:`CELLS`), given or derived.
 
     A given value always wins over a derived one; nothing is derived without a WBC. Comparators
-    carry through as intervals (a WBC '>1000' bounds a derived count from below only).
+    carry through as intervals (a WBC '>1000' bounds a derived count from below only). Computed
+    once per case and cell (the facts and measures of one assessment ask up to eight times).
 
     >>> # WBC 85.1, absolute monocytes 19.57: monocytes = 19.57 / 85.1 x 100 = 23.0 %
     """
+    counts = case.derived("quantities.cell_counts", lambda c: {})
+    hit = counts.get(cell)
+    if hit is None:
+        hit = counts[cell] = _cell_count(case, cell)
+    return hit
+
+
+def _cell_count(case: Case, cell: str) -> CellCount:
     wbc, ab, pct = lab(case, "wbc"), lab(case, f"{cell}_abs"), lab(case, f"{cell}_pct")
     if ab is None and pct is not None and wbc is not None:
         ab = Interval(wbc.low * pct.low / 100.0, wbc.high * pct.high / 100.0 if pct.high > 0 else 0.0)
