@@ -1140,7 +1140,7 @@ def _date(text: str) -> dt.date | None:
 def _datetime(text: Any) -> dt.datetime | None:
     if not isinstance(text, str):
         return None
-    return _datetime_memo(text) if len(text) <= 64 else _datetime_text(text)
+    return _datetime_text(text)
 
 
 def _datetime_text(text: str) -> dt.datetime | None:
@@ -1154,14 +1154,10 @@ def _datetime_text(text: str) -> dt.datetime | None:
     return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-# a patient's results share a few times; datetimes are immutable (only short texts are kept)
-_datetime_memo = lru_cache(maxsize=4096)(_datetime_text)
-
-
 def _obs_time(r: dict) -> dt.datetime | None:
     first = r.get("effectiveDateTime")
     if type(first) is str:  # the usual case: the first candidate below (as _datetime reads it)
-        t = _datetime_memo(first) if len(first) <= 64 else _datetime_text(first)
+        t = _datetime_text(first)
         if t is not None:
             return t
     period = r.get("effectivePeriod")

@@ -147,13 +147,16 @@ _TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (eleme
     }, ("type",)),
 }
 
-# Strings already proved valid, per primitive type: systems, codes, displays, units and times repeat
-# across a Bundle's resources and across calls. Only valid strings are kept (a refused one is checked
+# Strings already proved valid, for the vocabulary types only: systems, codes, displays and units
+# repeat across a Bundle's resources and across calls and patients. Ids and times name a patient or
+# an event: they are checked every time and never kept (kept, they only held patient data: on a cohort
+# of different patients they never repeated). Only valid strings are kept (a refused one is checked
 # again: rare), bounded in entries and in the length of the strings kept.
 _MEMO_MAX = 4096
 _MEMO_CHARS = 256
 _STRING_PATTERNS = {"string": _STRING, "code": _CODE, "uri": _URI, "id": _ID}
 _TIME_PATTERNS = {"date": _DATE, "dateTime": _DATETIME, "instant": _INSTANT}
+_REMEMBERED = frozenset({"string", "code", "uri"})
 
 
 def _calendar_ok(v: str) -> bool:
@@ -166,11 +169,12 @@ def _calendar_ok(v: str) -> bool:
     return True
 
 
-def _slow_check(pattern: re.Pattern[str], calendar: bool, valid: set[str]) -> Callable[[str], bool]:
-    """The full check of a string not yet in ``valid`` (which it then joins if valid and short)."""
+def _slow_check(pattern: re.Pattern[str], calendar: bool, valid: set[str], remember: bool) -> Callable[[str], bool]:
+    """The full check of a string not yet in ``valid`` (which it then joins if valid, short and of a
+    type that is ``remember``-ed)."""
     def check(v: str) -> bool:
         ok = pattern.fullmatch(v) is not None and (not calendar or _calendar_ok(v))
-        if ok and len(v) <= _MEMO_CHARS:
+        if ok and remember and len(v) <= _MEMO_CHARS:
             if len(valid) >= _MEMO_MAX:
                 valid.clear()
             valid.add(v)
@@ -206,7 +210,7 @@ def _namespace() -> dict[str, Any]:
     for name, pattern in (*_STRING_PATTERNS.items(), *_TIME_PATTERNS.items()):
         valid: set[str] = set()
         ns[f"_ok_{name}"] = valid
-        ns[f"_slow_{name}"] = _slow_check(pattern, name in _TIME_PATTERNS, valid)
+        ns[f"_slow_{name}"] = _slow_check(pattern, name in _TIME_PATTERNS, valid, name in _REMEMBERED)
     for name, values in _ENUMS.items():
         ns[f"_enum_{name}"] = values
     return ns
