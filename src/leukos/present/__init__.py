@@ -38,12 +38,13 @@ _SUFFIX_UNITS = (("_10e9_per_l", " (×10⁹/L)"), ("_mmol_per_l", " (mmol/L)"), 
                  ("_ml_per_min", " (mL/min)"), ("_mmol_per_h", " (mmol/h)"), ("_g_per_dl", " (g/dL)"),
                  ("_l_per_kg", " (L/kg)"), ("_ml", " (mL)"), ("_min", " (min)"), ("_pct", " (%)"), ("_kg", " (kg)"),
                  ("_cm", " (cm)"), ("_h", " (h)"), ("_l", " (L)"), ("_s", " (s)"))
-# Plain-text spellings of units inside rule texts -> how people write them.
-_TEXT_UNITS = ((re.compile(r"\s?x\s?10\^9/L"), " ×10⁹/L"), (re.compile(r"\s?x\s?10\^3/uL"), " ×10³/µL"),
-               (re.compile(r"10\*9/L"), "×10⁹/L"), (re.compile(r"10\*3/uL"), "×10³/µL"),
-               (re.compile(r"mm\[Hg\]"), "mmHg"), (re.compile(r"\{INR\}"), ""), (re.compile(r"\bumol/L"), "µmol/L"),
-               (re.compile(r"\bug/mL"), "µg/mL"), (re.compile(r">="), "≥"), (re.compile(r"<="), "≤"),
-               (re.compile(r"\s->\s"), " → "))
+# Plain-text spellings of units inside rule texts -> how people write them, each with a piece of
+# text every match contains (the pattern is not run over a text without it: same result).
+_TEXT_UNITS = (("10^9/L", re.compile(r"\s?x\s?10\^9/L"), " ×10⁹/L"), ("10^3/uL", re.compile(r"\s?x\s?10\^3/uL"), " ×10³/µL"),
+               ("10*9/L", re.compile(r"10\*9/L"), "×10⁹/L"), ("10*3/uL", re.compile(r"10\*3/uL"), "×10³/µL"),
+               ("mm[Hg]", re.compile(r"mm\[Hg\]"), "mmHg"), ("{INR}", re.compile(r"\{INR\}"), ""),
+               ("umol/L", re.compile(r"\bumol/L"), "µmol/L"), ("ug/mL", re.compile(r"\bug/mL"), "µg/mL"),
+               (">=", re.compile(r">="), "≥"), ("<=", re.compile(r"<="), "≤"), ("->", re.compile(r"\s->\s"), " → "))
 _CODE = re.compile(r"`?(?<![\w/.:#@-])([a-z][a-z0-9]*(?:[._][a-z0-9]+)+)(?![\w/@-])`?")
 _UPPER_CODE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
 _PLAIN_ABBREV = re.compile(r"\b(?:ldh|inr|wbc|tls|dic)\b")
@@ -210,17 +211,27 @@ def _remembered(cache: dict[Any, str], key: Any, compute: Callable[[Any], str]) 
 
 
 def _clinical_text(text: str, kb: KnowledgeBase) -> str:
+    """The substitutions in order. A pattern is run only over a text holding the character or piece
+    every match of it contains (a backtick, "[", "." or "_", a unit's spelling): the same result,
+    without running a dozen patterns over texts that have nothing to change, such as a laboratory
+    result's source or a patient's value (each is worded afresh on every call)."""
     lab = labels(kb)
-    s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", text)
-    s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
-    s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, kb), s)
-    s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
-                                                     in ("labs", "findings", "patient", "symptoms"))
-                  else m.group(0), s)
+    s = text
+    if "`" in s:
+        s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", s)
+        s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
+    if "[" in s:
+        s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, kb), s)
+    if "." in s or "_" in s:
+        s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
+                                                         in ("labs", "findings", "patient", "symptoms"))
+                      else m.group(0), s)
     s = _PLAIN_ABBREV.sub(lambda m: m.group(0).upper(), s)
-    s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
-    for pattern, repl in _TEXT_UNITS:
-        s = pattern.sub(repl, s)
+    if "_" in s:
+        s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
+    for piece, pattern, repl in _TEXT_UNITS:
+        if piece in s:
+            s = pattern.sub(repl, s)
     return s.replace("`", "")
 
 
