@@ -65,10 +65,19 @@ _MADE = [
 @pytest.mark.parametrize("text", sorted({*_strings(KB.tables), *(p.note for p in KB.parameters.values()),
                                          *KB.parameters, *_MADE, *_units()}))
 def test_clinical_text_is_every_substitution(text):
-    assert present._clinical_text(text, KB) == _every_substitution(text)
+    assert present._clinical_text(text, present.labels(KB)) == _every_substitution(text)
 
 
 @pytest.mark.parametrize("a, b", list(itertools.product(_MADE[:16], repeat=2)))
 def test_clinical_text_of_joined_texts_is_every_substitution(a, b):
     for text in (a + " " + b, a + b):
-        assert present._clinical_text(text, KB) == _every_substitution(text)
+        assert present._clinical_text(text, present.labels(KB)) == _every_substitution(text)
+
+
+@pytest.mark.parametrize("unit", sorted(_units() | {"x10^9/L", "-> x", "umol/L-", "cells", "mm Hg", ""}))
+def test_a_value_as_entered_reads_as_every_substitution_says(unit):
+    """``_entered_words`` looks the unit's words up (knowledge units) instead of running the patterns."""
+    lab = present.labels(KB)
+    for number in ("0", "262.1", "-5", "10", "1.5e+06", ">262", "<=0.5", "1,5", "12.", ".5", "1 2"):
+        given = f"{number} {unit}"
+        assert present._entered_words(given, lab) == _every_substitution(given), given
