@@ -38,12 +38,13 @@ _SUFFIX_UNITS = (("_10e9_per_l", " (×10⁹/L)"), ("_mmol_per_l", " (mmol/L)"), 
                  ("_ml_per_min", " (mL/min)"), ("_mmol_per_h", " (mmol/h)"), ("_g_per_dl", " (g/dL)"),
                  ("_l_per_kg", " (L/kg)"), ("_ml", " (mL)"), ("_min", " (min)"), ("_pct", " (%)"), ("_kg", " (kg)"),
                  ("_cm", " (cm)"), ("_h", " (h)"), ("_l", " (L)"), ("_s", " (s)"))
-# Plain-text spellings of units inside rule texts -> how people write them.
-_TEXT_UNITS = ((re.compile(r"\s?x\s?10\^9/L"), " ×10⁹/L"), (re.compile(r"\s?x\s?10\^3/uL"), " ×10³/µL"),
-               (re.compile(r"10\*9/L"), "×10⁹/L"), (re.compile(r"10\*3/uL"), "×10³/µL"),
-               (re.compile(r"mm\[Hg\]"), "mmHg"), (re.compile(r"\{INR\}"), ""), (re.compile(r"\bumol/L"), "µmol/L"),
-               (re.compile(r"\bug/mL"), "µg/mL"), (re.compile(r">="), "≥"), (re.compile(r"<="), "≤"),
-               (re.compile(r"\s->\s"), " → "))
+# Plain-text spellings of units inside rule texts -> how people write them, each with a piece of
+# text every match contains (the pattern is not run over a text without it: same result).
+_TEXT_UNITS = (("10^9/L", re.compile(r"\s?x\s?10\^9/L"), " ×10⁹/L"), ("10^3/uL", re.compile(r"\s?x\s?10\^3/uL"), " ×10³/µL"),
+               ("10*9/L", re.compile(r"10\*9/L"), "×10⁹/L"), ("10*3/uL", re.compile(r"10\*3/uL"), "×10³/µL"),
+               ("mm[Hg]", re.compile(r"mm\[Hg\]"), "mmHg"), ("{INR}", re.compile(r"\{INR\}"), ""),
+               ("umol/L", re.compile(r"\bumol/L"), "µmol/L"), ("ug/mL", re.compile(r"\bug/mL"), "µg/mL"),
+               (">=", re.compile(r">="), "≥"), ("<=", re.compile(r"<="), "≤"), ("->", re.compile(r"\s->\s"), " → "))
 _CODE = re.compile(r"`?(?<![\w/.:#@-])([a-z][a-z0-9]*(?:[._][a-z0-9]+)+)(?![\w/@-])`?")
 _UPPER_CODE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
 _PLAIN_ABBREV = re.compile(r"\b(?:ldh|inr|wbc|tls|dic)\b")
@@ -196,7 +197,7 @@ def _words(text: Any, lab: Labels) -> str:
         return "not recorded"
     if not isinstance(text, str):
         return fmt_num(text)
-    return _remembered(lab.text_cache, text, lambda t: _clinical_text(t, lab.kb))
+    return _remembered(lab.text_cache, text, lambda t: _clinical_text(t, lab))
 
 
 def _remembered(cache: dict[Any, str], key: Any, compute: Callable[[Any], str]) -> str:
@@ -209,18 +210,27 @@ def _remembered(cache: dict[Any, str], key: Any, compute: Callable[[Any], str]) 
     return hit
 
 
-def _clinical_text(text: str, kb: KnowledgeBase) -> str:
-    lab = labels(kb)
-    s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", text)
-    s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
-    s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, kb), s)
-    s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
-                                                     in ("labs", "findings", "patient", "symptoms"))
-                  else m.group(0), s)
+def _clinical_text(text: str, lab: Labels) -> str:
+    """The substitutions in order. A pattern is run only over a text holding the character or piece
+    every match of it contains (a backtick, "[", "." or "_", a unit's spelling): the same result,
+    without running a dozen patterns over texts that have nothing to change, such as a laboratory
+    result's source or a patient's value (each is worded afresh on every call)."""
+    s = text
+    if "`" in s:
+        s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", s)
+        s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
+    if "[" in s:
+        s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, lab.kb), s)
+    if "." in s or "_" in s:
+        s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
+                                                         in ("labs", "findings", "patient", "symptoms"))
+                      else m.group(0), s)
     s = _PLAIN_ABBREV.sub(lambda m: m.group(0).upper(), s)
-    s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
-    for pattern, repl in _TEXT_UNITS:
-        s = pattern.sub(repl, s)
+    if "_" in s:
+        s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
+    for piece, pattern, repl in _TEXT_UNITS:
+        if piece in s:
+            s = pattern.sub(repl, s)
     return s.replace("`", "")
 
 
@@ -244,17 +254,22 @@ def cite_short(kb: KnowledgeBase, keys: Any) -> str:
 
 
 def _cite_with(lab: Labels, keys: Any) -> str:
-    """:func:`cite_short` with the labels of the knowledge base already at hand."""
+    """:func:`cite_short` with the labels of the knowledge base already at hand. Remembered only when
+    every key is a citation key (knowledge): a source that is not one, such as a laboratory result's
+    ``fhir:Observation/<id>``, is the patient's own and is worded afresh (a memo of those would hold
+    patient data and miss for every new patient)."""
+    citations = lab.kb.citations
     if type(keys) is str:  # one key (a source): the usual case
-        memo_key: tuple | None = (keys,)
-        hit = lab.cite_cache.get(memo_key)
+        hit = lab.cite_cache.get((keys,))
         if hit is not None:
             return hit
-        keys = memo_key
+        if keys not in citations:
+            return _clinical_text(keys, lab)  # what _cite_short says of one key it does not know
+        keys = (keys,)
     elif isinstance(keys, str):
         keys = (keys,)
     memo_key = tuple(keys) if isinstance(keys, (list, tuple)) and all(type(k) is str for k in keys) else None
-    if memo_key is None:
+    if memo_key is None or not all(k in citations for k in memo_key):
         return _cite_short(lab.kb, keys)
     hit = lab.cite_cache.get(memo_key)
     if hit is not None:
@@ -266,8 +281,8 @@ def _cite_short(kb: KnowledgeBase, keys: Any) -> str:
     out: list[str] = []
     for k in dict.fromkeys(keys or ()):
         c = kb.citations.get(k)
-        if c is None:
-            text = clinical_text(k, kb)
+        if c is None:  # not a citation key: its words (a string afresh, unremembered: it may be the patient's)
+            text = _clinical_text(k, labels(kb)) if type(k) is str else clinical_text(k, kb)
         elif _internal(c):
             text = "leukos derivation or software choice"
         else:
@@ -378,7 +393,7 @@ def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str
     out = f"{text} {unit}".strip()
     given = d.get("given")
     if given:
-        entered = _words(str(given), lab)
+        entered = _entered_words(str(given), lab)  # the patient's: worded afresh, not remembered
         if entered.replace(" ", "") != out.replace(" ", ""):
             out += f" (entered as {entered})"
     lo, hi = d.get("reference_low"), d.get("reference_high")
@@ -397,6 +412,34 @@ def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str
     if source:
         out += f" · source: {_cite_with(lab, source)}"
     return out
+
+
+# A value as entered is "<number> <unit>" (leukos.interop writes f"{value:g} {unit}"). No pattern of
+# _clinical_text can match into such a number (digits, one point, a leading minus: no letter and no
+# piece of a pattern) or take away the space after it, so its words are the number followed by the
+# words of " <unit>": those are worded once per knowledge base, for every unit the knowledge names.
+_ENTERED = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?)( .+)", re.S)
+
+
+def _entered_words(given: str, lab: Labels) -> str:
+    """``_clinical_text(given, lab)``, the unit's words looked up rather than worked out."""
+    m = _ENTERED.fullmatch(given)
+    if m is not None:
+        unit = _entered_units(lab).get(m.group(2))
+        if unit is not None:
+            return m.group(1) + unit
+    return _clinical_text(given, lab)
+
+
+def _entered_units(lab: Labels) -> dict[str, str]:
+    """" <unit>" -> its words after a number, for the units of the knowledge base (a pure function of it)."""
+    table = lab.derived.get("entered_units")
+    if table is None:
+        kb = lab.kb
+        units = {*kb.unit_display, *kb.unit_aliases, *kb.unit_aliases.values(),
+                 *(u for offered in kb.unit_offers.values() for u in offered)}
+        table = lab.derived["entered_units"] = {f" {u}": _clinical_text(f"0 {u}", lab)[1:] for u in units}
+    return table
 
 
 Row = tuple[int, str, str]  # (depth, label, text): one row of a working; text "" when members follow
