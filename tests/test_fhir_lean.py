@@ -8,7 +8,7 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leukos.interop.fhir_lean import lean_valid
+from leukos.interop.fhir_lean import CallMemo, lean_valid
 
 
 def _r4b_valid(resource: dict) -> bool:
@@ -200,3 +200,18 @@ def test_compiled_grammar_answers_as_the_table_reads(edits, which):
             continue
     assert lean_valid(doc) == _reference_lean(doc), doc
     assert lean_valid(doc) == lean_valid(copy.deepcopy(doc))  # the memo of valid strings changes nothing
+    # nor does a call's memo of times, however many resources it has seen (one memo for every example)
+    assert lean_valid(doc, _ONE_MEMO) == _reference_lean(doc), doc
+
+
+_ONE_MEMO = CallMemo()
+
+
+def test_call_memo_keeps_each_time_type_apart():
+    # a valid dateTime is not a valid instant: proving the one must not admit the other
+    memo = CallMemo()
+    assert lean_valid({**OBS, "effectiveDateTime": "2026-03-01", "issued": "2026-03-01T09:00:00Z"}, memo)
+    assert memo.dateTime >= {"2026-03-01"} and "2026-03-01" not in memo.instant
+    assert not lean_valid({**OBS, "issued": "2026-03-01"}, memo)
+    assert not lean_valid({**OBS, "effectiveDateTime": "2026-02-30"}, memo)  # a refused time is not kept
+    assert "2026-02-30" not in memo.dateTime

@@ -80,7 +80,7 @@ from leukos.domain.case import (
 from leukos.errors import ErrorDetail, FhirInputError, ImplausibleValueError, LeukosUserError, UnitError
 from leukos.interop.case_format import converter_for
 from leukos.interop.conflicts import resolve_same_time
-from leukos.interop.fhir_lean import lean_valid
+from leukos.interop.fhir_lean import CallMemo, lean_valid
 from leukos.interop.limits import UnitBudget, check_tree
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
@@ -379,6 +379,9 @@ class _Import:
         self.conv = converter_for(kb)
         self.units = UnitBudget()
         self.lean = True
+        self.lean_memo = CallMemo()  # the times this import has proved valid (the lean validator's; per call)
+        # time text -> its instant, for this import only: one patient's results share a few times
+        self.times: dict[str, dt.datetime | None] = {}
         self.problems: list[ErrorDetail] = []
         self.kinds: set[type[LeukosUserError]] = set()
         self.notes: list[str] = []
@@ -526,7 +529,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
             if unused is not None:  # not read, so not validated (its code is well-formed and unmapped)
                 imp.skip_observation(unused)
                 continue
-        if _reuse_validated and lean_valid(res):  # the usual case; its elements are all R4 elements
+        if _reuse_validated and lean_valid(res, imp.lean_memo):  # the usual case; its elements are all R4 elements
             by_type[rtype].append((i, res))
             continue
         allowed, _ = _layout(cls)
@@ -534,7 +537,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
             unknown = [k for k in res if k not in allowed]
             res = {k: v for k, v in res.items() if k in allowed}
             imp.note(f"{imp.ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
-        errors = [] if _reuse_validated and lean_valid(res) else validator.validate(cls, res)
+        errors = [] if _reuse_validated and lean_valid(res, imp.lean_memo) else validator.validate(cls, res)
         for err in errors:
             imp.problem(_pydantic_detail(f"entry[{i}].resource", err, private=rtype == "Patient", rtype=rtype))
         if not errors:
@@ -591,7 +594,7 @@ def _check_bundle(data: Any, imp: _Import) -> list[tuple[int, dict]]:
         return []
     # The shell (the Bundle without its entries' resources; each resource is validated on its own).
     # The lean check passes over entry.resource, so it answers for the shell without building it.
-    if not (imp.lean and lean_valid(data)):
+    if not (imp.lean and lean_valid(data, imp.lean_memo)):
         shell = dict(data)
         shell["entry"] = [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
                           for e in raw_entries]
@@ -787,7 +790,7 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         reason = next((c.get("code") for c in _codings(r["dataAbsentReason"])), None) or "given"
         imp.note(f"{ref}: dataAbsentReason {reason}; not recorded")
         return
-    time = _obs_time(r)
+    time = _obs_time(r, imp.times)
     if gene_row is not None:
         _genetics(r, gene_row, ref, imp)
         return
@@ -1143,6 +1146,9 @@ def _datetime(text: Any) -> dt.datetime | None:
     return _datetime_text(text)
 
 
+_NOT_READ: Any = object()
+
+
 def _datetime_text(text: str) -> dt.datetime | None:
     if len(text) <= 10:
         d = _date(text)
@@ -1154,10 +1160,13 @@ def _datetime_text(text: str) -> dt.datetime | None:
     return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def _obs_time(r: dict) -> dt.datetime | None:
+def _obs_time(r: dict, times: dict[str, dt.datetime | None]) -> dt.datetime | None:
+    """When an Observation was made; ``times`` is the import's memo of time texts already read."""
     first = r.get("effectiveDateTime")
     if type(first) is str:  # the usual case: the first candidate below (as _datetime reads it)
-        t = _datetime_text(first)
+        t = times.get(first, _NOT_READ)
+        if t is _NOT_READ:
+            t = times[first] = _datetime_text(first)
         if t is not None:
             return t
     period = r.get("effectivePeriod")

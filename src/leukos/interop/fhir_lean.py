@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["lean_valid"]
+__all__ = ["CallMemo", "lean_valid"]
 
 # fhir_core.types regular expressions (R4B primitive types)
 _STRING = re.compile(r"[ \r\n\t\S]+")
@@ -149,14 +149,31 @@ _TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (eleme
 
 # Strings already proved valid, for the vocabulary types only: systems, codes, displays and units
 # repeat across a Bundle's resources and across calls and patients. Ids and times name a patient or
-# an event: they are checked every time and never kept (kept, they only held patient data: on a cohort
-# of different patients they never repeated). Only valid strings are kept (a refused one is checked
+# an event: they are never kept between calls (kept, they only held patient data: on a cohort of
+# different patients they never repeated). Only valid strings are kept (a refused one is checked
 # again: rare), bounded in entries and in the length of the strings kept.
 _MEMO_MAX = 4096
 _MEMO_CHARS = 256
 _STRING_PATTERNS = {"string": _STRING, "code": _CODE, "uri": _URI, "id": _ID}
 _TIME_PATTERNS = {"date": _DATE, "dateTime": _DATETIME, "instant": _INSTANT}
 _REMEMBERED = frozenset({"string", "code", "uri"})
+
+
+class CallMemo:
+    """The times of one import already proved valid, per time type: a memo living in one call only.
+
+    One patient's results share a few collection and issue times (22 Observations, 3 + 3 times), and
+    the full check of a time (its pattern and its calendar date) costs ten times a set lookup. The
+    memo belongs to the caller's import (:func:`lean_valid`'s ``memo``) and dies with it, so no
+    patient's time outlives the call that sent it.
+    """
+
+    __slots__ = ("date", "dateTime", "instant")
+
+    def __init__(self) -> None:
+        self.date: set[str] = set()
+        self.dateTime: set[str] = set()  # noqa: N815 - named as the FHIR type, as the grammar names it
+        self.instant: set[str] = set()
 
 
 def _calendar_ok(v: str) -> bool:
@@ -169,15 +186,31 @@ def _calendar_ok(v: str) -> bool:
     return True
 
 
-def _slow_check(pattern: re.Pattern[str], calendar: bool, valid: set[str], remember: bool) -> Callable[[str], bool]:
-    """The full check of a string not yet in ``valid`` (which it then joins if valid, short and of a
-    type that is ``remember``-ed)."""
+def _full_check(pattern: re.Pattern[str], calendar: bool) -> Callable[[str], bool]:
+    """The whole rule of a primitive string type: its pattern, and for a full date a real calendar day."""
+    if not calendar:
+        return lambda v: pattern.fullmatch(v) is not None
+    return lambda v: pattern.fullmatch(v) is not None and _calendar_ok(v)
+
+
+def _slow_check(full: Callable[[str], bool], valid: set[str]) -> Callable[[str], bool]:
+    """The full check of a vocabulary string not yet in ``valid`` (which it then joins if valid and short)."""
     def check(v: str) -> bool:
-        ok = pattern.fullmatch(v) is not None and (not calendar or _calendar_ok(v))
-        if ok and remember and len(v) <= _MEMO_CHARS:
+        ok = full(v)
+        if ok and len(v) <= _MEMO_CHARS:
             if len(valid) >= _MEMO_MAX:
                 valid.clear()
             valid.add(v)
+        return ok
+    return check
+
+
+def _call_check(full: Callable[[str], bool]) -> Callable[[str, set[str]], bool]:
+    """The full check of a time or an id not yet in this call's ``seen`` (which it then joins if valid)."""
+    def check(v: str, seen: set[str]) -> bool:
+        ok = full(v)
+        if ok:
+            seen.add(v)
         return ok
     return check
 
@@ -196,8 +229,11 @@ _isfinite = math.isfinite
 
 # Python expressions of the primitive checks of the value named @ (names are bound in _namespace).
 _PRIMITIVE_EXPR = {
-    **{name: f"(type(@) is str and (@ in _ok_{name} or _slow_{name}(@)))" for name in (*_STRING_PATTERNS,
-                                                                                     *_TIME_PATTERNS)},
+    **{name: f"(type(@) is str and (@ in _ok_{name} or _slow_{name}(@)))" for name in _STRING_PATTERNS
+       if name in _REMEMBERED},
+    "id": "(type(@) is str and _full_id(@))",
+    # a time: this call's memo (the variable _seen_<type>, bound from the CallMemo at the function's start)
+    **{name: f"(type(@) is str and (@ in _seen_{name} or _call_{name}(@, _seen_{name})))" for name in _TIME_PATTERNS},
     "decimal": "((type(@) is float and _isfinite(@)) or (type(@) is int and -_MAX_DOUBLE <= @ <= _MAX_DOUBLE))",
     "boolean": "(type(@) is bool)",
     "unsignedInt": "(type(@) is int and 0 <= @ <= 2147483647)",
@@ -207,10 +243,16 @@ _PRIMITIVE_EXPR = {
 
 def _namespace() -> dict[str, Any]:
     ns: dict[str, Any] = {"_isfinite": _isfinite, "_MAX_DOUBLE": _MAX_DOUBLE}
-    for name, pattern in (*_STRING_PATTERNS.items(), *_TIME_PATTERNS.items()):
-        valid: set[str] = set()
-        ns[f"_ok_{name}"] = valid
-        ns[f"_slow_{name}"] = _slow_check(pattern, name in _TIME_PATTERNS, valid, name in _REMEMBERED)
+    for name, pattern in _STRING_PATTERNS.items():
+        full = _full_check(pattern, calendar=False)
+        if name in _REMEMBERED:
+            valid: set[str] = set()
+            ns[f"_ok_{name}"] = valid
+            ns[f"_slow_{name}"] = _slow_check(full, valid)
+        else:
+            ns[f"_full_{name}"] = full
+    for name, pattern in _TIME_PATTERNS.items():
+        ns[f"_call_{name}"] = _call_check(_full_check(pattern, calendar=True))
     for name, values in _ENUMS.items():
         ns[f"_enum_{name}"] = values
     return ns
@@ -254,12 +296,17 @@ def _check_lines(kind: Kind, var: str, level: int) -> list[str]:
     return [f"if not {_expr(kind, var)}:", "    return False"]
 
 
-def _compile() -> dict[str, Callable[[Any], bool]]:
+# Binds each time type's set of this call's memo to the local variable the time expressions read.
+_MEMO_BINDING = "; ".join(f"_seen_{name} = memo.{name}" for name in _TIME_PATTERNS)
+
+
+def _compile() -> dict[str, Callable[[Any, CallMemo], bool]]:
     """One function per entry of _TYPES: a dict, not empty, every element known and valid, the required
     elements present; the data types it holds are checked in the same function (no call per element)."""
     lines: list[str] = []
     for name in _TYPES:
-        lines += [f"def _v_{name}(v):", *("    " + line for line in _check_lines(name, "v", 0)), "    return True"]
+        lines += [f"def _v_{name}(v, memo):", f"    {_MEMO_BINDING}",
+                  *("    " + line for line in _check_lines(name, "v", 0)), "    return True"]
     ns = _namespace()
     exec(compile("\n".join(lines), f"<{__name__} compiled grammar>", "exec"), ns)  # noqa: S102 - our own table
     return {name: ns[f"_v_{name}"] for name in _TYPES}
@@ -269,10 +316,11 @@ _VALIDATORS = _compile()
 _RESOURCES = {rtype: _VALIDATORS[rtype] for rtype in ("Observation", "Patient", "Condition", "Bundle")}
 
 
-def lean_valid(resource: Any) -> bool:
+def lean_valid(resource: Any, memo: CallMemo | None = None) -> bool:
     """True only if ``resource`` is an Observation, Patient, Condition or Bundle shell of the plain shape
     above and valid R4. For a Bundle, the resources of its entries are not looked at: the answer is the
-    answer for the Bundle without them (each resource is validated on its own)."""
+    answer for the Bundle without them (each resource is validated on its own). ``memo``: the times
+    this call has already proved valid (one per import; a fresh one when not given)."""
     if type(resource) is not dict:
         return False
     rtype = resource.get("resourceType")
@@ -281,4 +329,4 @@ def lean_valid(resource: Any) -> bool:
         return False
     if "dataAbsentReason" in resource and "valueQuantity" in resource:
         return False  # R4 invariant obs-6; left to the full path
-    return check(resource)
+    return check(resource, CallMemo() if memo is None else memo)
