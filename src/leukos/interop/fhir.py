@@ -135,6 +135,9 @@ class _Tables:
     ucum: str  # systems["ucum"] and systems["loinc"]: read for every Observation
     loinc: str
     analyte_by_loinc: Mapping[str, str]
+    # LOINC -> (analyte, genetics row, body row) for the codes in any of the three tables (None where a
+    # table has no row): an Observation's code is looked up once, not once per table
+    loinc_uses: Mapping[str, tuple[str | None, Mapping[str, Any] | None, Mapping[str, Any] | None]]
     analyte_by_text: Mapping[str, str]
     condition_by_code: Mapping[tuple[str, str], _Concept]  # (system key, code)
     condition_by_text: Mapping[str, _Concept]
@@ -198,19 +201,23 @@ def _tables(kb: KnowledgeBase) -> _Tables:
     for row in data["medication"]:
         alternatives = "|".join(re.escape(n.lower()) for n in sorted(row["names"], key=len, reverse=True))
         meds.append((row["target"], row["term"], re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")))
+    genetics = {row["loinc"]: row for row in data["genetics"]}
+    body = {row["loinc"]: row for row in data["body"]}
     tables = _Tables(
         systems=MappingProxyType(dict(data["systems"])),
         ucum=data["systems"]["ucum"],
         loinc=data["systems"]["loinc"],
         analyte_by_loinc=MappingProxyType(by_loinc),
+        loinc_uses=MappingProxyType({c: (by_loinc.get(c), genetics.get(c), body.get(c))
+                                     for c in (*by_loinc, *genetics, *body)}),
         analyte_by_text=MappingProxyType(by_text),
         condition_by_code=MappingProxyType(cond),
         condition_by_text=MappingProxyType(cond_text),
         pregnancy_prefixes=tuple(data["pregnancy_prefixes"]["icd10cm"]),
         precedence=tuple(data["diagnosis_precedence"]["order"]),
-        genetics=MappingProxyType({row["loinc"]: row for row in data["genetics"]}),
+        genetics=MappingProxyType(genetics),
         result_codes=MappingProxyType(dict(data["result_codes"])),
-        body=MappingProxyType({row["loinc"]: row for row in data["body"]}),
+        body=MappingProxyType(body),
         medications=tuple(meds),
     )
     while len(_TABLES) >= _TABLES_KEPT:
@@ -731,7 +738,7 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
         if not (isinstance(system, str) and isinstance(code, str) and isinstance(c.get("display", ""), str)):
             return None
         if system == loinc_system and code:
-            if code in t.analyte_by_loinc or code in t.genetics or code in t.body:
+            if code in t.loinc_uses:
                 return None
             loincs.append(code)
     if not loincs and any(_norm(text) in t.analyte_by_text for text in _texts(code)):
@@ -753,22 +760,21 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.status", status, f"one of {', '.join(OBSERVATION_STATUS)}",
                                 "use the FHIR observation-status code"))
         return
-    loinc_system = t.loinc
+    loinc_system, uses = t.loinc, t.loinc_uses
     loincs = []  # the LOINC codes of code.coding, in order
+    analyte = loinc = gene_row = body_row = None  # the first code of each table
     concept = r.get("code")
     for c in (concept.get("coding") or ()) if isinstance(concept, dict) else ():
         if isinstance(c, dict) and c.get("system") == loinc_system and isinstance(code := c.get("code"), str):
             loincs.append(code)
-    analyte = loinc = gene_row = body_row = None
-    by_loinc, genetics, body = t.analyte_by_loinc, t.genetics, t.body
-    for c in loincs:  # the first code of each table
-        if analyte is None and (hit := by_loinc.get(c)) is not None:
-            analyte = hit
-            loinc = c
-        if gene_row is None and c in genetics:
-            gene_row = genetics[c]
-        if body_row is None and c in body:
-            body_row = body[c]
+            hit = uses.get(code)
+            if hit is not None:
+                if analyte is None and hit[0] is not None:
+                    analyte, loinc = hit[0], code
+                if gene_row is None:
+                    gene_row = hit[1]
+                if body_row is None:
+                    body_row = hit[2]
     if loinc is None and loincs:
         loinc = loincs[0]
     via_text = None
@@ -871,6 +877,7 @@ def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref
     if not isinstance(ranges, list) or not ranges or not isinstance(ranges[0], dict):
         return None, None
     first = ranges[0]
+    ucum = imp.t.ucum
     out: list[float | None] = []
     for key in ("low", "high"):
         q = first.get(key)
@@ -878,12 +885,17 @@ def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref
             out.append(None)
             continue
         v = _number(value)
-        u = _unit_of(q, imp.t.ucum)[0] or unit
         if v is None or (v <= 0 if key == "high" else v < 0):
             imp.problem(ErrorDetail(f"{base}.referenceRange[0].{key}.value", value if v is not None else str(value),
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
                                     "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
+        # The usual limit: the result's own UCUM code, which _unit_of reads as ``unit`` (a text it already
+        # found not blank), so ``factor`` converts it.
+        if unit is not None and q.get("code") == unit and q.get("system") in (None, ucum):
+            out.append(v * factor)
+            continue
+        u = _unit_of(q, ucum)[0] or unit
         if u is None:
             out.append(v)  # v * 1.0
             continue
