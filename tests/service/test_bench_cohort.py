@@ -59,7 +59,7 @@ def test_values_differ_between_patients_within_one_percent_of_the_base() -> None
             half_step = 0.5 * 10 ** -len(repr(float(v)).split(".")[1])
             assert abs(v - b) <= 0.01 * b + half_step + 1e-9
     assert len({tuple(r) for r in rows}) == len(rows)
-    assert all(len({r[k] for r in rows}) >= 5 for k in range(len(base)))
+    assert all(len({r[k] for r in rows}) >= 3 for k in range(len(base)))  # creatinine 1.2: 1.19-1.21
 
 
 def test_the_same_codes_units_and_shape_for_every_patient() -> None:
