@@ -700,6 +700,20 @@ def test_text_fallback_only_without_a_loinc_code(kb):
     assert case.lab("wbc") is None and any("5821-4" in n for n in case.import_notes)
 
 
+def test_text_fallback_when_coded_only_in_another_system(kb):
+    """Coded only in another system (no LOINC code at all), a result is matched by its text like an
+    uncoded one, and with a text leukos does not know it is skipped as unused (both before
+    validation and after it)."""
+    o = obs(None, 120, "10*9/L", text="White Cell Count")
+    o["code"]["coding"] = [{"system": "http://snomed.info/sct", "code": "767002", "display": "White blood cell count"}]
+    case = case_from_fhir(bundle(o), kb)
+    assert case.value("wbc") == 120
+    assert any("from the text" in n and "wbc" in n for n in case.import_notes)
+    o["code"]["text"] = o["code"]["coding"][0]["display"] = "Something else"
+    case = case_from_fhir(bundle(o), kb)
+    assert case.lab("wbc") is None and any("no LOINC code" in n for n in case.import_notes)
+
+
 def test_recognised_codes_without_a_case_field_say_so(kb):
     case = case_from_fhir(bundle(cond("267036007")), kb)  # codes.md Dyspnea (rest/exertion not stated)
     assert case.symptoms is None

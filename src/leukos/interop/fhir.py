@@ -723,14 +723,14 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
     None when the code maps (by LOINC or text) or when ``code`` is not well-formed: such a
     resource is validated, so that a malformed code is reported instead of silently skipped.
     """
-    code = r.get("code")
-    if not isinstance(code, dict) or not isinstance(code.get("text", ""), str):
+    concept = r.get("code")
+    if not isinstance(concept, dict) or not isinstance(concept.get("text", ""), str):
         return None
-    codings = code.get("coding", [])
+    codings = concept.get("coding", [])
     if not isinstance(codings, list):
         return None
     loincs = []
-    loinc_system = t.systems["loinc"]
+    loinc_system, uses = t.loinc, t.loinc_uses
     for c in codings:
         if not isinstance(c, dict):
             return None
@@ -738,10 +738,12 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
         if not (isinstance(system, str) and isinstance(code, str) and isinstance(c.get("display", ""), str)):
             return None
         if system == loinc_system and code:
-            if code in t.loinc_uses:
+            if code in uses:
                 return None
             loincs.append(code)
-    if not loincs and any(_norm(text) in t.analyte_by_text for text in _texts(code)):
+    # the texts of the concept (not of its last coding's code): a result coded only in another system
+    # is matched by its text in _observation, so it must not be skipped here
+    if not loincs and any(_norm(text) in t.analyte_by_text for text in _texts(concept)):
         return None
     return loincs
 
