@@ -730,3 +730,21 @@ def test_fhir_example_assessed_end_to_end(kb):
     assert a.leukostasis.grade == 3
     assert a.tls.laboratory is True
     assert a.urgency == "emergent"
+
+
+def test_validated_elements_naming_the_patient_are_not_kept_between_imports(kb):
+    """A Patient outside the lean grammar (address, telecom) goes through the R4B models, which reuse
+    validated elements: names, addresses, references must not outlive the import that sent them."""
+    from leukos.interop.fhir import _SHARED_ELEMENTS
+
+    patient = {"resourceType": "Patient", "id": "p-keep-1", "gender": "female",
+               "name": [{"family": "Keepnot-Family", "given": ["Keepnot"]}],
+               "address": [{"line": ["1 Keepnot Street"], "city": "Keepnot-City"}],
+               "telecom": [{"system": "phone", "value": "+00-keepnot"}]}
+    o = obs("6690-2", 120, "10*9/L", subject={"reference": "Patient/p-keep-1", "display": "Keepnot Display"})
+    o["performer"] = [{"reference": "Practitioner/keepnot-doc"}]  # outside the lean grammar
+    case = case_from_fhir(bundle(patient, o), kb)
+    assert case.value("wbc") == 120 and case.patient.sex is not None
+    kept = " ".join(text for _, text in _SHARED_ELEMENTS)
+    assert "keepnot" not in kept.lower()
+    assert any("6690-2" in text for _, text in _SHARED_ELEMENTS)  # vocabulary is still shared

@@ -283,28 +283,35 @@ def _complex_type(annotation: Any) -> tuple[Any, bool]:
 
 _SHARED_ELEMENTS: dict[tuple[Any, str], Any] = {}
 _SHARED_MAX = 20_000  # validated data-type elements kept across imports (a few MB at most)
+# The data types whose validated elements are kept across imports: vocabulary (codes, categories,
+# statuses) repeats across Bundles and names no patient. Every other element (a reference, a name, an
+# address, a telecom, an identifier, a quantity, a period) may name the patient or hold a value: it
+# is reused within its own import only.
+_SHARED_TYPES = frozenset({"CodeableConcept", "Coding"})
 
 
 class _Validator:
     """Validates resources with R4B, reusing validated elements that repeat within one Bundle."""
 
     def __init__(self, *, reuse: bool = True) -> None:
-        # Shared by every import in this process (bounded): codes, categories, reference ranges
-        # repeat across Bundles too. Safe to share: a validated element depends only on its data.
-        self._cache = _SHARED_ELEMENTS if reuse else {}
+        # Vocabulary elements are shared by every import in this process (bounded). Safe to share:
+        # a validated element depends only on its data. The rest lives as long as this validator.
+        self._shared = _SHARED_ELEMENTS if reuse else {}
+        self._own: dict[tuple[Any, str], Any] = {}
         self._reuse = reuse  # False: validate every resource in full (the benchmark's baseline)
 
     def _element(self, klass, item: Any):
         # repr of JSON data (str, int, float, bool, None, list, dict) is equal only for equal data
         # (1, 1.0 and True differ), so equal keys validate identically. Different key order
         # only costs a miss.
+        cache = self._shared if klass.__name__ in _SHARED_TYPES else self._own
         key = (klass, repr(item))
-        hit = self._cache.get(key)
+        hit = cache.get(key)
         if hit is None:
             hit = klass.model_validate(item)
-            if len(self._cache) >= _SHARED_MAX:
-                self._cache.clear()
-            self._cache[key] = hit
+            if cache is self._shared and len(cache) >= _SHARED_MAX:
+                cache.clear()
+            cache[key] = hit
         return hit
 
     def validate(self, cls, resource: dict) -> list[dict]:
