@@ -231,7 +231,7 @@ def _tables(kb: KnowledgeBase) -> _Tables:
 # ---------------------------------------------------------------------------------------------
 
 
-@cache
+@lru_cache(maxsize=512)  # bounded: the key is the request's resourceType text (R4B has about 150 types)
 def _model(resource_type: str):
     """The R4B model class of a resource type, or None if R4B has no such resource."""
     from fhir.resources.R4B import get_fhir_model_class
@@ -393,7 +393,7 @@ class _Import:
         self.conv = converter_for(kb)
         self.units = UnitBudget()
         self.lean = True
-        self.lean_memo = CallMemo()  # the times this import has proved valid (the lean validator's; per call)
+        self.lean_memo = CallMemo()  # times and patient strings this import has proved valid (lean validator)
         # time text -> its instant, for this import only: one patient's results share a few times
         self.times: dict[str, dt.datetime | None] = {}
         self.problems: list[ErrorDetail] = []
