@@ -700,6 +700,20 @@ def test_text_fallback_only_without_a_loinc_code(kb):
     assert case.lab("wbc") is None and any("5821-4" in n for n in case.import_notes)
 
 
+def test_text_fallback_when_coded_only_in_another_system(kb):
+    """Coded only in another system (no LOINC code at all), a result is matched by its text like an
+    uncoded one, and with a text leukos does not know it is skipped as unused (both before
+    validation and after it)."""
+    o = obs(None, 120, "10*9/L", text="White Cell Count")
+    o["code"]["coding"] = [{"system": "http://snomed.info/sct", "code": "767002", "display": "White blood cell count"}]
+    case = case_from_fhir(bundle(o), kb)
+    assert case.value("wbc") == 120
+    assert any("from the text" in n and "wbc" in n for n in case.import_notes)
+    o["code"]["text"] = o["code"]["coding"][0]["display"] = "Something else"
+    case = case_from_fhir(bundle(o), kb)
+    assert case.lab("wbc") is None and any("no LOINC code" in n for n in case.import_notes)
+
+
 def test_recognised_codes_without_a_case_field_say_so(kb):
     case = case_from_fhir(bundle(cond("267036007")), kb)  # codes.md Dyspnea (rest/exertion not stated)
     assert case.symptoms is None
@@ -716,3 +730,21 @@ def test_fhir_example_assessed_end_to_end(kb):
     assert a.leukostasis.grade == 3
     assert a.tls.laboratory is True
     assert a.urgency == "emergent"
+
+
+def test_validated_elements_naming_the_patient_are_not_kept_between_imports(kb):
+    """A Patient outside the lean grammar (address, telecom) goes through the R4B models, which reuse
+    validated elements: names, addresses, references must not outlive the import that sent them."""
+    from leukos.interop.fhir import _SHARED_ELEMENTS
+
+    patient = {"resourceType": "Patient", "id": "p-keep-1", "gender": "female",
+               "name": [{"family": "Keepnot-Family", "given": ["Keepnot"]}],
+               "address": [{"line": ["1 Keepnot Street"], "city": "Keepnot-City"}],
+               "telecom": [{"system": "phone", "value": "+00-keepnot"}]}
+    o = obs("6690-2", 120, "10*9/L", subject={"reference": "Patient/p-keep-1", "display": "Keepnot Display"})
+    o["performer"] = [{"reference": "Practitioner/keepnot-doc"}]  # outside the lean grammar
+    case = case_from_fhir(bundle(patient, o), kb)
+    assert case.value("wbc") == 120 and case.patient.sex is not None
+    kept = " ".join(text for _, text in _SHARED_ELEMENTS)
+    assert "keepnot" not in kept.lower()
+    assert any("6690-2" in text for _, text in _SHARED_ELEMENTS)  # vocabulary is still shared

@@ -8,7 +8,7 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leukos.interop.fhir_lean import lean_valid
+from leukos.interop.fhir_lean import CallMemo, lean_valid
 
 
 def _r4b_valid(resource: dict) -> bool:
@@ -143,6 +143,8 @@ def _interpret(kind, v) -> bool:
             return type(v) is str and v in fl._ENUMS[arg]
         if tag == "const":
             return v == arg
+        if tag == "call":  # the same primitive type, only remembered differently
+            return _interpret(arg, v)
         raise AssertionError(kind)
     if kind == "entries":
         return type(v) is list and all(i == {} or _interpret("BundleEntry", i) for i in v)
@@ -200,3 +202,38 @@ def test_compiled_grammar_answers_as_the_table_reads(edits, which):
             continue
     assert lean_valid(doc) == _reference_lean(doc), doc
     assert lean_valid(doc) == lean_valid(copy.deepcopy(doc))  # the memo of valid strings changes nothing
+    # nor does a call's memo of times, however many resources it has seen (one memo for every example)
+    assert lean_valid(doc, _ONE_MEMO) == _reference_lean(doc), doc
+
+
+_ONE_MEMO = CallMemo()
+
+
+def test_no_patient_string_is_remembered_between_calls():
+    # references, names, identifier values and entry URLs name the patient: only a call's memo holds them
+    from leukos.interop import fhir_lean as fl
+
+    patient = {**PATIENT, "identifier": [{"system": "urn:x", "value": "MRN-unique-77"}],
+               "name": [{"family": "Unique-Family", "given": ["Unique-Given"], "text": "Unique Text"}]}
+    obs = {**OBS, "subject": {"reference": "Patient/unique-p", "display": "Unique Display"},
+           "meta": {"source": "urn:unique-source"}}
+    shell = {**BUNDLE_SHELL, "entry": [{"fullUrl": "urn:uuid:unique-url"}]}
+    memo = CallMemo()
+    assert lean_valid(patient, memo) and lean_valid(obs, memo) and lean_valid(shell, memo)
+    kept = set().union(*(v for k, v in fl._VALIDATORS["Observation"].__globals__.items() if k.startswith("_ok_")))
+    for text in ("MRN-unique-77", "Unique-Family", "Unique-Given", "Unique Text", "Patient/unique-p", "Unique Display",
+                 "urn:unique-source", "urn:uuid:unique-url"):
+        assert text not in kept, text
+    assert {"Patient/unique-p", "Unique-Family", "MRN-unique-77"} <= memo.string
+    assert {"urn:uuid:unique-url", "urn:unique-source"} <= memo.uri
+    assert "http://loinc.org" in kept  # vocabulary is still remembered
+
+
+def test_call_memo_keeps_each_time_type_apart():
+    # a valid dateTime is not a valid instant: proving the one must not admit the other
+    memo = CallMemo()
+    assert lean_valid({**OBS, "effectiveDateTime": "2026-03-01", "issued": "2026-03-01T09:00:00Z"}, memo)
+    assert memo.dateTime >= {"2026-03-01"} and "2026-03-01" not in memo.instant
+    assert not lean_valid({**OBS, "issued": "2026-03-01"}, memo)
+    assert not lean_valid({**OBS, "effectiveDateTime": "2026-02-30"}, memo)  # a refused time is not kept
+    assert "2026-02-30" not in memo.dateTime

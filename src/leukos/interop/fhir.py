@@ -80,7 +80,7 @@ from leukos.domain.case import (
 from leukos.errors import ErrorDetail, FhirInputError, ImplausibleValueError, LeukosUserError, UnitError
 from leukos.interop.case_format import converter_for
 from leukos.interop.conflicts import resolve_same_time
-from leukos.interop.fhir_lean import lean_valid
+from leukos.interop.fhir_lean import CallMemo, lean_valid
 from leukos.interop.limits import UnitBudget, check_tree
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
@@ -135,6 +135,9 @@ class _Tables:
     ucum: str  # systems["ucum"] and systems["loinc"]: read for every Observation
     loinc: str
     analyte_by_loinc: Mapping[str, str]
+    # LOINC -> (analyte, genetics row, body row) for the codes in any of the three tables (None where a
+    # table has no row): an Observation's code is looked up once, not once per table
+    loinc_uses: Mapping[str, tuple[str | None, Mapping[str, Any] | None, Mapping[str, Any] | None]]
     analyte_by_text: Mapping[str, str]
     condition_by_code: Mapping[tuple[str, str], _Concept]  # (system key, code)
     condition_by_text: Mapping[str, _Concept]
@@ -198,19 +201,23 @@ def _tables(kb: KnowledgeBase) -> _Tables:
     for row in data["medication"]:
         alternatives = "|".join(re.escape(n.lower()) for n in sorted(row["names"], key=len, reverse=True))
         meds.append((row["target"], row["term"], re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")))
+    genetics = {row["loinc"]: row for row in data["genetics"]}
+    body = {row["loinc"]: row for row in data["body"]}
     tables = _Tables(
         systems=MappingProxyType(dict(data["systems"])),
         ucum=data["systems"]["ucum"],
         loinc=data["systems"]["loinc"],
         analyte_by_loinc=MappingProxyType(by_loinc),
+        loinc_uses=MappingProxyType({c: (by_loinc.get(c), genetics.get(c), body.get(c))
+                                     for c in (*by_loinc, *genetics, *body)}),
         analyte_by_text=MappingProxyType(by_text),
         condition_by_code=MappingProxyType(cond),
         condition_by_text=MappingProxyType(cond_text),
         pregnancy_prefixes=tuple(data["pregnancy_prefixes"]["icd10cm"]),
         precedence=tuple(data["diagnosis_precedence"]["order"]),
-        genetics=MappingProxyType({row["loinc"]: row for row in data["genetics"]}),
+        genetics=MappingProxyType(genetics),
         result_codes=MappingProxyType(dict(data["result_codes"])),
-        body=MappingProxyType({row["loinc"]: row for row in data["body"]}),
+        body=MappingProxyType(body),
         medications=tuple(meds),
     )
     while len(_TABLES) >= _TABLES_KEPT:
@@ -224,7 +231,7 @@ def _tables(kb: KnowledgeBase) -> _Tables:
 # ---------------------------------------------------------------------------------------------
 
 
-@cache
+@lru_cache(maxsize=512)  # bounded: the key is the request's resourceType text (R4B has about 150 types)
 def _model(resource_type: str):
     """The R4B model class of a resource type, or None if R4B has no such resource."""
     from fhir.resources.R4B import get_fhir_model_class
@@ -276,28 +283,35 @@ def _complex_type(annotation: Any) -> tuple[Any, bool]:
 
 _SHARED_ELEMENTS: dict[tuple[Any, str], Any] = {}
 _SHARED_MAX = 20_000  # validated data-type elements kept across imports (a few MB at most)
+# The data types whose validated elements are kept across imports: vocabulary (codes, categories,
+# statuses) repeats across Bundles and names no patient. Every other element (a reference, a name, an
+# address, a telecom, an identifier, a quantity, a period) may name the patient or hold a value: it
+# is reused within its own import only.
+_SHARED_TYPES = frozenset({"CodeableConcept", "Coding"})
 
 
 class _Validator:
     """Validates resources with R4B, reusing validated elements that repeat within one Bundle."""
 
     def __init__(self, *, reuse: bool = True) -> None:
-        # Shared by every import in this process (bounded): codes, categories, reference ranges
-        # repeat across Bundles too. Safe to share: a validated element depends only on its data.
-        self._cache = _SHARED_ELEMENTS if reuse else {}
+        # Vocabulary elements are shared by every import in this process (bounded). Safe to share:
+        # a validated element depends only on its data. The rest lives as long as this validator.
+        self._shared = _SHARED_ELEMENTS if reuse else {}
+        self._own: dict[tuple[Any, str], Any] = {}
         self._reuse = reuse  # False: validate every resource in full (the benchmark's baseline)
 
     def _element(self, klass, item: Any):
         # repr of JSON data (str, int, float, bool, None, list, dict) is equal only for equal data
         # (1, 1.0 and True differ), so equal keys validate identically. Different key order
         # only costs a miss.
+        cache = self._shared if klass.__name__ in _SHARED_TYPES else self._own
         key = (klass, repr(item))
-        hit = self._cache.get(key)
+        hit = cache.get(key)
         if hit is None:
             hit = klass.model_validate(item)
-            if len(self._cache) >= _SHARED_MAX:
-                self._cache.clear()
-            self._cache[key] = hit
+            if cache is self._shared and len(cache) >= _SHARED_MAX:
+                cache.clear()
+            cache[key] = hit
         return hit
 
     def validate(self, cls, resource: dict) -> list[dict]:
@@ -379,6 +393,9 @@ class _Import:
         self.conv = converter_for(kb)
         self.units = UnitBudget()
         self.lean = True
+        self.lean_memo = CallMemo()  # times and patient strings this import has proved valid (lean validator)
+        # time text -> its instant, for this import only: one patient's results share a few times
+        self.times: dict[str, dt.datetime | None] = {}
         self.problems: list[ErrorDetail] = []
         self.kinds: set[type[LeukosUserError]] = set()
         self.notes: list[str] = []
@@ -526,7 +543,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
             if unused is not None:  # not read, so not validated (its code is well-formed and unmapped)
                 imp.skip_observation(unused)
                 continue
-        if _reuse_validated and lean_valid(res):  # the usual case; its elements are all R4 elements
+        if _reuse_validated and lean_valid(res, imp.lean_memo):  # the usual case; its elements are all R4 elements
             by_type[rtype].append((i, res))
             continue
         allowed, _ = _layout(cls)
@@ -534,7 +551,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
             unknown = [k for k in res if k not in allowed]
             res = {k: v for k, v in res.items() if k in allowed}
             imp.note(f"{imp.ref(rtype, res, i)}: element(s) {', '.join(sorted(map(str, unknown)))} not in FHIR R4; ignored")
-        errors = [] if _reuse_validated and lean_valid(res) else validator.validate(cls, res)
+        errors = [] if _reuse_validated and lean_valid(res, imp.lean_memo) else validator.validate(cls, res)
         for err in errors:
             imp.problem(_pydantic_detail(f"entry[{i}].resource", err, private=rtype == "Patient", rtype=rtype))
         if not errors:
@@ -591,7 +608,7 @@ def _check_bundle(data: Any, imp: _Import) -> list[tuple[int, dict]]:
         return []
     # The shell (the Bundle without its entries' resources; each resource is validated on its own).
     # The lean check passes over entry.resource, so it answers for the shell without building it.
-    if not (imp.lean and lean_valid(data)):
+    if not (imp.lean and lean_valid(data, imp.lean_memo)):
         shell = dict(data)
         shell["entry"] = [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
                           for e in raw_entries]
@@ -713,14 +730,14 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
     None when the code maps (by LOINC or text) or when ``code`` is not well-formed: such a
     resource is validated, so that a malformed code is reported instead of silently skipped.
     """
-    code = r.get("code")
-    if not isinstance(code, dict) or not isinstance(code.get("text", ""), str):
+    concept = r.get("code")
+    if not isinstance(concept, dict) or not isinstance(concept.get("text", ""), str):
         return None
-    codings = code.get("coding", [])
+    codings = concept.get("coding", [])
     if not isinstance(codings, list):
         return None
     loincs = []
-    loinc_system = t.systems["loinc"]
+    loinc_system, uses = t.loinc, t.loinc_uses
     for c in codings:
         if not isinstance(c, dict):
             return None
@@ -728,10 +745,12 @@ def _unused_observation(r: dict, t: _Tables) -> list[str] | None:
         if not (isinstance(system, str) and isinstance(code, str) and isinstance(c.get("display", ""), str)):
             return None
         if system == loinc_system and code:
-            if code in t.analyte_by_loinc or code in t.genetics or code in t.body:
+            if code in uses:
                 return None
             loincs.append(code)
-    if not loincs and any(_norm(text) in t.analyte_by_text for text in _texts(code)):
+    # the texts of the concept (not of its last coding's code): a result coded only in another system
+    # is matched by its text in _observation, so it must not be skipped here
+    if not loincs and any(_norm(text) in t.analyte_by_text for text in _texts(concept)):
         return None
     return loincs
 
@@ -750,22 +769,21 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{base}.status", status, f"one of {', '.join(OBSERVATION_STATUS)}",
                                 "use the FHIR observation-status code"))
         return
-    loinc_system = t.loinc
+    loinc_system, uses = t.loinc, t.loinc_uses
     loincs = []  # the LOINC codes of code.coding, in order
+    analyte = loinc = gene_row = body_row = None  # the first code of each table
     concept = r.get("code")
     for c in (concept.get("coding") or ()) if isinstance(concept, dict) else ():
         if isinstance(c, dict) and c.get("system") == loinc_system and isinstance(code := c.get("code"), str):
             loincs.append(code)
-    analyte = loinc = gene_row = body_row = None
-    by_loinc, genetics, body = t.analyte_by_loinc, t.genetics, t.body
-    for c in loincs:  # the first code of each table
-        if analyte is None and (hit := by_loinc.get(c)) is not None:
-            analyte = hit
-            loinc = c
-        if gene_row is None and c in genetics:
-            gene_row = genetics[c]
-        if body_row is None and c in body:
-            body_row = body[c]
+            hit = uses.get(code)
+            if hit is not None:
+                if analyte is None and hit[0] is not None:
+                    analyte, loinc = hit[0], code
+                if gene_row is None:
+                    gene_row = hit[1]
+                if body_row is None:
+                    body_row = hit[2]
     if loinc is None and loincs:
         loinc = loincs[0]
     via_text = None
@@ -787,7 +805,7 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         reason = next((c.get("code") for c in _codings(r["dataAbsentReason"])), None) or "given"
         imp.note(f"{ref}: dataAbsentReason {reason}; not recorded")
         return
-    time = _obs_time(r)
+    time = _obs_time(r, imp.times)
     if gene_row is not None:
         _genetics(r, gene_row, ref, imp)
         return
@@ -868,6 +886,7 @@ def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref
     if not isinstance(ranges, list) or not ranges or not isinstance(ranges[0], dict):
         return None, None
     first = ranges[0]
+    ucum = imp.t.ucum
     out: list[float | None] = []
     for key in ("low", "high"):
         q = first.get(key)
@@ -875,12 +894,17 @@ def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref
             out.append(None)
             continue
         v = _number(value)
-        u = _unit_of(q, imp.t.ucum)[0] or unit
         if v is None or (v <= 0 if key == "high" else v < 0):
             imp.problem(ErrorDetail(f"{base}.referenceRange[0].{key}.value", value if v is not None else str(value),
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
                                     "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
+        # The usual limit: the result's own UCUM code, which _unit_of reads as ``unit`` (a text it already
+        # found not blank), so ``factor`` converts it.
+        if unit is not None and q.get("code") == unit and q.get("system") in (None, ucum):
+            out.append(v * factor)
+            continue
+        u = _unit_of(q, ucum)[0] or unit
         if u is None:
             out.append(v)  # v * 1.0
             continue
@@ -1143,6 +1167,9 @@ def _datetime(text: Any) -> dt.datetime | None:
     return _datetime_text(text)
 
 
+_NOT_READ: Any = object()
+
+
 def _datetime_text(text: str) -> dt.datetime | None:
     if len(text) <= 10:
         d = _date(text)
@@ -1154,10 +1181,13 @@ def _datetime_text(text: str) -> dt.datetime | None:
     return t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def _obs_time(r: dict) -> dt.datetime | None:
+def _obs_time(r: dict, times: dict[str, dt.datetime | None]) -> dt.datetime | None:
+    """When an Observation was made; ``times`` is the import's memo of time texts already read."""
     first = r.get("effectiveDateTime")
     if type(first) is str:  # the usual case: the first candidate below (as _datetime reads it)
-        t = _datetime_text(first)
+        t = times.get(first, _NOT_READ)
+        if t is _NOT_READ:
+            t = times[first] = _datetime_text(first)
         if t is not None:
             return t
     period = r.get("effectivePeriod")

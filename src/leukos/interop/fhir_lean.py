@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["lean_valid"]
+__all__ = ["CallMemo", "lean_valid"]
 
 # fhir_core.types regular expressions (R4B primitive types)
 _STRING = re.compile(r"[ \r\n\t\S]+")
@@ -62,8 +62,10 @@ _COMPARATOR = frozenset({"<", "<=", ">=", ">"})
 
 # The grammar, as data: element name -> kind. A kind is a primitive type name (see _PRIMITIVE_EXPR), a
 # data type (a key of _TYPES), ("list", kind) for a non-empty array, ("enum", name of a value set in
-# _ENUMS), ("const", text), "entries" (Bundle.entry), or "elsewhere" (an element this grammar does not
-# look at because it is validated on its own: Bundle.entry.resource). _TYPES are compiled once
+# _ENUMS), ("const", text), ("call", "string" or "uri") for a string or uri that may name the patient
+# (references, names, identifier values, entry URLs: checked with this call's memo only, never kept
+# between calls), "entries" (Bundle.entry), or "elsewhere" (an element this grammar does not look at
+# because it is validated on its own: Bundle.entry.resource). _TYPES are compiled once
 # into one plain function per data type (see _compile): no per-element dispatch through closures.
 _IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
 _NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
@@ -73,17 +75,20 @@ _ENUMS = {"observation_status": _OBS_STATUS, "gender": _GENDER, "comparator": _C
           "identifier_use": _IDENTIFIER_USE, "name_use": _NAME_USE, "bundle_type": _BUNDLE_TYPES}
 
 Kind = Any
+_PRIVATE_STRING = ("call", "string")
+_PRIVATE_URI = ("call", "uri")
 _TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (elements, required elements)
     "Coding": ({"system": "uri", "version": "string", "code": "code", "display": "string",
                 "userSelected": "boolean"}, ()),
     "CodeableConcept": ({"coding": ("list", "Coding"), "text": "string"}, ()),
-    "Reference": ({"reference": "string", "type": "uri", "display": "string"}, ()),
-    "Meta": ({"versionId": "id", "lastUpdated": "instant", "source": "uri", "profile": ("list", "uri"),
+    "Reference": ({"reference": _PRIVATE_STRING, "type": "uri", "display": _PRIVATE_STRING}, ()),
+    "Meta": ({"versionId": "id", "lastUpdated": "instant", "source": _PRIVATE_URI, "profile": ("list", "uri"),
               "security": ("list", "Coding"), "tag": ("list", "Coding")}, ()),
     "Identifier": ({"use": ("enum", "identifier_use"), "type": "CodeableConcept", "system": "uri",
-                    "value": "string"}, ()),
-    "HumanName": ({"use": ("enum", "name_use"), "text": "string", "family": "string", "given": ("list", "string"),
-                   "prefix": ("list", "string"), "suffix": ("list", "string")}, ()),
+                    "value": _PRIVATE_STRING}, ()),
+    "HumanName": ({"use": ("enum", "name_use"), "text": _PRIVATE_STRING, "family": _PRIVATE_STRING,
+                   "given": ("list", _PRIVATE_STRING), "prefix": ("list", _PRIVATE_STRING),
+                   "suffix": ("list", _PRIVATE_STRING)}, ()),
     "Quantity": ({"value": "decimal", "comparator": ("enum", "comparator"), "unit": "string", "system": "uri",
                   "code": "code"}, ()),
     "SimpleQuantity": ({"value": "decimal", "unit": "string", "system": "uri", "code": "code"}, ()),
@@ -136,7 +141,7 @@ _TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (eleme
     }, ("subject",)),
     # A Bundle entry's resource is validated on its own (by type), so the shell's check passes over it:
     # an entry is then valid exactly when it is without its resource (R4B accepts {}).
-    "BundleEntry": ({"fullUrl": "uri", "resource": "elsewhere"}, ()),
+    "BundleEntry": ({"fullUrl": _PRIVATE_URI, "resource": "elsewhere"}, ()),
     "Bundle": ({
         "resourceType": ("const", "Bundle"),
         "id": "id",
@@ -147,16 +152,38 @@ _TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (eleme
     }, ("type",)),
 }
 
-# Strings already proved valid, for the vocabulary types only: systems, codes, displays and units
-# repeat across a Bundle's resources and across calls and patients. Ids and times name a patient or
-# an event: they are checked every time and never kept (kept, they only held patient data: on a cohort
-# of different patients they never repeated). Only valid strings are kept (a refused one is checked
-# again: rare), bounded in entries and in the length of the strings kept.
+# Strings already proved valid, for the vocabulary elements only: systems, codes, displays and units
+# repeat across a Bundle's resources and across calls and patients. Ids, times, and the strings and
+# uris marked ("call", ...) in the grammar name a patient or an event: they are never kept between
+# calls (kept, they only held patient data: on a cohort of different patients they never repeated).
+# Only valid strings are kept (a refused one is checked again: rare), bounded in entries and in the
+# length of the strings kept.
 _MEMO_MAX = 4096
 _MEMO_CHARS = 256
 _STRING_PATTERNS = {"string": _STRING, "code": _CODE, "uri": _URI, "id": _ID}
 _TIME_PATTERNS = {"date": _DATE, "dateTime": _DATETIME, "instant": _INSTANT}
 _REMEMBERED = frozenset({"string", "code", "uri"})
+_CALL_STRINGS = ("string", "uri")  # the primitive types a ("call", type) element may name
+
+
+class CallMemo:
+    """The times and patient strings of one import already proved valid, per primitive type: a memo
+    living in one call only.
+
+    One patient's results share a few collection and issue times (22 Observations, 3 + 3 times) and
+    one subject reference, and the full check of a time (its pattern and its calendar date) costs ten
+    times a set lookup. The memo belongs to the caller's import (:func:`lean_valid`'s ``memo``) and
+    dies with it, so no patient's time, reference or name outlives the call that sent it.
+    """
+
+    __slots__ = ("date", "dateTime", "instant", "string", "uri")
+
+    def __init__(self) -> None:
+        self.date: set[str] = set()
+        self.dateTime: set[str] = set()  # noqa: N815 - named as the FHIR type, as the grammar names it
+        self.instant: set[str] = set()
+        self.string: set[str] = set()
+        self.uri: set[str] = set()
 
 
 def _calendar_ok(v: str) -> bool:
@@ -169,15 +196,31 @@ def _calendar_ok(v: str) -> bool:
     return True
 
 
-def _slow_check(pattern: re.Pattern[str], calendar: bool, valid: set[str], remember: bool) -> Callable[[str], bool]:
-    """The full check of a string not yet in ``valid`` (which it then joins if valid, short and of a
-    type that is ``remember``-ed)."""
+def _full_check(pattern: re.Pattern[str], calendar: bool) -> Callable[[str], bool]:
+    """The whole rule of a primitive string type: its pattern, and for a full date a real calendar day."""
+    if not calendar:
+        return lambda v: pattern.fullmatch(v) is not None
+    return lambda v: pattern.fullmatch(v) is not None and _calendar_ok(v)
+
+
+def _slow_check(full: Callable[[str], bool], valid: set[str]) -> Callable[[str], bool]:
+    """The full check of a vocabulary string not yet in ``valid`` (which it then joins if valid and short)."""
     def check(v: str) -> bool:
-        ok = pattern.fullmatch(v) is not None and (not calendar or _calendar_ok(v))
-        if ok and remember and len(v) <= _MEMO_CHARS:
+        ok = full(v)
+        if ok and len(v) <= _MEMO_CHARS:
             if len(valid) >= _MEMO_MAX:
                 valid.clear()
             valid.add(v)
+        return ok
+    return check
+
+
+def _call_check(full: Callable[[str], bool]) -> Callable[[str, set[str]], bool]:
+    """The full check of a time or an id not yet in this call's ``seen`` (which it then joins if valid)."""
+    def check(v: str, seen: set[str]) -> bool:
+        ok = full(v)
+        if ok:
+            seen.add(v)
         return ok
     return check
 
@@ -196,8 +239,11 @@ _isfinite = math.isfinite
 
 # Python expressions of the primitive checks of the value named @ (names are bound in _namespace).
 _PRIMITIVE_EXPR = {
-    **{name: f"(type(@) is str and (@ in _ok_{name} or _slow_{name}(@)))" for name in (*_STRING_PATTERNS,
-                                                                                     *_TIME_PATTERNS)},
+    **{name: f"(type(@) is str and (@ in _ok_{name} or _slow_{name}(@)))" for name in _STRING_PATTERNS
+       if name in _REMEMBERED},
+    "id": "(type(@) is str and _full_id(@))",
+    # a time: this call's memo (the variable _seen_<type>, bound from the CallMemo at the function's start)
+    **{name: f"(type(@) is str and (@ in _seen_{name} or _call_{name}(@, _seen_{name})))" for name in _TIME_PATTERNS},
     "decimal": "((type(@) is float and _isfinite(@)) or (type(@) is int and -_MAX_DOUBLE <= @ <= _MAX_DOUBLE))",
     "boolean": "(type(@) is bool)",
     "unsignedInt": "(type(@) is int and 0 <= @ <= 2147483647)",
@@ -207,10 +253,18 @@ _PRIMITIVE_EXPR = {
 
 def _namespace() -> dict[str, Any]:
     ns: dict[str, Any] = {"_isfinite": _isfinite, "_MAX_DOUBLE": _MAX_DOUBLE}
-    for name, pattern in (*_STRING_PATTERNS.items(), *_TIME_PATTERNS.items()):
-        valid: set[str] = set()
-        ns[f"_ok_{name}"] = valid
-        ns[f"_slow_{name}"] = _slow_check(pattern, name in _TIME_PATTERNS, valid, name in _REMEMBERED)
+    for name, pattern in _STRING_PATTERNS.items():
+        full = _full_check(pattern, calendar=False)
+        if name in _REMEMBERED:
+            valid: set[str] = set()
+            ns[f"_ok_{name}"] = valid
+            ns[f"_slow_{name}"] = _slow_check(full, valid)
+        else:
+            ns[f"_full_{name}"] = full
+    for name, pattern in _TIME_PATTERNS.items():
+        ns[f"_call_{name}"] = _call_check(_full_check(pattern, calendar=True))
+    for name in _CALL_STRINGS:
+        ns[f"_call_{name}"] = _call_check(_full_check(_STRING_PATTERNS[name], calendar=False))
     for name, values in _ENUMS.items():
         ns[f"_enum_{name}"] = values
     return ns
@@ -225,6 +279,8 @@ def _expr(kind: Kind, var: str) -> str:
         return f"(type({var}) is str and {var} in _enum_{arg})"
     if tag == "const":
         return f"({var} == {arg!r})"
+    if tag == "call" and arg in _CALL_STRINGS:
+        return f"(type({var}) is str and ({var} in _seen_{arg} or _call_{arg}({var}, _seen_{arg})))"
     raise ValueError(f"no expression for {kind!r}")
 
 
@@ -254,12 +310,17 @@ def _check_lines(kind: Kind, var: str, level: int) -> list[str]:
     return [f"if not {_expr(kind, var)}:", "    return False"]
 
 
-def _compile() -> dict[str, Callable[[Any], bool]]:
+# Binds each time type's set of this call's memo to the local variable the time expressions read.
+_MEMO_BINDING = "; ".join(f"_seen_{name} = memo.{name}" for name in CallMemo.__slots__)
+
+
+def _compile() -> dict[str, Callable[[Any, CallMemo], bool]]:
     """One function per entry of _TYPES: a dict, not empty, every element known and valid, the required
     elements present; the data types it holds are checked in the same function (no call per element)."""
     lines: list[str] = []
     for name in _TYPES:
-        lines += [f"def _v_{name}(v):", *("    " + line for line in _check_lines(name, "v", 0)), "    return True"]
+        lines += [f"def _v_{name}(v, memo):", f"    {_MEMO_BINDING}",
+                  *("    " + line for line in _check_lines(name, "v", 0)), "    return True"]
     ns = _namespace()
     exec(compile("\n".join(lines), f"<{__name__} compiled grammar>", "exec"), ns)  # noqa: S102 - our own table
     return {name: ns[f"_v_{name}"] for name in _TYPES}
@@ -269,10 +330,11 @@ _VALIDATORS = _compile()
 _RESOURCES = {rtype: _VALIDATORS[rtype] for rtype in ("Observation", "Patient", "Condition", "Bundle")}
 
 
-def lean_valid(resource: Any) -> bool:
+def lean_valid(resource: Any, memo: CallMemo | None = None) -> bool:
     """True only if ``resource`` is an Observation, Patient, Condition or Bundle shell of the plain shape
     above and valid R4. For a Bundle, the resources of its entries are not looked at: the answer is the
-    answer for the Bundle without them (each resource is validated on its own)."""
+    answer for the Bundle without them (each resource is validated on its own). ``memo``: the times
+    this call has already proved valid (one per import; a fresh one when not given)."""
     if type(resource) is not dict:
         return False
     rtype = resource.get("resourceType")
@@ -281,4 +343,4 @@ def lean_valid(resource: Any) -> bool:
         return False
     if "dataAbsentReason" in resource and "valueQuantity" in resource:
         return False  # R4 invariant obs-6; left to the full path
-    return check(resource)
+    return check(resource, CallMemo() if memo is None else memo)
