@@ -36,7 +36,7 @@ from leukos.service.engines import EngineUnavailable
 from leukos.service.http_errors import JsonBytes, parse_json_body
 from leukos.service.views import finding_views
 
-__all__ = ["router", "hook", "SERVICES", "HookCall", "OPENAPI_COMPONENTS"]
+__all__ = ["router", "hook", "SERVICES", "HookCall", "CaseFromBody", "OPENAPI_COMPONENTS"]
 
 _ERR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/LeukosError"}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -81,6 +81,27 @@ class HookCall:
     base_url: str
     notes: list[str] = field(default_factory=list)  # what could not be read or disagrees: on every card
     app: Any = None  # the FastAPI app, for the follow-up registry's card
+    body: bytes | None = None  # the request's body when it holds the whole prefetch and no token (CaseFromBody)
+
+
+@dataclass(frozen=True)
+class CaseFromBody:
+    """The case behind a card link, kept as the call's request body and imported again when the page
+    is opened (:class:`leukos.service.ui.PageCache`): one bytes object instead of a case's hundreds of
+    small ones. Only for a body that holds the whole prefetch and no ``fhirAuthorization`` (a token is
+    never kept); the import is a function of the body (and of the knowledge base and allow-list given
+    here), so the page shows the case the cards were made from."""
+
+    body: bytes
+    kb: Any
+    allowlist: tuple[str, ...]
+
+    def case(self) -> Case:
+        from leukos.interop.fhir import case_from_fhir
+
+        req = parse_json_body(self.body, CdsRequest)
+        prefetch = prefetch_at_hand(req, allowlist=self.allowlist) or {}
+        return case_from_fhir(bundle_from_prefetch(prefetch), self.kb, _tree_checked=True)
 
 
 @dataclass(frozen=True)
@@ -137,7 +158,8 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
     assessment = st.engines.assess(case, st.kb, explain_differential=False)
     page_url = None
     if st.pages is not None:
-        page_url = f"{call.base_url}/ui/cds/{st.pages.put(case)}"
+        kept = case if call.body is None else CaseFromBody(call.body, st.kb, st.settings.fhir_server_allowlist)
+        page_url = f"{call.base_url}/ui/cds/{st.pages.put(kept)}"
     return case, assessment, page_url
 
 
@@ -260,6 +282,8 @@ def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: An
         if prefetch is None:
             return call, None
         call.prefetch = prefetch
+        if req.fhirAuthorization is None:  # the card link may keep the body (CaseFromBody): it holds no token
+            call.body = raw
     return None, _run_hook(svc, call)
 
 
