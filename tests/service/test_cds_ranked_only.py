@@ -233,3 +233,13 @@ def test_a_body_with_a_fhir_token_is_never_kept_the_case_is(tmp_path):
     token, kept = _kept(c, c.post(PV, json=body))
     assert isinstance(kept, Case) and "SECRET-FHIR-TOKEN" not in repr(kept)
     assert c.app.state.leukos.pages.get(token) is kept
+
+
+def test_a_large_body_is_not_kept_the_case_is(tmp_path):
+    from leukos.domain.case import Case
+    from leukos.service.cds.routes import KEPT_BODY_MAX_BYTES
+
+    c = _app(tmp_path, "svc", full_only=False)
+    body = {**patient_view_request("01-aml-leukostasis.yaml"), "padding": "x" * KEPT_BODY_MAX_BYTES}
+    token, kept = _kept(c, c.post(PV, json=body))
+    assert isinstance(kept, Case) and c.app.state.leukos.pages.get(token) is kept

@@ -84,13 +84,19 @@ class HookCall:
     body: bytes | None = None  # the request's body when it holds the whole prefetch and no token (CaseFromBody)
 
 
-@dataclass(frozen=True)
+# A card link keeps its call's body (CaseFromBody) only up to this size (a software limit: an ordinary
+# patient-view body is ~20 KB); a larger one keeps the imported case, so that 1000 links never hold
+# more than ~64 MB of bodies, whatever their padding.
+KEPT_BODY_MAX_BYTES = 65_536
+
+
+@dataclass(frozen=True, slots=True)
 class CaseFromBody:
     """The case behind a card link, kept as the call's request body and imported again when the page
     is opened (:class:`leukos.service.ui.PageCache`): one bytes object instead of a case's hundreds of
     small ones. Only for a body that holds the whole prefetch and no ``fhirAuthorization`` (a token is
-    never kept); the import is a function of the body (and of the knowledge base and allow-list given
-    here), so the page shows the case the cards were made from."""
+    never kept) and is at most :data:`KEPT_BODY_MAX_BYTES` long. The import is a function of the body
+    (and of the knowledge base and allow-list given here): the page shows the case the cards came from."""
 
     body: bytes
     kb: Any
@@ -282,7 +288,7 @@ def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: An
         if prefetch is None:
             return call, None
         call.prefetch = prefetch
-        if req.fhirAuthorization is None:  # the card link may keep the body (CaseFromBody): it holds no token
+        if req.fhirAuthorization is None and len(raw) <= KEPT_BODY_MAX_BYTES:  # the link may keep it (CaseFromBody)
             call.body = raw
     return None, _run_hook(svc, call)
 
