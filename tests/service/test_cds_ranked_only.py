@@ -243,3 +243,18 @@ def test_a_large_body_is_not_kept_the_case_is(tmp_path):
     body = {**patient_view_request("01-aml-leukostasis.yaml"), "padding": "x" * KEPT_BODY_MAX_BYTES}
     token, kept = _kept(c, c.post(PV, json=body))
     assert isinstance(kept, Case) and c.app.state.leukos.pages.get(token) is kept
+
+
+def test_an_order_select_link_keeps_the_body_and_gets_the_same_case(tmp_path):
+    from leukos.interop.fhir import case_from_fhir
+    from leukos.service.cds.routes import CaseFromBody
+
+    c = _app(tmp_path, "svc", full_only=False)
+    body = order_select_request("01-aml-leukostasis.yaml", "rbc")
+    urls = [ln["url"] for card in c.post(OS, json=body).json()["cards"] for ln in card.get("links") or ()
+            if "/ui/cds/" in ln["url"]]
+    assert urls
+    token = urls[0].rsplit("/", 1)[1]
+    assert isinstance(c.app.state.leukos.pages._items[token][1], CaseFromBody)
+    assert c.app.state.leukos.pages.get(token) == case_from_fhir(bundle_from_prefetch(body["prefetch"]), KB)
+    assert c.get(urls[0].replace(BASE, "")).status_code == 200
