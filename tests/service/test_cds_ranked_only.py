@@ -202,3 +202,59 @@ def test_the_link_keeps_the_case_not_an_assessment(tmp_path):
     token = r.json()["cards"][0]["links"][0]["url"].rsplit("/", 1)[1]
     kept = c.app.state.leukos.pages.get(token)
     assert isinstance(kept, Case) and PATIENT_ID not in token
+
+
+def _kept(c: Client, response) -> tuple[str, object]:
+    token = response.json()["cards"][0]["links"][0]["url"].rsplit("/", 1)[1]
+    return token, c.app.state.leukos.pages._items[token][1]
+
+
+def test_the_link_keeps_the_request_body_and_the_page_gets_the_same_case(tmp_path):
+    from leukos.interop.fhir import case_from_fhir
+    from leukos.service.cds.routes import CaseFromBody
+
+    c = _app(tmp_path, "svc", full_only=False)
+    body = patient_view_request("01-aml-leukostasis.yaml")
+    token, kept = _kept(c, c.post(PV, json=body))
+    assert isinstance(kept, CaseFromBody) and isinstance(kept.body, bytes)
+    assert json.loads(kept.body) == body
+    again = c.app.state.leukos.pages.get(token)
+    assert again == case_from_fhir(bundle_from_prefetch(body["prefetch"]), KB)
+    assert again.value("wbc") is not None
+
+
+def test_a_body_with_a_fhir_token_is_never_kept_the_case_is(tmp_path):
+    from leukos.domain.case import Case
+
+    c = _app(tmp_path, "svc", full_only=False)
+    body = {**patient_view_request("01-aml-leukostasis.yaml"), "fhirServer": "https://fhir.example.org/r4",
+            "fhirAuthorization": {"access_token": "SECRET-FHIR-TOKEN", "token_type": "Bearer", "expires_in": 300,
+                                  "scope": "patient/*.read", "subject": "cds-service"}}
+    token, kept = _kept(c, c.post(PV, json=body))
+    assert isinstance(kept, Case) and "SECRET-FHIR-TOKEN" not in repr(kept)
+    assert c.app.state.leukos.pages.get(token) is kept
+
+
+def test_a_large_body_is_not_kept_the_case_is(tmp_path):
+    from leukos.domain.case import Case
+    from leukos.service.cds.routes import KEPT_BODY_MAX_BYTES
+
+    c = _app(tmp_path, "svc", full_only=False)
+    body = {**patient_view_request("01-aml-leukostasis.yaml"), "padding": "x" * KEPT_BODY_MAX_BYTES}
+    token, kept = _kept(c, c.post(PV, json=body))
+    assert isinstance(kept, Case) and c.app.state.leukos.pages.get(token) is kept
+
+
+def test_an_order_select_link_keeps_the_body_and_gets_the_same_case(tmp_path):
+    from leukos.interop.fhir import case_from_fhir
+    from leukos.service.cds.routes import CaseFromBody
+
+    c = _app(tmp_path, "svc", full_only=False)
+    body = order_select_request("01-aml-leukostasis.yaml", "rbc")
+    urls = [ln["url"] for card in c.post(OS, json=body).json()["cards"] for ln in card.get("links") or ()
+            if "/ui/cds/" in ln["url"]]
+    assert urls
+    token = urls[0].rsplit("/", 1)[1]
+    assert isinstance(c.app.state.leukos.pages._items[token][1], CaseFromBody)
+    assert c.app.state.leukos.pages.get(token) == case_from_fhir(bundle_from_prefetch(body["prefetch"]), KB)
+    assert c.get(urls[0].replace(BASE, "")).status_code == 200

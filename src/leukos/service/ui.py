@@ -99,14 +99,22 @@ class PageCache:
     The token is the capability: the EHR link opens the page without a second login. Only the
     case is kept: the page assesses it in full when opened (the cards' own assessment ranks the
     differential without explaining it). Nothing is written to disk.
+
+    What is kept is either the case or, cheaper, where it came from: an object whose ``case()``
+    builds it again (``leukos.service.cds.routes.CaseFromBody``: the call's request body, imported
+    again when the page is opened). A served call then leaves one bytes object behind instead of the
+    hundreds of small objects of a case: with 1000 cases kept, every call's objects were spread over
+    the holes the oldest case left, and a CDS call cost ~5-8 % more CPU than with none kept.
+    :meth:`get` may therefore import: call it in the worker pool.
     """
 
     def __init__(self, ttl_s: float = 3600, size: int = 1000):
-        self._items: OrderedDict[str, tuple[float, Case]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.ttl_s, self.size = ttl_s, size
 
-    def put(self, case: Case) -> str:
+    def put(self, case: Any) -> str:
+        """Keep ``case`` (a :class:`Case`, or an object whose ``case()`` builds it); its link's token."""
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._items[token] = (time.monotonic() + self.ttl_s, case)
@@ -115,11 +123,13 @@ class PageCache:
         return token
 
     def get(self, token: str) -> Case | None:
+        """The case behind ``token`` (built again from its source if that is what was kept), or None."""
         with self._lock:
             item = self._items.get(token)
         if item is None or item[0] < time.monotonic():
             return None
-        return item[1]
+        kept = item[1]
+        return kept if isinstance(kept, Case) else kept.case()
 
 
 # --------------------------------------------------------------------------------------------
@@ -658,10 +668,10 @@ def render_pdf(html: str) -> tuple[bytes, int]:
 
 @router.get("/ui/cds/{token}", response_class=HTMLResponse)
 async def cds_page(token: str, request: Request) -> Response:
-    case = service_state(request).pages.get(token)
+    st = service_state(request)
     request.state.audit_subtype = "ui-cds-link"
+    case = await st.pool.run(st.pages.get, token)  # may import the kept request again: off the loop
     if case is None:
         return _page(request, "gone.html", {}, status=404)
-    st = service_state(request)
     ctx = await st.pool.run(result_context, st, case)  # the full assessment, as /api/assess gives it
     return _page(request, "cds_page.html", ctx)

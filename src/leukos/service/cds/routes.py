@@ -36,7 +36,7 @@ from leukos.service.engines import EngineUnavailable
 from leukos.service.http_errors import JsonBytes, parse_json_body
 from leukos.service.views import finding_views
 
-__all__ = ["router", "hook", "SERVICES", "HookCall", "OPENAPI_COMPONENTS"]
+__all__ = ["router", "hook", "SERVICES", "HookCall", "CaseFromBody", "OPENAPI_COMPONENTS"]
 
 _ERR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/LeukosError"}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -81,6 +81,33 @@ class HookCall:
     base_url: str
     notes: list[str] = field(default_factory=list)  # what could not be read or disagrees: on every card
     app: Any = None  # the FastAPI app, for the follow-up registry's card
+    body: bytes | None = None  # the request's body when it holds the whole prefetch and no token (CaseFromBody)
+
+
+# A card link keeps its call's body (CaseFromBody) only up to this size (a software limit: an ordinary
+# patient-view body is ~20 KB); a larger one keeps the imported case, so that 1000 links never hold
+# more than ~64 MB of bodies, whatever their padding.
+KEPT_BODY_MAX_BYTES = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFromBody:
+    """The case behind a card link, kept as the call's request body and imported again when the page
+    is opened (:class:`leukos.service.ui.PageCache`): one bytes object instead of a case's hundreds of
+    small ones. Only for a body that holds the whole prefetch and no ``fhirAuthorization`` (a token is
+    never kept) and is at most :data:`KEPT_BODY_MAX_BYTES` long. The import is a function of the body
+    (and of the knowledge base and allow-list given here): the page shows the case the cards came from."""
+
+    body: bytes
+    kb: Any
+    allowlist: tuple[str, ...]
+
+    def case(self) -> Case:
+        from leukos.interop.fhir import case_from_fhir
+
+        req = parse_json_body(self.body, CdsRequest)
+        prefetch = prefetch_at_hand(req, allowlist=self.allowlist) or {}
+        return case_from_fhir(bundle_from_prefetch(prefetch), self.kb, _tree_checked=True)
 
 
 @dataclass(frozen=True)
@@ -137,7 +164,8 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
     assessment = st.engines.assess(case, st.kb, explain_differential=False)
     page_url = None
     if st.pages is not None:
-        page_url = f"{call.base_url}/ui/cds/{st.pages.put(case)}"
+        kept = case if call.body is None else CaseFromBody(call.body, st.kb, st.settings.fhir_server_allowlist)
+        page_url = f"{call.base_url}/ui/cds/{st.pages.put(kept)}"
     return case, assessment, page_url
 
 
@@ -260,6 +288,8 @@ def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: An
         if prefetch is None:
             return call, None
         call.prefetch = prefetch
+        if req.fhirAuthorization is None and len(raw) <= KEPT_BODY_MAX_BYTES:  # the link may keep it (CaseFromBody)
+            call.body = raw
     return None, _run_hook(svc, call)
 
 
