@@ -3,7 +3,8 @@
 The benchmark's leukos app (service_peers/leukos_app.py: audit trail on, authentication off) and
 the floor app (service_peers/floor_app.py) answer the benchmark requests (service_peers/request.py:
 a different patient of its cohort and a fresh hookInstance per call; the calls measured are
-patients not seen in the warm-up) through the same minimal ASGI driver, one call at a time. The worker
+patients not seen in the warm-up, which is long enough to fill the cache behind card links, as in a
+server that has been up a while) through the same minimal ASGI driver, one call at a time. The worker
 pool's hop is replaced by a direct call so that every stage runs in this thread and is counted;
 each stage is timed with the process CPU clock (a shared machine's other processes do not count),
 by wrapping the functions the route calls. Reported: CPU ms per call of each stage, the rest
@@ -89,7 +90,7 @@ STAGES = [  # (label, module, attribute): functions the patient-view route calls
     ("assess (rules; differential ranked, not explained)", None, "assess"),
     ("  of which the differential", "leukos.rules.engine", "differential_rules.ranked"),
     ("    of which explaining its entries", "leukos.rules.differential", "entry"),
-    ("page link (cache the case)", None, "pages.put"),
+    ("page link (keep the request)", None, "pages.put"),
     ("finding views", "leukos.service.cds.routes", "finding_views"),
     ("cards (render)", "leukos.service.cds.routes", "cards_for"),
     ("follow-up registry card", "leukos.service.registry_api", "registry_cards"),
@@ -136,6 +137,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--calls", type=int, default=400)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--warm", type=int, default=None,
+                    help="warm-up calls (default: enough to fill the cache behind card links)")
     args = ap.parse_args()
     os.environ.setdefault("LEUKOS_BENCH_DIR", tempfile.mkdtemp(prefix="leukos-profile-"))
     import logging
@@ -145,7 +148,8 @@ def main() -> None:
 
     leukos = leukos_app.app()
     acc = _instrument(leukos.state.leukos)
-    warm, bodies = _bodies(50), _bodies(args.calls, first=50)
+    warm_n = args.warm if args.warm is not None else leukos.state.leukos.pages.size + 100  # links cache full
+    warm, bodies = _bodies(warm_n), _bodies(args.calls, first=warm_n)
     _per_call_ms(floor_app.app, warm)
     floor = _per_call_ms(floor_app.app, bodies)
     _per_call_ms(leukos, warm)
