@@ -50,7 +50,9 @@ class Context:
     high_min: float
     mod_min: float
     sources: dict[str, Any] = field(default_factory=dict)
-    _by_code: dict[str, dict[str, bool | None]] = field(default_factory=dict)
+    # feature values with ``known_diagnosis`` set, by that value (True, False or None): at most three
+    # dicts however many diagnoses there are (each is only read)
+    _by_known: dict[bool | None, dict[str, bool | None]] = field(default_factory=dict)
     # what-if cache: feature forced present -> {code: (order key, likelihood), or None when then not listed}
     # of the diagnoses that read it (the others keep their ``_base_keys``)
     _if_present: dict[str, dict[str, tuple[tuple, str] | None]] = field(default_factory=dict)
@@ -63,9 +65,10 @@ class Context:
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
         """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
-        v = self._by_code.get(code)
+        known = self.known[code]
+        v = self._by_known.get(known)
         if v is None:
-            v = self._by_code[code] = {**self.vals, "known_diagnosis": self.known[code]}
+            v = self._by_known[known] = {**self.vals, "known_diagnosis": known}
         return v
 
     def source(self, path: str) -> Any:
