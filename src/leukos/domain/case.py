@@ -101,15 +101,6 @@ class LabValue:
         return f"{comp}{self.value:g} {self.unit}"
 
     def to_working(self) -> dict:
-        """The value as a result's working shows it: a new dict on each call (the caller may keep or
-        change it), copied from the one worked out on the first call for this (frozen) value, kept
-        with the object like :meth:`Case.derived` (one assessment shows the WBC about four times)."""
-        shown = self.__dict__.get("_working")
-        if shown is None:
-            shown = self.__dict__.setdefault("_working", self._working())
-        return dict(shown)
-
-    def _working(self) -> dict:
         d = {"value": self.value, "unit": self.unit, "given": self.given}
         if self.comparator:
             d["comparator"] = self.comparator
