@@ -74,7 +74,7 @@ def assess(case: Case, kb: KnowledgeBase | None = None, *, explain_differential:
     recs = recommendations(case, hl, ls, tls, dic, arts, lk, apl, gaps, dx)
 
     overridden = _overridden_keys(kb)
-    for key, p in gaps.used_params.items():
+    for key, p in (gaps.used_params.items() if overridden else ()):  # the bundled settings: none
         if key in overridden:
             gaps.warn(f"Setting {key} = {p.value!r} (default {p.overridden_from!r}) changed by the site configuration.")
     if ls.grade is not None:

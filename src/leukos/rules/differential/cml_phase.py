@@ -10,7 +10,7 @@ from leukos.domain.case import Case
 from leukos.knowledge import KnowledgeBase
 from leukos.knowledge.differential_rules import AREA
 from leukos.rules._common import all3
-from leukos.rules.differential.facts import FACTS
+from leukos.rules.differential.facts import fact_value
 from leukos.rules.differential.features import Features, checked_rules
 from leukos.rules.differential.quantities import MEASURES, compare
 from leukos.rules.differential.sources import source_value
@@ -68,7 +68,7 @@ def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], fe
     results: dict[str, list[tuple[Mapping[str, Any], bool | None]]] = {"BP": [], "AP": [], "HR": []}
     for r in rows:
         if "fact" in r:
-            v = feats.fact(r["fact"]) if feats is not None else FACTS[r["fact"]](case, kb)
+            v = feats.fact(r["fact"]) if feats is not None else fact_value(case, kb, r["fact"])
         else:
             measure = "blasts_pb_pct" if blood_only and r["measure"] == "blasts_any_pct" else r["measure"]
             iv = feats.measure(measure) if feats is not None else MEASURES[measure][0](case)

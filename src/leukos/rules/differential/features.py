@@ -115,18 +115,19 @@ class Features(Mapping[str, Feature]):
         self._measured: dict[str, Interval | None] = {}  # measure -> interval: once per call
         self._read: dict[str, str] = {}  # measure -> what it read: once per call
         self._derived: dict[tuple[str, ...], str] = {}  # cells -> derivation text: once per call
+        self._facts: dict[str, bool | None] = {}  # facts read that are not features (or not yet): once per call
         values: dict[str, bool | None] = {}
-        measured = self._measured
+        self.values = values
+        measured, facts, fact_of = self._measured, self._facts, self.fact
         for name, fact, measure, measure_fn, cmp, threshold, configured in plan.steps:
             if fact is not None:
-                values[name] = fact(case, kb)
+                values[name] = facts[name] if name in facts else fact(case, kb, fact_of)
                 continue
             if measure in measured:
                 iv = measured[measure]
             else:
                 iv = measured[measure] = measure_fn(case)
             values[name] = cmp(iv, threshold) if configured else None
-        self.values = values
 
     def __getitem__(self, name: str) -> Feature:
         hit = self._built.get(name)
@@ -149,10 +150,15 @@ class Features(Mapping[str, Feature]):
         return name in self._plan
 
     def fact(self, name: str) -> bool | None:
-        """Fact ``name`` of :data:`FACTS`: the value the ranking computed when it is a feature."""
-        if isinstance(self._plan.get(name), str):
-            return self.values[name]
-        return FACTS[name](self._case, self._kb)
+        """Fact ``name`` of :data:`FACTS`, computed once per call: the value of the feature when it is
+        one, else computed (reading the facts it is built from through this method) and kept."""
+        values = self.values
+        if name in values:
+            return values[name]
+        facts = self._facts
+        if name not in facts:
+            facts[name] = FACTS[name](self._case, self._kb, self.fact)
+        return facts[name]
 
     def measure(self, name: str) -> Interval | None:
         """Measure ``name`` of :data:`MEASURES` (computed once per case)."""

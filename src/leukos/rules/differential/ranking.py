@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -50,7 +50,9 @@ class Context:
     high_min: float
     mod_min: float
     sources: dict[str, Any] = field(default_factory=dict)
-    _by_code: dict[str, dict[str, bool | None]] = field(default_factory=dict)
+    # feature values with ``known_diagnosis`` set, by that value (True, False or None): at most three
+    # dicts however many diagnoses there are (each is only read)
+    _by_known: dict[bool | None, dict[str, bool | None]] = field(default_factory=dict)
     # what-if cache: feature forced present -> {code: (order key, likelihood), or None when then not listed}
     # of the diagnoses that read it (the others keep their ``_base_keys``)
     _if_present: dict[str, dict[str, tuple[tuple, str] | None]] = field(default_factory=dict)
@@ -63,9 +65,10 @@ class Context:
 
     def vals_for(self, code: str) -> dict[str, bool | None]:
         """Feature values as this diagnosis sees them (``known_diagnosis`` is per diagnosis)."""
-        v = self._by_code.get(code)
+        known = self.known[code]
+        v = self._by_known.get(known)
         if v is None:
-            v = self._by_code[code] = {**self.vals, "known_diagnosis": self.known[code]}
+            v = self._by_known[known] = {**self.vals, "known_diagnosis": known}
         return v
 
     def source(self, path: str) -> Any:
@@ -87,29 +90,34 @@ def context(case: Case, kb: KnowledgeBase) -> Context:
                 float(kb.value(f"{AREA}.likelihood_moderate_min_points")))
 
 
-def _gate_met(dx: DiagnosisRules, holds: Callable[[str], bool | None]) -> bool:
-    for alt in dx.gate:
-        if all(holds(t) is True if isinstance(t, str) else any(holds(x) is True for x in t) for t in alt):
-            return True
-    return False
-
-
 def _score_one(ctx: Context, dx: DiagnosisRules, forced: Mapping[str, bool]) -> Scored | None:
+    """The diagnosis scored, or None when no supporting or context row holds (it is then not listed).
+
+    One pass over the compiled rows (:func:`_compiled`): the points, whether a row of weight >= 0
+    holds and the rows that fired, in row order (the score is their sum in that order)."""
     vals = ctx.vals_for(dx.code)
     if forced:
         vals = {**vals, **forced}
-    fired = [r for r in dx.rows if vals[r.feature] is True]
-    if not any(r.weight >= 0 for r in fired):
+    c = _compiled_of(ctx)[0][dx.code]
+    fired: list[CriterionRow] = []
+    score: float = 0
+    listed = False
+    for name, weight, row in c.scored_rows:
+        if vals[name] is True:
+            fired.append(row)
+            score += weight
+            if weight >= 0:
+                listed = True
+    if not listed:
         return None
-    score = sum(r.weight for r in fired)
-    gate = _gate_met(dx, vals.__getitem__)
-    caps = tuple(c for c in dx.caps if vals[c] is True)
+    gate = _gate_holds(vals, None, c.gate)
+    caps = tuple(x for x in c.caps if vals[x] is True) if c.caps else ()
     band = "high" if score >= ctx.high_min else "moderate" if score >= ctx.mod_min else "low"
     if band == "high" and not gate:
         band = "moderate"
     if caps:
         band = "low"
-    may_lead = not dx.lead_requires or any(vals[f] is True for f in dx.lead_requires)
+    may_lead = not c.lead or _any_holds(vals, None, c.lead)
     return Scored(dx, score, band, gate, caps, fired, may_lead)
 
 
@@ -132,6 +140,7 @@ def score_all(ctx: Context, forced: Mapping[str, bool] = MappingProxyType({})) -
 @dataclass(frozen=True)
 class _Compiled:
     rows: tuple[tuple[str, float], ...]
+    scored_rows: tuple[tuple[str, float, CriterionRow], ...]  # (feature, weight, row) in row order
     gate: tuple[tuple[tuple[str, ...], ...], ...]  # alternatives of terms; a term holds if any of its names does
     caps: tuple[str, ...]
     lead: tuple[str, ...]
@@ -152,7 +161,7 @@ def _compile(dx: DiagnosisRules) -> _Compiled:
         for name in dict.fromkeys(x for term in alt for x in term):
             gate_with.setdefault(name, []).append(alt)
     exact = all(float(w).is_integer() and abs(w) < 2 ** 40 for _, w in rows)
-    return _Compiled(rows, gate, dx.caps, dx.lead_requires, dx.order,
+    return _Compiled(rows, tuple((r.feature, r.weight, r) for r in dx.rows), gate, dx.caps, dx.lead_requires, dx.order,
                      MappingProxyType({k: tuple(v) for k, v in weights.items()}),
                      MappingProxyType({k: tuple(v) for k, v in gate_with.items()}), exact)
 
@@ -175,6 +184,14 @@ def _compiled(rules: DifferentialRules) -> tuple[dict[str, _Compiled], dict[str,
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[id(rules)] = (rules, comp, inverse)
     return comp, inverse
+
+
+def _compiled_of(ctx: Context) -> tuple[dict[str, _Compiled], dict[str, tuple[str, ...]]]:
+    """:func:`_compiled` of the context's rules, looked up once per call."""
+    compiled = ctx._compiled
+    if compiled is None:
+        compiled = ctx._compiled = _compiled(ctx.rules)
+    return compiled
 
 
 def _full_key(key: tuple, idx: int) -> tuple:
@@ -257,10 +274,7 @@ def rank_if_present(ctx: Context, ranked: list[Scored], code: str, feature: str)
         ctx._base_sorted = sorted(k for k, _ in base.values())
     new = ctx._if_present.get(feature)
     if new is None:  # the diagnoses that read the feature, as they would be with it present
-        compiled = ctx._compiled
-        if compiled is None:
-            compiled = ctx._compiled = _compiled(ctx.rules)
-        comp, inverse = compiled
+        comp, inverse = _compiled_of(ctx)
         new = ctx._if_present[feature] = {c: _key_if_present(ctx, c, comp[c], idx[c], feature)
                                           for c in inverse.get(feature, ()) if c in idx}
     mine = new[code] if code in new else base.get(code)
