@@ -899,11 +899,6 @@ def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
                                     "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
-        # The usual limit: the result's own UCUM code, which _unit_of reads as ``unit`` (a text it already
-        # found not blank), so ``factor`` converts it.
-        if unit is not None and q.get("code") == unit and q.get("system") in (None, ucum):
-            out.append(v * factor)
-            continue
         u = _unit_of(q, ucum)[0] or unit
         if u is None:
             out.append(v)  # v * 1.0

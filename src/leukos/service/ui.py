@@ -97,8 +97,9 @@ class PageCache:
     """Cases behind CDS card links: an unguessable token, kept one hour, at most 1000.
 
     The token is the capability: the EHR link opens the page without a second login. Only the
-    case is kept: the page assesses it in full when opened (the cards' own assessment ranks the
-    differential without explaining it). Nothing is written to disk.
+    case (or the request it came from, below) is kept, never an assessment: the page assesses it in
+    full when opened (the cards' own assessment ranks the differential without explaining it).
+    Nothing is written to disk.
 
     What is kept is either the case or, cheaper, where it came from: an object whose ``case()``
     builds it again (``leukos.service.cds.routes.CaseFromBody``: the call's request body, imported
