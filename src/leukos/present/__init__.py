@@ -520,6 +520,8 @@ def _text_or_members(obj: Any, lab: Labels, depth: int, rows: list[Row]) -> str:
                 rows.append((depth, label, texts.get(v) or _words(v, lab)))
             elif tv is float:
                 rows.append((depth, label, _fmt_float(v)))
+            elif v is None:
+                rows.append((depth, label, "not recorded"))  # as _words(None): missing, never assumed
             elif tv in _SCALARS:
                 rows.append((depth, label, _words(v, lab)))
             elif tv is dict and "value" in v and _is_quantity(v):  # a measured value ("given") is no setting
