@@ -47,7 +47,8 @@ _TEXT_UNITS = (("10^9/L", re.compile(r"\s?x\s?10\^9/L"), " ×10⁹/L"), ("10^3/u
                (">=", re.compile(r">="), "≥"), ("<=", re.compile(r"<="), "≤"), ("->", re.compile(r"\s->\s"), " → "))
 _CODE = re.compile(r"`?(?<![\w/.:#@-])([a-z][a-z0-9]*(?:[._][a-z0-9]+)+)(?![\w/@-])`?")
 _UPPER_CODE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
-_PLAIN_ABBREV = re.compile(r"\b(?:ldh|inr|wbc|tls|dic)\b")
+_PLAIN_ABBREV_WORDS = ("ldh", "inr", "wbc", "tls", "dic")
+_PLAIN_ABBREV = re.compile(rf"\b(?:{'|'.join(_PLAIN_ABBREV_WORDS)})\b")
 _CITE_BRACKET = re.compile(r"\[([a-z][a-z0-9_]*(?:,\s*[a-z][a-z0-9_]*)*)\]")
 _CLI_USE = re.compile(r"\b([Uu])se `leukos [a-z]+` for ([^.;]+)")
 _CLI_HINT = re.compile(r"(?:[:;,]\s*)?(?:plan it with|run)\s+`leukos [a-z]+`", re.I)
@@ -210,6 +211,18 @@ def _remembered(cache: dict[Any, str], key: Any, compute: Callable[[Any], str]) 
     return hit
 
 
+def _has_any(s: str, pieces: tuple[str, ...]) -> bool:
+    """Whether ``s`` holds one of ``pieces``: substring tests, cheaper than a pattern's search."""
+    for piece in pieces:
+        if piece in s:
+            return True
+    return False
+
+
+def _upper(m: re.Match) -> str:
+    return m.group(0).upper()
+
+
 def _clinical_text(text: str, lab: Labels) -> str:
     """The substitutions in order. A pattern is run only over a text holding the character or piece
     every match of it contains (a backtick, "[", "." or "_", a unit's spelling): the same result,
@@ -225,7 +238,8 @@ def _clinical_text(text: str, lab: Labels) -> str:
         s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
                                                          in ("labs", "findings", "patient", "symptoms"))
                       else m.group(0), s)
-    s = _PLAIN_ABBREV.sub(lambda m: m.group(0).upper(), s)
+    if _has_any(s, _PLAIN_ABBREV_WORDS):
+        s = _PLAIN_ABBREV.sub(_upper, s)
     if "_" in s:
         s = _UPPER_CODE.sub(lambda m: lab.diagnosis(m.group(1)), s)
     for piece, pattern, repl in _TEXT_UNITS:
@@ -260,11 +274,11 @@ def _cite_with(lab: Labels, keys: Any) -> str:
     patient data and miss for every new patient)."""
     citations = lab.kb.citations
     if type(keys) is str:  # one key (a source): the usual case
+        if keys not in citations:  # e.g. a laboratory result's own source (never remembered)
+            return _clinical_text(keys, lab)  # what _cite_short says of one key it does not know
         hit = lab.cite_cache.get((keys,))
         if hit is not None:
             return hit
-        if keys not in citations:
-            return _clinical_text(keys, lab)  # what _cite_short says of one key it does not know
         keys = (keys,)
     elif isinstance(keys, str):
         keys = (keys,)
@@ -506,6 +520,8 @@ def _text_or_members(obj: Any, lab: Labels, depth: int, rows: list[Row]) -> str:
                 rows.append((depth, label, texts.get(v) or _words(v, lab)))
             elif tv is float:
                 rows.append((depth, label, _fmt_float(v)))
+            elif v is None:
+                rows.append((depth, label, "not recorded"))  # as _words(None): missing, never assumed
             elif tv in _SCALARS:
                 rows.append((depth, label, _words(v, lab)))
             elif tv is dict and "value" in v and _is_quantity(v):  # a measured value ("given") is no setting

@@ -52,7 +52,13 @@ class FindingView:
 
 def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[CitationView, ...]:
     """Resolve citation keys to short texts and links; an unknown key is shown as such, not dropped."""
-    memo = labels(kb).derived.setdefault("citation_views", {})  # a pure function of (kb, key); views are frozen
+    derived = labels(kb).derived
+    if type(keys) is tuple:  # the usual call: the same keys of a rule's citations, call after call
+        groups = derived.setdefault("citation_view_groups", {})
+        hit = groups.get(keys) if _STR.issuperset(map(type, keys)) else None
+        if hit is not None:
+            return hit
+    memo = derived.setdefault("citation_views", {})  # a pure function of (kb, key); views are frozen
     out = []
     for k in dict.fromkeys(keys):
         view = memo.get(k) if type(k) is str else None
@@ -63,10 +69,16 @@ def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[Citation
                     memo.clear()
                 memo[k] = view
         out.append(view)
-    return tuple(out)
+    views = tuple(out)
+    if type(keys) is tuple and _STR.issuperset(map(type, keys)):  # keys of the knowledge base: remembered
+        if len(groups) >= _CITE_MEMO_MAX:
+            groups.clear()
+        groups[keys] = views
+    return views
 
 
 _CITE_MEMO_MAX = 4096
+_STR = frozenset({str})
 
 
 def _citation_view(kb: KnowledgeBase, k: str) -> CitationView:
