@@ -81,3 +81,16 @@ def test_a_value_as_entered_reads_as_every_substitution_says(unit):
     for number in ("0", "262.1", "-5", "10", "1.5e+06", ">262", "<=0.5", "1,5", "12.", ".5", "1 2"):
         given = f"{number} {unit}"
         assert present._entered_words(given, lab) == _every_substitution(given), given
+
+
+
+def test_the_memo_of_worded_texts_keeps_knowledge_never_a_patients_value():
+    """The memo outlives the call: a text with a number the knowledge does not hold (a patient's
+    value) is worded the same but not kept; a knowledge text is kept."""
+    lab = present.labels(KB)
+    patient_text = "Hyperleukocytosis: WBC 258.37, blasts 218.91 x10^9/L; leukostasis not graded"
+    knowledge_text = "WBC > 100 x10^9/L"
+    for text in (patient_text, knowledge_text):
+        assert lab.text(text) == _every_substitution(text)
+    assert patient_text not in lab.text_cache
+    assert knowledge_text in lab.text_cache
