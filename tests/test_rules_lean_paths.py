@@ -45,3 +45,21 @@ def test_phase_code_alone_is_the_phase_code(system):
         assert cml_phase_code(case, kb, Features(case, kb, checked_rules(kb))) == full
         codes.add(full)
     assert len(codes) >= 3, codes  # the cases reach several phases, not only "undetermined"
+
+
+def test_a_cases_time_text_is_each_times_isoformat():
+    """``Case.time_text`` writes each time once per case, and always as ``isoformat`` would, even for
+    times that are equal as instants but written differently (other offset, naive)."""
+    import dataclasses
+    import datetime as dt
+
+    utc = dt.datetime(2026, 3, 1, 12, 7, 1, tzinfo=dt.UTC)
+    same_instant = utc.astimezone(dt.timezone(dt.timedelta(hours=2)))
+    with_micro = dt.datetime(2026, 3, 1, 12, 7, 1, 250, tzinfo=dt.UTC)
+    naive = dt.datetime(2026, 3, 1, 12, 7, 1)
+    case = CASES[0]
+    for t in (utc, same_instant, with_micro, naive, utc, same_instant):
+        assert case.time_text(t) == t.isoformat()
+    assert same_instant == utc and case.time_text(same_instant) != case.time_text(utc)
+    # one call's memo: a copy of the case starts without it
+    assert "case.time_text" not in dataclasses.replace(case).__dict__.get("_derived", {})

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from leukos.domain.case import LabValue
+from leukos.domain.case import Case, LabValue
 from leukos.knowledge import KnowledgeBase, Parameter
 from leukos.units import converter_for
 
@@ -134,8 +134,10 @@ def _threshold(kb: KnowledgeBase, key: str, analyte: str, met_when: str) -> floa
     return min(canon) if met_when == "above" else max(canon)
 
 
-def lab_working(lv: LabValue | None) -> Any:
-    return None if lv is None else lv.to_working()
+def lab_working(lv: LabValue | None, case: Case) -> Any:
+    """The working of a lab value of ``case`` (None when not recorded), its time written once per case
+    (:meth:`Case.time_text`)."""
+    return None if lv is None else lv.to_working(case.time_text)
 
 
 def fmt(x: float) -> str:

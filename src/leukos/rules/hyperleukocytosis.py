@@ -80,8 +80,8 @@ def assess_hyperleukocytosis(case: Case, gaps: Gaps) -> HyperleukocytosisResult:
         citations.append("porcu2000")
 
     working = {
-        "wbc": lab_working(wbc),
-        "blasts_pct": lab_working(case.lab("blasts_pct")),
+        "wbc": lab_working(wbc, case),
+        "blasts_pct": lab_working(case.lab("blasts_pct"), case),
         "absolute_blasts_10e9_per_l": None if blasts is None else round(blasts, 3),
         "absolute_blasts_formula": "WBC x blasts % / 100",
         "threshold": param_working(thr),

@@ -60,7 +60,7 @@ def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) ->
     crit = planned.crit
     analyte = inputs.resolve(crit.input)
     lv = case.lab(analyte)
-    w: dict[str, Any] = {"value": lab_working(lv), "rule": planned.rule_text}
+    w: dict[str, Any] = {"value": lab_working(lv, case), "rule": planned.rule_text}
     if analyte == "potassium_plasma":
         w["note"] = "plasma/whole-blood potassium used (serum potassium is prone to pseudohyperkalaemia)"
     limits = planned.limits
@@ -69,7 +69,7 @@ def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) ->
         if len(limits) > 1:
             w["thresholds"] = {k.split(".", 1)[1]: param_working(gaps.p(k)) for k in limits}
     if crit.name == "calcium" and case.lab("ionized_calcium") is not None:
-        w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"))
+        w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"), case)
     met = planned.run(inputs)
     by_age = planned.by_age
     if by_age is not None and by_age.when_unknown == "agree" and inputs.child() is None:
@@ -87,7 +87,7 @@ def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) ->
         else:
             delta = (lv.value - base.value) / base.value
             hit = delta <= -float(frac.value) if change.falling else delta >= float(frac.value)
-            w["baseline"] = base.to_working()
+            w["baseline"] = base.to_working(case.time_text)
             w["change_fraction"] = round(delta, 4)
             w["change_rule"] = (f"{'fall' if change.falling else 'rise'} of {frac.value:.0%} from baseline: "
                                 f"{'met' if hit else 'not met'}")
@@ -107,7 +107,7 @@ def _risk(case: Case, gaps: Gaps, renal: bool | None, chem_above_uln: bool | Non
     dx = case.diagnosis
     wbc = case.lab("wbc")
     ldh = case.lab("ldh")
-    w: dict[str, Any] = {"diagnosis": dx.value if dx else None, "wbc": lab_working(wbc), "ldh": lab_working(ldh)}
+    w: dict[str, Any] = {"diagnosis": dx.value if dx else None, "wbc": lab_working(wbc, case), "ldh": lab_working(ldh, case)}
     hi = float(gaps.v("tumour_lysis.risk_high_wbc"))
     ldh_mult = float(gaps.v("tumour_lysis.risk_ldh_uln_multiple"))
     ldh_high: bool | None = None
@@ -203,7 +203,7 @@ def assess_tls(case: Case, gaps: Gaps) -> TlsResult:
     creat = case.lab("creatinine")
     mult = gaps.p("tumour_lysis.creatinine_uln_multiple")
     renal_crit: list[bool | None] = []
-    cw: dict[str, Any] = {"creatinine": lab_working(creat)}
+    cw: dict[str, Any] = {"creatinine": lab_working(creat, case)}
     if creat is None:
         gaps.need("creatinine")
         renal_crit.append(None)
