@@ -99,7 +99,10 @@ class Gaps:
             self.warnings.append(text)
 
     def p(self, key: str) -> Parameter:
-        prm = self.kb.param(key)
+        try:  # the knowledge base's mapping read directly (~55 reads per assessment); its error if unknown
+            prm = self.kb.parameters[key]
+        except KeyError:
+            prm = self.kb.param(key)
         self.used_params[key] = prm
         return prm
 

@@ -39,6 +39,7 @@ class _Planned:
     run: Evaluator  # the predicate compiled (:func:`compile_predicate`)
     rule_text: str  # the predicate in words (``describe``)
     limits: tuple[str, ...]  # its limit parameters (the change fraction aside)
+    limit_names: tuple[str, ...]  # the same without their area ("tumour_lysis."), as the working names them
     by_age: ByAge | None
     change: Change | None
     above_reference: bool
@@ -48,10 +49,13 @@ def _plan(kb: KnowledgeBase) -> tuple[CountRule, tuple[_Planned, ...]]:
     """The configured laboratory TLS rule and its criteria planned (once per knowledge base)."""
     def build(kb: KnowledgeBase) -> tuple[CountRule, tuple[_Planned, ...]]:
         rule = tls_laboratory(kb)
-        return rule, tuple(_Planned(c, compile_predicate(c.predicate, kb), describe(c.predicate, kb),
-                                    tuple(k for k in params_of(c.predicate) if k != "tumour_lysis.change_fraction"),
-                                    _first(c.predicate, ByAge), _first(c.predicate, Change),
-                                    _uses(c.predicate, AboveReference)) for c in rule.criteria)
+        planned = []
+        for c in rule.criteria:
+            limits = tuple(k for k in params_of(c.predicate) if k != "tumour_lysis.change_fraction")
+            planned.append(_Planned(c, compile_predicate(c.predicate, kb), describe(c.predicate, kb), limits,
+                                    tuple(k.split(".", 1)[1] for k in limits), _first(c.predicate, ByAge),
+                                    _first(c.predicate, Change), _uses(c.predicate, AboveReference)))
+        return rule, tuple(planned)
     return kb.derived("tumour_lysis.plan", build)
 
 
@@ -67,7 +71,7 @@ def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) ->
     if limits:
         w["threshold"] = param_working(gaps.p(limits[0]))
         if len(limits) > 1:
-            w["thresholds"] = {k.split(".", 1)[1]: param_working(gaps.p(k)) for k in limits}
+            w["thresholds"] = {name: param_working(gaps.p(k)) for k, name in zip(limits, planned.limit_names, strict=True)}
     if crit.name == "calcium" and case.lab("ionized_calcium") is not None:
         w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"), case)
     met = planned.run(inputs)
