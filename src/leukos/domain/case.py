@@ -100,12 +100,14 @@ class LabValue:
         comp = self.comparator or ""
         return f"{comp}{self.value:g} {self.unit}"
 
-    def to_working(self) -> dict:
+    def to_working(self, time_text: Callable[[datetime], str] | None = None) -> dict:
+        """The value as the working shows it; ``time_text`` writes the time (default
+        ``datetime.isoformat``; :meth:`Case.time_text` writes each time of a case once)."""
         d = {"value": self.value, "unit": self.unit, "given": self.given}
         if self.comparator:
             d["comparator"] = self.comparator
         if self.time:
-            d["time"] = self.time.isoformat()
+            d["time"] = self.time.isoformat() if time_text is None else time_text(self.time)
         if self.reference_high is not None:
             d["reference_high"] = self.reference_high
         if self.reference_low is not None:
@@ -191,6 +193,10 @@ class Findings:
 _T = TypeVar("_T")
 
 
+def _new_memo(case: Case) -> dict:
+    return {}
+
+
 @dataclass(frozen=True)
 class Case:
     """One patient at one moment. Build it with :func:`leukos.interop.case_format.case_from_dict`."""
@@ -217,13 +223,25 @@ class Case:
         it; a replaced case starts empty). ``key`` names the derivation: the same key must always
         mean the same ``build``. The result is shared: never mutate it.
         """
-        memo: dict[Hashable, Any] | None = self.__dict__.get("_derived")
-        if memo is None:
+        try:  # an attribute read (the instance dict), not ``self.__dict__.get``: ~60 reads per assessment
+            memo: dict[Hashable, Any] = self._derived  # type: ignore[attr-defined]
+        except AttributeError:
             memo = self.__dict__.setdefault("_derived", {})
         try:
             return memo[key]
         except KeyError:
             return memo.setdefault(key, build(self))
+
+    def time_text(self, t: datetime) -> str:
+        """``t.isoformat()``, written once per time object of this case and then reused (one call's
+        memo, in :meth:`derived`): the values of one draw share their time (the importers give them
+        one object) and an assessment's working shows value times about fifteen times. Keyed by the
+        object, which the memo keeps alive so that its id is never reused while the memo lives."""
+        memo: dict[int, tuple[datetime, str]] = self.derived("case.time_text", _new_memo)
+        hit = memo.get(id(t))
+        if hit is None or hit[0] is not t:
+            hit = memo[id(t)] = (t, t.isoformat())
+        return hit[1]
 
     def lab(self, name: str) -> LabValue | None:
         """The current (latest) value of an analyte, or None if not recorded."""

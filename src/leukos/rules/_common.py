@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from leukos.domain.case import LabValue
+from leukos.domain.case import Case, LabValue
 from leukos.knowledge import KnowledgeBase, Parameter
 from leukos.units import converter_for
 
@@ -99,7 +99,10 @@ class Gaps:
             self.warnings.append(text)
 
     def p(self, key: str) -> Parameter:
-        prm = self.kb.param(key)
+        try:  # the knowledge base's mapping read directly (~55 reads per assessment); its error if unknown
+            prm = self.kb.parameters[key]
+        except KeyError:
+            prm = self.kb.param(key)
         self.used_params[key] = prm
         return prm
 
@@ -134,8 +137,10 @@ def _threshold(kb: KnowledgeBase, key: str, analyte: str, met_when: str) -> floa
     return min(canon) if met_when == "above" else max(canon)
 
 
-def lab_working(lv: LabValue | None) -> Any:
-    return None if lv is None else lv.to_working()
+def lab_working(lv: LabValue | None, case: Case) -> Any:
+    """The working of a lab value of ``case`` (None when not recorded), its time written once per case
+    (:meth:`Case.time_text`)."""
+    return None if lv is None else lv.to_working(case.time_text)
 
 
 def fmt(x: float) -> str:

@@ -30,7 +30,7 @@ def assess_artefacts(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> tup
     if k is not None and kp is not None:
         gap = gaps.p("artefacts.pseudohyperkalemia_gap")
         diff = k.value - kp.value
-        w = {"serum": lab_working(k), "plasma_or_whole_blood": lab_working(kp), "difference_mmol_per_l": round(diff, 2),
+        w = {"serum": lab_working(k, case), "plasma_or_whole_blood": lab_working(kp, case), "difference_mmol_per_l": round(diff, 2),
              "rule": f"serum - plasma > {gap.value} mmol/L", "source": list(gap.citations)}
         if diff > gap.value:
             out.append(_make(gaps, "PSEUDOHYPERKALEMIA_CONFIRMED", w, gap=gap.value))
@@ -41,18 +41,18 @@ def assess_artefacts(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> tup
         high = gaps.kb.derived("artefacts.pseudohyperkalaemia_possible",
                                lambda kb: compile_predicate(pseudohyperkalaemia_possible(), kb))(CaseInputs(case, gaps.kb))
         if high:
-            w = {"potassium": lab_working(k), "wbc_10e9_per_l": hl.wbc_10e9_per_l,
+            w = {"potassium": lab_working(k, case), "wbc_10e9_per_l": hl.wbc_10e9_per_l,
                  "rule": f"hyperleukocytosis and K >= {thr.value} mmol/L (TLS threshold) or above the laboratory's range"}
             out.append(_make(gaps, "PSEUDOHYPERKALEMIA_POSSIBLE", w))
         low = below(k, k.reference_low, inclusive=False) if k.reference_low is not None else None
         if low:
             out.append(_make(gaps, "PSEUDOHYPOKALEMIA_POSSIBLE",
-                             {"potassium": lab_working(k), "rule": "hyperleukocytosis and K below the laboratory's range"}))
+                             {"potassium": lab_working(k, case), "rule": "hyperleukocytosis and K below the laboratory's range"}))
 
     phos = case.lab("phosphate")
     if extreme and phos is not None and phos.reference_low is not None and phos.value < phos.reference_low:
         out.append(_make(gaps, "PSEUDOHYPOPHOSPHATEMIA_POSSIBLE",
-                         {"phosphate": lab_working(phos), "rule": "hyperleukocytosis and phosphate below the laboratory's range"}))
+                         {"phosphate": lab_working(phos, case), "rule": "hyperleukocytosis and phosphate below the laboratory's range"}))
 
     # Oxygen: PaO2 low with a normal SpO2 is leukocyte larceny until shown otherwise.
     pao2, spo2 = case.lab("pao2"), case.lab("spo2")
@@ -61,7 +61,7 @@ def assess_artefacts(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> tup
         s_min = gaps.p("artefacts.pseudohypoxemia_spo2_min")
         low_pao2 = below(pao2, float(p_max.value), inclusive=False)
         if low_pao2:
-            w = {"pao2": lab_working(pao2), "spo2": lab_working(spo2),
+            w = {"pao2": lab_working(pao2, case), "spo2": lab_working(spo2, case),
                  "rule": f"PaO2 < {p_max.value} mmHg with SpO2 > {s_min.value} %", "source": list(p_max.citations)}
             if spo2 is None:
                 gaps.need("spo2")
@@ -74,18 +74,18 @@ def assess_artefacts(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> tup
     blasts = case.value("blasts_pct")
     if extreme and plt is not None and ((blasts or 0) > 0 or case.diagnosis in ACUTE):
         out.append(_make(gaps, "SPURIOUS_PLATELETS_POSSIBLE",
-                         {"platelets": lab_working(plt), "blasts_pct": blasts,
+                         {"platelets": lab_working(plt, case), "blasts_pct": blasts,
                           "rule": "hyperleukocytosis with blasts: impedance counts include blast fragments"}))
     rbc_thr = gaps.p("artefacts.spurious_rbc_indices_wbc")
     if case.lab("hemoglobin") is not None or case.lab("hematocrit") is not None:
         if above(case.lab("wbc"), float(rbc_thr.value), inclusive=False):
             out.append(_make(gaps, "SPURIOUS_RBC_INDICES_POSSIBLE",
-                             {"wbc": lab_working(case.lab("wbc")), "hemoglobin": lab_working(case.lab("hemoglobin")),
-                              "hematocrit": lab_working(case.lab("hematocrit")),
+                             {"wbc": lab_working(case.lab("wbc"), case), "hemoglobin": lab_working(case.lab("hemoglobin"), case),
+                              "hematocrit": lab_working(case.lab("hematocrit"), case),
                               "rule": f"WBC > {rbc_thr.value} x10^9/L"}, wbc_min=rbc_thr.value))
 
     # Uric acid after rasburicase degrades in the tube.
     if case.lab("uric_acid") is not None and "rasburicase" in (case.findings.treatment or ()):
         out.append(_make(gaps, "URIC_ACID_AFTER_RASBURICASE",
-                         {"uric_acid": lab_working(case.lab("uric_acid")), "rule": "rasburicase given"}))
+                         {"uric_acid": lab_working(case.lab("uric_acid"), case), "rule": "rasburicase given"}))
     return tuple(out)

@@ -52,7 +52,7 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
     else:
         v = plt.value
         items["platelets"] = pts["platelets"][0 if v > p100.value else (1 if v >= p50.value else 2)]
-    working["platelets"] = {"value": lab_working(plt), "rule": rules["platelets"],
+    working["platelets"] = {"value": lab_working(plt, case), "rule": rules["platelets"],
                             "thresholds": [param_working(p100), param_working(p50)]}
 
     dd = case.lab("d_dimer")
@@ -71,7 +71,7 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
         ratio = dd.value / float(uln)
         items["fibrin_marker"] = pts["fibrin_marker"][0 if ratio < mod.value else (1 if ratio <= strong.value else 2)]
         working["d_dimer_x_uln"] = round(ratio, 2)
-    working["fibrin_marker"] = {"value": lab_working(dd), "uln_mg_per_l": uln,
+    working["fibrin_marker"] = {"value": lab_working(dd, case), "uln_mg_per_l": uln,
                                 "rule": rules["fibrin_marker"],
                                 "thresholds": [param_working(mod), param_working(strong)]}
 
@@ -89,7 +89,7 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
         prolong = pt.value - control
         items["pt_prolongation"] = pts["pt_prolongation"][0 if prolong < s1.value else (1 if prolong <= s2.value else 2)]
         working["pt_prolongation_s"] = round(prolong, 2)
-    working["pt"] = {"value": lab_working(pt), "control_s": control,
+    working["pt"] = {"value": lab_working(pt, case), "control_s": control,
                      "rule": rules["pt"]}
 
     fib = case.lab("fibrinogen")
@@ -99,7 +99,7 @@ def assess_dic(case: Case, gaps: Gaps) -> DicResult:
         gaps.need("fibrinogen")
     else:
         items["fibrinogen"] = pts["fibrinogen"][1 if fib.value <= f1.value else 0]
-    working["fibrinogen"] = {"value": lab_working(fib), "rule": rules["fibrinogen"], "threshold": param_working(f1)}
+    working["fibrinogen"] = {"value": lab_working(fib, case), "rule": rules["fibrinogen"], "threshold": param_working(f1)}
 
     known = sum(v for v in items.values() if v is not None)
     possible = known + sum(max_points[k] for k, v in items.items() if v is None)

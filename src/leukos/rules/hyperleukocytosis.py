@@ -26,22 +26,33 @@ def is_monocytic(case: Case) -> bool:
     return case.findings.immunophenotype is Immunophenotype.MONOCYTIC
 
 
+# The groups :func:`lineage` tests, built once (an enum member read through its class is slow in 3.11).
+_APL, _PML_RARA_POSITIVE, _PROMYELOCYTIC = Diagnosis.APL, GeneticResult.POSITIVE, Immunophenotype.PROMYELOCYTIC
+_MONOCYTIC = Immunophenotype.MONOCYTIC
+_LYMPHOBLASTIC = frozenset({Immunophenotype.B_LYMPHOBLASTIC, Immunophenotype.T_LYMPHOBLASTIC})
+_ALL, _CLL, _CML = Diagnosis.ALL, Diagnosis.CLL, frozenset({Diagnosis.CML_CP, Diagnosis.CML})
+
+
 def lineage(case: Case) -> str | None:
     """The lineage group that changes how a count is read: apl | monocytic | all | cll | cml | None."""
     f = case.findings
-    if f.known_diagnosis is Diagnosis.APL or f.gene("pml_rara") is GeneticResult.POSITIVE \
-            or f.immunophenotype is Immunophenotype.PROMYELOCYTIC:
+    if f.known_diagnosis is _APL or f.gene("pml_rara") is _PML_RARA_POSITIVE or f.immunophenotype is _PROMYELOCYTIC:
         return "apl"
-    if is_monocytic(case):
+    if f.immunophenotype is _MONOCYTIC:
         return "monocytic"
-    if f.known_diagnosis is Diagnosis.ALL or f.immunophenotype in (Immunophenotype.B_LYMPHOBLASTIC,
-                                                                    Immunophenotype.T_LYMPHOBLASTIC):
+    if f.known_diagnosis is _ALL or f.immunophenotype in _LYMPHOBLASTIC:
         return "all"
-    if f.known_diagnosis is Diagnosis.CLL:
+    if f.known_diagnosis is _CLL:
         return "cll"
-    if f.known_diagnosis in (Diagnosis.CML_CP, Diagnosis.CML):
+    if f.known_diagnosis in _CML:
         return "cml"
     return None
+
+
+# (parameter, its name in the lineage notes' text) of the values the notes quote
+_NOTE_VALUES = tuple((k, k.split(".", 1)[1]) for k in (
+    "hyperleukocytosis.monocytic_symptomatic_wbc", "hyperleukocytosis.monocytic_blast_note",
+    "hyperleukocytosis.all_threshold", "hyperleukocytosis.apl_high_risk_wbc"))
 
 
 def assess_hyperleukocytosis(case: Case, gaps: Gaps) -> HyperleukocytosisResult:
@@ -63,9 +74,7 @@ def assess_hyperleukocytosis(case: Case, gaps: Gaps) -> HyperleukocytosisResult:
     citations = list(thr.citations)
     group = lineage(case)
     texts = kb.table("hyperleukocytosis")["lineage_notes"]
-    values = {k.split(".", 1)[1]: gaps.v(k) for k in (
-        "hyperleukocytosis.monocytic_symptomatic_wbc", "hyperleukocytosis.monocytic_blast_note",
-        "hyperleukocytosis.all_threshold", "hyperleukocytosis.apl_high_risk_wbc")}
+    values = {name: gaps.v(key) for key, name in _NOTE_VALUES}
     if group is not None:
         notes.append(texts[group].format(**values))
         citations += {
@@ -80,8 +89,8 @@ def assess_hyperleukocytosis(case: Case, gaps: Gaps) -> HyperleukocytosisResult:
         citations.append("porcu2000")
 
     working = {
-        "wbc": lab_working(wbc),
-        "blasts_pct": lab_working(case.lab("blasts_pct")),
+        "wbc": lab_working(wbc, case),
+        "blasts_pct": lab_working(case.lab("blasts_pct"), case),
         "absolute_blasts_10e9_per_l": None if blasts is None else round(blasts, 3),
         "absolute_blasts_formula": "WBC x blasts % / 100",
         "threshold": param_working(thr),

@@ -39,6 +39,7 @@ class _Planned:
     run: Evaluator  # the predicate compiled (:func:`compile_predicate`)
     rule_text: str  # the predicate in words (``describe``)
     limits: tuple[str, ...]  # its limit parameters (the change fraction aside)
+    limit_names: tuple[str, ...]  # the same without their area ("tumour_lysis."), as the working names them
     by_age: ByAge | None
     change: Change | None
     above_reference: bool
@@ -48,10 +49,13 @@ def _plan(kb: KnowledgeBase) -> tuple[CountRule, tuple[_Planned, ...]]:
     """The configured laboratory TLS rule and its criteria planned (once per knowledge base)."""
     def build(kb: KnowledgeBase) -> tuple[CountRule, tuple[_Planned, ...]]:
         rule = tls_laboratory(kb)
-        return rule, tuple(_Planned(c, compile_predicate(c.predicate, kb), describe(c.predicate, kb),
-                                    tuple(k for k in params_of(c.predicate) if k != "tumour_lysis.change_fraction"),
-                                    _first(c.predicate, ByAge), _first(c.predicate, Change),
-                                    _uses(c.predicate, AboveReference)) for c in rule.criteria)
+        planned = []
+        for c in rule.criteria:
+            limits = tuple(k for k in params_of(c.predicate) if k != "tumour_lysis.change_fraction")
+            planned.append(_Planned(c, compile_predicate(c.predicate, kb), describe(c.predicate, kb), limits,
+                                    tuple(k.split(".", 1)[1] for k in limits), _first(c.predicate, ByAge),
+                                    _first(c.predicate, Change), _uses(c.predicate, AboveReference)))
+        return rule, tuple(planned)
     return kb.derived("tumour_lysis.plan", build)
 
 
@@ -60,16 +64,16 @@ def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) ->
     crit = planned.crit
     analyte = inputs.resolve(crit.input)
     lv = case.lab(analyte)
-    w: dict[str, Any] = {"value": lab_working(lv), "rule": planned.rule_text}
+    w: dict[str, Any] = {"value": lab_working(lv, case), "rule": planned.rule_text}
     if analyte == "potassium_plasma":
         w["note"] = "plasma/whole-blood potassium used (serum potassium is prone to pseudohyperkalaemia)"
     limits = planned.limits
     if limits:
         w["threshold"] = param_working(gaps.p(limits[0]))
         if len(limits) > 1:
-            w["thresholds"] = {k.split(".", 1)[1]: param_working(gaps.p(k)) for k in limits}
+            w["thresholds"] = {name: param_working(gaps.p(k)) for k, name in zip(limits, planned.limit_names, strict=True)}
     if crit.name == "calcium" and case.lab("ionized_calcium") is not None:
-        w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"))
+        w["ionized_calcium"] = lab_working(case.lab("ionized_calcium"), case)
     met = planned.run(inputs)
     by_age = planned.by_age
     if by_age is not None and by_age.when_unknown == "agree" and inputs.child() is None:
@@ -87,7 +91,7 @@ def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) ->
         else:
             delta = (lv.value - base.value) / base.value
             hit = delta <= -float(frac.value) if change.falling else delta >= float(frac.value)
-            w["baseline"] = base.to_working()
+            w["baseline"] = base.to_working(case.time_text)
             w["change_fraction"] = round(delta, 4)
             w["change_rule"] = (f"{'fall' if change.falling else 'rise'} of {frac.value:.0%} from baseline: "
                                 f"{'met' if hit else 'not met'}")
@@ -107,7 +111,7 @@ def _risk(case: Case, gaps: Gaps, renal: bool | None, chem_above_uln: bool | Non
     dx = case.diagnosis
     wbc = case.lab("wbc")
     ldh = case.lab("ldh")
-    w: dict[str, Any] = {"diagnosis": dx.value if dx else None, "wbc": lab_working(wbc), "ldh": lab_working(ldh)}
+    w: dict[str, Any] = {"diagnosis": dx.value if dx else None, "wbc": lab_working(wbc, case), "ldh": lab_working(ldh, case)}
     hi = float(gaps.v("tumour_lysis.risk_high_wbc"))
     ldh_mult = float(gaps.v("tumour_lysis.risk_ldh_uln_multiple"))
     ldh_high: bool | None = None
@@ -203,7 +207,7 @@ def assess_tls(case: Case, gaps: Gaps) -> TlsResult:
     creat = case.lab("creatinine")
     mult = gaps.p("tumour_lysis.creatinine_uln_multiple")
     renal_crit: list[bool | None] = []
-    cw: dict[str, Any] = {"creatinine": lab_working(creat)}
+    cw: dict[str, Any] = {"creatinine": lab_working(creat, case)}
     if creat is None:
         gaps.need("creatinine")
         renal_crit.append(None)

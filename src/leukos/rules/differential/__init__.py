@@ -96,7 +96,7 @@ def ranked(case: Case, kb: KnowledgeBase, *, explain: bool = True) -> tuple[
     """
     ctx = context(case, kb)
     scored = score_all(ctx)
-    heads = [head(ctx, s, i) for i, s in enumerate(scored, start=1)]
+    heads = [head(ctx, s, i, explain=explain) for i, s in enumerate(scored, start=1)]
     ranking = tuple(h for h, _ in heads)
     if not explain:
         return ranking, None

@@ -15,7 +15,7 @@ from leukos.rules.differential.features import Features, checked_rules
 from leukos.rules.differential.quantities import MEASURES, compare
 from leukos.rules.differential.sources import source_value
 
-__all__ = ["PhaseResult", "cml_phase"]
+__all__ = ["PhaseResult", "cml_phase", "cml_phase_code"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,24 @@ def _rows(kb: KnowledgeBase) -> list[Mapping[str, Any]]:
     return [r for r in checked_rules(kb).phases if r["system"] == system]
 
 
-def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], feats: Features | None, *,
-                blood_only: bool) -> PhaseResult:
-    system = kb.value(f"{AREA}.cml_phase_system")
-    results: dict[str, list[tuple[Mapping[str, Any], bool | None]]] = {"BP": [], "AP": [], "HR": []}
+def cml_phase_code(case: Case, kb: KnowledgeBase, feats: Features | None = None) -> str:
+    """``cml_phase(case, kb, feats).code`` (CML_BP, CML_AP, CML_CP, or CML when undetermined) without
+    the working: the same criteria read the same way, for the ranking alone (which shows no phase)."""
+    rows = kb.derived("differential.cml_phase_rows", _rows)
+    phase = _phase(_evaluated(case, kb, rows, feats, blood_only=False))
+    if phase is None and case.findings.marrow.blasts_pct is None:
+        phase = _phase(_evaluated(case, kb, rows, feats, blood_only=True))
+    return _CODES[phase]
+
+
+_CODES = {"BP": "CML_BP", "AP": "CML_AP", "CP": "CML_CP", None: "CML"}
+_Evaluated = dict[str, list[tuple[Mapping[str, Any], "bool | None"]]]
+
+
+def _evaluated(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], feats: Features | None, *,
+               blood_only: bool) -> _Evaluated:
+    """Every phase criterion of ``rows`` with its value (True, False or None), by phase (BP, AP, HR)."""
+    results: _Evaluated = {"BP": [], "AP": [], "HR": []}
     for r in rows:
         if "fact" in r:
             v = feats.fact(r["fact"]) if feats is not None else fact_value(case, kb, r["fact"])
@@ -76,6 +90,25 @@ def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], fe
             if "below" in r:
                 v = all3([v, compare(iv, "<", float(r["below"]))])
         results[r["phase"]].append((r, v))
+    return results
+
+
+def _phase(results: _Evaluated) -> str | None:
+    """BP if any blast-phase criterion holds; AP if any accelerated-phase one does; CP if every required
+    criterion is decided; else None (undetermined)."""
+    if any(v is True for _, v in results["BP"]):
+        return "BP"
+    if any(v is True for _, v in results["AP"]):
+        return "AP"
+    if any(v is None and r.get("required", True) for r, v in results["BP"] + results["AP"]):
+        return None
+    return "CP"
+
+
+def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], feats: Features | None, *,
+                blood_only: bool) -> PhaseResult:
+    system = kb.value(f"{AREA}.cml_phase_system")
+    results = _evaluated(case, kb, rows, feats, blood_only=blood_only)
     met = [r["text"] for r, v in results["BP"] + results["AP"] if v is True]
     hr = tuple(r["text"] for r, v in results["HR"] if v is True)
     undecided = [(r, v) for r, v in results["BP"] + results["AP"] if v is None]
@@ -85,19 +118,10 @@ def _phase_eval(case: Case, kb: KnowledgeBase, rows: list[Mapping[str, Any]], fe
     missing = sorted({s for r in blocking if "measure" in r for s in MEASURES[r["measure"]][2]
                       if source_value(case, s) is None})
     used = [r for r, v in results["BP"] + results["AP"] + results["HR"] if v is True]
-    if any(v is True for _, v in results["BP"]):
-        phase = "BP"
-    elif any(v is True for _, v in results["AP"]):
-        phase = "AP"
-    elif blocking:
-        phase = None
-    else:
-        phase = "CP"
-    code = {"BP": "CML_BP", "AP": "CML_AP", "CP": "CML_CP", None: "CML"}[phase]
+    phase = _phase(results)
     return PhaseResult(
-        system=system, phase=phase, code=code, met=tuple(met), high_risk=hr, not_assessed=not_assessed,
+        system=system, phase=phase, code=_CODES[phase], met=tuple(met), high_risk=hr, not_assessed=not_assessed,
         missing=tuple(missing),
         unverified=tuple(r["text"] for r in used if r["status"] == "U"),
         citations=tuple(dict.fromkeys(c for r in (used or rows) for c in r["citations"])),
     )
-

@@ -9,7 +9,7 @@ from typing import Any
 from leukos.domain.assessment import DifferentialEntry, RankedDiagnosis
 from leukos.knowledge import Parameter
 from leukos.knowledge.differential_rules import AREA, CriterionRow, DiagnosisRules, DifferentialRules, gate_terms
-from leukos.rules.differential.cml_phase import PhaseResult, cml_phase
+from leukos.rules.differential.cml_phase import PhaseResult, cml_phase, cml_phase_code
 from leukos.rules.differential.features import Feature
 from leukos.rules.differential.quantities import MEASURES
 from leukos.rules.differential.ranking import Context, Scored, rank_if_present
@@ -94,21 +94,29 @@ def _short_text(row: CriterionRow, feat: Feature | None) -> str:
     return f"{label}{detail}" + (" (U)" if row.status == "U" else "")
 
 
-def head(ctx: Context, s: Scored, rank: int) -> tuple[RankedDiagnosis, PhaseResult | None]:
+def head(ctx: Context, s: Scored, rank: int, *, explain: bool = True) -> tuple[RankedDiagnosis, PhaseResult | None]:
     """The listed diagnosis as ranked: code (CML with its phase), rank, likelihood, label, score and the
-    edition settings it was read under; with the CML phase when the diagnosis is CML (not capped).
-    The one definition of these for both the ranking alone and the explained entry."""
+    edition settings it was read under; with the CML phase when the diagnosis is CML (not capped) and
+    ``explain`` (without ``explain`` only the phase's code is worked out: the ranking alone shows no
+    phase). The one definition of these for both the ranking alone and the explained entry."""
     kb, dx = ctx.kb, s.dx
-    ph = cml_phase(ctx.case, kb, ctx.feats) if dx.code == "CML" and not s.capped_by else None
+    ph: PhaseResult | None = None
+    code = dx.code
     settings: dict[str, Any] = {}
-    if ph is not None:
-        settings[f"{AREA}.cml_phase_system"] = ph.system
+    if dx.code == "CML" and not s.capped_by:
+        if explain:
+            ph = cml_phase(ctx.case, kb, ctx.feats)
+            code = ph.code
+            settings[f"{AREA}.cml_phase_system"] = ph.system
+        else:
+            code = cml_phase_code(ctx.case, kb, ctx.feats)
+            settings[f"{AREA}.cml_phase_system"] = kb.value(f"{AREA}.cml_phase_system")
     if dx.code == "CNL":
         settings[f"{AREA}.cnl_criteria"] = kb.value(f"{AREA}.cnl_criteria")
     if dx.code == "LEUKEMOID_PARANEOPLASTIC":
         settings[f"{AREA}.plr_high_criteria"] = kb.value(f"{AREA}.plr_high_criteria")
         settings[f"{AREA}.plr_leukocytosis_min"] = kb.value(f"{AREA}.plr_leukocytosis_min")
-    return RankedDiagnosis(code=ph.code if ph is not None else dx.code, rank=rank, likelihood=s.band, label=dx.label,
+    return RankedDiagnosis(code=code, rank=rank, likelihood=s.band, label=dx.label,
                            score=s.score, settings=MappingProxyType(settings)), ph
 
 

@@ -3,6 +3,7 @@ and a fact that holds keeps holding when more is recorded)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from leukos.domain.case import Case, Diagnosis, GeneticResult, Immunophenotype
@@ -31,6 +32,14 @@ CML_FAMILY = frozenset({Diagnosis.CML, Diagnosis.CML_CP, Diagnosis.CML_AP, Diagn
 _MPN = CML_FAMILY | {Diagnosis.CNL, Diagnosis.OTHER_MPN}
 _BLAST_PHENOTYPES = frozenset({Immunophenotype.MYELOID, Immunophenotype.MONOCYTIC, Immunophenotype.PROMYELOCYTIC,
                                Immunophenotype.B_LYMPHOBLASTIC, Immunophenotype.T_LYMPHOBLASTIC})
+# The phenotype and diagnosis groups the facts test, built once (not per fact and call).
+_MYELOID = frozenset({Immunophenotype.MYELOID, Immunophenotype.MONOCYTIC})
+_PROMYELOCYTIC = frozenset({Immunophenotype.PROMYELOCYTIC})
+_LYMPHOBLASTIC = frozenset({Immunophenotype.B_LYMPHOBLASTIC, Immunophenotype.T_LYMPHOBLASTIC})
+_MATURE_B = frozenset({Immunophenotype.MATURE_B})
+_MATURE_T = frozenset({Immunophenotype.MATURE_T})
+_ACUTE_MYELOID = frozenset({Diagnosis.AML, Diagnosis.APL})
+_UNKNOWN = GeneticResult.UNKNOWN
 
 
 def _not3(v: bool | None) -> bool | None:
@@ -38,11 +47,11 @@ def _not3(v: bool | None) -> bool | None:
 
 
 def _gene(case: Case, name: str, want: GeneticResult) -> bool | None:
-    g = case.findings.gene(name)
-    return None if g is GeneticResult.UNKNOWN else g is want
+    g = case.findings.genetics.get(name, _UNKNOWN)  # Findings.gene, without the call: ~20 facts ask
+    return None if g is _UNKNOWN else g is want
 
 
-def _phenotype(case: Case, kinds: set[Immunophenotype]) -> bool | None:
+def _phenotype(case: Case, kinds: frozenset[Immunophenotype]) -> bool | None:
     ip = case.findings.immunophenotype
     return None if ip is None else ip in kinds
 
@@ -73,12 +82,18 @@ def _coagulopathy(case: Case, kb: KnowledgeBase, fact: FactOf) -> bool | None:
 
 
 def _cytokines(case: Case, kb: KnowledgeBase) -> list[bool | None]:
+    cytokines = case.findings.cytokines
+    return [compare(number(cytokines.get(name)), ">", uln) if configured else None
+            for name, uln, configured in kb.derived("differential.cytokine_ulns", _cytokine_ulns)]
+
+
+def _cytokine_ulns(kb: KnowledgeBase) -> tuple[tuple[str, float, bool], ...]:
+    """(cytokine, upper limit of normal, configured by the site) of each cytokine (once per knowledge base)."""
     out = []
     for name in ("g_csf", "gm_csf", "il6"):
-        v = case.findings.cytokines.get(name)
         p = kb.param(f"{AREA}.{name}_uln")
-        out.append(compare(number(v), ">", float(p.value)) if p.configured else None)
-    return out
+        out.append((name, float(p.value) if p.configured else math.nan, p.configured))
+    return tuple(out)
 
 
 def _persistent(case: Case, kb: KnowledgeBase, fact: FactOf) -> bool | None:
@@ -210,7 +225,7 @@ def _pb_blasts_below_acute_present(case: Case, kb: KnowledgeBase, fact: FactOf) 
 
 def _lymphoblasts(case: Case) -> bool | None:
     blasts = compare(lab(case, "blasts_pct"), ">", 0.0)
-    return all3([_phenotype(case, {Immunophenotype.B_LYMPHOBLASTIC, Immunophenotype.T_LYMPHOBLASTIC}), blasts])
+    return all3([_phenotype(case, _LYMPHOBLASTIC), blasts])
 
 
 _P = GeneticResult.POSITIVE
@@ -224,12 +239,11 @@ FACTS: dict[str, Callable[[Case, KnowledgeBase, FactOf], bool | None]] = {
     "csf3r_negative": lambda c, kb, f: _gene(c, "csf3r", _N),
     "flt3_itd_positive": lambda c, kb, f: _gene(c, "flt3_itd", _P),
     "kmt2a_positive": lambda c, kb, f: _gene(c, "kmt2a", _P),
-    "phenotype_myeloid": lambda c, kb, f: _phenotype(c, {Immunophenotype.MYELOID, Immunophenotype.MONOCYTIC}),
-    "phenotype_promyelocytic": lambda c, kb, f: _phenotype(c, {Immunophenotype.PROMYELOCYTIC}),
-    "phenotype_lymphoblastic": lambda c, kb, f: _phenotype(c, {Immunophenotype.B_LYMPHOBLASTIC,
-                                                            Immunophenotype.T_LYMPHOBLASTIC}),
-    "phenotype_mature_b": lambda c, kb, f: _phenotype(c, {Immunophenotype.MATURE_B}),
-    "phenotype_mature_t": lambda c, kb, f: _phenotype(c, {Immunophenotype.MATURE_T}),
+    "phenotype_myeloid": lambda c, kb, f: _phenotype(c, _MYELOID),
+    "phenotype_promyelocytic": lambda c, kb, f: _phenotype(c, _PROMYELOCYTIC),
+    "phenotype_lymphoblastic": lambda c, kb, f: _phenotype(c, _LYMPHOBLASTIC),
+    "phenotype_mature_b": lambda c, kb, f: _phenotype(c, _MATURE_B),
+    "phenotype_mature_t": lambda c, kb, f: _phenotype(c, _MATURE_T),
     "auer_rods": lambda c, kb, f: c.findings.smear.auer_rods,
     "abnormal_promyelocytes": lambda c, kb, f: c.findings.smear.abnormal_promyelocytes,
     "toxic_changes": lambda c, kb, f: any3([c.findings.smear.toxic_granulation, c.findings.smear.dohle_bodies]),
@@ -264,7 +278,7 @@ FACTS: dict[str, Callable[[Case, KnowledgeBase, FactOf], bool | None]] = {
     if c.findings.tissue_cytology is not None else None,
     "tissue_blast_phenotype": lambda c, kb, f: _tissue_phenotype(c),
     "mpn_context": lambda c, kb, f: _mpn_context(c),
-    "aml_context": lambda c, kb, f: _known_in(c, frozenset({Diagnosis.AML, Diagnosis.APL})),
+    "aml_context": lambda c, kb, f: _known_in(c, _ACUTE_MYELOID),
     "lymphoblasts_present": lambda c, kb, f: _lymphoblasts(c),
     "pb_blasts_below_acute_present": _pb_blasts_below_acute_present,
     "monocytosis": _monocytosis,

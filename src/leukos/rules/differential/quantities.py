@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from leukos.domain.case import Case
@@ -100,13 +99,13 @@ def pct_sum(parts: list[Interval | None]) -> Interval | None:
 CELLS = ("neutrophils", "lymphocytes", "monocytes", "eosinophils", "basophils")
 
 
-@dataclass(frozen=True)
-class CellCount:
+class CellCount(NamedTuple):
     """One cell type of the differential as an absolute count (x10^9/L) and a share of the WBC (%).
 
     Each is the value the case gives or, when only the other one and the WBC are given, derived
     from them (``derived`` names which, ``working`` shows the arithmetic). This is the only place
-    where a percentage becomes an absolute count or the reverse.
+    where a percentage becomes an absolute count or the reverse. Immutable; a tuple like
+    :class:`Interval` because every assessment builds one per cell type.
     """
 
     cell: str
