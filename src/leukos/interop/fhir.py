@@ -575,8 +575,11 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     for i, r in by_type["Medication"]:
         if i in full_urls:
             medications[full_urls[i]] = r
+    own = imp.patient_ref
     for i, r in by_type["Observation"]:
-        _check_subject(r, i, patient_id, full_urls, imp)
+        subject = r.get("subject")
+        if own is None or type(subject) is not dict or subject.get("reference") != own:  # else: this patient's
+            _check_subject(r, i, patient_id, full_urls, imp)
         _observation(i, r, imp)
     for i, r in by_type["Condition"]:
         _check_subject(r, i, patient_id, full_urls, imp)
@@ -807,7 +810,8 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
     if analyte is None and gene_row is None and body_row is None:
         imp.skip_observation(loincs)
         return
-    ref = imp.ref("Observation", r, i)
+    rid = r.get("id")
+    ref = f"Observation/{rid}" if type(rid) is str and rid else imp.ref("Observation", r, i)  # as imp.ref names it
     if status not in OBSERVATION_USED:
         imp.note(f"{ref}: status {status}; ignored")
         return
@@ -815,7 +819,10 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         reason = next((c.get("code") for c in _codings(r["dataAbsentReason"])), None) or "given"
         imp.note(f"{ref}: dataAbsentReason {reason}; not recorded")
         return
-    time = _obs_time(r, imp.times)
+    first_time = r.get("effectiveDateTime")  # the usual time, already read for an earlier result of this call
+    time = imp.times.get(first_time) if type(first_time) is str else None
+    if time is None:
+        time = _obs_time(r, imp.times)
     if gene_row is not None:
         _genetics(r, gene_row, ref, imp)
         return
@@ -828,7 +835,11 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         imp.problem(ErrorDetail(f"{_entry(i)}.valueQuantity.value{_context(ref, loinc)}", given_value, "a number",
                                 "give the value"))
         return
-    unit, unit_field = _unit_of(vq, t.ucum)
+    code = vq.get("code")
+    if type(code) is str and code in imp.units.seen and vq.get("system") in (None, t.ucum):
+        unit, unit_field = code, "code"  # a UCUM code this call has admitted (so not blank): as _unit_of reads it
+    else:
+        unit, unit_field = _unit_of(vq, t.ucum)
     if unit is not None and unit not in imp.units.seen and not imp.unit_ok(
             unit, f"{_entry(i)}.valueQuantity.{unit_field}{_context(ref, loinc)}"):
         return
@@ -903,12 +914,15 @@ def _reference_range(first: dict, analyte: str, unit: str | None, factor: float,
         if not isinstance(q, dict) or (value := q.get("value")) is None:
             out.append(None)
             continue
-        v = _number(value)
+        v = value if type(value) is float and _isfinite(value) else _number(value)  # as _number reads a float
         if v is None or (v <= 0 if key == "high" else v < 0):
             imp.problem(ErrorDetail(f"{_entry(i)}.referenceRange[0].{key}.value", value if v is not None else str(value),
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
                                     "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
+        if unit is not None and q.get("code") == unit and q.get("system") in (None, ucum):
+            out.append(v * factor)  # the usual limit: the result's own UCUM code (_unit_of reads it as below)
+            continue
         u = _unit_of(q, ucum)[0] or unit
         if u is None:
             out.append(v)  # v * 1.0
@@ -1141,6 +1155,9 @@ def _medication_request(i: int, r: dict, medications: Mapping[str, dict], imp: _
 
 
 # -- values and times ---------------------------------------------------------------------------
+
+
+_isfinite = math.isfinite
 
 
 def _number(v: Any) -> float | None:
