@@ -86,3 +86,80 @@ def test_bundle_shell_check_passes_over_the_resources(entries, btype):
     shell = {**bundle, "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
                                  for e in bundle["entry"]]}
     assert lean_valid(bundle) == lean_valid(shell)
+
+
+# An Observation read after another one of the same call takes the shortcuts of the usual case (its
+# UCUM code already admitted, its time already read, a reference limit in the result's own code); read
+# first, it takes the plain helpers (_unit_of, _obs_time). Both must give the same result.
+_UCUM = "http://unitsofmeasure.org"
+_QUANTITY = st.fixed_dictionaries({}, optional={
+    "code": st.sampled_from(["10*3/uL", "10*9/L", "/uL", " ", ""]),
+    "system": st.sampled_from([_UCUM, "http://example.org/units"]),
+    "unit": st.sampled_from(["10*3/uL", "10*9/L", "/uL", "x10^9/L", " "])})
+_LIMIT = st.one_of(st.none(), st.builds(lambda q, v: {**q, "value": v}, _QUANTITY, st.sampled_from([0.0, 4.0, 11.0, 4000.0])))
+
+
+def _wbc(rid: str, quantity: dict, low: dict | None, high: dict | None, time: str | None, subject: str) -> dict:
+    r = {"resourceType": "Observation", "id": rid, "status": "final",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "6690-2"}]},
+         "subject": {"reference": subject}, "valueQuantity": {**quantity, "value": 180.0}}
+    if time is not None:
+        r["effectiveDateTime"] = time
+    limits = {k: q for k, q in (("low", low), ("high", high)) if q is not None}
+    if limits:
+        r["referenceRange"] = [limits]
+    return r
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_QUANTITY, _LIMIT, _LIMIT, st.sampled_from([None, "2026-03-01T08:00:00Z", "2026-03-01"]),
+       st.sampled_from(["Patient/p1", "http://ehr.example/fhir/Patient/p1"]))
+def test_the_usual_case_shortcuts_read_as_the_plain_helpers(quantity, low, high, time, subject):
+    from leukos.errors import LeukosUserError
+    from leukos.interop.fhir import case_from_fhir
+
+    patient = {"resourceType": "Patient", "id": "p1", "gender": "female"}
+    x = _wbc("x", quantity, low, high, time, subject)
+    earlier = _wbc("y", quantity, None, None, time, subject)
+    if time is not None:
+        earlier["effectiveDateTime"] = time.replace("2026-03-01", "2026-02-28")  # the same series, earlier
+    def read(*resources: dict):
+        try:
+            case = case_from_fhir({"resourceType": "Bundle", "type": "collection",
+                                   "entry": [{"resource": r} for r in resources]})
+        except LeukosUserError as exc:  # the problems about x, wherever x is in the Bundle
+            where = f"entry[{len(resources) - 1}]"
+            return sorted((d.field.replace(where, "x"), str(d.value), d.expected) for d in exc.details
+                          if d.field.startswith(where))
+        return [v for v in case.labs.get("wbc", ()) if v.source == "fhir:Observation/x"]
+
+    assert read(patient, x) == read(patient, earlier, x)
+
+
+def _bundle(*resources: dict) -> dict:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def test_a_code_of_another_system_is_not_the_admitted_ucum_code():
+    """The shortcut for an admitted UCUM code holds for the UCUM system only: in another system the
+    human unit is read (180000 /uL = 180 x10^9/L), even when the code was admitted by an earlier result."""
+    from leukos.interop.fhir import case_from_fhir
+
+    earlier = _wbc("y", {"code": "10*9/L", "system": _UCUM}, None, None, "2026-02-28T08:00:00Z", "Patient/p1")
+    x = _wbc("x", {"code": "10*9/L", "system": "http://example.org/units", "unit": "/uL"}, None, None,
+             "2026-03-01T08:00:00Z", "Patient/p1")
+    x["valueQuantity"]["value"] = 180000.0
+    lab = case_from_fhir(_bundle(earlier, x)).lab("wbc")
+    assert lab.source == "fhir:Observation/x" and lab.value == pytest.approx(180.0) and lab.given == "180000 /uL"
+
+
+def test_a_reference_limit_coded_in_another_system_reads_its_own_unit():
+    """A limit whose code equals the result's unit converts with the result's factor only in the UCUM
+    system (or none): in another system its human unit is read (11000 /uL = 11 x10^9/L)."""
+    from leukos.interop.fhir import case_from_fhir
+
+    low = {"value": 4.0, "code": "10*9/L"}
+    high = {"value": 11000.0, "code": "10*9/L", "system": "http://example.org/units", "unit": "/uL"}
+    x = _wbc("x", {"code": "10*9/L", "system": _UCUM}, low, high, "2026-03-01T08:00:00Z", "Patient/p1")
+    lab = case_from_fhir(_bundle(x)).lab("wbc")
+    assert lab.reference_low == pytest.approx(4.0) and lab.reference_high == pytest.approx(11.0)

@@ -63,6 +63,9 @@ def resolve_same_time(labs: Mapping[str, list[LabValue] | tuple[LabValue, ...]],
     out: dict[str, tuple[LabValue, ...]] = {}
     notes: list[str] = []
     for name, values in labs.items():
+        if len(values) == 1:  # one result (the usual case): the series below would be just that result
+            out[name] = (values[0],)
+            continue
         times = [v.time for v in values]
         if times and None not in times and len(set(times)) == len(times):
             # The usual series: every result at its own time. Sorted by time it is the same order as by

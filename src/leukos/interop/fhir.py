@@ -147,6 +147,7 @@ class _Tables:
     result_codes: Mapping[str, Any]
     body: Mapping[str, Mapping[str, Any]]  # LOINC -> row
     medications: tuple[tuple[str, str, re.Pattern[str]], ...]  # (target, term, pattern)
+    labels: Mapping[str, str]  # analyte -> its label (how notes about conflicting results name it)
 
 
 @lru_cache(maxsize=1)
@@ -219,6 +220,7 @@ def _tables(kb: KnowledgeBase) -> _Tables:
         result_codes=MappingProxyType(dict(data["result_codes"])),
         body=MappingProxyType(body),
         medications=tuple(meds),
+        labels=MappingProxyType({name: a.label for name, a in kb.analytes.items()}),
     )
     while len(_TABLES) >= _TABLES_KEPT:
         _TABLES.pop(next(iter(_TABLES)))
@@ -529,23 +531,27 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
                                     "put the resource object in entry.resource"))
             continue
         rtype = res.get("resourceType")
-        cls = _model(rtype) if isinstance(rtype, str) else None
-        if cls is None:
-            imp.problem(ErrorDetail(f"entry[{i}].resource.resourceType",
-                                    rtype if isinstance(rtype, str) else repr(rtype),
-                                    "a FHIR R4 resource type", "correct the resourceType"))
-            continue
-        if rtype not in by_type:
-            ignored[rtype] = ignored.get(rtype, 0) + 1
-            continue
+        read = by_type.get(rtype) if type(rtype) is str else None  # the types read have an R4B model
+        if read is None:
+            cls = _model(rtype) if isinstance(rtype, str) else None
+            if cls is None:
+                imp.problem(ErrorDetail(f"entry[{i}].resource.resourceType",
+                                        rtype if isinstance(rtype, str) else repr(rtype),
+                                        "a FHIR R4 resource type", "correct the resourceType"))
+                continue
+            if rtype not in by_type:
+                ignored[rtype] = ignored.get(rtype, 0) + 1
+                continue
+            read = by_type[rtype]
         if rtype == "Observation":
             unused = _unused_observation(res, imp.t)
             if unused is not None:  # not read, so not validated (its code is well-formed and unmapped)
                 imp.skip_observation(unused)
                 continue
         if _reuse_validated and lean_valid(res, imp.lean_memo):  # the usual case; its elements are all R4 elements
-            by_type[rtype].append((i, res))
+            read.append((i, res))
             continue
+        cls = _model(rtype)
         allowed, _ = _layout(cls)
         if not allowed.issuperset(res):
             unknown = [k for k in res if k not in allowed]
@@ -569,8 +575,11 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     for i, r in by_type["Medication"]:
         if i in full_urls:
             medications[full_urls[i]] = r
+    own = imp.patient_ref
     for i, r in by_type["Observation"]:
-        _check_subject(r, i, patient_id, full_urls, imp)
+        subject = r.get("subject")
+        if own is None or type(subject) is not dict or subject.get("reference") != own:  # else: this patient's
+            _check_subject(r, i, patient_id, full_urls, imp)
         _observation(i, r, imp)
     for i, r in by_type["Condition"]:
         _check_subject(r, i, patient_id, full_urls, imp)
@@ -760,13 +769,16 @@ def _context(ref: str, loinc: str | None) -> str:
     return f" ({ref}, LOINC {loinc})" if loinc else f" ({ref})"
 
 
+def _entry(i: int) -> str:
+    """The path of entry ``i``'s resource, as errors name it (built only for an error or a first use)."""
+    return f"entry[{i}].resource"
+
+
 def _observation(i: int, r: dict, imp: _Import) -> None:
     t = imp.t
-    ref = imp.ref("Observation", r, i)
-    base = f"entry[{i}].resource"
     status = r.get("status")
     if status not in OBSERVATION_STATUS:
-        imp.problem(ErrorDetail(f"{base}.status", status, f"one of {', '.join(OBSERVATION_STATUS)}",
+        imp.problem(ErrorDetail(f"{_entry(i)}.status", status, f"one of {', '.join(OBSERVATION_STATUS)}",
                                 "use the FHIR observation-status code"))
         return
     loinc_system, uses = t.loinc, t.loinc_uses
@@ -790,7 +802,7 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
     # Text only when there is no LOINC code at all: an unknown LOINC code names another test
     # (urine "Leukocytes" is not the blood count), so its display must not be matched.
     if not loincs:
-        for text in _texts(r.get("code")):
+        for text in _texts(concept):
             name = t.analyte_by_text.get(_norm(text))
             if name is not None:
                 analyte, via_text = name, text
@@ -798,6 +810,8 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
     if analyte is None and gene_row is None and body_row is None:
         imp.skip_observation(loincs)
         return
+    rid = r.get("id")
+    ref = f"Observation/{rid}" if type(rid) is str and rid else imp.ref("Observation", r, i)  # as imp.ref names it
     if status not in OBSERVATION_USED:
         imp.note(f"{ref}: status {status}; ignored")
         return
@@ -805,40 +819,47 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         reason = next((c.get("code") for c in _codings(r["dataAbsentReason"])), None) or "given"
         imp.note(f"{ref}: dataAbsentReason {reason}; not recorded")
         return
-    time = _obs_time(r, imp.times)
+    first_time = r.get("effectiveDateTime")  # the usual time, already read for an earlier result of this call
+    time = imp.times.get(first_time) if type(first_time) is str else None
+    if time is None:
+        time = _obs_time(r, imp.times)
     if gene_row is not None:
         _genetics(r, gene_row, ref, imp)
         return
     vq = r.get("valueQuantity")
-    if not isinstance(vq, dict) or vq.get("value") is None:
+    if not isinstance(vq, dict) or (given_value := vq.get("value")) is None:
         imp.note(f"{ref}: no valueQuantity value; not recorded")
         return
-    value = _number(vq.get("value"))
+    value = _number(given_value)
     if value is None:
-        imp.problem(ErrorDetail(f"{base}.valueQuantity.value{_context(ref, loinc)}", vq.get("value"), "a number",
+        imp.problem(ErrorDetail(f"{_entry(i)}.valueQuantity.value{_context(ref, loinc)}", given_value, "a number",
                                 "give the value"))
         return
-    unit, unit_field = _unit_of(vq, t.ucum)
+    code = vq.get("code")
+    if type(code) is str and code in imp.units.seen and vq.get("system") in (None, t.ucum):
+        unit, unit_field = code, "code"  # a UCUM code this call has admitted (so not blank): as _unit_of reads it
+    else:
+        unit, unit_field = _unit_of(vq, t.ucum)
     if unit is not None and unit not in imp.units.seen and not imp.unit_ok(
-            unit, f"{base}.valueQuantity.{unit_field}{_context(ref, loinc)}"):
+            unit, f"{_entry(i)}.valueQuantity.{unit_field}{_context(ref, loinc)}"):
         return
     if body_row is not None:
-        _body(r, body_row, value, unit, unit_field, base, _context(ref, loinc), time, imp)
+        _body(r, body_row, value, unit, unit_field, _entry(i), _context(ref, loinc), time, imp)
         return
     comparator = vq.get("comparator")
     if comparator is not None and comparator not in COMPARATORS:
-        imp.problem(ErrorDetail(f"{base}.valueQuantity.comparator{_context(ref, loinc)}", comparator,
+        imp.problem(ErrorDetail(f"{_entry(i)}.valueQuantity.comparator{_context(ref, loinc)}", comparator,
                                 f"one of {' '.join(COMPARATORS)}", "use a FHIR quantity-comparator code"))
         return
     a = imp.kb.analytes[analyte]
     if unit is None and a.kind != "ratio":
-        imp.problem(ErrorDetail(f"{base}.valueQuantity.code{_context(ref, loinc)}", None,
+        imp.problem(ErrorDetail(f"{_entry(i)}.valueQuantity.code{_context(ref, loinc)}", None,
                                 f"a UCUM unit for {a.label.lower()} (canonical {a.unit})",
                                 f'add "system": "{t.ucum}", "code": "{a.unit}" (or the unit the laboratory reported)'))
         return
     try:
         factor = 1.0 if unit is None else imp.factors.get((analyte, unit)) or imp.factor(
-            analyte, unit, f"{base}.valueQuantity.{unit_field}{_context(ref, loinc)}")
+            analyte, unit, f"{_entry(i)}.valueQuantity.{unit_field}{_context(ref, loinc)}")
     except UnitError as exc:
         for d in exc.details:
             imp.problem(d, UnitError)
@@ -847,20 +868,24 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
     low_bound, high_bound = a.plausible
     if not (low_bound <= canonical <= high_bound and math.isfinite(canonical)):  # else check_plausible passes
         try:
-            imp.conv.check_plausible(analyte, canonical, field=f"{base}.valueQuantity.value{_context(ref, loinc)}",
+            imp.conv.check_plausible(analyte, canonical,
+                                     field=f"{_entry(i)}.valueQuantity.value{_context(ref, loinc)}",
                                      given=(value, unit))
         except ImplausibleValueError as exc:
             for d in exc.details:
                 imp.problem(d, ImplausibleValueError)
             return
-    low, high = _reference_range(r, analyte, unit, factor, ref, base, imp)
-    if low is not None and high is not None and low >= high:
-        imp.problem(ErrorDetail(f"{base}.referenceRange[0].low.value", low, "less than referenceRange[0].high",
-                                "check that the two limits are not swapped"))
-        return
+    low = high = None
+    ranges = r.get("referenceRange")
+    if isinstance(ranges, list) and ranges and isinstance(ranges[0], dict):
+        low, high = _reference_range(ranges[0], analyte, unit, factor, ref, i, imp)
+        if low is not None and high is not None and low >= high:
+            imp.problem(ErrorDetail(f"{_entry(i)}.referenceRange[0].low.value", low,
+                                    "less than referenceRange[0].high", "check that the two limits are not swapped"))
+            return
     if via_text is not None:
         imp.note(f"{ref}: matched to {analyte} from the text {via_text!r}, not from a LOINC code")
-    given = f"{comparator or ''}{value:g}" + (f" {unit}" if unit else "")
+    given = f"{comparator or ''}{value:g} {unit}" if unit else f"{comparator or ''}{value:g}"
     imp.labs.setdefault(analyte, []).append(_lab_value(analyte, canonical, a.unit, given, time, comparator, low, high,
                                                        f"fhir:{ref}"))
     if time is not None:
@@ -880,12 +905,8 @@ def _unit_of(q: Mapping[str, Any], ucum: str) -> tuple[str | None, str]:
     return None, "code"
 
 
-def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref: str, base: str, imp: _Import):
-    """``referenceRange[0]`` in the canonical unit; ``factor`` converts the result's own ``unit``."""
-    ranges = r.get("referenceRange")
-    if not isinstance(ranges, list) or not ranges or not isinstance(ranges[0], dict):
-        return None, None
-    first = ranges[0]
+def _reference_range(first: dict, analyte: str, unit: str | None, factor: float, ref: str, i: int, imp: _Import):
+    """``referenceRange[0]`` (``first``) in the canonical unit; ``factor`` converts the result's own ``unit``."""
     ucum = imp.t.ucum
     out: list[float | None] = []
     for key in ("low", "high"):
@@ -893,12 +914,15 @@ def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref
         if not isinstance(q, dict) or (value := q.get("value")) is None:
             out.append(None)
             continue
-        v = _number(value)
+        v = value if type(value) is float and _isfinite(value) else _number(value)  # as _number reads a float
         if v is None or (v <= 0 if key == "high" else v < 0):
-            imp.problem(ErrorDetail(f"{base}.referenceRange[0].{key}.value", value if v is not None else str(value),
+            imp.problem(ErrorDetail(f"{_entry(i)}.referenceRange[0].{key}.value", value if v is not None else str(value),
                                     "a finite number above 0" if key == "high" else "a finite number of at least 0",
                                     "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
+        if unit is not None and q.get("code") == unit and q.get("system") in (None, ucum):
+            out.append(v * factor)  # the usual limit: the result's own UCUM code (_unit_of reads it as below)
+            continue
         u = _unit_of(q, ucum)[0] or unit
         if u is None:
             out.append(v)  # v * 1.0
@@ -906,7 +930,7 @@ def _reference_range(r: dict, analyte: str, unit: str | None, factor: float, ref
         if u == unit:  # the usual case: the result's own unit, admitted and converted just before
             out.append(v * factor)
             continue
-        if u not in imp.units.seen and not imp.unit_ok(u, f"{base}.referenceRange[0].{key}.unit"):
+        if u not in imp.units.seen and not imp.unit_ok(u, f"{_entry(i)}.referenceRange[0].{key}.unit"):
             return None, None
         try:
             factor = imp.factors.get((analyte, u)) or imp.factor(analyte, u, "referenceRange")
@@ -1133,6 +1157,9 @@ def _medication_request(i: int, r: dict, medications: Mapping[str, dict], imp: _
 # -- values and times ---------------------------------------------------------------------------
 
 
+_isfinite = math.isfinite
+
+
 def _number(v: Any) -> float | None:
     if type(v) is float:  # the usual case; the same answer as below
         return v if math.isfinite(v) else None
@@ -1199,7 +1226,7 @@ def _obs_time(r: dict, times: dict[str, dt.datetime | None]) -> dt.datetime | No
 
 def _build(data: dict, patient_fields: dict[str, Any], imp: _Import) -> Case:
     # values without a time first, then by time; same-time disagreements: leukos.interop.conflicts
-    labs, conflict_notes = resolve_same_time(imp.labs, {k: imp.kb.analytes[k].label for k in imp.labs})
+    labs, conflict_notes = resolve_same_time(imp.labs, imp.t.labels)
     imp.notes.extend(conflict_notes)
     genetics: dict[str, GeneticResult] = {}
     for gene, results in imp.genetics.items():

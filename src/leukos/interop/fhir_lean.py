@@ -310,8 +310,11 @@ def _check_lines(kind: Kind, var: str, level: int) -> list[str]:
     return [f"if not {_expr(kind, var)}:", "    return False"]
 
 
-# Binds each time type's set of this call's memo to the local variable the time expressions read.
-_MEMO_BINDING = "; ".join(f"_seen_{name} = memo.{name}" for name in CallMemo.__slots__)
+def _memo_binding(body: list[str]) -> str:
+    """Binds the sets of this call's memo that ``body`` reads (``_seen_<type>``) to local variables."""
+    text = "\n".join(body)
+    used = [name for name in CallMemo.__slots__ if f"_seen_{name}" in text]
+    return "; ".join(f"_seen_{name} = memo.{name}" for name in used) or "pass"
 
 
 def _compile() -> dict[str, Callable[[Any, CallMemo], bool]]:
@@ -319,8 +322,9 @@ def _compile() -> dict[str, Callable[[Any, CallMemo], bool]]:
     elements present; the data types it holds are checked in the same function (no call per element)."""
     lines: list[str] = []
     for name in _TYPES:
-        lines += [f"def _v_{name}(v, memo):", f"    {_MEMO_BINDING}",
-                  *("    " + line for line in _check_lines(name, "v", 0)), "    return True"]
+        body = _check_lines(name, "v", 0)
+        lines += [f"def _v_{name}(v, memo):", f"    {_memo_binding(body)}", *("    " + line for line in body),
+                  "    return True"]
     ns = _namespace()
     exec(compile("\n".join(lines), f"<{__name__} compiled grammar>", "exec"), ns)  # noqa: S102 - our own table
     return {name: ns[f"_v_{name}"] for name in _TYPES}
