@@ -163,3 +163,19 @@ def test_a_reference_limit_coded_in_another_system_reads_its_own_unit():
     x = _wbc("x", {"code": "10*9/L", "system": _UCUM}, low, high, "2026-03-01T08:00:00Z", "Patient/p1")
     lab = case_from_fhir(_bundle(x)).lab("wbc")
     assert lab.reference_low == pytest.approx(4.0) and lab.reference_high == pytest.approx(11.0)
+
+
+@pytest.mark.parametrize(("low", "high"), [
+    ({"value": 4000.0, "code": "/uL", "system": _UCUM}, {"value": 11.0, "code": "10*9/L", "system": _UCUM}),
+    ({"value": 4.0, "code": "10*9/L", "system": _UCUM}, {"value": 11000.0, "code": "/uL", "system": _UCUM}),
+    ({"value": 4000.0, "code": "/uL", "system": _UCUM}, {"value": 11000.0, "code": "/uL", "system": _UCUM}),
+])
+def test_each_reference_limit_converts_with_its_own_unit(low, high):
+    """A limit in another unit than the result's converts with its own factor, and does not change how
+    the other limit converts (a low limit in /uL once made a high limit in 10*9/L read 0.011)."""
+    from leukos.interop.fhir import case_from_fhir
+
+    x = _wbc("x", {"code": "10*9/L", "system": _UCUM}, low, high, "2026-03-01T08:00:00Z", "Patient/p1")
+    lab = case_from_fhir(_bundle(x)).lab("wbc")
+    assert lab.value == pytest.approx(180.0)
+    assert lab.reference_low == pytest.approx(4.0) and lab.reference_high == pytest.approx(11.0)

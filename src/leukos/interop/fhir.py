@@ -932,12 +932,12 @@ def _reference_range(first: dict, analyte: str, unit: str | None, factor: float,
             continue
         if u not in imp.units.seen and not imp.unit_ok(u, f"{_entry(i)}.referenceRange[0].{key}.unit"):
             return None, None
-        try:
-            factor = imp.factors.get((analyte, u)) or imp.factor(analyte, u, "referenceRange")
+        try:  # this limit's own factor: the result's (``factor``) still converts the other limit
+            own = imp.factors.get((analyte, u)) or imp.factor(analyte, u, "referenceRange")
         except UnitError:
             imp.note(f"{ref}: referenceRange[0].{key} unit {u!r} not convertible; reference range not used")
             return None, None
-        out.append(v * factor)
+        out.append(v * own)
     return out[0], out[1]
 
 
