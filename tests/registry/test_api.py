@@ -164,3 +164,20 @@ def test_patient_view_still_answers_when_the_registry_database_is_down(tmp_path)
         data_dir=tmp_path / "x", database_url=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2")
     r = Client(app).post("/cds-services/leukos-patient-view", json=patient_view_request("01-aml-leukostasis.yaml"))
     assert r.status_code == 200 and r.json()["cards"]
+
+
+def test_patient_view_still_answers_when_the_registry_lookup_fails(tmp_path):
+    """The registry is there but its lookup fails (here: the table is gone): the other cards still come,
+    without the follow-up card; the failure is the database's, never a 500."""
+    from sqlalchemy import text
+
+    from leukos.service.registry_api import registry_of
+
+    app = create_app(ServiceSettings(auth_disabled=True, examples_dir=EXAMPLES, audit_log_path=tmp_path / "a.jsonl"))
+    app.state.registry_settings = RegistrySettings(data_dir=tmp_path / "data")
+    with registry_of(app).engine.begin() as c:
+        c.execute(text("PRAGMA foreign_keys=OFF"))
+        c.execute(text("DROP TABLE patients"))
+    r = Client(app).post("/cds-services/leukos-patient-view", json=patient_view_request("01-aml-leukostasis.yaml"))
+    assert r.status_code == 200 and r.json()["cards"]
+    assert not any("leukapheresis follow-up" in (x.get("detail") or "").lower() for x in r.json()["cards"])

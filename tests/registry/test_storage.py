@@ -206,3 +206,15 @@ def test_backup_is_a_restorable_copy(registry, tmp_path):
         con.close()
     else:
         assert out.read_bytes().startswith(b"PGDMP") and "pg_dump" in msg
+
+
+def test_find_by_fhir_id_names_the_registered_patient_only(registry):
+    """The patient-view card's lookup: the pseudonym of the patient with that FHIR id, else None
+    (ids compared exactly: no prefix, case or wildcard match)."""
+    assert registry.find_by_fhir_id("pat-1") is None
+    _add(registry, fhir_patient_id="pat-1")
+    _add(registry, pseudonym="LK-0002", mrn="MRN-2", fhir_patient_id="pat-10")
+    assert registry.find_by_fhir_id("pat-1") == "LK-0001"
+    assert registry.find_by_fhir_id("pat-10") == "LK-0002"
+    for other in ("pat-", "PAT-1", "pat-%", "pat-1 ", "", "x' OR '1'='1"):
+        assert registry.find_by_fhir_id(other) is None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import uuid
 
@@ -118,6 +120,31 @@ def test_event_json_is_canonical_and_has_every_field(rec, observer):
     assert _canonical(event) == written, "the bytes hashed are the canonical form of the event"
     assert event == _reference_event(log, rec, event["id"], "2026-03-01T08:00:00.123456Z")
     assert str(uuid.UUID(event["id"])) == event["id"]
+    assert uuid.UUID(event["id"]).version == 4 and uuid.UUID(event["id"]).variant == uuid.RFC_4122
+
+
+@settings(max_examples=200, deadline=None)
+@given(patient_id=_ANY_TEXT, key=st.binary(min_size=1, max_size=100))
+def test_pseudonym_is_the_keyed_hmac_sha256_of_the_id(patient_id, key):
+    """The pseudonym is HMAC-SHA256(key, id) (first 32 hex digits) for any key length and any text,
+    however it is computed, and the same id keeps the same pseudonym across calls."""
+    log = AuditLog(None, key=key)
+    want = hmac.new(key, patient_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+    assert log.pseudonym(patient_id) == want
+    assert log.pseudonym(patient_id) == want
+
+
+def test_event_ids_are_fresh_random_uuids():
+    log = AuditLog(None, key=b"k" * 32)
+    rec = AuditRecord("GET", "/api/health", 200, "api-token", None)
+    ids = [json.loads(log.event_json(rec))["id"] for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
+    bits = {n: {(uuid.UUID(t).int >> n) & 1 for t in ids} for n in range(128)}
+    fixed = {n for n, seen in bits.items() if len(seen) == 1}
+    assert fixed == {76, 77, 78, 79, 62, 63}, "only the version and variant bits are fixed"
 
 
 def test_appended_lines_verify_and_records_read_them_back(tmp_path):

@@ -124,3 +124,50 @@ def test_same_cors_headers_as_fastapi_route(tmp_path):
     assert status == 422 and headers["access-control-allow-origin"] == "https://ehr.example.org"
     preflight = {**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
     assert _same(pair, "OPTIONS", PV, headers=preflight)[0] == 200
+
+
+def _asgi_post(app, chunks, *, disconnect=False):
+    """POST the body to the patient-view route as the server would, in ``chunks`` (``more_body``
+    on all but the last), or stopping with ``http.disconnect`` after them; (status, body, raised)."""
+    import asyncio
+
+    messages = [{"type": "http.request", "body": c, "more_body": disconnect or i < len(chunks) - 1}
+                for i, c in enumerate(chunks)]
+    if disconnect:
+        messages.append({"type": "http.disconnect"})
+    sent: list[dict] = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(msg):
+        sent.append(msg)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": PV, "raw_path": PV.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+             "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
+    raised = None
+    try:
+        asyncio.run(app(scope, receive, send))
+    except Exception as exc:  # noqa: BLE001 - what the server would see
+        raised = type(exc).__name__
+    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), None)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, PAGE_TOKEN.sub("/ui/cds/(token)", body.decode()), raised
+
+
+@needs_engine()
+@needs_fhir()
+def test_a_body_in_several_messages_or_cut_off_is_read_as_before(tmp_path):
+    """The hot route reads its body itself: in pieces it is the same call as in one message (empty
+    pieces included), on either route; a client that goes away mid-body is answered as before."""
+    pair = _pair(tmp_path, auth_disabled=True)
+    raw = json.dumps(patient_view_request("01-aml-leukostasis.yaml")).encode()
+    whole = _asgi_post(pair[0], [raw])
+    assert whole[0] == 200 and whole[2] is None
+    pieces = [raw[:7], b"", raw[7:5000], raw[5000:]]
+    for app in pair:
+        assert _asgi_post(app, pieces) == whole
+    cut = [_asgi_post(app, [raw[:5000]], disconnect=True) for app in pair]
+    assert cut[0] == cut[1] and cut[0][0] != 200

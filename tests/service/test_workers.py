@@ -87,3 +87,48 @@ def test_cancelling_the_caller_is_a_cancellation_not_a_timeout():
     finally:
         release.set()
         pool.shutdown()
+
+
+def test_a_call_outliving_its_loop_finishes_quietly_and_frees_its_slot():
+    """Over the wall time the caller gets 503 and may be gone with its event loop when the call ends:
+    the worker then has nowhere to hand the result, says nothing, and the slot is freed."""
+    release, finished, thread_errors = threading.Event(), threading.Event(), []
+    pool = WorkPool(1, 0, 0.1)
+    old_hook = threading.excepthook
+    threading.excepthook = thread_errors.append
+
+    def slow():
+        release.wait(5)
+        finished.set()
+        return "late"
+
+    try:
+        with pytest.raises(ServiceBusy, match="did not finish"):
+            _run(pool.run(slow))  # asyncio.run closes its loop on the way out
+        assert pool.pending == 1, "the call still runs and keeps its slot"
+        release.set()
+        assert finished.wait(5)
+        for _ in range(100):
+            if pool.pending == 0:
+                break
+            threading.Event().wait(0.01)
+        assert pool.pending == 0 and thread_errors == []
+        assert _run(pool.run(lambda: "free again")) == "free again"
+    finally:
+        threading.excepthook = old_hook
+        release.set()
+        pool.shutdown()
+
+
+def test_exceptions_keep_their_type_and_traceback():
+    pool = WorkPool(1, 0, 5.0)
+
+    def deep():
+        raise KeyError("in the worker")
+
+    try:
+        with pytest.raises(KeyError) as err:
+            _run(pool.run(deep))
+        assert any(frame.name == "deep" for frame in __import__("traceback").extract_tb(err.value.__traceback__))
+    finally:
+        pool.shutdown()
