@@ -1,8 +1,11 @@
 """leukos as the benchmark runs it: ``uvicorn --factory benchmarks.service_peers.leukos_app:app``.
 
-Authentication off (the peers have none), audit trail on (as deployed) in ``LEUKOS_BENCH_DIR``,
-start-up objects frozen out of the cyclic GC and the serving GC thresholds set, as ``leukos serve``
-does (:func:`leukos.service.app.settle_gc`).
+Authentication off (the peers have none); otherwise as a deployment runs it: audit trail on, and
+``LEUKOS_DATA_DIR`` (the state folder, ``LEUKOS_BENCH_DIR``) and ``LEUKOS_PUBLIC_BASE_URL`` set, both
+required outside development mode. So every patient-view asks the follow-up registry in that folder
+whether the patient is registered (the benchmark's patients are not: no extra card), and card links
+are built on the configured base URL. Start-up objects are frozen out of the cyclic GC and the
+serving GC thresholds set, as ``leukos serve`` does (:func:`leukos.service.app.settle_gc`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ from pathlib import Path
 
 
 def app():
+    from leukos.registry.settings import RegistrySettings
     from leukos.service.app import create_app, settle_gc
     from leukos.service.settings import ServiceSettings
 
     state = Path(os.environ.get("LEUKOS_BENCH_DIR") or tempfile.mkdtemp(prefix="leukos-bench-"))
     settings = ServiceSettings.from_env(os.environ, auth_disabled=True, audit_log_path=state / "audit.jsonl",
-                                        data_dir=state)  # other LEUKOS_* (e.g. LEUKOS_WORKERS) apply
+                                        data_dir=state,  # other LEUKOS_* (e.g. LEUKOS_WORKERS) apply
+                                        public_base_url=os.environ.get("LEUKOS_PUBLIC_BASE_URL", "http://127.0.0.1"))
     service = create_app(settings)
+    # As LEUKOS_DATA_DIR does in a deployment: the registry in that folder is configured, so asked.
+    service.state.registry_settings = RegistrySettings.from_env({"LEUKOS_DATA_DIR": str(state)})
     settle_gc()
     return service
