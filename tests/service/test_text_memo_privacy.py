@@ -33,3 +33,15 @@ def test_no_kept_text_holds_the_patients_values():
     assert kept  # the knowledge texts of those cards are kept
     leaked = [t for t in kept if any(v in t for v in ("271", "225.7", "225.8", "83.19", "6.37", "1451", "263"))]
     assert leaked == []
+
+
+def test_citation_views_keep_knowledge_keys_only():
+    from leukos.service.views import cite
+
+    known = next(iter(KB.citations))
+    views = cite(KB, (known, "fhir:Observation/p-77-lab-3"))
+    assert [v.key for v in views] == [known, "fhir:Observation/p-77-lab-3"]  # shown as it is, not dropped
+    derived = present.labels(KB).derived
+    assert "fhir:Observation/p-77-lab-3" not in derived.get("citation_views", {})
+    assert not any("fhir:Observation/p-77-lab-3" in g for g in derived.get("citation_view_groups", {}))
+    assert known in derived["citation_views"]

@@ -51,26 +51,31 @@ class FindingView:
 
 
 def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[CitationView, ...]:
-    """Resolve citation keys to short texts and links; an unknown key is shown as such, not dropped."""
+    """Resolve citation keys to short texts and links; an unknown key is shown as such, not dropped.
+
+    The views of the knowledge base's own citation keys (one key, or a rule's tuple of keys) are
+    remembered per knowledge base: they repeat call after call. Any other key (unknown, or not a
+    text) is resolved afresh and never kept, so the memo holds knowledge only."""
     derived = labels(kb).derived
+    groups = derived.setdefault("citation_view_groups", {})
     if type(keys) is tuple:  # the usual call: the same keys of a rule's citations, call after call
-        groups = derived.setdefault("citation_view_groups", {})
-        hit = groups.get(keys) if _STR.issuperset(map(type, keys)) else None
+        hit = groups.get(keys) if _STR.issuperset(map(type, keys)) else None  # stored: knowledge keys only
         if hit is not None:
             return hit
     memo = derived.setdefault("citation_views", {})  # a pure function of (kb, key); views are frozen
+    known = kb.citations
     out = []
     for k in dict.fromkeys(keys):
         view = memo.get(k) if type(k) is str else None
         if view is None:
             view = _citation_view(kb, k)
-            if type(k) is str:
+            if type(k) is str and k in known:
                 if len(memo) >= _CITE_MEMO_MAX:
                     memo.clear()
                 memo[k] = view
         out.append(view)
     views = tuple(out)
-    if type(keys) is tuple and _STR.issuperset(map(type, keys)):  # keys of the knowledge base: remembered
+    if type(keys) is tuple and _STR.issuperset(map(type, keys)) and all(k in known for k in keys):
         if len(groups) >= _CITE_MEMO_MAX:
             groups.clear()
         groups[keys] = views
