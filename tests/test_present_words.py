@@ -89,8 +89,9 @@ def test_the_memo_of_worded_texts_keeps_knowledge_never_a_patients_value():
     value) is worded the same but not kept; a knowledge text is kept."""
     lab = present.labels(KB)
     patient_text = "Hyperleukocytosis: WBC 258.37, blasts 218.91 x10^9/L; leukostasis not graded"
+    free_text = "Quokkabacter zebrensis"  # an organism as entered: words the knowledge does not hold
     knowledge_text = "WBC > 100 x10^9/L"
-    for text in (patient_text, knowledge_text):
+    for text in (patient_text, free_text, knowledge_text):
         assert lab.text(text) == _every_substitution(text)
-    assert patient_text not in lab.text_cache
+    assert patient_text not in lab.text_cache and free_text not in lab.text_cache
     assert knowledge_text in lab.text_cache

@@ -63,7 +63,7 @@ class Labels:
     kb: KnowledgeBase
     # Memos of pure functions of (this kb, argument): rule texts, code names and citation keys repeat
     # from call to call. Each is cleared when it reaches _TEXT_CACHE_MAX entries. They outlive the call,
-    # so they hold knowledge only: a text with a patient's value is never kept (_knowledge_numbers_only).
+    # so they hold knowledge only: a text with a patient's value or words is never kept (_knowledge_words_only).
     text_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # clinical_text
     word_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # word
     cite_cache: dict[Any, str] = field(default_factory=dict, compare=False, repr=False)  # cite_short
@@ -74,15 +74,15 @@ class Labels:
         """:func:`clinical_text` of ``value`` with these labels."""
         return _words(value, self)
 
-    def numbers(self) -> frozenset[str]:
-        """Every number written in the knowledge base and the label table (see :func:`_words`)."""
-        found = self.derived.get("numbers")
+    def vocabulary(self) -> frozenset[str]:
+        """Every number and word written in the knowledge base and the label table (see :func:`_words`)."""
+        found = self.derived.get("vocabulary")
         if found is None:
             collected: set[str] = set()
-            _numbers_in(self.kb, collected)
-            _numbers_in(self.words, collected)
-            _numbers_in(self.sections, collected)
-            found = self.derived["numbers"] = {"all": frozenset(collected)}
+            _tokens_in(self.kb, collected)
+            _tokens_in(self.words, collected)
+            _tokens_in(self.sections, collected)
+            found = self.derived["vocabulary"] = {"all": frozenset(collected)}
         return found["all"]
 
     def section(self, name: str) -> Mapping[str, str]:
@@ -210,53 +210,53 @@ def _words(text: Any, lab: Labels) -> str:
         return "not recorded"
     if not isinstance(text, str):
         return fmt_num(text)
-    if not _knowledge_numbers_only(text, lab):
+    if not _knowledge_words_only(text, lab):
         return _clinical_text(text, lab)  # holds a patient's value: worded afresh, never remembered
     return _remembered(lab.text_cache, text, lambda t: _clinical_text(t, lab))
 
 
-_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_TOKEN = re.compile(r"[0-9]+(?:\.[0-9]+)?|[^\W\d_]+")  # a number, or a word (a run of letters)
 
 
-def _knowledge_numbers_only(text: str, lab: Labels) -> bool:
-    """Whether every number in ``text`` is one the knowledge base or the label table itself holds.
+def _knowledge_words_only(text: str, lab: Labels) -> bool:
+    """Whether every number and every word of ``text`` is one the knowledge base or the label table
+    itself holds.
 
     The memo of worded texts outlives the call, so it may hold knowledge only: a rule's text, a
     recommendation, a label. A text with a patient's value in it (a card's summary "WBC 258, blasts
     218 ×10⁹/L", a working line with the laboratory's own upper limit) has a number the knowledge
-    does not hold, and is worded afresh on every call. A knowledge text with a number derived from
-    the knowledge (a threshold converted to another unit) is worded afresh too: a cost, not an error.
-    A patient's value equal to a knowledge number (WBC exactly 100) is the one case a patient text
-    can be kept, and then all its numbers are the knowledge's own.
+    does not hold; a patient's free text (an organism as entered) has a word it does not hold. Both
+    are worded afresh on every call. A knowledge text with a number or word made from the knowledge
+    (a threshold converted to another unit) is worded afresh too: a cost, not an error. A patient's
+    text can be kept only when each of its numbers and words is the knowledge's own (WBC exactly 100).
     """
-    numbers = _NUMBER.findall(text)
-    return not numbers or lab.numbers().issuperset(numbers)
+    return lab.vocabulary().issuperset(_TOKEN.findall(text))
 
 
-def _numbers_in(value: Any, found: set[str], depth: int = 0) -> None:
-    """The numbers of ``value`` (texts, numbers, keys, nested containers and records) added to ``found``,
-    as written in texts and as :func:`fmt_num` writes them."""
+def _tokens_in(value: Any, found: set[str], depth: int = 0) -> None:
+    """The numbers and words of ``value`` (texts, numbers, keys, nested containers and records) added to
+    ``found``; numbers as written in texts and as :func:`fmt_num` writes them."""
     if depth > 40:
         return
     t = type(value)
     if t is str:
-        found.update(_NUMBER.findall(value))
+        found.update(_TOKEN.findall(value))
     elif t is bool or value is None:
         return
     elif t is int or t is float:
         found.add(fmt_num(value))
-        found.update(_NUMBER.findall(repr(value)))
+        found.update(_TOKEN.findall(repr(value)))
     elif isinstance(value, Mapping):
         for k, v in value.items():
-            _numbers_in(k, found, depth + 1)
-            _numbers_in(v, found, depth + 1)
+            _tokens_in(k, found, depth + 1)
+            _tokens_in(v, found, depth + 1)
     elif isinstance(value, (list, tuple, set, frozenset)):
         for v in value:
-            _numbers_in(v, found, depth + 1)
+            _tokens_in(v, found, depth + 1)
     elif hasattr(value, "__dataclass_fields__"):
         for name in value.__dataclass_fields__:
             if not name.startswith("_"):
-                _numbers_in(getattr(value, name), found, depth + 1)
+                _tokens_in(getattr(value, name), found, depth + 1)
 
 
 def _remembered(cache: dict[Any, str], key: Any, compute: Callable[[Any], str]) -> str:
