@@ -216,13 +216,14 @@ def test_no_patient_string_is_remembered_between_calls():
     patient = {**PATIENT, "identifier": [{"system": "urn:x", "value": "MRN-unique-77"}],
                "name": [{"family": "Unique-Family", "given": ["Unique-Given"], "text": "Unique Text"}]}
     obs = {**OBS, "subject": {"reference": "Patient/unique-p", "display": "Unique Display"},
-           "meta": {"source": "urn:unique-source"}}
+           "meta": {"source": "urn:unique-source"},
+           "code": {**OBS["code"], "text": "Unique typed test name"}}
     shell = {**BUNDLE_SHELL, "entry": [{"fullUrl": "urn:uuid:unique-url"}]}
     memo = CallMemo()
     assert lean_valid(patient, memo) and lean_valid(obs, memo) and lean_valid(shell, memo)
     kept = set().union(*(v for k, v in fl._VALIDATORS["Observation"].__globals__.items() if k.startswith("_ok_")))
     for text in ("MRN-unique-77", "Unique-Family", "Unique-Given", "Unique Text", "Patient/unique-p", "Unique Display",
-                 "urn:unique-source", "urn:uuid:unique-url"):
+                 "urn:unique-source", "urn:uuid:unique-url", "Unique typed test name"):
         assert text not in kept, text
     assert {"Patient/unique-p", "Unique-Family", "MRN-unique-77"} <= memo.string
     assert {"urn:uuid:unique-url", "urn:unique-source"} <= memo.uri

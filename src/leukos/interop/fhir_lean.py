@@ -80,7 +80,9 @@ _PRIVATE_URI = ("call", "uri")
 _TYPES: dict[str, tuple[dict[str, Kind], tuple[str, ...]]] = {  # name -> (elements, required elements)
     "Coding": ({"system": "uri", "version": "string", "code": "code", "display": "string",
                 "userSelected": "boolean"}, ()),
-    "CodeableConcept": ({"coding": ("list", "Coding"), "text": "string"}, ()),
+    # CodeableConcept.text is what the clinician or the EHR typed (a diagnosis, a result's name as
+    # written): patient text, not vocabulary. Coding.display is the code system's own wording.
+    "CodeableConcept": ({"coding": ("list", "Coding"), "text": _PRIVATE_STRING}, ()),
     "Reference": ({"reference": _PRIVATE_STRING, "type": "uri", "display": _PRIVATE_STRING}, ()),
     "Meta": ({"versionId": "id", "lastUpdated": "instant", "source": _PRIVATE_URI, "profile": ("list", "uri"),
               "security": ("list", "Coding"), "tag": ("list", "Coding")}, ()),
