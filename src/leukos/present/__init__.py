@@ -450,6 +450,10 @@ def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels | None =
 
 
 def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str:
+    if type(d) is dict and _RESULT_KEYS.issuperset(d):
+        line = _result_words(d, kb, lab)
+        if line is not None:
+            return line
     if not _SCALAR_TYPES.issuperset(map(type, d.values())):
         d = jsonable(d)  # members that are not plain scalars read as their JSON form
     v = d["value"]
@@ -484,6 +488,39 @@ def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str
     if source:
         out += f" · source: {_cite_with(lab, source)}"
     return out
+
+
+# The members of a laboratory result as the working holds it (LabValue.to_working); comparator and
+# time are not part of its line.
+_RESULT_KEYS = frozenset({"value", "unit", "given", "comparator", "time", "reference_low", "reference_high", "source"})
+
+
+def _result_words(d: dict[str, Any], kb: KnowledgeBase, lab: Labels) -> str | None:
+    """A laboratory result's line (value, entered as, laboratory range, source) as the general steps of
+    :func:`_quantity_words` word it, in one expression: the line of ~15 results a call, each worded
+    afresh (it is the patient's). ``None`` unless the members it reads are plain: a float value, text
+    unit and entry, float limits, a text source (no status: a result has none); the general steps
+    then word it."""
+    v, ucum, given = d["value"], d.get("unit"), d.get("given")
+    lo, hi, source = d.get("reference_low"), d.get("reference_high"), d.get("source")
+    if (type(v) is not float or type(ucum) is not str or type(given) is not str
+            or not (lo is None or type(lo) is float) or not (hi is None or type(hi) is float)
+            or not (source is None or type(source) is str)):
+        return None
+    out = f"{_fmt_float(v)} {kb.unit_display.get(ucum, ucum) if ucum else ''}".strip()
+    entered = _entered_words(given, lab) if given else None
+    if entered is not None and entered.replace(" ", "") == out.replace(" ", ""):
+        entered = None  # the value as entered reads as the value: said once
+    if hi is None:
+        limits = "" if lo is None else f"; laboratory lower limit {_fmt_float(lo)}"
+    else:
+        limits = (f"; laboratory upper limit {_fmt_float(hi)}" if lo is None
+                  else f"; laboratory range {_fmt_float(lo)}–{_fmt_float(hi)}")
+    if not source:
+        cited = ""
+    else:  # a result's own source (not a citation key: the usual case) is worded afresh, as _cite_with does
+        cited = f" · source: {_clinical_text(source, lab) if source not in kb.citations else _cite_with(lab, source)}"
+    return f"{out}{'' if entered is None else f' (entered as {entered})'}{limits}{cited}"
 
 
 # A value as entered is "<number> <unit>" (leukos.interop writes f"{value:g} {unit}"). No pattern of
