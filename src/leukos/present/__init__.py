@@ -277,6 +277,14 @@ def _has_any(s: str, pieces: tuple[str, ...]) -> bool:
     return False
 
 
+# Every substitution of _clinical_text needs one of these characters in the text, or one of the pieces
+# below (the plain abbreviations; the unit spellings with none of the characters): a text with neither
+# is its own words.
+_MARKS = "`[._^*{=><"
+_UNMARKED = re.compile(f"[^{re.escape(_MARKS)}]*")
+_UNMARKED_PIECES = _PLAIN_ABBREV_WORDS + tuple(p for p, _, _ in _TEXT_UNITS if not any(c in p for c in _MARKS))
+
+
 def _upper(m: re.Match) -> str:
     return m.group(0).upper()
 
@@ -285,7 +293,10 @@ def _clinical_text(text: str, lab: Labels) -> str:
     """The substitutions in order. A pattern is run only over a text holding the character or piece
     every match of it contains (a backtick, "[", "." or "_", a unit's spelling): the same result,
     without running a dozen patterns over texts that have nothing to change, such as a laboratory
-    result's source or a patient's value (each is worded afresh on every call)."""
+    result's source or a patient's value (each is worded afresh on every call). A text with none of
+    those characters and pieces at all is returned at once (one scan and a few substring tests)."""
+    if _UNMARKED.fullmatch(text) is not None and not _has_any(text, _UNMARKED_PIECES):
+        return text
     s = text
     if "`" in s:
         s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", s)
