@@ -285,6 +285,28 @@ _UNMARKED = re.compile(f"[^{re.escape(_MARKS)}]*")
 _UNMARKED_PIECES = _PLAIN_ABBREV_WORDS + tuple(p for p, _, _ in _TEXT_UNITS if not any(c in p for c in _MARKS))
 
 
+_LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+_LOWER_ALNUM_CHARS = frozenset(_LOWER_ALNUM)
+_LOWER_CHARS = frozenset(_LOWER_ALNUM[:26])
+
+
+def _may_hold_code(s: str) -> bool:
+    """Whether ``_CODE`` may match in ``s``: a code name starts with a lower-case letter after no
+    letter or digit, runs over letters and digits to its first "." or "_", and has a letter or digit
+    after it. A number's decimal point ("219.891 ×10⁹/L", a patient's value) is none: its run of
+    digits starts with a digit. Each "." and "_" is looked at, not every character."""
+    for sep in "._":
+        i = s.find(sep, 1)
+        while i != -1:
+            if s[i + 1:i + 2] in _LOWER_ALNUM_CHARS:
+                head = s[:i]
+                run = len(head) - len(head.rstrip(_LOWER_ALNUM))  # the letters and digits just before
+                if run and head[-run] in _LOWER_CHARS:
+                    return True
+            i = s.find(sep, i + 1)
+    return False
+
+
 def _upper(m: re.Match) -> str:
     return m.group(0).upper()
 
@@ -303,7 +325,7 @@ def _clinical_text(text: str, lab: Labels) -> str:
         s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
     if "[" in s:
         s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, lab.kb), s)
-    if "." in s or "_" in s:
+    if ("." in s or "_" in s) and _may_hold_code(s):
         s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
                                                          in ("labs", "findings", "patient", "symptoms"))
                       else m.group(0), s)
