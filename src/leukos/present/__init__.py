@@ -628,7 +628,7 @@ def _text_or_members(obj: Any, lab: Labels, depth: int, rows: list[Row]) -> str:
     t = type(obj)
     if t in _SCALARS:  # not a container: the common leaf, without the (slow) Mapping ABC check
         return _words(obj, lab)
-    if t is dict or isinstance(obj, Mapping):  # plain dicts skip the ABC check (the usual case)
+    if t is dict or (t is not list and isinstance(obj, Mapping)):  # plain dicts and lists skip the ABC check
         if "value" in obj and _is_quantity(obj):
             return _quantity_text(obj, lab.kb, lab)
         if not obj:
