@@ -277,6 +277,36 @@ def _has_any(s: str, pieces: tuple[str, ...]) -> bool:
     return False
 
 
+# Every substitution of _clinical_text needs one of these characters in the text, or one of the pieces
+# below (the plain abbreviations; the unit spellings with none of the characters): a text with neither
+# is its own words.
+_MARKS = "`[._^*{=><"
+_UNMARKED = re.compile(f"[^{re.escape(_MARKS)}]*")
+_UNMARKED_PIECES = _PLAIN_ABBREV_WORDS + tuple(p for p, _, _ in _TEXT_UNITS if not any(c in p for c in _MARKS))
+
+
+_LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+_LOWER_ALNUM_CHARS = frozenset(_LOWER_ALNUM)
+_LOWER_CHARS = frozenset(_LOWER_ALNUM[:26])
+
+
+def _may_hold_code(s: str) -> bool:
+    """Whether ``_CODE`` may match in ``s``: a code name starts with a lower-case letter after no
+    letter or digit, runs over letters and digits to its first "." or "_", and has a letter or digit
+    after it. A number's decimal point ("219.891 ×10⁹/L", a patient's value) is none: its run of
+    digits starts with a digit. Each "." and "_" is looked at, not every character."""
+    for sep in "._":
+        i = s.find(sep, 1)
+        while i != -1:
+            if s[i + 1:i + 2] in _LOWER_ALNUM_CHARS:
+                head = s[:i]
+                run = len(head) - len(head.rstrip(_LOWER_ALNUM))  # the letters and digits just before
+                if run and head[-run] in _LOWER_CHARS:
+                    return True
+            i = s.find(sep, i + 1)
+    return False
+
+
 def _upper(m: re.Match) -> str:
     return m.group(0).upper()
 
@@ -285,14 +315,17 @@ def _clinical_text(text: str, lab: Labels) -> str:
     """The substitutions in order. A pattern is run only over a text holding the character or piece
     every match of it contains (a backtick, "[", "." or "_", a unit's spelling): the same result,
     without running a dozen patterns over texts that have nothing to change, such as a laboratory
-    result's source or a patient's value (each is worded afresh on every call)."""
+    result's source or a patient's value (each is worded afresh on every call). A text with none of
+    those characters and pieces at all is returned at once (one scan and a few substring tests)."""
+    if _UNMARKED.fullmatch(text) is not None and not _has_any(text, _UNMARKED_PIECES):
+        return text
     s = text
     if "`" in s:
         s = _CLI_USE.sub(lambda m: f"{'T' if m.group(1) == 'U' else 't'}he leukapheresis plan below gives {m.group(2)}", s)
         s = _CLI_HINT.sub(" (see the leukapheresis plan below)", s)
     if "[" in s:
         s = _CITE_BRACKET.sub(lambda m: _cite_bracket(m, lab.kb), s)
-    if "." in s or "_" in s:
+    if ("." in s or "_" in s) and _may_hold_code(s):
         s = _CODE.sub(lambda m: lab.word(m.group(1)) if ("_" in m.group(1) or m.group(1).split(".")[0]
                                                          in ("labs", "findings", "patient", "symptoms"))
                       else m.group(0), s)
@@ -450,6 +483,10 @@ def _quantity_text(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels | None =
 
 
 def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str:
+    if type(d) is dict and _RESULT_KEYS.issuperset(d):
+        line = _result_words(d, kb, lab)
+        if line is not None:
+            return line
     if not _SCALAR_TYPES.issuperset(map(type, d.values())):
         d = jsonable(d)  # members that are not plain scalars read as their JSON form
     v = d["value"]
@@ -484,6 +521,39 @@ def _quantity_words(d: Mapping[str, Any], kb: KnowledgeBase, lab: Labels) -> str
     if source:
         out += f" · source: {_cite_with(lab, source)}"
     return out
+
+
+# The members of a laboratory result as the working holds it (LabValue.to_working); comparator and
+# time are not part of its line.
+_RESULT_KEYS = frozenset({"value", "unit", "given", "comparator", "time", "reference_low", "reference_high", "source"})
+
+
+def _result_words(d: dict[str, Any], kb: KnowledgeBase, lab: Labels) -> str | None:
+    """A laboratory result's line (value, entered as, laboratory range, source) as the general steps of
+    :func:`_quantity_words` word it, in one expression: the line of ~15 results a call, each worded
+    afresh (it is the patient's). ``None`` unless the members it reads are plain: a float value, text
+    unit and entry, float limits, a text source (no status: a result has none); the general steps
+    then word it."""
+    v, ucum, given = d["value"], d.get("unit"), d.get("given")
+    lo, hi, source = d.get("reference_low"), d.get("reference_high"), d.get("source")
+    if (type(v) is not float or type(ucum) is not str or type(given) is not str
+            or not (lo is None or type(lo) is float) or not (hi is None or type(hi) is float)
+            or not (source is None or type(source) is str)):
+        return None
+    out = f"{_fmt_float(v)} {kb.unit_display.get(ucum, ucum) if ucum else ''}".strip()
+    entered = _entered_words(given, lab) if given else None
+    if entered is not None and entered.replace(" ", "") == out.replace(" ", ""):
+        entered = None  # the value as entered reads as the value: said once
+    if hi is None:
+        limits = "" if lo is None else f"; laboratory lower limit {_fmt_float(lo)}"
+    else:
+        limits = (f"; laboratory upper limit {_fmt_float(hi)}" if lo is None
+                  else f"; laboratory range {_fmt_float(lo)}–{_fmt_float(hi)}")
+    if not source:
+        cited = ""
+    else:  # a result's own source (not a citation key: the usual case) is worded afresh, as _cite_with does
+        cited = f" · source: {_clinical_text(source, lab) if source not in kb.citations else _cite_with(lab, source)}"
+    return f"{out}{'' if entered is None else f' (entered as {entered})'}{limits}{cited}"
 
 
 # A value as entered is "<number> <unit>" (leukos.interop writes f"{value:g} {unit}"). No pattern of
@@ -558,7 +628,7 @@ def _text_or_members(obj: Any, lab: Labels, depth: int, rows: list[Row]) -> str:
     t = type(obj)
     if t in _SCALARS:  # not a container: the common leaf, without the (slow) Mapping ABC check
         return _words(obj, lab)
-    if t is dict or isinstance(obj, Mapping):  # plain dicts skip the ABC check (the usual case)
+    if t is dict or (t is not list and isinstance(obj, Mapping)):  # plain dicts and lists skip the ABC check
         if "value" in obj and _is_quantity(obj):
             return _quantity_text(obj, lab.kb, lab)
         if not obj:

@@ -24,6 +24,7 @@ __all__ = ["cards_for", "card_from_view", "short_summary", "markdown_detail", "s
 
 _NS = uuid.UUID("5d1c7c2e-7d4b-4b8e-9f57-6c1e0c7a1e55")  # leukos card namespace (uuid5)
 _NS_BYTES = _NS.bytes
+_VARIANT = {h: "89ab"[int(h, 16) & 3] for h in "0123456789abcdef"}  # a hex digit with the RFC 4122 variant bits set
 SUMMARY_MAX = 139  # spec: "<140-character summary"
 
 
@@ -33,13 +34,19 @@ def short_summary(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
+_DEEPEST = 16
+_BULLETS = tuple("  " * d + "- " for d in range(_DEEPEST))  # a row's Markdown bullet at its depth, written once
+
+
 def _working_md(working: Any, kb: KnowledgeBase, budget: int = 60) -> list[str]:
     """The working as a nested Markdown list of labelled values (the page's "Why?"), never JSON;
     at most ``budget`` rows so that a card stays a card (the full working is one link away). Past the
     budget, a "- …" stands for the rest of each level that had more (as a walk of the page's tree
     that stops there writes it)."""
     rows = working_rows(working, kb)
-    out = [f"{'  ' * d}- {label}: {text}" if text else f"{'  ' * d}- {label}" for d, label, text in rows[:max(budget, 0)]]
+    bullets = _BULLETS
+    out = [f"{bullets[d] if d < _DEEPEST else '  ' * d + '- '}{label}{': ' if text else ''}{text}"
+           for d, label, text in rows[:max(budget, 0)]]
     if len(out) < len(rows):
         shallowest = len(rows)  # deeper than any row: the first row not shown has a "…" at its depth
         for d, _, _ in rows[len(out):]:
@@ -134,11 +141,9 @@ def card_uuid(hook_instance: str, key: str) -> str:
     """``str(uuid.uuid5(_NS, f"{hook_instance}/{key}"))``, written out (RFC 4122 section 4.3: SHA-1 of the
     namespace and the name, version 5, RFC variant) without building a UUID object: same text, a card
     id per card of every call (tests/service/test_cds_words.py checks it against ``uuid.uuid5``)."""
-    b = bytearray(sha1(_NS_BYTES + f"{hook_instance}/{key}".encode()).digest()[:16])
-    b[6] = (b[6] & 0x0F) | 0x50
-    b[8] = (b[8] & 0x3F) | 0x80
-    x = b.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    x = sha1(_NS_BYTES + f"{hook_instance}/{key}".encode()).hexdigest()
+    # byte 6's high nibble is the version (5); byte 8's top two bits the variant (binary 10)
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 def source_for(base_url: str) -> Source:
