@@ -95,3 +95,14 @@ def test_the_memo_of_worded_texts_keeps_knowledge_never_a_patients_value():
         assert lab.text(text) == _every_substitution(text)
     assert patient_text not in lab.text_cache and free_text not in lab.text_cache
     assert knowledge_text in lab.text_cache
+
+
+def test_advice_written_in_the_rules_code_counts_as_knowledge():
+    """Some advice is written in the rules' code, not in the knowledge data: its words are read from
+    the compiled code (text literals only), so it is remembered too; nothing a call held is."""
+    lab = present.labels(KB)
+    advice = "Laboratory TLS present: hydration, urate lowering; involve nephrology early."
+    assert {"nephrology", "hydration", "urate"} <= present._code_tokens()
+    assert lab.text(advice) == _every_substitution(advice)
+    assert advice in lab.text_cache
+    assert lab.text("Quokkabacter zebrensis") and "Quokkabacter" not in lab.vocabulary()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -75,10 +76,11 @@ class Labels:
         return _words(value, self)
 
     def vocabulary(self) -> frozenset[str]:
-        """Every number and word written in the knowledge base and the label table (see :func:`_words`)."""
+        """Every number and word written in the knowledge base, the label table and the text literals of
+        the rules' and presenters' own code (see :func:`_words`)."""
         found = self.derived.get("vocabulary")
         if found is None:
-            collected: set[str] = set()
+            collected: set[str] = set(_code_tokens())
             _tokens_in(self.kb, collected)
             _tokens_in(self.words, collected)
             _tokens_in(self.sections, collected)
@@ -231,6 +233,46 @@ def _knowledge_words_only(text: str, lab: Labels) -> bool:
     text can be kept only when each of its numbers and words is the knowledge's own (WBC exactly 100).
     """
     return lab.vocabulary().issuperset(_TOKEN.findall(text))
+
+
+_CODE_PACKAGES = ("leukos.domain", "leukos.rules", "leukos.present")
+# The cards' titles and lines: read when the service has loaded them (never imported from here).
+_CODE_MODULES = ("leukos.service.views", "leukos.service.cds.cards")
+
+
+@functools.lru_cache(maxsize=1)
+def _code_tokens() -> frozenset[str]:
+    """The numbers and words of every text literal in the code that writes what the cards and pages
+    say (:data:`_CODE_PACKAGES`, :data:`_CODE_MODULES`; some advice is still written in the rules'
+    code, not in the knowledge data). Read from each module's compiled code as its loader gives it, never from
+    a running module's state, so no value that passed through the program can be among them."""
+    import importlib
+    import importlib.util
+    import pkgutil
+    import types
+
+    found: set[str] = set()
+
+    def walk(code: types.CodeType) -> None:
+        for c in code.co_consts:
+            if type(c) is str:
+                found.update(_TOKEN.findall(c))
+            elif isinstance(c, types.CodeType):
+                walk(c)
+            elif type(c) in (tuple, frozenset):
+                found.update(t for x in c if type(x) is str for t in _TOKEN.findall(x))
+
+    modules: list[str] = [m for m in _CODE_MODULES if m in sys.modules]
+    for name in _CODE_PACKAGES:
+        package = importlib.import_module(name)
+        names = [name, *(info.name for info in pkgutil.walk_packages(package.__path__, name + "."))]
+        modules += names
+    for module in modules:  # compiled, not run: finding a module imports only its packages
+        spec = importlib.util.find_spec(module)
+        code = spec.loader.get_code(module) if spec is not None and spec.loader is not None else None
+        if code is not None:
+            walk(code)
+    return frozenset(found)
 
 
 def _tokens_in(value: Any, found: set[str], depth: int = 0) -> None:
