@@ -221,8 +221,8 @@ _TOKEN = re.compile(r"[0-9]+(?:\.[0-9]+)?|[^\W\d_]+")  # a number, or a word (a 
 
 
 def _knowledge_words_only(text: str, lab: Labels) -> bool:
-    """Whether every number and every word of ``text`` is one the knowledge base or the label table
-    itself holds.
+    """Whether every number and every word of ``text`` is one leukos itself holds: in the knowledge
+    base, the label table, or a text literal of the code that writes the cards (:func:`_code_tokens`).
 
     The memo of worded texts outlives the call, so it may hold knowledge only: a rule's text, a
     recommendation, a label. A text with a patient's value in it (a card's summary "WBC 258, blasts
@@ -244,8 +244,8 @@ _CODE_MODULES = ("leukos.service.views", "leukos.service.cds.cards")
 def _code_tokens() -> frozenset[str]:
     """The numbers and words of every text literal in the code that writes what the cards and pages
     say (:data:`_CODE_PACKAGES`, :data:`_CODE_MODULES`; some advice is still written in the rules'
-    code, not in the knowledge data). Read from each module's compiled code as its loader gives it, never from
-    a running module's state, so no value that passed through the program can be among them."""
+    code, not in the knowledge data). Read from each module's compiled code as its loader gives it,
+    never from a running module's state, so no value that passed through the program is among them."""
     import importlib
     import importlib.util
     import pkgutil
