@@ -124,3 +124,29 @@ def test_form_times_in_the_browsers_zone_are_stored_in_utc(client):
     assert x["started_at"].startswith("2026-12-01T07:00") and x["pre_wbc"]["taken_at"].startswith("2026-12-01T06:30")
     r = client.post("/ui/patients/LK-0001/procedures", data=FORM | {"utc_offset_min": "9999"})
     assert r.status_code == 422 and "utc_offset_min" in r.text
+
+
+@pytest.mark.parametrize("days_after", [0.25, 2])
+def test_timeline_flags_render_with_their_references(client, days_after):
+    """The flags block, at a fixed time: before the next daily session is due there is no such flag;
+    after, "Next session due" with its references as every page writes them (author and year; the
+    knowledge base's own choices in words, never its file). The page once failed with a 500 as soon
+    as the wall clock passed the due time, because the references were called, not read."""
+    import datetime as dt
+
+    from leukos.service.registry_api import registry_of
+
+    from .records import T0
+
+    client.post("/api/patients/LK-0001/procedures", json=procedure())
+    registry_of(client.app).clock = lambda: T0 + dt.timedelta(days=days_after)
+    r = client.get("/ui/patients/LK-0001")
+    assert r.status_code == 200
+    text = re.sub(r"\s+", " ", _visible(r.text))
+    if days_after < 1:
+        assert "Next session due" not in text
+    else:
+        assert "Next session due" in text
+        refs = text.split("Next session due", 1)[1].split("References:", 1)[1][:200]
+        assert "Schwartz J 2013" in refs and "Connelly-Smith L 2023" in refs
+        assert "knowledge base" not in refs and "leukos_" not in refs
