@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from jinja2 import pass_context
 
 from leukos import __version__
 from leukos.domain.assessment import DISCLAIMER
@@ -23,6 +22,7 @@ from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.registry.inputs import ProcedureIn, parse, vocabulary
 from leukos.service.deps import api_caller, service_state
 from leukos.service.registry_api import registry_of
+from leukos.service.ui import cites_filter
 
 __all__ = ["router", "procedure_from_form"]
 
@@ -65,15 +65,8 @@ def _ucum(text: str | None) -> str:
     return text.replace("uL", "µL").replace("{INR}", "")
 
 
-def _cites(kb, keys) -> str:
-    """Author-year labels of citation keys, as every other page writes them (no internal file names)."""
-    from leukos import present
-
-    return present.cite_short(kb, list(keys))
-
-
 _T.env.filters.update(when=_when, num=_num, ucum=_ucum)
-_T.env.filters["cites"] = pass_context(lambda ctx, keys: _cites(ctx["kb"], keys))
+_T.env.filters["cites"] = cites_filter  # citations as every other page writes them (no internal sources)
 _T.env.globals.update(span=_span)
 
 

@@ -49,13 +49,15 @@ router = APIRouter(include_in_schema=False)
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 _TEMPLATES.env.globals.update(version=__version__, disclaimer=DISCLAIMER)
 # Filters that put assessment texts into clinical words; they read the knowledge base of the page.
+# cites: author-year labels of citation keys (the registry's pages use the same filter).
+cites_filter = pass_context(lambda ctx, keys: present.cite_short(ctx["kb"], keys))
 _TEMPLATES.env.filters.update(
     clin=pass_context(lambda ctx, s: present.clinical_text(s, ctx["kb"])),
     num=present.fmt_num,
     # the urgency is the badge beside the headline: not repeated in capitals at its end
     headline=lambda s: re.sub(r"\s*[—-]\s*(EMERGENT|URGENT|ROUTINE)\s*$", "", s),
     cite=pass_context(lambda ctx, key: present.citation_text(ctx["kb"], key)),
-    cites=pass_context(lambda ctx, keys: present.cite_short(ctx["kb"], keys)),
+    cites=cites_filter,
     unit=pass_context(lambda ctx, u: present.unit_text(ctx["kb"], u)))
 
 # The form, in clinical reading order: (id, title, groups of analytes). The first section is always
