@@ -5,7 +5,8 @@ Authentication off (the peers have none); otherwise as a deployment runs it: aud
 required outside development mode. So every patient-view asks the follow-up registry in that folder
 whether the patient is registered (the benchmark's patients are not: no extra card), and card links
 are built on the configured base URL. Start-up objects are frozen out of the cyclic GC and the
-serving GC thresholds set, as ``leukos serve`` does (:func:`leukos.service.app.settle_gc`).
+serving GC thresholds set after the start-up warm-up, as ``leukos serve`` does
+(:func:`leukos.service.app.warm_up`, :func:`leukos.service.app.settle_gc`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 def app():
     from leukos.registry.settings import RegistrySettings
-    from leukos.service.app import create_app, settle_gc
+    from leukos.service.app import create_app, settle_gc, warm_up
     from leukos.service.settings import ServiceSettings
 
     state = Path(os.environ.get("LEUKOS_BENCH_DIR") or tempfile.mkdtemp(prefix="leukos-bench-"))
@@ -27,5 +28,6 @@ def app():
     service = create_app(settings)
     # As LEUKOS_DATA_DIR does in a deployment: the registry in that folder is configured, so asked.
     service.state.registry_settings = RegistrySettings.from_env({"LEUKOS_DATA_DIR": str(state)})
+    warm_up(service)
     settle_gc()
     return service

@@ -25,7 +25,7 @@ def serve(
 
     import uvicorn
 
-    from leukos.service.app import create_app, settle_gc
+    from leukos.service.app import create_app, settle_gc, warm_up
     from leukos.service.settings import ServiceSettings
 
     if examples is None and Path("examples").is_dir():
@@ -42,6 +42,7 @@ def serve(
         typer.echo(f"leukos web service on {url} (API docs {url}docs, CDS Hooks {url}cds-services)")
     # access_log off: request lines would carry case ids / query strings into the application log.
     service = create_app(settings)
+    warm_up(service)  # the first patient's call as quick as the next ones
     settle_gc()  # start-up objects out of the collector's generations; thresholds for serving
     uvicorn.run(service, host=settings.host, port=settings.port, access_log=False,
                 log_level="info", server_header=False)

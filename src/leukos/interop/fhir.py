@@ -84,7 +84,7 @@ from leukos.interop.fhir_lean import CallMemo, lean_valid
 from leukos.interop.limits import UnitBudget, check_tree
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
-__all__ = ["case_from_fhir", "SUPPORTED_BUNDLE_TYPES", "READ_RESOURCE_TYPES"]
+__all__ = ["case_from_fhir", "warm_tables", "SUPPORTED_BUNDLE_TYPES", "READ_RESOURCE_TYPES"]
 
 SUPPORTED_BUNDLE_TYPES = ("collection", "searchset", "transaction")
 READ_RESOURCE_TYPES = ("Patient", "Observation", "Condition", "MedicationRequest", "Medication")
@@ -244,6 +244,14 @@ def _model(resource_type: str):
     except (ValueError, KeyError, AttributeError, ImportError):
         return None
     return cls if isinstance(cls, type) and issubclass(cls, Resource) else None
+
+
+def warm_tables(kb: KnowledgeBase) -> None:
+    """Build, before the first import, what an import builds on first use: the code tables of ``kb`` and
+    the R4B models of the resources read (loaded when a resource is not of the lean validator's plain shape)."""
+    _tables(kb)
+    for resource_type in (*READ_RESOURCE_TYPES, "Bundle"):
+        _model(resource_type)
 
 
 # Elements that rarely repeat within a Bundle (values, times, identifiers) or hold resources.

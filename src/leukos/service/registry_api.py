@@ -49,7 +49,7 @@ from leukos.service.deps import api_caller, service_state
 if TYPE_CHECKING:
     from leukos.registry.store import Registry
 
-__all__ = ["router", "install", "registry_of", "registry_cards", "RegistryFeedbackStore"]
+__all__ = ["router", "install", "registry_of", "registry_if_present", "registry_cards", "RegistryFeedbackStore"]
 
 _ERR = {"content": {"application/json": {"schema": {"type": "object"}}}}
 router = APIRouter(prefix="/api/patients", tags=["registry"], responses={
@@ -85,7 +85,7 @@ def registry_of(app: FastAPI) -> Registry:
     return reg
 
 
-def _registry_if_present(app: FastAPI) -> Registry | None:
+def registry_if_present(app: FastAPI) -> Registry | None:
     """The registry if it exists or is configured (``LEUKOS_DATA_DIR`` / ``LEUKOS_DATABASE_URL``, or
     ``app.state.registry_settings``); otherwise None: a CDS call never creates a database nobody asked for."""
     if getattr(app.state, "registry", None) is not None:
@@ -229,7 +229,7 @@ class RegistryFeedbackStore:
         self.app, self.fallback = app, fallback
 
     def add(self, service_id: str, item: dict[str, Any]) -> bool:
-        reg = _registry_if_present(self.app)
+        reg = registry_if_present(self.app)
         if reg is None:
             return self.fallback.add(service_id, item)
         return reg.add_feedback(service_id, parse(FeedbackIn, {
@@ -237,7 +237,7 @@ class RegistryFeedbackStore:
             if item.get(k) is not None}))
 
     def __len__(self) -> int:
-        reg = _registry_if_present(self.app)
+        reg = registry_if_present(self.app)
         return len(self.fallback) if reg is None else reg.feedback_count()
 
 
@@ -246,7 +246,7 @@ def registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: 
     or none when the patient is not in the registry. Called by the CDS route (run it in a thread).
     Most calls find no registry: that answer comes before any import the card needs."""
     try:
-        reg = _registry_if_present(app) if patient_fhir_id else None
+        reg = registry_if_present(app) if patient_fhir_id else None
         pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
         if pseudonym is None:
             return []

@@ -1,0 +1,73 @@
+"""Start-up warm-up (leukos.service.app.warm_up): what the first patient's call used to build, built before
+the server takes calls, from the knowledge base and the code only. Behaviour, not timings: after the
+warm-up the lazily built parts exist, nothing about a patient was recorded or kept, and the first call
+answers as before."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import leukos.units as units
+from leukos.knowledge import load_knowledge
+from leukos.present import labels
+from leukos.registry.settings import RegistrySettings
+from leukos.service.app import create_app, warm_up
+from leukos.service.settings import ServiceSettings
+
+from .conftest import BASE, Client
+from .fhir_data import patient_view_request
+
+
+@pytest.fixture
+def app(tmp_path):
+    settings = ServiceSettings(auth_disabled=True, audit_log_path=tmp_path / "audit.jsonl",
+                               public_base_url=BASE, data_dir=tmp_path / "data")
+    # A knowledge base object of its own, so that its converter and labels are new: what the warm-up
+    # builds for it cannot have been built by an earlier test
+    service = create_app(settings, kb=dataclasses.replace(load_knowledge()))
+    service.state.registry_settings = RegistrySettings.from_env({"LEUKOS_DATA_DIR": str(tmp_path / "data")})
+    return service
+
+
+def _audit_lines(app) -> list[str]:
+    path = app.state.leukos.settings.audit_log_path
+    return path.read_text("utf-8").splitlines() if path.exists() else []
+
+
+def test_warm_up_builds_the_lazy_parts_and_records_no_call(app):
+    st = app.state.leukos
+    conv = units.converter_for(st.kb)
+    assert conv._factor.cache_info().currsize == 0 and "vocabulary" not in labels(st.kb).derived
+    audit_before = _audit_lines(app)
+    warm_up(app)
+    assert units._registry is not None  # the UCUM registry (seconds to build on first use)
+    with_units = [n for n, a in st.kb.analytes.items() if a.unit]
+    assert conv._factor.cache_info().currsize == len(with_units)  # each analyte's own unit, converted
+    assert "vocabulary" in labels(st.kb).derived  # the wording memo's vocabulary
+    assert getattr(app.state, "registry", None) is not None  # the configured registry, opened and migrated
+    assert _audit_lines(app) == audit_before  # no call was made, so none was recorded
+    assert not st.pages._items  # no case kept behind a card link
+
+
+def test_warm_up_opens_no_registry_nobody_configured(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEUKOS_DATA_DIR", raising=False)
+    monkeypatch.delenv("LEUKOS_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    service = create_app(ServiceSettings(auth_disabled=True, audit_log_path=tmp_path / "audit.jsonl",
+                                         public_base_url=BASE))
+    warm_up(service)
+    assert getattr(service.state, "registry", None) is None
+    assert not any(tmp_path.rglob("*.sqlite*")) and not any(tmp_path.rglob("*.db"))
+
+
+def test_first_call_after_warm_up_answers_as_before(app):
+    warm_up(app)
+    r = Client(app).post("/cds-services/leukos-patient-view", json=patient_view_request("01-aml-leukostasis.yaml"))
+    assert r.status_code == 200, r.text
+    cards = r.json()["cards"]
+    assert cards and all(c["summary"] for c in cards)
+    [line] = _audit_lines(app)
+    assert json.loads(line)["event"]["extension"][0]["valueString"] == "POST /cds-services/leukos-patient-view 200"
