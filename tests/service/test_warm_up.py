@@ -71,3 +71,23 @@ def test_first_call_after_warm_up_answers_as_before(app):
     assert cards and all(c["summary"] for c in cards)
     [line] = _audit_lines(app)
     assert json.loads(line)["event"]["extension"][0]["valueString"] == "POST /cds-services/leukos-patient-view 200"
+
+
+@pytest.mark.parametrize("module_name", ["leukos.service.ui", "leukos.service.registry_ui"])
+def test_warm_up_compiles_every_page_a_module_renders(module_name):
+    """Each page module's PAGES names every template it renders (read from its source), and its warm-up
+    compiles them with what they extend, include and import."""
+    import importlib
+    import inspect
+    import re
+
+    module = importlib.import_module(module_name)
+    rendered = set(re.findall(r'"([a-z_]+\.html)"', inspect.getsource(module)))
+    assert rendered == set(module.PAGES)
+    templates = module._TEMPLATES if hasattr(module, "_TEMPLATES") else module._T
+    templates.env.cache.clear()
+    module.warm_up()
+    compiled = {key[1] for key in templates.env.cache.keys()}
+    assert set(module.PAGES) | {"base.html"} <= compiled
+    if module_name.endswith(".ui"):
+        assert {"_macros.html", "_result.html", "_order_sheet.html"} <= compiled

@@ -22,13 +22,21 @@ from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.registry.inputs import ProcedureIn, parse, vocabulary
 from leukos.service.deps import api_caller, service_state
 from leukos.service.registry_api import registry_of
-from leukos.service.ui import cites_filter
+from leukos.service.ui import cites_filter, compile_pages
 
-__all__ = ["router", "procedure_from_form"]
+__all__ = ["router", "procedure_from_form", "warm_up"]
 
 router = APIRouter(include_in_schema=False)
 _T = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 _T.env.globals.update(version=__version__, disclaimer=DISCLAIMER)
+
+
+PAGES = ("registry_ward.html", "registry_patient.html", "registry_procedure_form.html")
+
+
+def warm_up() -> None:
+    """What the first registry page after start-up would build: its templates, compiled."""
+    compile_pages(_T, PAGES)
 
 
 def _when(t: Any) -> str:

@@ -43,11 +43,36 @@ from leukos.service.views import finding_views
 from leukos.units import normalise_unit
 
 __all__ = ["router", "PageCache", "FORM_LABS", "FORM_SECTIONS", "case_dict_from_form", "form_from_document",
-           "parse_number"]
+           "parse_number", "compile_pages", "warm_up"]
 
 router = APIRouter(include_in_schema=False)
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 _TEMPLATES.env.globals.update(version=__version__, disclaimer=DISCLAIMER)
+# The pages these routes render (each with what it extends, includes and imports: compile_pages).
+PAGES = ("index.html", "about.html", "cds_page.html", "gone.html", "report.html")
+
+
+def compile_pages(templates: Jinja2Templates, pages: tuple[str, ...]) -> None:
+    """Compile ``pages`` and every template they extend, include or import, once (Jinja compiles a
+    template on its first render: a few hundred ms for the first page after start-up)."""
+    from jinja2 import meta
+
+    env, todo, seen = templates.env, list(pages), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        env.get_template(name)
+        source = env.loader.get_source(env, name)[0]
+        todo.extend(ref for ref in meta.find_referenced_templates(env.parse(source)) if ref)
+
+
+def warm_up() -> None:
+    """What the first page after start-up would build: its templates, compiled."""
+    compile_pages(_TEMPLATES, PAGES)
+
+
 # Filters that put assessment texts into clinical words; they read the knowledge base of the page.
 # cites: author-year labels of citation keys (the registry's pages use the same filter).
 cites_filter = pass_context(lambda ctx, keys: present.cite_short(ctx["kb"], keys))
