@@ -91,3 +91,19 @@ def test_warm_up_compiles_every_page_a_module_renders(module_name):
     assert set(module.PAGES) | {"base.html"} <= compiled
     if module_name.endswith(".ui"):
         assert {"_macros.html", "_result.html", "_order_sheet.html"} <= compiled
+
+
+def test_an_unreachable_registry_database_does_not_stop_start_up(tmp_path, caplog):
+    """The registry is an extra: a database down at start-up is logged (no URL, no password) and left for
+    the first call, as a patient-view leaves it when the database goes down later."""
+    service = create_app(ServiceSettings(auth_disabled=True, audit_log_path=tmp_path / "audit.jsonl",
+                                         public_base_url=BASE, data_dir=tmp_path / "data"))
+    url = "postgresql+psycopg://leukos:pw-not-logged@127.0.0.1:1/leukos?connect_timeout=2"
+    service.state.registry_settings = RegistrySettings.from_env({"LEUKOS_DATABASE_URL": url})
+    warm_up(service)
+    assert getattr(service.state, "registry", None) is None
+    said = [r.getMessage() for r in caplog.records if "registry unavailable at start-up" in r.getMessage()]
+    assert said and "pw-not-logged" not in caplog.text and "127.0.0.1:1" not in caplog.text
+    r = Client(service).post("/cds-services/leukos-patient-view",
+                             json=patient_view_request("01-aml-leukostasis.yaml"))
+    assert r.status_code == 200 and r.json()["cards"]  # the cards the labs support, without the registry's

@@ -202,7 +202,8 @@ def warm_up(app: FastAPI) -> None:
     - the FHIR importer (its code tables) and the UCUM unit registry, with the conversion of every
       analyte's own unit (the registry's parser and definitions load on first use);
     - the wording memo's vocabulary (knowledge base, label table, the card-writing code's text);
-    - the follow-up registry, when one is configured (opened and migrated, as the first card would);
+    - the follow-up registry, when one is configured (opened and migrated, as the first card would;
+      a database that cannot be reached is logged and left for the first call);
     - the web pages' templates, compiled (Jinja compiles each on its first render).
 
     Call it after :func:`create_app` and before :func:`settle_gc` (so that what it builds is frozen
@@ -221,7 +222,7 @@ def warm_up(app: FastAPI) -> None:
     labels(st.kb).vocabulary()
     from leukos.service import registry_api
 
-    registry_api.registry_if_present(app)
+    registry_api.warm_up(app)
     from leukos.service import registry_ui, ui
 
     ui.warm_up()

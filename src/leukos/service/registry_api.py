@@ -49,7 +49,7 @@ from leukos.service.deps import api_caller, service_state
 if TYPE_CHECKING:
     from leukos.registry.store import Registry
 
-__all__ = ["router", "install", "registry_of", "registry_if_present", "registry_cards", "RegistryFeedbackStore"]
+__all__ = ["router", "install", "registry_of", "registry_if_present", "registry_cards", "warm_up", "RegistryFeedbackStore"]
 
 _ERR = {"content": {"application/json": {"schema": {"type": "object"}}}}
 router = APIRouter(prefix="/api/patients", tags=["registry"], responses={
@@ -271,6 +271,18 @@ def registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: 
                  detail="\n".join(lines), indicator="warning" if warn else "info", source=source_for(base_url),
                  links=[Link(label="Open the patient's course in leukos", url=f"{base_url}/ui/patients/{pseudonym}",
                              type="absolute")])]
+
+
+def warm_up(app: FastAPI) -> None:
+    """Open (and migrate) the registry before the first call, when one exists or is configured. A
+    database that cannot be reached is logged and left for the first call, which will try again and,
+    if it still cannot, give its other cards without the registry's: the registry is an extra, and its
+    outage must not keep the service from starting."""
+    try:
+        registry_if_present(app)
+    except _database_error() as exc:
+        logging.getLogger("leukos.service").warning(
+            "registry unavailable at start-up (%s); it will be opened on first use", type(exc).__name__)
 
 
 def _database_error() -> type[Exception]:
