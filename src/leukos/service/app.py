@@ -209,10 +209,14 @@ def warm_up(app: FastAPI) -> None:
     Call it after :func:`create_app` and before :func:`settle_gc` (so that what it builds is frozen
     too). Not in :func:`create_app`: tests build many apps and call few of them.
     """
+    import time
+
     from leukos.interop import fhir
     from leukos.present import labels
+    from leukos.service import registry_api, registry_ui, ui
     from leukos.units import converter_for
 
+    started = time.monotonic()
     st: ServiceState = app.state.leukos
     fhir.warm_tables(st.kb)
     conv = converter_for(st.kb)
@@ -220,13 +224,10 @@ def warm_up(app: FastAPI) -> None:
         if analyte.unit:
             conv.factor(name, analyte.unit, field="(start-up)")
     labels(st.kb).vocabulary()
-    from leukos.service import registry_api
-
     registry_api.warm_up(app)
-    from leukos.service import registry_ui, ui
-
     ui.warm_up()
     registry_ui.warm_up()
+    log.info("warmed up for the first call in %.1f s", time.monotonic() - started)
 
 
 def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, engines: Engines | None = None,
