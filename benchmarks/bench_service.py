@@ -13,7 +13,12 @@ and authentication off (the peers have none).
 
 Phases, per service in turn: ``--clients`` concurrent clients for ``--seconds``, then one client for
 ``--unloaded-seconds``. Reported: throughput, p50/p90/p99 latency, errors, and the figure that
-travels between machines: leukos throughput / floor throughput, measured in the same run.
+travels between machines: leukos throughput / floor throughput, measured in the same run. Beside it,
+the server's own CPU milliseconds per call under load (read from /proc, Linux only) and the same
+ratio in CPU (floor CPU per call / service CPU per call). A server that uses its whole core gives
+the same ratio both ways; when they differ, a server was not CPU-bound (waiting on its client, a
+disk or a lock), which the throughput alone does not show. For leukos the event-loop thread (HTTP,
+middleware, audit) is shown apart from the worker threads (the call's work).
 
 Usage::
 
@@ -81,6 +86,12 @@ def _wait(url: str, body: dict, proc: subprocess.Popen) -> int:
     raise SystemExit(f"{url}: the server did not start")
 
 
+def _cpu_ms(loaded: dict) -> float | None:
+    """The server's CPU ms per call under load, when /proc could tell."""
+    split = loaded.get("server_cpu_per_call")
+    return split["total_ms"] if split else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -113,9 +124,9 @@ def main() -> None:
             proc = _start(python, target, port, {"LEUKOS_BENCH_DIR": str(state)}, factory)
             procs.append(proc)
             url = f"http://127.0.0.1:{port}{path}"
-            targets.append((name, url, _wait(url, body, proc)))
-        for name, url, cards in targets:
-            loaded = run_load(url, bodies, clients=args.clients, seconds=seconds, expect_cards=cards)
+            targets.append((name, url, _wait(url, body, proc), proc.pid))
+        for name, url, cards, pid in targets:
+            loaded = run_load(url, bodies, clients=args.clients, seconds=seconds, expect_cards=cards, server_pid=pid)
             time.sleep(2)
             single = run_load(url, bodies, clients=1, seconds=unloaded, expect_cards=cards)
             rows.append({"service": name, "cards": cards, "loaded": loaded, "unloaded": single})
@@ -128,22 +139,32 @@ def main() -> None:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    floor = next(r for r in rows if r["service"].startswith("floor"))["loaded"]["throughput_rps"]
+    floor_row = next(r for r in rows if r["service"].startswith("floor"))["loaded"]
+    floor, floor_cpu = floor_row["throughput_rps"], _cpu_ms(floor_row)
     out = {"clients": args.clients, "seconds": seconds, "patients": patients,
            "request_bytes": len(json.dumps(body, separators=(",", ":"))),
            "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg(), "rows": rows,
-           "ratio_to_floor": {r["service"]: round(r["loaded"]["throughput_rps"] / floor, 3) for r in rows}}
+           "ratio_to_floor": {r["service"]: round(r["loaded"]["throughput_rps"] / floor, 3) for r in rows},
+           "cpu_ratio_to_floor": {r["service"]: round(floor_cpu / _cpu_ms(r["loaded"]), 3)
+                                  for r in rows if floor_cpu and _cpu_ms(r["loaded"])}}
     if args.json:
         print(json.dumps(out, indent=2))
         return
     print(f"patient-view, {args.clients} clients x {seconds:g} s, then 1 client x {unloaded:g} s, loopback, one worker each; "
           f"{patients} patient(s) in turn, request ~{out['request_bytes']} B")
     print(f"{'service':<22}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'x floor':>9}"
-          f"{'  unloaded p50 ms':>18}")
+          f"{'  unloaded p50 ms':>18}{'  CPU ms/call':>14}{'  x floor (CPU)':>16}")
     for r in rows:
         ld, un = r["loaded"], r["unloaded"]
+        cpu, cpu_ratio = _cpu_ms(ld), out["cpu_ratio_to_floor"].get(r["service"])
         print(f"{r['service']:<22}{ld['throughput_rps']:>8}{ld['p50_ms']:>9}{ld['p90_ms']:>9}{ld['p99_ms']:>9}"
-              f"{ld['errors']:>8}{out['ratio_to_floor'][r['service']]:>9}{un['p50_ms']:>18}")
+              f"{ld['errors']:>8}{out['ratio_to_floor'][r['service']]:>9}{un['p50_ms']:>18}"
+              f"{'n/a' if cpu is None else cpu:>14}{'n/a' if cpu_ratio is None else cpu_ratio:>16}")
+    for r in rows:
+        split = r["loaded"].get("server_cpu_per_call")
+        if split and split["other_threads_ms"] > 0:
+            print(f"{r['service']}: CPU ms per call under load: event loop {split['event_loop_ms']}, "
+                  f"worker threads {split['other_threads_ms']}")
     print(f"load average at the end: {', '.join(f'{x:.2f}' for x in out['load_average_at_end'])}")
 
 

@@ -5,6 +5,11 @@ list (the bodies are taken in turn, round robin over all workers, each with a fr
 ``hookInstance``), read the whole response, repeat. Bodies are encoded once, before the clock starts. httpx is not used: on a 2-core machine its
 client overhead, not the server, sets the pace. Returns requests, errors, throughput and latency
 percentiles (nearest rank), and the client's own CPU share so a client-bound run can be spotted.
+
+Given the server's process id (Linux), it also reads the server's CPU time per thread from
+``/proc/<pid>/task/*/stat`` at the start and the end of the measured window and returns the CPU
+milliseconds per completed call, with the event-loop (main) thread apart from the others: where a
+call's time goes, and whether the server used its whole core.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import ipaddress
 import itertools
 import json
+import os
 import socket
 import time
 import uuid
@@ -50,8 +56,32 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, body
 
 
+def _thread_cpu(pid: int) -> dict[int, float] | None:
+    """CPU seconds (user + system) of each thread of process ``pid``, or None where /proc cannot tell."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (proc(5))
+    except (OSError, ValueError, IndexError):
+        return None
+    return out
+
+
+def _cpu_per_call(pid: int, before: dict[int, float] | None, after: dict[int, float] | None, calls: int) -> dict | None:
+    """The server's CPU ms per call over the window, all threads and the event-loop (main) thread."""
+    if before is None or after is None or calls <= 0:
+        return None
+    spent = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
+    total, loop = sum(spent.values()), spent.get(pid, 0.0)
+    return {"total_ms": round(1000 * total / calls, 3), "event_loop_ms": round(1000 * loop / calls, 3),
+            "other_threads_ms": round(1000 * (total - loop) / calls, 3)}
+
+
 async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warmup: float,
-                expect_cards: int | None, timeout: float) -> dict:
+                expect_cards: int | None, timeout: float, server_pid: int | None = None) -> dict:
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
     if not _loopback(host):
@@ -65,11 +95,13 @@ async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warm
     turn = itertools.cycle(requests)
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    completed = 0  # calls that ended inside the measured window (the server's CPU is read at its ends)
     start = time.perf_counter()
     measure_from = start + warmup
     stop = measure_from + seconds
 
     async def worker() -> None:
+        nonlocal completed
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while True:
@@ -92,6 +124,8 @@ async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warm
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, port)
                 t1 = time.perf_counter()
+                if measure_from <= t1 < stop:
+                    completed += 1
                 if t0 >= measure_from:
                     if key is None:
                         latencies.append(t1 - t0)
@@ -100,8 +134,15 @@ async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warm
         finally:
             writer.close()
 
+    server_cpu: list[dict[int, float] | None] = []
+
+    async def read_server_cpu() -> None:
+        for at in (measure_from, stop):
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            server_cpu.append(_thread_cpu(server_pid))
+
     cpu0 = time.process_time()
-    await asyncio.gather(*(worker() for _ in range(clients)))
+    await asyncio.gather(*(worker() for _ in range(clients)), *([read_server_cpu()] if server_pid else []))
     wall = time.perf_counter() - measure_from
     cpu = time.process_time() - cpu0
     latencies.sort()
@@ -116,15 +157,16 @@ async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warm
             "throughput_rps": round(len(latencies) / wall, 1) if wall > 0 else 0.0,
             "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
             "max_ms": round(1000 * latencies[-1], 2) if latencies else None,
-            "client_cpu_pct": round(100 * cpu / (time.perf_counter() - start), 1)}
+            "client_cpu_pct": round(100 * cpu / (time.perf_counter() - start), 1),
+            "server_cpu_per_call": _cpu_per_call(server_pid, *server_cpu, completed) if server_pid else None}
 
 
 def run_load(url: str, bodies: dict | list[dict], *, clients: int = 50, seconds: float = 20, warmup: float = 2,
-             expect_cards: int | None = None, timeout: float = 10) -> dict:
+             expect_cards: int | None = None, timeout: float = 10, server_pid: int | None = None) -> dict:
     """Load ``url`` (loopback only) for ``seconds`` after ``warmup`` with one body or bodies in turn;
     bounded to 600 s and 1000 clients."""
     bodies = [bodies] if isinstance(bodies, dict) else list(bodies)
     if not bodies:
         raise ValueError("no request body to send")
     return asyncio.run(_load(url, bodies, min(clients, 1000), min(seconds, 600), min(warmup, 60), expect_cards,
-                             timeout))
+                             timeout, server_pid))
