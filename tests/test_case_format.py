@@ -56,6 +56,23 @@ def test_missing_symptoms_are_not_recorded_but_an_empty_list_is_none():
     assert case_from_dict({"labs": {}, "symptoms": []}).symptoms == ()
 
 
+def test_null_members_of_a_lab_are_not_recorded_and_the_schema_says_so():
+    """Absent or null means not recorded: a lab object's members other than value may be null, the
+    reader takes that as absent, and the shipped JSON Schema (the API's documented body) allows it.
+    A long fuzz run found the reader taking ``"comparator": null`` while the schema refused it."""
+    import jsonschema
+
+    from leukos.interop.schema import shipped_case_schema
+
+    nulls = {"value": 0.9, "unit": None, "time": None, "comparator": None, "reference_low": None,
+             "reference_high": None}
+    doc = {"format": "leukos-case/1", "labs": {"phosphate": [nulls]}}
+    assert case_from_dict(doc) == case_from_dict({"format": "leukos-case/1", "labs": {"phosphate": [{"value": 0.9}]}})
+    validator = jsonschema.Draft202012Validator(shipped_case_schema())
+    assert list(validator.iter_errors(doc)) == []
+    assert list(validator.iter_errors({"labs": {"phosphate": {"value": 0.9, "comparator": "~"}}}))  # still an enum
+
+
 # bad input, the error class, and a fragment the message must contain (field or fix)
 BAD = [
     ("labs: {wbc: 250000}", ImplausibleValueError, "labs.wbc"),

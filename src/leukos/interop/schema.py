@@ -29,11 +29,13 @@ def _lab_schema(unit: str, label: str) -> dict[str, Any]:
         "required": ["value"],
         "properties": {
             "value": {"type": "number"},
-            "unit": {"type": "string", "description": "UCUM or a common alias (K/uL, mg/dL, ...)"},
-            "time": {"type": "string", "format": "date-time"},
-            "comparator": {"enum": list(COMPARATORS)},
-            "reference_low": {"type": "number", "description": "laboratory reference range, same unit as value"},
-            "reference_high": {"type": "number", "description": "laboratory upper limit of normal, same unit as value"},
+            # the members other than value may be null: not recorded, as absent (the reader takes both)
+            "unit": {"type": ["string", "null"], "description": "UCUM or a common alias (K/uL, mg/dL, ...)"},
+            "time": {"type": ["string", "null"], "format": "date-time"},
+            "comparator": {"enum": [*COMPARATORS, None]},
+            "reference_low": {"type": ["number", "null"], "description": "laboratory reference range, same unit as value"},
+            "reference_high": {"type": ["number", "null"],
+                               "description": "laboratory upper limit of normal, same unit as value"},
         },
     }
     return {
