@@ -9,7 +9,9 @@ and MedicationRequest Bundles, a fresh hookInstance per call), taken in turn fro
 patient gets the same cards), as a busy EHR would send them. ``--patients 1`` repeats one patient. The floor answers it with a trivial
 rule on the raw JSON (service_peers/trivial_rule.py); HealthChain answers with the same rule in
 its own framework; leukos validates, imports, assesses and renders its cards, with the audit trail on
-and authentication off (the peers have none).
+and authentication off (the peers have none). ``--auth`` adds a row for leukos as deployed, with
+authentication on: each call carries a CDS client JWT (ES384, a new ``jti`` per call, minted before
+each phase's clock starts), which the service verifies and records in its replay store.
 
 Phases, per service in turn: ``--clients`` concurrent clients for ``--seconds``, then one client for
 ``--unloaded-seconds``. Reported: throughput, p50/p90/p99 latency, errors, and the figure that
@@ -23,7 +25,7 @@ middleware, audit) is shown apart from the worker threads (the call's work).
 Usage::
 
     python benchmarks/bench_service.py [--seconds 20] [--clients 50] [--healthchain-python /tmp/hc-venv/bin/python]
-                                       [--json]
+                                       [--auth] [--json]
 
 HealthChain pins versions that conflict with leukos's: install it in its own venv
 (``python -m venv /tmp/hc-venv && /tmp/hc-venv/bin/pip install healthchain==0.16.1 uvicorn``); without
@@ -42,7 +44,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,21 +73,51 @@ def _start(python: str, target: str, port: int, env: dict[str, str], factory: bo
                             stderr=subprocess.PIPE, text=True)
 
 
-def _post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def _post(url: str, body: dict, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback URL built here
         return json.loads(r.read())
 
 
-def _wait(url: str, body: dict, proc: subprocess.Popen) -> int:
+def _wait(url: str, body: dict, proc: subprocess.Popen, client: _Client | None = None) -> int:
     for _ in range(300):
         if proc.poll() is not None:
             raise SystemExit(f"{url}: the server exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
         try:
-            return len(_post(url, body)["cards"])
+            return len(_post(url, body, next(client.tokens(url, 1)) if client else None)["cards"])
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"{url}: the server did not start")
+
+
+class _Client:
+    """A CDS client with its own ES384 key, as CDS Hooks 2.0 "Trusting CDS Clients" has it: the JWKS
+    file the service trusts, and fresh JWTs for an endpoint (a new ``jti`` each, valid 10 minutes)."""
+
+    ISSUER = "https://bench-ehr.invalid"
+    KID = "bench-1"
+
+    def __init__(self, folder: Path):
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._jwt, self._key = jwt, ec.generate_private_key(ec.SECP384R1())
+        public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self._key.public_key()))
+        public.update({"kid": self.KID, "alg": "ES384", "use": "sig"})
+        self.jwks_path = folder / "jwks.json"
+        self.jwks_path.write_text(json.dumps({"keys": [public]}), encoding="utf-8")
+
+    def tokens(self, url: str, n: int):
+        """``n`` tokens for the endpoint ``url`` (its ``aud``: the service's public base URL + path)."""
+        aud = "http://127.0.0.1" + urllib.parse.urlsplit(url).path  # leukos_app's LEUKOS_PUBLIC_BASE_URL
+        now = int(time.time())
+        return iter([self._jwt.encode({"iss": self.ISSUER, "sub": "bench", "aud": aud, "iat": now, "exp": now + 600,
+                                       "jti": str(uuid.uuid4())}, self._key, algorithm="ES384",
+                                      headers={"kid": self.KID, "typ": "JWT"}) for _ in range(n)])
+
+
+_MAX_CALLS_PER_S = 900  # tokens minted per second of a phase: above any rate leukos reached here
 
 
 def _cpu_ms(loaded: dict) -> float | None:
@@ -99,6 +133,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--patients", type=int, default=5000, help="distinct patients sent in turn (1 to 20000)")
     ap.add_argument("--healthchain-python", default=None, help="python of a venv with healthchain + uvicorn")
+    ap.add_argument("--auth", action="store_true", help="add leukos with authentication on (a JWT per call)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     seconds, unloaded = min(args.seconds, 120.0), min(args.unloaded_seconds, 120.0)
@@ -113,6 +148,12 @@ def main() -> None:
     if args.healthchain_python:
         services.append(("HealthChain", args.healthchain_python, "benchmarks.service_peers.healthchain_app:app", False,
                          "/cds/cds-services/bench-wbc"))
+    client = None
+    if args.auth:
+        auth_state = Path(tempfile.mkdtemp(prefix="leukos-bench-auth-"))  # its own audit trail and replay store
+        client = _Client(auth_state)
+        services.append(("leukos (auth on)", sys.executable, "benchmarks.service_peers.leukos_app:app", True,
+                         "/cds-services/leukos-patient-view"))
     procs: list[subprocess.Popen] = []
     rows = []
     if hasattr(os, "sched_setaffinity") and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
@@ -121,14 +162,21 @@ def main() -> None:
         targets = []
         for name, python, target, factory, path in services:
             port = _free_port()
-            proc = _start(python, target, port, {"LEUKOS_BENCH_DIR": str(state)}, factory)
+            auth = client if name == "leukos (auth on)" else None
+            env = {"LEUKOS_BENCH_DIR": str(state)} if auth is None else {
+                "LEUKOS_BENCH_DIR": str(auth_state), "LEUKOS_BENCH_JWKS": str(auth.jwks_path),
+                "LEUKOS_BENCH_ISSUER": auth.ISSUER}
+            proc = _start(python, target, port, env, factory)
             procs.append(proc)
             url = f"http://127.0.0.1:{port}{path}"
-            targets.append((name, url, _wait(url, body, proc), proc.pid))
-        for name, url, cards, pid in targets:
-            loaded = run_load(url, bodies, clients=args.clients, seconds=seconds, expect_cards=cards, server_pid=pid)
+            targets.append((name, url, _wait(url, body, proc, auth), proc.pid, auth))
+        for name, url, cards, pid, auth in targets:
+            tokens = auth.tokens(url, int(_MAX_CALLS_PER_S * (seconds + 3))) if auth else None
+            loaded = run_load(url, bodies, clients=args.clients, seconds=seconds, expect_cards=cards, server_pid=pid,
+                              tokens=tokens)
             time.sleep(2)
-            single = run_load(url, bodies, clients=1, seconds=unloaded, expect_cards=cards)
+            tokens = auth.tokens(url, int(_MAX_CALLS_PER_S * (unloaded + 3))) if auth else None
+            single = run_load(url, bodies, clients=1, seconds=unloaded, expect_cards=cards, tokens=tokens)
             rows.append({"service": name, "cards": cards, "loaded": loaded, "unloaded": single})
             time.sleep(2)
     finally:

@@ -6,6 +6,9 @@ list (the bodies are taken in turn, round robin over all workers, each with a fr
 client overhead, not the server, sets the pace. Returns requests, errors, throughput and latency
 percentiles (nearest rank), and the client's own CPU share so a client-bound run can be spotted.
 
+Given ``tokens`` (an iterator of bearer tokens, minted before the clock starts), each call carries
+the next one in ``Authorization``: a server that refuses a replayed JWT needs a new one per call.
+
 Given the server's process id (Linux), it also reads the server's CPU time per thread from
 ``/proc/<pid>/task/*/stat`` at the start and the end of the measured window and returns the CPU
 milliseconds per completed call, with the event-loop (main) thread apart from the others: where a
@@ -22,6 +25,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 __all__ = ["run_load"]
@@ -81,7 +85,8 @@ def _cpu_per_call(pid: int, before: dict[int, float] | None, after: dict[int, fl
 
 
 async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warmup: float,
-                expect_cards: int | None, timeout: float, server_pid: int | None = None) -> dict:
+                expect_cards: int | None, timeout: float, server_pid: int | None = None,
+                tokens: Iterator[str] | None = None) -> dict:
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
     if not _loopback(host):
@@ -109,6 +114,12 @@ async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warm
                 if now >= stop:
                     return
                 head, template = next(turn)
+                if tokens is not None:  # one more header, before the blank line that ends them
+                    token = next(tokens, None)
+                    if token is None:
+                        errors["no token left to send"] = errors.get("no token left to send", 0) + 1
+                        return
+                    head = head[:-2] + b"Authorization: Bearer " + token.encode() + b"\r\n\r\n"
                 payload = template.replace(_PLACEHOLDER.encode(), str(uuid.uuid4()).encode(), 1)
                 t0 = time.perf_counter()
                 key = None
@@ -162,11 +173,12 @@ async def _load(url: str, bodies: list[dict], clients: int, seconds: float, warm
 
 
 def run_load(url: str, bodies: dict | list[dict], *, clients: int = 50, seconds: float = 20, warmup: float = 2,
-             expect_cards: int | None = None, timeout: float = 10, server_pid: int | None = None) -> dict:
+             expect_cards: int | None = None, timeout: float = 10, server_pid: int | None = None,
+             tokens: Iterator[str] | None = None) -> dict:
     """Load ``url`` (loopback only) for ``seconds`` after ``warmup`` with one body or bodies in turn;
     bounded to 600 s and 1000 clients."""
     bodies = [bodies] if isinstance(bodies, dict) else list(bodies)
     if not bodies:
         raise ValueError("no request body to send")
     return asyncio.run(_load(url, bodies, min(clients, 1000), min(seconds, 600), min(warmup, 60), expect_cards,
-                             timeout, server_pid))
+                             timeout, server_pid, tokens))
