@@ -5,7 +5,8 @@ Each generated person has a series of WBC results (units as laboratories send th
 ``>``/``<`` values, ties, gaps longer and shorter than the episode gap, counts at the
 threshold), chemistry series around the TLS limits (serum and plasma potassium, total and
 ionised calcium, upper reference limits), and a year of birth (adults, children and the
-ambiguous year around the child age limit).
+ambiguous year around the child age limit; and years of birth that give no person's age, which
+both sides leave out).
 
 For every episode the batch engine finds, the test builds the case of that episode itself,
 in plain Python: the chemistry result nearest to the peak WBC in the episode window (the
@@ -26,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from leukos.domain.case import AGE_YEARS_MAX, AGE_YEARS_MIN
 from leukos.interop.case_format import case_from_dict
 from leukos.knowledge import load_knowledge
 from leukos.rules.definitions import hyperleukocytosis_present
@@ -87,7 +89,8 @@ def person(draw, pid: str):
                             ref_high=None if ref is None else ref / UNITS[analyte][unit]))
     if rows and draw(st.integers(0, 4)) == 0:
         rows.append(draw(st.sampled_from(rows)))  # an exact duplicate
-    yob = draw(st.sampled_from([None, 1950, 1990, BASE.year - 10, BASE.year - 18, BASE.year - 19, BASE.year - 17]))
+    yob = draw(st.sampled_from([None, 1950, 1990, BASE.year - 10, BASE.year - 18, BASE.year - 19, BASE.year - 17,
+                                BASE.year + 3, BASE.year - 200]))  # two slips: born after the count, 200 years before
     return rows, yob
 
 
@@ -193,7 +196,9 @@ def _case_of_episode(ep, results, yob, kb, params):
     if yob is not None:
         age_hi = ep["start_ts"].year - yob
         cut = float(kb.value("tumour_lysis.child_below_age"))
-        if age_hi < cut or age_hi - 1 >= cut:  # the year of birth decides the age group
+        if age_hi < AGE_YEARS_MIN or age_hi - 1 > AGE_YEARS_MAX:
+            pass  # no person's age: the bedside leaves such a birth date out (age not recorded)
+        elif age_hi < cut or age_hi - 1 >= cut:  # the year of birth decides the age group
             patient["age_years"] = age_hi - 0.5
     return case_from_dict({"id": ep["person_id"], "labs": labs, "patient": patient})
 

@@ -281,3 +281,35 @@ def test_wrong_json_types_in_a_cds_request_are_422(dev_client, path, value, fiel
         target = target[p]
     target[path[-1]] = value
     _assert_user_error(dev_client.post(OS, json=req), field=field)
+
+
+# -- A birth date after the results -------------------------------------------------------------
+
+def test_a_birth_date_after_the_results_is_never_read_as_a_child(dev_client):
+    """Found after issue 11's probes: a birth date after the case's date gave a negative age, which
+    the rules read as a child's (paediatric tumour lysis limits for an adult), silently; a birth date
+    in 1800 gave an age of 226. The case format refuses it, naming the field; the FHIR import leaves
+    the birth date out and says so, on the assessment and on every CDS card."""
+    for birth in ("2030-01-01", "1800-01-01"):
+        case = _case()
+        case["patient"] = {"birth_date": birth, "sex": "female"}
+        body = _assert_user_error(dev_client.post("/api/assess", json=case), field="patient.birth_date")
+        assert "0 to 130 years" in body["details"][0]["expected"]
+
+        bundle = _bundle(_obs("wbc", 260))
+        bundle["entry"][0]["resource"]["birthDate"] = birth
+        r = dev_client.post("/api/assess", json=bundle, headers=FHIR)
+        assert r.status_code == 200, r.text[:500]
+        assert "birth date gives an age outside 0 to 130 years" in json.dumps(r.json())
+        assert birth not in json.dumps(r.json())  # the record's date is not repeated back
+
+        req = patient_view_request("07-normal-count.yaml")
+        req["prefetch"]["patient"]["birthDate"] = birth
+        req["prefetch"]["labs"]["entry"] = [{"resource": _obs("wbc", 260)}]
+        cards = dev_client.post(PV, json=req).json()["cards"]
+        assert any(c["summary"].startswith("Hyperleukocytosis") for c in cards)  # the count still reaches the EHR
+        assert all("birth date gives an age outside 0 to 130 years" in c["detail"] for c in cards)
+
+    case = _case()  # a newborn assessed on the day of birth is a person's age
+    case["patient"] = {"birth_date": "2026-03-01", "sex": "female"}
+    assert dev_client.post("/api/assess", json=case).status_code == 200

@@ -20,6 +20,9 @@ __all__ = [
     "Immunophenotype",
     "GeneticResult",
     "LabValue",
+    "age_at",
+    "AGE_YEARS_MIN",
+    "AGE_YEARS_MAX",
     "Patient",
     "SolidTumor",
     "Infection",
@@ -77,6 +80,19 @@ GENES = ("bcr_abl1", "pml_rara", "csf3r", "flt3_itd", "kmt2a",
          # MPN drivers (PV/ET/PMF) and the aCML/CMML-associated genes (WHO 2022, ICC 2022)
          "jak2", "calr", "mpl", "setbp1", "asxl1")
 ORGANS = ("pulmonary", "neurological", "other")
+
+
+def age_at(birth_date: date, when: datetime) -> float:
+    """A person's age in years at ``when`` (days / 365.25): the one definition every reader uses."""
+    return (when.date() - birth_date).days / 365.25
+
+
+# The ages in years a person can have: a birth date after the case's time (negative) or more than 130
+# years before it is a slip in the record, never a child's or a very old patient's age. Software
+# plausibility limits (status U: leukos' own choice), not clinical thresholds; the case format's
+# patient.age_years has the same bounds (leukos.interop.schema).
+AGE_YEARS_MIN = 0
+AGE_YEARS_MAX = 130
 
 
 @dataclass(frozen=True)
@@ -270,6 +286,5 @@ class Case:
         if p.age_years is not None:
             return p.age_years
         if p.birth_date is not None and self.as_of is not None:
-            days = (self.as_of.date() - p.birth_date).days
-            return days / 365.25
+            return age_at(p.birth_date, self.as_of)
         return None

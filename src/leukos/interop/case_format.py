@@ -40,6 +40,7 @@ from leukos.errors import (
     UnitError,
     UnknownTermError,
 )
+from leukos.interop.age import AGE_YEARS_MAX, AGE_YEARS_MIN, implausible_age
 from leukos.interop.conflicts import resolve_same_time
 from leukos.interop.limits import UnitBudget, check_tree, loads_json, loads_yaml
 from leukos.knowledge import KnowledgeBase, load_knowledge
@@ -364,6 +365,14 @@ def case_from_dict(data: Any, kb: KnowledgeBase | None = None, *, name: str = "c
         except ValueError:
             problems.append(ErrorDetail("patient.birth_date", p["birth_date"], "an ISO date, e.g. 1970-05-31",
                                         "write the date as YYYY-MM-DD"))
+    if birth is not None and p.get("age_years") is None and as_of is not None:
+        age = implausible_age(birth, as_of)
+        if age is not None:
+            problems.append(ErrorDetail(
+                "patient.birth_date", p["birth_date"],
+                f"a birth date giving an age of {AGE_YEARS_MIN} to {AGE_YEARS_MAX} years on the case's date "
+                f"(as_of {as_of.date().isoformat()}; this one gives {age:.1f})",
+                "correct patient.birth_date, or as_of if the case's date is wrong"))
     if problems:
         raise _most_specific(problems)
     patient = Patient(

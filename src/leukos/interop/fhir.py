@@ -13,7 +13,8 @@ The Bundle maps into the same frozen :class:`~leukos.domain.case.Case` as the le
   latest is current; values without a time sort first). Results of one analyte at the same time
   that disagree follow :mod:`leukos.interop.conflicts` (the latest conflicting: not assessed). Body weight/height set the patient's
   weight_kg/height_cm; BCR-ABL1 and PML-RARA results set ``findings.genetics``.
-* **Patient**: gender -> sex, birthDate -> birth_date. Names and identifiers are never read.
+* **Patient**: gender -> sex, birthDate -> birth_date (left out, with a note, when it gives no age of
+  0-130 years at the time of the results: :mod:`leukos.interop.age`). Names and identifiers are never read.
 * **Condition** (SNOMED CT, ICD-10-CM): diagnoses, symptoms (the symptom vocabulary of
   ``kb.symptoms``), organomegaly, lymphadenopathy, infection, solid tumour, pregnancy; text fallback
   with a note. No symptom Condition leaves ``symptoms`` as None (not recorded), never "none".
@@ -78,6 +79,7 @@ from leukos.domain.case import (
     SolidTumor,
 )
 from leukos.errors import ErrorDetail, FhirInputError, ImplausibleValueError, LeukosUserError, UnitError
+from leukos.interop.age import implausible_age, unusable_birth_date_note
 from leukos.interop.case_format import converter_for
 from leukos.interop.conflicts import resolve_same_time
 from leukos.interop.fhir_lean import CallMemo, lean_valid
@@ -1255,8 +1257,15 @@ def _build(data: dict, patient_fields: dict[str, Any], imp: _Import) -> Case:
             immuno = immunos.pop()
     weight = imp.body.get("weight_kg")
     height = imp.body.get("height_cm")
+    as_of = _datetime(data.get("timestamp"))
+    if as_of is None and imp.obs_times:
+        as_of = max(imp.obs_times)
+    birth_date = patient_fields.get("birth_date")
+    if implausible_age(birth_date, as_of) is not None:  # the record's slip: left out, said, the rest assessed
+        birth_date = None
+        imp.note(unusable_birth_date_note())
     patient = Patient(
-        birth_date=patient_fields.get("birth_date"),
+        birth_date=birth_date,
         sex=patient_fields.get("sex"),
         weight_kg=None if weight is None else round(weight[1], 3),
         height_cm=None if height is None else round(height[1], 2),
@@ -1277,9 +1286,6 @@ def _build(data: dict, patient_fields: dict[str, Any], imp: _Import) -> Case:
         drugs=tuple(dict.fromkeys(imp.drugs)) if imp.drugs else None,
         treatment=tuple(dict.fromkeys(imp.treatment)) if imp.treatment else None,
     )
-    as_of = _datetime(data.get("timestamp"))
-    if as_of is None and imp.obs_times:
-        as_of = max(imp.obs_times)
     bid = data.get("id")
     return Case(
         id=bid if isinstance(bid, str) else None,

@@ -9,7 +9,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from leukos.domain.case import GENES, Diagnosis, Immunophenotype, Sex
+from leukos.domain.case import AGE_YEARS_MAX, AGE_YEARS_MIN, GENES, Diagnosis, Immunophenotype, Sex
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
 __all__ = ["build_case_schema", "shipped_case_schema", "SCHEMA_ID"]
@@ -75,7 +75,7 @@ def build_case_schema(kb: KnowledgeBase | None = None) -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "age_years": {"type": ["number", "null"], "minimum": 0, "maximum": 130},
+                    "age_years": {"type": ["number", "null"], "minimum": AGE_YEARS_MIN, "maximum": AGE_YEARS_MAX},
                     "birth_date": {"type": ["string", "null"], "format": "date"},
                     "sex": {"enum": [s.value for s in Sex] + [None]},
                     "weight_kg": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 500},

@@ -328,15 +328,20 @@ def episodes(valid, params: ScreenParams, events=None, births=None, stage=None):
     out = out.mutate(hours_to_cytoreduction=(_epoch(out.first_cytoreduction_ts) - _epoch(out.start_ts)) / 3600.0)
 
     # Age group at the first extreme count from the year of birth: the age is known to a year,
-    # so the group is decided only when both ends of that year fall on the same side.
+    # so the group is decided only when both ends of that year fall on the same side. A year of birth
+    # that gives no person's age (after the count, or more than AGE_YEARS_MAX years before it) is a
+    # slip in the record: the group is unknown, as the bedside leaves such a birth date out.
     if births is not None:
+        from leukos.domain.case import AGE_YEARS_MAX, AGE_YEARS_MIN
+
         b = births.group_by("person_id").aggregate(yob=births.year_of_birth.min())
         b = b.select(y_person_id=b.person_id, yob=b.yob)
         out = out.left_join(b, out.person_key == b.y_person_id).drop("y_person_id")
         age_hi = out.start_ts.year() - out.yob
         cut = params.child_below_age
-        out = out.mutate(child=ibis.cases((out.yob.isnull(), ibis.null("boolean")), (age_hi < cut, True),
-                                          (age_hi - 1 >= cut, False), else_=ibis.null("boolean")))
+        out = out.mutate(child=ibis.cases((out.yob.isnull(), ibis.null("boolean")),
+                                          ((age_hi < AGE_YEARS_MIN) | (age_hi - 1 > AGE_YEARS_MAX), ibis.null("boolean")),
+                                          (age_hi < cut, True), (age_hi - 1 >= cut, False), else_=ibis.null("boolean")))
         out = out.drop("yob")
     else:
         out = out.mutate(child=ibis.null("boolean"))

@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 from leukos.domain.assessment import jsonable
 from leukos.domain.case import Case
 from leukos.errors import ErrorDetail, FhirInputError
+from leukos.interop.age import is_age_note
 from leukos.interop.conflicts import is_conflict_note
 from leukos.service.cds.cards import cards_for
 from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, Feedback, Service
@@ -161,7 +162,8 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
         raise EngineUnavailable("the FHIR importer (leukos.interop.fhir.case_from_fhir)", "leukos.interop.fhir") from None
     check_prefetch_patient(call.prefetch, call.patient_id, call.req.context)
     case = case_from_fhir(bundle_from_prefetch(call.prefetch), st.kb, _tree_checked=True)
-    call.notes.extend(n for n in case.import_notes if is_conflict_note(n))  # shown on every card
+    # what the record holds that could not be used, shown on every card: conflicting results, a birth date
+    call.notes.extend(n for n in case.import_notes if is_conflict_note(n) or is_age_note(n))
     assessment = st.engines.assess(case, st.kb, explain_differential=False)
     page_url = None
     if st.pages is not None:
