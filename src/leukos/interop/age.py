@@ -3,8 +3,9 @@
 A birth date after the case's own time (a typing slip, a date of the wrong century) gives a
 negative age, which the rules would read as a child's: the tumour lysis criteria would take their
 paediatric limits for an adult. A birth date more than 130 years earlier is no more plausible. The
-bounds are the same as those of ``patient.age_years`` in the case format's schema. They are software
-plausibility limits (status U: leukos' own choice), not clinical thresholds.
+bounds (:data:`leukos.domain.case.AGE_YEARS_MIN` and ``AGE_YEARS_MAX``: software plausibility limits,
+not clinical thresholds) are also those of ``patient.age_years`` in the case format's schema, and
+population screening applies them to a year of birth (:mod:`leukos.screening.episodes`).
 
 The readers answer differently, each as its users need: the case format (a person typing) refuses
 the case, naming the field; the FHIR import (a record the clinician cannot correct during a CDS
