@@ -142,27 +142,23 @@ def main() -> None:
     body = bodies[0]
     state = Path(tempfile.mkdtemp(prefix="leukos-bench-"))
     services = [("leukos", sys.executable, "benchmarks.service_peers.leukos_app:app", True,
-                 "/cds-services/leukos-patient-view"),
+                 "/cds-services/leukos-patient-view", None),
                 ("floor (bare FastAPI)", sys.executable, "benchmarks.service_peers.floor_app:app", False,
-                 "/cds-services/bench-wbc")]
+                 "/cds-services/bench-wbc", None)]
     if args.healthchain_python:
         services.append(("HealthChain", args.healthchain_python, "benchmarks.service_peers.healthchain_app:app", False,
-                         "/cds/cds-services/bench-wbc"))
-    client = None
-    if args.auth:
-        auth_state = Path(tempfile.mkdtemp(prefix="leukos-bench-auth-"))  # its own audit trail and replay store
-        client = _Client(auth_state)
-        services.append(("leukos (auth on)", sys.executable, "benchmarks.service_peers.leukos_app:app", True,
-                         "/cds-services/leukos-patient-view"))
+                         "/cds/cds-services/bench-wbc", None))
+    if args.auth:  # leukos again, with a CDS client to authenticate: its own audit trail and replay store
+        auth_state = Path(tempfile.mkdtemp(prefix="leukos-bench-auth-"))
+        services.append(("leukos (auth on)", *services[0][1:5], _Client(auth_state)))
     procs: list[subprocess.Popen] = []
     rows = []
     if hasattr(os, "sched_setaffinity") and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
     try:
         targets = []
-        for name, python, target, factory, path in services:
+        for name, python, target, factory, path, auth in services:
             port = _free_port()
-            auth = client if name == "leukos (auth on)" else None
             env = {"LEUKOS_BENCH_DIR": str(state)} if auth is None else {
                 "LEUKOS_BENCH_DIR": str(auth_state), "LEUKOS_BENCH_JWKS": str(auth.jwks_path),
                 "LEUKOS_BENCH_ISSUER": auth.ISSUER}

@@ -371,7 +371,7 @@ def case_from_dict(data: Any, kb: KnowledgeBase | None = None, *, name: str = "c
             problems.append(ErrorDetail(
                 "patient.birth_date", p["birth_date"],
                 f"a birth date giving an age of {AGE_YEARS_MIN} to {AGE_YEARS_MAX} years on the case's date "
-                f"(as_of {as_of.date().isoformat()}; this one gives {age:.1f})",
+                f"(as_of {as_of.date().isoformat()}; this one gives {age:.1f} years)",
                 "correct patient.birth_date, or as_of if the case's date is wrong"))
     if problems:
         raise _most_specific(problems)
