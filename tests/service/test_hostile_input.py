@@ -313,3 +313,91 @@ def test_a_birth_date_after_the_results_is_never_read_as_a_child(dev_client):
     case = _case()  # a newborn assessed on the day of birth is a person's age
     case["patient"] = {"birth_date": "2026-03-01", "sex": "female"}
     assert dev_client.post("/api/assess", json=case).status_code == 200
+
+
+# -- A result in the record that cannot be used -------------------------------------------------
+
+UNUSABLE = "cannot be used"
+
+
+def _pv(labs: list[dict]) -> dict:
+    req = patient_view_request("07-normal-count.yaml")
+    req["prefetch"]["labs"]["entry"] = [{"resource": r} for r in labs]
+    return req
+
+
+@pytest.mark.parametrize("bad", [
+    {"value": 9e7},  # ×10⁹/L: implausible
+    {"unit": "furlongs", "code": "furlongs"},  # no converter knows it
+    {"unit": "mg/dL", "code": "mg/dL"},  # another dimension
+], ids=["implausible", "unit-unknown", "unit-wrong-dimension"])
+def test_a_latest_result_that_cannot_be_used_is_not_assessed_and_said_on_every_card(dev_client, bad):
+    """Found after issue 11's probes: one result the import cannot use (a mis-mapped unit, a value
+    no laboratory reports) refused the whole CDS call, so the EHR showed no card at all, not even the
+    tumour lysis card the rest supports. During a CDS call it is left out and said on every card; an
+    older white count never speaks for the newer one (the analyte is not assessed). REST and the CLI
+    still refuse it, naming the element: their caller can correct it."""
+    older = _obs("w-old", 182, t="2026-02-28T08:00:00Z")
+    latest = _obs("w-new", 260)
+    latest["valueQuantity"].update(bad)
+    potassium = _obs("k", 7.1, unit="mmol/L", loinc="2823-3")
+    cards = dev_client.post(PV, json=_pv([older, latest, potassium])).json()["cards"]
+    assert cards
+    assert not any(c["summary"].startswith("Hyperleukocytosis") for c in cards)  # not from the older 182
+    for c in cards:
+        assert "Observation/w-new" in c["detail"] and UNUSABLE in c["detail"]
+        assert "White cell count is not assessed (treated as missing)" in c["detail"]
+
+    r = dev_client.post("/api/assess", json=_bundle(older, latest, potassium), headers=FHIR)
+    _assert_user_error(r, field="entry[2].resource.valueQuantity")
+
+
+def test_an_earlier_result_that_cannot_be_used_leaves_the_later_one_in_charge(dev_client):
+    earlier = _obs("w-old", 182, t="2026-02-28T08:00:00Z")
+    earlier["valueQuantity"].update(unit="furlongs", code="furlongs")
+    cards = dev_client.post(PV, json=_pv([earlier, _obs("w-new", 260)])).json()["cards"]
+    assert any(c["summary"].startswith("Hyperleukocytosis: WBC 260") for c in cards), [c["summary"] for c in cards]
+    for c in cards:
+        assert "Observation/w-old gives 182 in the unit “furlongs”" in c["detail"]
+        assert "left out of the series; the later result is used" in c["detail"]
+
+
+def test_when_nothing_can_be_used_one_card_says_so(dev_client):
+    only = _obs("w-new", 9e7)
+    cards = dev_client.post(PV, json=_pv([only])).json()["cards"]
+    assert len(cards) == 1 and cards[0]["indicator"] == "info"
+    assert "Observation/w-new" in cards[0]["detail"] and UNUSABLE in cards[0]["detail"]
+
+
+def test_an_implausible_weight_is_not_recorded_and_said(dev_client):
+    weight = _obs("wt", 7000, unit="kg", loinc="29463-7")
+    cards = dev_client.post(PV, json=_pv([_obs("w", 260), weight])).json()["cards"]
+    assert any(c["summary"].startswith("Hyperleukocytosis") for c in cards)
+    assert all("Weight: Observation/wt gives 7000 kg" in c["detail"] and "Weight is not recorded" in c["detail"]
+               for c in cards)
+    r = dev_client.post("/api/assess", json=_bundle(_obs("w", 260), weight), headers=FHIR)
+    _assert_user_error(r, field="entry[2].resource.valueQuantity.value")
+
+
+def test_the_card_link_opens_the_page_of_a_call_with_a_result_left_out(dev_client):
+    cards = dev_client.post(PV, json=_pv([_obs("w", 260), _obs("k", 7.1, unit="mmol/L", loinc="2823-3"),
+                                          _obs("h", 900, unit="g/dL", loinc="718-7")])).json()["cards"]
+    assert all(UNUSABLE in c["detail"] for c in cards)
+    url = next(link["url"] for c in cards for link in c.get("links") or ())
+    page = dev_client.get(url[url.index("/ui/"):])
+    assert page.status_code == 200
+    assert "Observation/h" in page.text and UNUSABLE in page.text
+
+
+def test_a_card_lists_a_dozen_notes_and_the_page_all_of_them(dev_client):
+    """A record with hundreds of results that cannot be used (within the body limit) still gives
+    a card a clinician can read: a dozen notes, the count of the rest, and the page lists them all."""
+    bad = [_obs(f"h{i}", 900 + i, unit="g/dL", loinc="718-7", t=f"2026-02-{1 + i % 27:02d}T08:{i:02d}:00Z")
+           for i in range(30)]
+    cards = dev_client.post(PV, json=_pv([_obs("w", 260), *bad])).json()["cards"]
+    assert any(c["summary"].startswith("Hyperleukocytosis") for c in cards)
+    for c in cards:
+        assert c["detail"].count(UNUSABLE) == 12
+        assert "… and 18 more: the full list is on the leukos page behind this card's link" in c["detail"]
+    url = cards[0]["links"][0]["url"]
+    assert dev_client.get(url[url.index("/ui/"):]).text.count(UNUSABLE) == 30

@@ -44,7 +44,9 @@ errors (they usually hide a misspelt element that would change a value).
 Every problem is collected and raised once as a :class:`~leukos.errors.FhirInputError` (or
 :class:`~leukos.errors.UnitError` / :class:`~leukos.errors.ImplausibleValueError` when all the
 problems are of that kind), each naming the path (``entry[3].resource.valueQuantity.value``), the
-value, what was expected and the fix. Values of the Patient resource are never echoed.
+value, what was expected and the fix. Values of the Patient resource are never echoed. During a
+CDS call (``leave_out_unusable``) a result whose value is implausible, or whose unit is missing or
+does not convert, is left out and said instead (:mod:`leukos.interop.unusable`).
 
 References
 ----------
@@ -84,6 +86,7 @@ from leukos.interop.case_format import converter_for
 from leukos.interop.conflicts import resolve_same_time
 from leukos.interop.fhir_lean import CallMemo, lean_valid
 from leukos.interop.limits import UnitBudget, check_tree
+from leukos.interop.unusable import Unusable, leave_out_measurement, leave_out_results
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
 __all__ = ["case_from_fhir", "warm_tables", "SUPPORTED_BUNDLE_TYPES", "READ_RESOURCE_TYPES"]
@@ -427,6 +430,11 @@ class _Import:
         # (analyte, unit) -> factor of the units already converted in this import: a pure function of
         # the pair (a refused unit is not kept, so that each use of it is reported at its own place)
         self.factors: dict[tuple[str, str], float] = {}
+        # During a CDS call (leave_out): results that cannot be used are left out and said
+        # (leukos.interop.unusable) instead of refusing the call; analyte / body target -> those results
+        self.leave_out = False
+        self.unusable: dict[str, list[Unusable]] = {}
+        self.unusable_body: dict[str, list[Unusable]] = {}
 
     # -- bookkeeping --------------------------------------------------------------------------
     def problem(self, detail: ErrorDetail, kind: type[LeukosUserError] = FhirInputError) -> None:
@@ -444,6 +452,16 @@ class _Import:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def cannot_use(self, into: dict[str, list[Unusable]], key: str, time: dt.datetime | None, why: str,
+                   details: Iterable[ErrorDetail], kind: type[LeukosUserError]) -> None:
+        """A result that cannot be used: left out and said during a CDS call (``leave_out``), else
+        the problems that refuse the import."""
+        if self.leave_out:
+            into.setdefault(key, []).append(Unusable(time, why))
+            return
+        for d in details:
+            self.problem(d, kind)
 
     def factor(self, analyte: str, unit: str, field: str) -> float:
         """``conv.factor`` remembered for this import (raises :class:`UnitError` as it does)."""
@@ -482,8 +500,8 @@ class _Import:
         raise cls(self.problems, title=FhirInputError.default_title if cls is FhirInputError else None)
 
 
-def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validated: bool = True,
-                   _tree_checked: bool = False) -> Case:
+def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, leave_out_unusable: bool = False,
+                   _reuse_validated: bool = True, _tree_checked: bool = False) -> Case:
     """Map a FHIR R4 Bundle (parsed JSON) into a :class:`~leukos.domain.case.Case`.
 
     Parameters
@@ -493,6 +511,11 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
     kb
         The knowledge base whose analytes (LOINC codes, canonical units, plausibility) and symptom
         vocabulary are used; the bundled one by default.
+    leave_out_unusable
+        False (REST, CLI): a result whose value is implausible or whose unit is missing or cannot be
+        converted refuses the import, as below. True (a CDS call, where nobody can correct the record
+        and a refused call shows no card): such a result is left out and said in ``import_notes``,
+        by the rule of :mod:`leukos.interop.unusable`.
 
     Returns
     -------
@@ -522,6 +545,7 @@ def case_from_fhir(data: Any, kb: KnowledgeBase | None = None, *, _reuse_validat
         check_tree(data, name="(document)")
     imp = _Import(kb)
     imp.lean = _reuse_validated  # False: every resource through the R4B models (benchmark baseline)
+    imp.leave_out = leave_out_unusable
     entries = _check_bundle(data, imp)
     imp.raise_if_problems()
     imp.full_urls = {i: e["fullUrl"] for i, e in entries if isinstance(e.get("fullUrl"), str) and e["fullUrl"]}
@@ -854,7 +878,7 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
             unit, f"{_entry(i)}.valueQuantity.{unit_field}{_context(ref, loinc)}"):
         return
     if body_row is not None:
-        _body(r, body_row, value, unit, unit_field, _entry(i), _context(ref, loinc), time, imp)
+        _body(r, body_row, value, unit, unit_field, _entry(i), ref, _context(ref, loinc), time, imp)
         return
     comparator = vq.get("comparator")
     if comparator is not None and comparator not in COMPARATORS:
@@ -863,16 +887,17 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
         return
     a = imp.kb.analytes[analyte]
     if unit is None and a.kind != "ratio":
-        imp.problem(ErrorDetail(f"{_entry(i)}.valueQuantity.code{_context(ref, loinc)}", None,
-                                f"a UCUM unit for {a.label.lower()} (canonical {a.unit})",
-                                f'add "system": "{t.ucum}", "code": "{a.unit}" (or the unit the laboratory reported)'))
+        imp.cannot_use(imp.unusable, analyte, time, f"{ref} gives {value:.12g} without a unit", [ErrorDetail(
+            f"{_entry(i)}.valueQuantity.code{_context(ref, loinc)}", None,
+            f"a UCUM unit for {a.label.lower()} (canonical {a.unit})",
+            f'add "system": "{t.ucum}", "code": "{a.unit}" (or the unit the laboratory reported)')], FhirInputError)
         return
     try:
         factor = 1.0 if unit is None else imp.factors.get((analyte, unit)) or imp.factor(
             analyte, unit, f"{_entry(i)}.valueQuantity.{unit_field}{_context(ref, loinc)}")
     except UnitError as exc:
-        for d in exc.details:
-            imp.problem(d, UnitError)
+        imp.cannot_use(imp.unusable, analyte, time, f"{ref} gives {value:.12g} in the unit “{unit}”, which does "
+                       f"not convert to {imp.kb.unit_display.get(a.unit, a.unit)}", exc.details, UnitError)
         return
     canonical = value * factor
     low_bound, high_bound = a.plausible
@@ -882,8 +907,9 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
                                      field=f"{_entry(i)}.valueQuantity.value{_context(ref, loinc)}",
                                      given=(value, unit))
         except ImplausibleValueError as exc:
-            for d in exc.details:
-                imp.problem(d, ImplausibleValueError)
+            shown = f"{value:.12g} {imp.kb.unit_display.get(unit, unit)}" if unit else f"{value:.12g}"
+            imp.cannot_use(imp.unusable, analyte, time, f"{ref} gives {shown}, which is not a plausible result "
+                           "(check its unit)", exc.details, ImplausibleValueError)
             return
     low = high = None
     ranges = r.get("referenceRange")
@@ -951,30 +977,36 @@ def _reference_range(first: dict, analyte: str, unit: str | None, factor: float,
     return out[0], out[1]
 
 
-def _body(r, row, value, unit, unit_field, base, ctx, time, imp: _Import) -> None:
+def _body(r, row, value, unit, unit_field, base, ref, ctx, time, imp: _Import) -> None:
     target = row["target"]
     field_ = f"{base}.valueQuantity"
     if unit is None:
-        imp.problem(ErrorDetail(f"{field_}.code{ctx}", None, f"a UCUM unit convertible to {row['unit']}",
-                                f"add the unit, e.g. {row['unit']}"), UnitError)
+        imp.cannot_use(imp.unusable_body, target, time, f"{ref} gives {value:.12g} without a unit", [ErrorDetail(
+            f"{field_}.code{ctx}", None, f"a UCUM unit convertible to {row['unit']}",
+            f"add the unit, e.g. {row['unit']}")], UnitError)
         return
     factor = _body_factor(unit, row["unit"])
     if factor is None:
-        imp.problem(ErrorDetail(f"{field_}.{unit_field}{ctx}", unit, f"a UCUM unit convertible to {row['unit']}",
-                                "use kg or [lb_av] for weight, cm or [in_i] for height"), UnitError)
+        imp.cannot_use(imp.unusable_body, target, time, f"{ref} gives {value:.12g} in the unit “{unit}”, which "
+                       f"does not convert to {row['unit']}", [ErrorDetail(
+                           f"{field_}.{unit_field}{ctx}", unit, f"a UCUM unit convertible to {row['unit']}",
+                           "use kg or [lb_av] for weight, cm or [in_i] for height")], UnitError)
         return
     v = value * factor
     lo, hi = row["plausible"]
     if not (lo <= v <= hi):
-        imp.problem(ErrorDetail(f"{field_}.value{ctx}", f"{value:g} {unit}",
-                                f"between {lo:g} and {hi:g} {row['unit']} (a plausibility bound)",
-                                "check the value and its unit"), ImplausibleValueError)
+        imp.cannot_use(imp.unusable_body, target, time, f"{ref} gives {value:.12g} {unit}, which is not a plausible "
+                       "measurement (check its unit)", [ErrorDetail(
+                           f"{field_}.value{ctx}", f"{value:g} {unit}",
+                           f"between {lo:g} and {hi:g} {row['unit']} (a plausibility bound)",
+                           "check the value and its unit")], ImplausibleValueError)
         return
     prev = imp.body.get(target)
     if prev is None or (time is not None and (prev[0] is None or time >= prev[0])):
         imp.body[target] = (time, v)
 
 
+_BODY_LABELS = {"weight_kg": "Weight", "height_cm": "Height"}  # how notes name a body measurement
 _BODY_ALIASES = {"lb": "[lb_av]", "lbs": "[lb_av]", "in": "[in_i]", "inch": "[in_i]", "inches": "[in_i]"}
 
 
@@ -1236,6 +1268,14 @@ def _obs_time(r: dict, times: dict[str, dt.datetime | None]) -> dt.datetime | No
 
 def _build(data: dict, patient_fields: dict[str, Any], imp: _Import) -> Case:
     # values without a time first, then by time; same-time disagreements: leukos.interop.conflicts
+    if imp.unusable:  # a CDS call's results that cannot be used: leukos.interop.unusable
+        imp.notes.extend(leave_out_results(imp.labs, imp.unusable, imp.t.labels))
+    for target, bad in imp.unusable_body.items():
+        kept, notes = leave_out_measurement(imp.body.get(target), bad, _BODY_LABELS.get(target, target))
+        imp.body.pop(target, None)
+        if kept is not None:
+            imp.body[target] = kept
+        imp.notes.extend(notes)
     labs, conflict_notes = resolve_same_time(imp.labs, imp.t.labels)
     imp.notes.extend(conflict_notes)
     genetics: dict[str, GeneticResult] = {}

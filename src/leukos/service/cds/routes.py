@@ -28,6 +28,7 @@ from leukos.domain.case import Case
 from leukos.errors import ErrorDetail, FhirInputError
 from leukos.interop.age import is_age_note
 from leukos.interop.conflicts import is_conflict_note
+from leukos.interop.unusable import is_unusable_note
 from leukos.service.cds.cards import cards_for
 from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, Feedback, Service
 from leukos.service.cds.orders import order_cards, selected_orders
@@ -109,7 +110,7 @@ class CaseFromBody:
 
         req = parse_json_body(self.body, CdsRequest)
         prefetch = prefetch_at_hand(req, allowlist=self.allowlist) or {}
-        return case_from_fhir(bundle_from_prefetch(prefetch), self.kb, _tree_checked=True)
+        return case_from_fhir(bundle_from_prefetch(prefetch), self.kb, leave_out_unusable=True, _tree_checked=True)
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,12 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
     except ImportError:
         raise EngineUnavailable("the FHIR importer (leukos.interop.fhir.case_from_fhir)", "leukos.interop.fhir") from None
     check_prefetch_patient(call.prefetch, call.patient_id, call.req.context)
-    case = case_from_fhir(bundle_from_prefetch(call.prefetch), st.kb, _tree_checked=True)
-    # what the record holds that could not be used, shown on every card: conflicting results, a birth date
-    call.notes.extend(n for n in case.import_notes if is_conflict_note(n) or is_age_note(n))
+    # a result that cannot be used (implausible, no unit or one that does not convert) is left out and
+    # said: a refused call would show no card at all (leukos.interop.unusable)
+    case = case_from_fhir(bundle_from_prefetch(call.prefetch), st.kb, leave_out_unusable=True, _tree_checked=True)
+    # what the record holds that could not be used, shown on every card: conflicting or unusable
+    # results, a birth date
+    call.notes.extend(n for n in case.import_notes if is_conflict_note(n) or is_unusable_note(n) or is_age_note(n))
     assessment = st.engines.assess(case, st.kb, explain_differential=False)
     page_url = None
     if st.pages is not None:
@@ -172,11 +176,19 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
     return case, assessment, page_url
 
 
+CARD_NOTES_MAX = 12  # notes listed on a card (a software choice: the page behind the link lists them all)
+
+
 def with_notes(cards: list[Card], notes: list[str], call: HookCall) -> list[Card]:
     """Say on every card what could not be read (or conflicts); one info card if nothing else is said."""
     if not notes:
         return cards
-    text = "\n".join(f"- {n}" for n in notes)
+    shown = notes[:CARD_NOTES_MAX]  # a record with hundreds of unusable results still gives a readable card
+    text = "\n".join(f"- {n}" for n in shown)
+    if len(notes) > len(shown):
+        text += (f"\n- … and {len(notes) - len(shown)} more"
+                 + (": the full list is on the leukos page behind this card's link" if any(c.links for c in cards)
+                    else ""))
     if not cards:
         from leukos.service.cds.cards import short_summary, source_for
         return [Card(summary=short_summary("Some patient data could not be read or disagree: not assessed"),
