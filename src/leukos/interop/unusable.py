@@ -46,8 +46,9 @@ class Unusable:
     why: str
 
 
-def _not_before_all(usable_times: list[dt.datetime | None], bad: list[Unusable]) -> bool:
-    """True when no usable result is strictly later than every unusable one (rule 1)."""
+def _unusable_is_latest(usable_times: list[dt.datetime | None], bad: list[Unusable]) -> bool:
+    """Rule 1: True when no usable result is later than every unusable one (an unknown time, of an
+    unusable result or a usable one, is never taken as earlier or later)."""
     if any(u.time is None for u in bad):
         return True
     latest_bad = max(u.time for u in bad)  # type: ignore[type-var]
@@ -61,7 +62,7 @@ def leave_out_results(labs: dict[str, list[LabValue]], unusable: Mapping[str, li
     for analyte, bad in unusable.items():
         label = labels.get(analyte, analyte)
         series = labs.get(analyte, [])
-        if _not_before_all([v.time for v in series], bad):
+        if _unusable_is_latest([v.time for v in series], bad):
             labs.pop(analyte, None)
             verdict = f"{label} is not assessed (treated as missing); correct the result in the laboratory system."
         else:
@@ -73,7 +74,7 @@ def leave_out_results(labs: dict[str, list[LabValue]], unusable: Mapping[str, li
 def leave_out_measurement(kept: tuple[dt.datetime | None, float] | None, bad: list[Unusable],
                           label: str) -> tuple[tuple[dt.datetime | None, float] | None, list[str]]:
     """The same rule for a body measurement: ``kept`` is the latest usable one (time, value)."""
-    if _not_before_all([] if kept is None else [kept[0]], bad):
+    if _unusable_is_latest([] if kept is None else [kept[0]], bad):
         kept, verdict = None, f"{label} is not recorded; correct the measurement in the record."
     else:
         verdict = "It is left out; the later measurement is used."
