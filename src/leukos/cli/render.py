@@ -4,6 +4,7 @@ artefacts, what could not be assessed; the working and references with --explain
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -127,13 +128,8 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
         if a.settings:
             console.print("[bold]Settings[/] " + escape(", ".join(f"{k}={v}" for k, v in a.settings.items())))
         console.print("[bold]References[/]")
-        for key, ref in a.references.items():
-            link = f" https://doi.org/{ref['doi']}" if ref.get("doi") else (f" {ref['url']}" if ref.get("url") else "")
-            unver = " (unverified: " + ", ".join(ref["unverified_fields"]) + ")" if ref.get("unverified_fields") else ""
-            who = f"{ref['authors']}. " if ref.get("authors") else ""
-            if ref.get("checked_only_through_a_secondary_source"):
-                unver += " (checked only through a secondary source)"
-            console.print(f"  [{escape(key)}] {escape(who)}{escape(end_sentence(ref['title']))} {escape(ref['venue'])}.{escape(link)}[dim]{escape(unver)}[/]")
+        for i, line in enumerate(_reference_lines(a.references), 1):
+            console.print(f"  {i}. {escape(line[0])}[dim]{escape(line[1])}[/]")
     else:
         console.print("[dim]Run with --explain for the working and the references.[/]")
 
@@ -206,4 +202,24 @@ def _jsonable(x: Any) -> Any:
     from leukos.domain.assessment import jsonable
 
     return jsonable(x)
+
+
+def _reference_lines(references: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Each publication once, as (reference, what of it is unverified): two citation keys may cite one
+    publication for different statements, each with its own unverified parts (listed together)."""
+    pubs: dict[str, list[str]] = {}
+    for ref in references.values():
+        link = f" https://doi.org/{ref['doi']}" if ref.get("doi") else (f" {ref['url']}" if ref.get("url") else "")
+        who = f"{end_sentence(ref['authors'])} " if ref.get("authors") else ""
+        text = f"{who}{end_sentence(ref['title'])} {end_sentence(ref['venue'])}{link}"
+        notes = pubs.setdefault(text, [])
+        for f in ref.get("unverified_fields") or ():
+            if f not in notes:
+                notes.append(f)
+        if ref.get("checked_only_through_a_secondary_source") and _SECONDARY not in notes:
+            notes.append(_SECONDARY)
+    return [(text, f" (unverified: {', '.join(notes)})" if notes else "") for text, notes in pubs.items()]
+
+
+_SECONDARY = "checked only through a secondary source"
 

@@ -8,7 +8,7 @@ and carries the assessment's own ``working`` and ``citations`` for the "why".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from leukos.domain.assessment import Assessment
@@ -64,7 +64,7 @@ def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[Citation
             return hit
     memo = derived.setdefault("citation_views", {})  # a pure function of (kb, key); views are frozen
     known = kb.citations
-    out = []
+    out: dict[tuple[str, str | None], CitationView] = {}  # by publication: its text and link
     for k in dict.fromkeys(keys):
         view = memo.get(k) if type(k) is str else None
         if view is None:
@@ -73,8 +73,14 @@ def cite(kb: KnowledgeBase, keys: tuple[str, ...] | list[str]) -> tuple[Citation
                 if len(memo) >= _CITE_MEMO_MAX:
                     memo.clear()
                 memo[k] = view
-        out.append(view)
-    views = tuple(out)
+        # Two keys may cite one publication for different statements (each with its own unverified
+        # parts): the publication is listed once, unverified if either use of it is.
+        same = out.get((view.text, view.url))
+        if same is None:
+            out[(view.text, view.url)] = view
+        elif view.unverified and not same.unverified:
+            out[(view.text, view.url)] = replace(same, unverified=True)
+    views = tuple(out.values())
     if type(keys) is tuple and _STR.issuperset(map(type, keys)) and all(k in known for k in keys):
         if len(groups) >= _CITE_MEMO_MAX:
             groups.clear()
