@@ -171,3 +171,30 @@ def test_a_body_in_several_messages_or_cut_off_is_read_as_before(tmp_path):
         assert _asgi_post(app, pieces) == whole
     cut = [_asgi_post(app, [raw[:5000]], disconnect=True) for app in pair]
     assert cut[0] == cut[1] and cut[0][0] != 200
+
+
+def test_an_authenticated_call_is_verified_then_answered_in_one_pool_job(tmp_path, client_key, jwks):
+    """The JWT of a call to a known service is verified in the pool job that then parses and answers the
+    call: one hop off the event loop, not two; verified before the body is parsed, so a bad token with
+    a malformed body is 401, never 422; without a bearer token the call never reaches the pool."""
+    base = "http://testserver"
+    (app, _) = _pair(tmp_path, trusted_issuers=(ISSUER,), public_base_url=base, data_dir=tmp_path / "data", jwks=jwks)
+    pool = app.state.leukos.pool
+    jobs = []
+    run = pool.run
+
+    async def counted(fn, *args):
+        jobs.append(fn.__name__)
+        return await run(fn, *args)
+
+    pool.run = counted
+    client = Client(app)
+    token = mint(client_key, aud=base + PV, jti=str(uuid.uuid4()))
+    r = client.post(PV, json=_body(hook="order-sign"), headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 422 and jobs == ["_parse_and_run"]
+    assert app.state.leukos.audit.records[-1]["event"]["agent"][0]["who"]["display"] == ISSUER
+    bad = mint(client_key, aud=base + "/cds-services/other", jti=str(uuid.uuid4()))
+    r = client.post(PV, content=b"{", headers={"Authorization": f"Bearer {bad}", "content-type": "application/json"})
+    assert r.status_code == 401 and jobs == ["_parse_and_run"] * 2
+    r = client.post(PV, content=b"{", headers={"content-type": "application/json"})
+    assert r.status_code == 401 and len(jobs) == 2

@@ -6,7 +6,7 @@ from fastapi import Request
 
 from leukos.service.security import AuthError, Caller, check_api_token
 
-__all__ = ["service_state", "api_caller", "cds_caller"]
+__all__ = ["service_state", "api_caller", "cds_caller", "cds_credentials", "verify_credentials"]
 
 
 def service_state(request: Request):
@@ -56,3 +56,24 @@ async def cds_caller(request: Request) -> Caller:
     if st.settings.auth_disabled:
         return _remember(request, Caller(kind="anonymous-dev"))
     return _remember(request, await _jwt(request, _bearer(request)))
+
+
+def cds_credentials(request: Request) -> tuple[str, str] | None:
+    """The hot CDS route's half of :func:`cds_caller` on the event loop: the bearer token and the
+    audience its JWT must name, for :func:`verify_credentials` to check in the worker pool within the
+    call's own job (one hop off the loop instead of two: ~0.25 ms of CPU a call). A call without a
+    bearer token is refused here, before its body is read. ``None`` when authentication is off (the
+    caller is then recorded as :func:`cds_caller` records it)."""
+    st = service_state(request)
+    if st.settings.auth_disabled:
+        _remember(request, Caller(kind="anonymous-dev"))
+        return None
+    return _bearer(request), st.settings.endpoint_url(str(request.base_url), request.url.path)
+
+
+def verify_credentials(st, credentials: tuple[str, str] | None, request_state) -> None:
+    """In the worker pool, before anything reads the body: verify the JWT of ``credentials`` (raises
+    :class:`AuthError`, answered 401 as :func:`cds_caller`'s is) and record the caller for the audit."""
+    if credentials is not None:
+        request_state.caller = st.verifier.verify(*credentials)
+

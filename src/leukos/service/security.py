@@ -111,20 +111,19 @@ class JwtVerifier:
 
     def verify(self, token: str, audience: str) -> Caller:
         """Return the caller, or raise :class:`AuthError` with a reason that names no claim value."""
+        # The header and the claims as sent, read once (to choose the key); nothing is trusted before
+        # the signature is checked below.
         try:
-            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.InvalidTokenError:
             raise AuthError("malformed JWT") from None
+        header = unverified["header"]
         alg = header.get("alg")
         if alg not in ASYMMETRIC_ALGORITHMS:
             raise AuthError("JWT alg must be asymmetric (ES384/RS384 recommended); none and HMAC are refused")
         if not header.get("kid"):
             raise AuthError("JWT header has no kid")
-        try:
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
-            raise AuthError("malformed JWT") from None
-        iss = unverified.get("iss")
+        iss = unverified["payload"].get("iss")
         if not isinstance(iss, str) or iss not in self.settings.trusted_issuers:
             raise AuthError("issuer is not trusted")
         jwk = self._key_for(header, iss)

@@ -34,7 +34,7 @@ from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, 
 from leukos.service.cds.orders import order_cards, selected_orders
 from leukos.service.cds.patient_check import check_patient_id, check_prefetch_patient
 from leukos.service.cds.prefetch import bundle_from_prefetch, gather, prefetch_at_hand, prefetch_templates
-from leukos.service.deps import cds_caller, service_state
+from leukos.service.deps import cds_caller, cds_credentials, service_state, verify_credentials
 from leukos.service.engines import EngineUnavailable
 from leukos.service.http_errors import JsonBytes, parse_json_body
 from leukos.service.views import finding_views
@@ -266,16 +266,20 @@ def _run_hook(svc: _Registered, call: HookCall) -> tuple[bytes, list[str]]:
                                                            "(not prefetched and no readable fhirServer)",
                                             "content": _ERR_BODY}})
 async def call_service(service_id: str, request: Request) -> JsonBytes:
-    # Authentication first, exactly as Depends(cds_caller) would run it (before the 404 and the body);
-    # awaited here so that FastAPI does not solve a sub-dependency on every call (the hot route).
-    await cds_caller(request)
+    # Authentication before anything else is answered or parsed: an unknown service is named (404)
+    # only to a verified caller. For a known service the JWT is verified in the pool, in the call's
+    # own job and before the body is parsed (the body is read first: the body-size limit bounds it);
+    # a call without a bearer token is refused before its body is read.
     svc = SERVICES.get(service_id)
     if svc is None:
+        await cds_caller(request)
         raise HTTPException(404, f"no CDS service {service_id!r}")
+    credentials = cds_credentials(request)
     request.state.audit_subtype = svc.hook
     st = service_state(request)
     raw = await _read_body(request)
-    call, done = await st.pool.run(_parse_and_run, raw, svc, st, _base_url(request), request.app, request.state)
+    call, done = await st.pool.run(_parse_and_run, raw, svc, st, _base_url(request), request.app, request.state,
+                                   credentials)
     if call is not None:  # prefetch to read from the fhirServer: awaited on the loop, then the rest in the pool
         call.prefetch = await gather(call.req, st.kb, timeout_s=st.settings.fhir_timeout_s,
                                      allowlist=st.settings.fhir_server_allowlist, notes=call.notes)
@@ -303,14 +307,17 @@ async def _read_body(request: Request) -> bytes:
 
 
 def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: Any,
-                   audit: Any) -> tuple[HookCall | None, tuple[bytes, list[str]] | None]:
-    """In the pool: parse the call and, when no ``fhirServer`` read is needed (the prefetch is complete,
-    or what is missing cannot be read), run the hook too: one hop off the event loop instead of two.
-    ``audit`` is ``request.state``: the patient and hook instance are recorded even if the hook fails.
+                   audit: Any, credentials: tuple[str, str] | None = None
+                   ) -> tuple[HookCall | None, tuple[bytes, list[str]] | None]:
+    """In the pool: verify the caller (``credentials``: see :func:`~leukos.service.deps.cds_credentials`),
+    parse the call and, when no ``fhirServer`` read is needed (the prefetch is complete, or what is
+    missing cannot be read), run the hook too: one hop off the event loop instead of three.
+    ``audit`` is ``request.state``: the caller, patient and hook instance are recorded even if the hook fails.
 
     Returns ``(call, None)`` when the prefetch must be read from the ``fhirServer`` first, else
     ``(None, (response JSON, card ids))``: the call and its parsed request are then freed here, in the
     thread that built and last used them (freeing them on the event loop cost it ~0.07 ms a call)."""
+    verify_credentials(st, credentials, audit)
     req, patient_id = _parse_call(raw, svc)
     audit.audit_patient = patient_id
     audit.audit_hook_instance = req.hookInstance
