@@ -352,6 +352,24 @@ def test_a_latest_result_that_cannot_be_used_is_not_assessed_and_said_on_every_c
     _assert_user_error(r, field="entry[2].resource.valueQuantity")
 
 
+def test_what_could_not_be_used_is_read_with_the_finding_not_after_the_disclaimer(dev_client):
+    """The note sits after a card's title and points, before what is missing, the working, the
+    references and the footer (it was appended after the disclaimer, the last thing a reader reaches)."""
+    older = _obs("w-old", 182, t="2026-02-28T08:00:00Z")
+    older["valueQuantity"].update(unit="furlongs", code="furlongs")
+    labs = [older, _obs("w-new", 260), _obs("k", 7.1, unit="mmol/L", loinc="2823-3")]
+    cards = dev_client.post(PV, json=_pv(labs)).json()["cards"]
+    assert len(cards) >= 2
+    for c in cards:
+        d = c["detail"]
+        note = d.index("**Not everything could be assessed**")
+        assert note < d.index(UNUSABLE) < d.index("not a medical device")
+        for later in ("<details>", "References:", "Not recorded, so not assessed"):
+            assert later not in d or note < d.index(later), (c["summary"], later)
+        title, points = d.split("\n\n")[:2]
+        assert title.startswith("**") and (points.startswith("- ") or points.startswith("**Not everything"))
+
+
 def test_an_earlier_result_that_cannot_be_used_leaves_the_later_one_in_charge(dev_client):
     earlier = _obs("w-old", 182, t="2026-02-28T08:00:00Z")
     earlier["valueQuantity"].update(unit="furlongs", code="furlongs")

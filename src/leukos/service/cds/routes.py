@@ -194,7 +194,21 @@ def with_notes(cards: list[Card], notes: list[str], call: HookCall) -> list[Card
         return [Card(summary=short_summary("Some patient data could not be read or disagree: not assessed"),
                      detail="**Not everything could be assessed**\n\n" + text, indicator="info",
                      source=source_for(call.base_url))]
-    return [c.model_copy(update={"detail": (c.detail or "") + "\n\n**Not assessed**\n\n" + text}) for c in cards]
+    block = "**Not everything could be assessed**\n\n" + text
+    return [c.model_copy(update={"detail": _after_points(c.detail or "", block)}) for c in cards]
+
+
+def _after_points(detail: str, block: str) -> str:
+    """``detail`` with ``block`` after the card's title and its points, before what is missing, the
+    working, the references and the footer: what could not be used is read with the finding, not after
+    the disclaimer."""
+    title, sep, rest = detail.partition("\n\n")
+    if not sep:
+        return f"{detail}\n\n{block}" if detail else block
+    points, sep, after = rest.partition("\n\n")
+    if not points.startswith("- "):
+        return f"{title}\n\n{block}\n\n{rest}"
+    return f"{title}\n\n{points}\n\n{block}" + (f"\n\n{after}" if sep else "")
 
 
 @hook("patient-view", "leukos-patient-view", title="leukos: extreme leukocytosis review",
