@@ -405,6 +405,10 @@ def test_the_card_link_opens_the_page_of_a_call_with_a_result_left_out(dev_clien
     page = dev_client.get(url[url.index("/ui/"):])
     assert page.status_code == 200
     assert "Observation/h" in page.text and UNUSABLE in page.text
+    # on the page it is read at the top, with the headline, before the findings; not again among warnings
+    html = page.text
+    box = html.index('id="record-notes"')
+    assert box < html.index(UNUSABLE) < html.index("Findings by urgency") and html.count(UNUSABLE) == 1
 
 
 def test_a_card_lists_a_dozen_notes_and_the_page_all_of_them(dev_client):

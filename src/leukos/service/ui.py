@@ -35,6 +35,7 @@ from leukos.domain.assessment import DISCLAIMER, jsonable
 from leukos.domain.case import Case
 from leukos.errors import CaseFormatError, ErrorDetail, LeukosUserError
 from leukos.interop.case_format import case_from_dict, parse_document
+from leukos.interop.record_notes import shown_with_findings
 from leukos.service import form_findings
 from leukos.service.chart import Line, course_svg, panels_from_simulation
 from leukos.service.deps import api_caller, service_state
@@ -553,7 +554,10 @@ def result_context(st, case: Case, *, plan_anyway: bool = False) -> dict[str, An
                            "chart": None, "case_id": case.id, "doses": doses,
                            "trees": {v.key: present.working_tree(v.working, kb) for v in views},
                            "indicated": bool(lp.indicated) and not lp.apl_suspected, "plan_anyway": plan_anyway,
-                           "inputs": _inputs(case, kb)}
+                           "inputs": _inputs(case, kb),
+                           # what the record holds but could not be used: at the top, with the headline
+                           "record_notes": [w for w in a.warnings if shown_with_findings(w)],
+                           "other_warnings": [w for w in a.warnings if not shown_with_findings(w)]}
     want = ctx["indicated"] or plan_anyway
     if lp.apl_suspected:
         ctx["plan_error"] = "No leukapheresis plan: APL is known or suspected, a contraindication."

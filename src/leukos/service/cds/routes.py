@@ -26,9 +26,7 @@ from starlette.requests import ClientDisconnect
 from leukos.domain.assessment import jsonable
 from leukos.domain.case import Case
 from leukos.errors import ErrorDetail, FhirInputError
-from leukos.interop.age import is_age_note
-from leukos.interop.conflicts import is_conflict_note
-from leukos.interop.unusable import is_unusable_note
+from leukos.interop.record_notes import shown_with_findings
 from leukos.service.cds.cards import cards_for
 from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, Feedback, Service
 from leukos.service.cds.orders import order_cards, selected_orders
@@ -167,7 +165,7 @@ def case_and_assessment(call: HookCall) -> tuple[Case, Any, str | None]:
     case = case_from_fhir(bundle_from_prefetch(call.prefetch), st.kb, leave_out_unusable=True, _tree_checked=True)
     # what the record holds that could not be used, shown on every card: conflicting or unusable
     # results, a birth date
-    call.notes.extend(n for n in case.import_notes if is_conflict_note(n) or is_unusable_note(n) or is_age_note(n))
+    call.notes.extend(n for n in case.import_notes if shown_with_findings(n))
     assessment = st.engines.assess(case, st.kb, explain_differential=False)
     page_url = None
     if st.pages is not None:
