@@ -9,7 +9,7 @@ from typing import Any
 from leukos.domain.assessment import TlsResult
 from leukos.domain.case import Case, Diagnosis
 from leukos.knowledge import KnowledgeBase
-from leukos.rules._common import Gaps, above, any3, below, lab_working, param_working
+from leukos.rules._common import Gaps, above, any3, below, fmt, lab_working, param_working
 from leukos.rules.definitions import (
     AboveReference,
     ByAge,
@@ -117,7 +117,7 @@ def _risk(case: Case, gaps: Gaps, renal: bool | None, chem_above_uln: bool | Non
     ldh_high: bool | None = None
     if ldh is not None and ldh.reference_high:
         ldh_high = ldh.value >= ldh_mult * ldh.reference_high
-        w["ldh_rule"] = f"LDH >= {ldh_mult:g} x ULN ({ldh.reference_high:g} U/L)"
+        w["ldh_rule"] = f"LDH >= {ldh_mult:g} x ULN ({fmt(ldh.reference_high)} U/L)"
     elif ldh is not None:
         gaps.need("labs.ldh.reference_high")
     else:
@@ -213,7 +213,7 @@ def assess_tls(case: Case, gaps: Gaps) -> TlsResult:
         renal_crit.append(None)
     elif creat.reference_high:
         renal_crit.append(creat.value >= float(mult.value) * creat.reference_high)
-        cw["uln_rule"] = f">= {mult.value} x ULN ({creat.reference_high:g} umol/L)"
+        cw["uln_rule"] = f">= {mult.value} x ULN ({fmt(creat.reference_high)} umol/L)"
     else:
         renal_crit.append(None)
         gaps.need("labs.creatinine.reference_high")
@@ -222,7 +222,7 @@ def assess_tls(case: Case, gaps: Gaps) -> TlsResult:
         rise = gaps.p("tumour_lysis.howard_creatinine_rise")
         if base is not None:
             renal_crit.append(creat.value - base.value >= gaps.threshold(rise.key, "creatinine"))
-            cw["rise_rule"] = f"rise >= {rise.value} {rise.unit} from {base.value:g} umol/L"
+            cw["rise_rule"] = f"rise >= {rise.value} {rise.unit} from {fmt(base.value)} umol/L"
     symptoms = case.symptoms
     events = None if symptoms is None else any(s in symptoms for s in ("arrhythmia", "seizure"))
     cw["arrhythmia_or_seizure"] = events
