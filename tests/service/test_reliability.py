@@ -158,7 +158,7 @@ def test_optional_prefetch_unreadable_degrades_to_cards_with_a_note(tmp_path):
     r = c.post(PV, json=req)
     assert r.status_code == 200, r.text
     cards = r.json()["cards"]
-    assert cards and all("Not assessed" in c["detail"] and "Not read:" in c["detail"] for c in cards)
+    assert cards and all("Not everything could be assessed" in c["detail"] and "Not read:" in c["detail"] for c in cards)
     assert any("conditions" in c["detail"] and "medications" in c["detail"] for c in cards)
 
 
