@@ -127,6 +127,30 @@ class TestCards:
         cards = r.json()["cards"]
         assert len(cards) == 1 and expect in cards[0]["summary"], cards
 
+    def test_a_leukapheresis_order_card_says_why_no_volumes_were_computed(self, dev_client):
+        """Without a weight the planner cannot plan: the card says so in words (it said the planner was
+        "not available in this build", which was false, and "Indicated: True", a program's value)."""
+        req = order_select_request("01-aml-leukostasis.yaml", "leukapheresis")
+        (card,) = dev_client.post(OS, json=req).json()["cards"]
+        d = card["detail"]
+        assert "- Leukapheresis indicated\n" in d
+        assert "No volumes computed (blood volume cannot be estimated): weight not recorded" in d
+        assert "not available in this build" not in d
+        assert not re.search(r": (True|False|None)\b", d)
+
+        def body(oid, loinc, value, unit):
+            return {"resource": {"resourceType": "Observation", "id": oid, "status": "final",
+                                 "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                                 "subject": {"reference": f"Patient/{PATIENT_ID}"},
+                                 "effectiveDateTime": "2026-03-01T07:00:00Z",
+                                 "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org",
+                                                   "code": unit}}}
+
+        req["prefetch"]["labs"]["entry"] += [body("wt", "29463-7", 70, "kg"), body("ht", "8302-2", 170, "cm")]
+        (card,) = dev_client.post(OS, json=req).json()["cards"]
+        assert re.search(r"- Plan: TBV [0-9.]+ L \(Nadler formula\), process [0-9.]+ L", card["detail"]), card["detail"]
+        assert "No volumes computed" not in card["detail"]
+
     def test_leukapheresis_order_in_apl_is_critical(self, dev_client):
         cards = dev_client.post(OS, json=order_select_request("02-apl-coagulopathy.yaml", "leukapheresis")).json()[
             "cards"]

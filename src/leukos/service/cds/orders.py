@@ -13,8 +13,9 @@ from typing import Any
 
 from leukos.domain.assessment import Assessment, jsonable
 from leukos.domain.case import Case
+from leukos.errors import LeukosUserError
 from leukos.knowledge import KnowledgeBase
-from leukos.present import clinical_text
+from leukos.present import clinical_text, labels
 from leukos.service.cds.cards import card_uuid, markdown_detail, short_summary, source_for
 from leukos.service.cds.models import Card, Link
 from leukos.service.views import FindingView, cite
@@ -74,7 +75,7 @@ def _card(view: FindingView, a: Assessment, kb: KnowledgeBase, hook_instance: st
 
 def order_cards(orders: list[dict[str, Any]], case: Case, a: Assessment, kb: KnowledgeBase, *,
                 hook_instance: str, base_url: str, page_url: str | None,
-                plan: Mapping[str, Any] | None = None) -> list[Card]:
+                plan: Mapping[str, Any] | None = None, no_plan: str | None = None) -> list[Card]:
     kinds = kb.table("orders")["kinds"]
     cards: list[Card] = []
     done: set[str] = set()
@@ -95,15 +96,21 @@ def order_cards(orders: list[dict[str, Any]], case: Case, a: Assessment, kb: Kno
                     points=tuple(lp.contraindications) + tuple(lp.notes), working=jsonable(lp.working),
                     citations=cite(kb, lp.citations))
             else:
-                points = [f"Indicated: {lp.indicated}", f"ASFA category: {lp.asfa_category}",
-                          f"Urgency: {lp.urgency}"] + [f"Contraindication: {c}" for c in lp.contraindications]
+                points = [_INDICATED.get(lp.indicated, "Indication for leukapheresis not established")]
+                if lp.asfa_category:
+                    points.append(f"ASFA category: {lp.asfa_category}")
+                if lp.urgency:
+                    points.append(f"Urgency: {lp.urgency}")
+                points += [f"Contraindication: {c}" for c in lp.contraindications]
                 points += list(lp.notes)
                 if plan:
-                    points.append(f"Plan: TBV {plan.get('tbv_l')} L ({plan.get('tbv_method')}), process "
+                    method = plan.get("tbv_method")
+                    method = labels(kb).section("tbv_method").get(method, method)  # its words, not its code
+                    points.append(f"Plan: TBV {plan.get('tbv_l')} L ({method}), process "
                                   f"{plan.get('volume_to_process_l')} L ({plan.get('blood_volumes_processed')} blood "
                                   f"volumes), about {plan.get('duration_min')} min")
-                else:
-                    points.append("The leukapheresis planner is not available in this build: no volumes computed.")
+                elif no_plan:
+                    points.append(no_plan)
                 view = FindingView(
                     key="order:leukapheresis", title="Leukapheresis request: planning",
                     indicator="warning" if lp.contraindications else "info",
@@ -132,3 +139,18 @@ def order_cards(orders: list[dict[str, Any]], case: Case, a: Assessment, kb: Kno
             unverified=kind["status"] == "U")
         cards.append(_card(view, a, kb, hook_instance, base_url, page_url))
     return cards
+
+
+_INDICATED = {True: "Leukapheresis indicated", False: "Leukapheresis not indicated"}
+
+
+def plan_problem(exc: LeukosUserError, kb: KnowledgeBase) -> str:
+    """Why the planner could not plan this patient, in the card's words: what is missing or wrong, by
+    its label (the case-format field names and fixes are for a case file, not for an EHR record)."""
+    parts = []
+    for d in exc.details:
+        label = kb.field_label(d.field)
+        parts.append(f"{label} not recorded; needed: {d.expected}" if d.value is None
+                     else f"{label} {d.value} cannot be used; expected: {d.expected}")
+    return f"No volumes computed ({exc.title.rstrip(':. ').lower()}): " + "; ".join(parts) + "."
+

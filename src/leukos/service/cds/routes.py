@@ -25,11 +25,11 @@ from starlette.requests import ClientDisconnect
 
 from leukos.domain.assessment import jsonable
 from leukos.domain.case import Case
-from leukos.errors import ErrorDetail, FhirInputError
+from leukos.errors import ErrorDetail, FhirInputError, LeukosUserError
 from leukos.interop.record_notes import shown_with_findings
 from leukos.service.cds.cards import cards_for
 from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, Feedback, Service
-from leukos.service.cds.orders import order_cards, selected_orders
+from leukos.service.cds.orders import order_cards, plan_problem, selected_orders
 from leukos.service.cds.patient_check import check_patient_id, check_prefetch_patient
 from leukos.service.cds.prefetch import bundle_from_prefetch, gather, prefetch_at_hand, prefetch_templates
 from leukos.service.deps import cds_caller, cds_credentials, service_state, verify_credentials
@@ -233,14 +233,17 @@ def _order_select(call: HookCall) -> list[Card]:
         return []
     case, a, page_url = case_and_assessment(call)
     plan = None
-    if st.engines.plan_fn is not None and not a.leukapheresis.apl_suspected and any(
-            r.get("resourceType") == "ServiceRequest" for r in orders):
-        try:
-            plan = jsonable(st.engines.plan(case, {}, st.kb, a))
-        except ValueError:  # the planner's user errors (e.g. no weight): the card says no plan
-            plan = None
+    no_plan = None  # why there is no plan, for the card: the planner is missing, or it cannot plan this case
+    if not a.leukapheresis.apl_suspected and any(r.get("resourceType") == "ServiceRequest" for r in orders):
+        if st.engines.plan_fn is None:
+            no_plan = "The leukapheresis planner is not available in this build: no volumes computed."
+        else:
+            try:
+                plan = jsonable(st.engines.plan(case, {}, st.kb, a))
+            except LeukosUserError as exc:  # the planner's user errors (e.g. no weight): the card says why
+                no_plan = plan_problem(exc, st.kb)
     return order_cards(orders, case, a, st.kb, hook_instance=call.req.hookInstance, base_url=call.base_url,
-                       page_url=page_url, plan=plan)
+                       page_url=page_url, plan=plan, no_plan=no_plan)
 
 
 def _parse_call(raw: bytes, svc: _Registered) -> tuple[CdsRequest, str]:
