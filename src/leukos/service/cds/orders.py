@@ -15,7 +15,7 @@ from leukos.domain.assessment import Assessment, jsonable
 from leukos.domain.case import Case
 from leukos.errors import LeukosUserError
 from leukos.knowledge import KnowledgeBase
-from leukos.present import clinical_text, labels
+from leukos.present import clinical_text, fmt_num, labels
 from leukos.service.cds.cards import card_uuid, markdown_detail, short_summary, source_for
 from leukos.service.cds.models import Card, Link
 from leukos.service.views import FindingView, cite
@@ -151,6 +151,7 @@ def plan_problem(exc: LeukosUserError, kb: KnowledgeBase) -> str:
     for d in exc.details:
         label = kb.field_label(d.field)
         parts.append(f"{label} not recorded; needed: {d.expected}" if d.value is None
-                     else f"{label} {d.value} cannot be used; expected: {d.expected}")
-    return f"No volumes computed ({exc.title.rstrip(':. ').lower()}): " + "; ".join(parts) + "."
+                     else f"{label} {fmt_num(d.value)} cannot be used; expected: {d.expected}")
+    title = exc.title.rstrip(":. ")
+    return f"No volumes computed ({title[:1].lower()}{title[1:]}): " + "; ".join(parts) + "."
 

@@ -326,7 +326,7 @@ def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: An
                    ) -> tuple[HookCall | None, tuple[bytes, list[str]] | None]:
     """In the pool: verify the caller (``credentials``: see :func:`~leukos.service.deps.cds_credentials`),
     parse the call and, when no ``fhirServer`` read is needed (the prefetch is complete, or what is
-    missing cannot be read), run the hook too: one hop off the event loop instead of three.
+    missing cannot be read), run the hook too: one hop off the event loop for the whole call.
     ``audit`` is ``request.state``: the caller, patient and hook instance are recorded even if the hook fails.
 
     Returns ``(call, None)`` when the prefetch must be read from the ``fhirServer`` first, else
