@@ -5,6 +5,7 @@ CLI list it once, unverified when either use is, and never show a citation key."
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from typer.testing import CliRunner
@@ -24,9 +25,13 @@ def test_the_two_keys_cite_one_publication():
 
 
 def test_a_card_lists_one_publication_once_and_unverified_if_either_use_is():
-    (view,) = cite(KB, TWO_KEYS)
-    assert view.unverified
-    (again,) = cite(KB, tuple(reversed(TWO_KEYS)))
+    # the first key made fully verified (a copy of the knowledge base): only the second use is unverified
+    first = dataclasses.replace(KB.citations[TWO_KEYS[0]], unverified=())
+    kb = dataclasses.replace(KB, citations={**KB.citations, TWO_KEYS[0]: first})
+    assert not cite(kb, TWO_KEYS[:1])[0].unverified
+    (view,) = cite(kb, TWO_KEYS)
+    assert view.key == TWO_KEYS[0] and view.unverified
+    (again,) = cite(kb, tuple(reversed(TWO_KEYS)))
     assert again.unverified and again.text == view.text
     views = cite(KB, ("rollig2015", *TWO_KEYS, "rollig2015"))
     assert [v.key for v in views] == ["rollig2015", "ganzel2012"]
