@@ -171,6 +171,27 @@ def test_non_positive_reference_high_is_refused_fhir(dev_client, high):
                        field="entry[2].resource.referenceRange[0].high")
 
 
+@pytest.mark.parametrize("high", [0, -1, -0.5])
+def test_a_bad_reference_limit_in_a_cds_call_leaves_out_the_range_not_the_cards(dev_client, high):
+    """REST refuses it (above: its caller can correct it); a CDS call used to be refused too, so the
+    EHR showed no card, not even the hyperleukocytosis one. The result stands without its range (what
+    the range would decide is then not assessed, never assumed normal) and every card says so."""
+    k = _obs("k1", 6.4, unit="mmol/L", loinc="2823-3", referenceRange=[{"high": {"value": high, "unit": "mmol/L"}}])
+    r = dev_client.post(PV, json=_pv([_obs("w1", 250), k]))
+    assert r.status_code == 200, r.text
+    cards = r.json()["cards"]
+    assert any(c["summary"].startswith("Hyperleukocytosis: WBC 250") for c in cards), [c["summary"] for c in cards]
+    limit = format(high, ".12g")  # valid FHIR decimals (a value that is not one is refused as invalid R4)
+    for c in cards:
+        assert (f"Observation/k1: its reference range cannot be used (the upper limit is {limit}; expected a "
+                "finite number above 0)") in c["detail"], c["detail"]
+    from leukos.interop.fhir import case_from_fhir
+
+    case = case_from_fhir(_bundle(_obs("w1", 250), k), leave_out_unusable=True)
+    potassium = case.lab("potassium")
+    assert potassium is not None and potassium.value == 6.4 and potassium.reference_high is None
+
+
 SURROGATE = "\\ud800"  # as it travels in JSON text: a lone high surrogate
 
 
@@ -385,6 +406,15 @@ def test_when_nothing_can_be_used_one_card_says_so(dev_client):
     cards = dev_client.post(PV, json=_pv([only])).json()["cards"]
     assert len(cards) == 1 and cards[0]["indicator"] == "info"
     assert "Observation/w-new" in cards[0]["detail"] and UNUSABLE in cards[0]["detail"]
+    # the summary names what was not assessed (it said only "Some patient data could not be read")
+    assert cards[0]["summary"].startswith("Not assessed: White cell count (the record's results cannot be used")
+
+
+def test_when_the_only_count_conflicts_the_card_summary_names_it(dev_client):
+    cards = dev_client.post(PV, json=_pv([_obs("w-a", 260), _obs("w-b", 12)])).json()["cards"]
+    assert len(cards) == 1 and cards[0]["indicator"] == "info", [c["summary"] for c in cards]
+    assert cards[0]["summary"].startswith("Not assessed: White cell count"), cards[0]["summary"]
+    assert "12 ×10⁹/L (Observation/w-b), 260 ×10⁹/L (Observation/w-a)" in cards[0]["detail"], cards[0]["detail"]
 
 
 def test_an_implausible_weight_is_not_recorded_and_said(dev_client):

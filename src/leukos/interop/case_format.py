@@ -282,7 +282,7 @@ def _labs(raw: Any, kb: KnowledgeBase, problems: list[ErrorDetail],
             item = _lab_item(name, entry, field, conv, problems, budget)
             if item is not None:
                 out[name] = (item,)
-    resolved, conflict_notes = resolve_same_time(out, {k: kb.analytes[k].label for k in out})
+    resolved, conflict_notes = resolve_same_time(out, {k: kb.analytes[k].label for k in out}, kb.unit_display)
     if notes is not None:
         notes.extend(conflict_notes)
     return MappingProxyType(resolved)

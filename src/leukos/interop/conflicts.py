@@ -24,9 +24,12 @@ from operator import attrgetter
 
 from leukos.domain.case import LabValue
 
-__all__ = ["resolve_same_time", "CONFLICT_MARK", "is_conflict_note"]
+__all__ = ["resolve_same_time", "CONFLICT_MARK", "NOT_ASSESSED_MARK", "is_conflict_note"]
 
 CONFLICT_MARK = "conflicting results at the same time"
+# What a note says, after the analyte's label, when the analyte is left out entirely (its latest result
+# conflicts here, or cannot be used: leukos.interop.unusable writes the same words).
+NOT_ASSESSED_MARK = "is not assessed (treated as missing)"
 
 
 def is_conflict_note(note: str) -> bool:
@@ -52,14 +55,21 @@ def _order(v: LabValue) -> tuple[bool, dt.datetime, tuple[float, str], str]:
 _by_time = attrgetter("time")  # the sort key when every result of a series has a time
 
 
-def _describe(v: LabValue) -> str:
+def _describe(v: LabValue, units: Mapping[str, str]) -> str:
+    """The result as entered, a unit code in the words people write it (``10*3/uL`` as ×10³/µL), and
+    where it came from."""
     where = v.source.removeprefix("fhir:") if v.source and v.source != "case" else None
-    return f"{v.given}" + (f" ({where})" if where else "")
+    number, sep, unit = str(v.given).partition(" ")
+    shown = f"{number} {units[unit]}".rstrip() if sep and unit in units else str(v.given)
+    return shown + (f" ({where})" if where else "")
 
 
 def resolve_same_time(labs: Mapping[str, list[LabValue] | tuple[LabValue, ...]],
-                      labels: Mapping[str, str] | None = None) -> tuple[dict[str, tuple[LabValue, ...]], list[str]]:
-    """Apply the rule above. Returns the time-sorted series per analyte and the notes to carry."""
+                      labels: Mapping[str, str] | None = None, units: Mapping[str, str] | None = None,
+                      ) -> tuple[dict[str, tuple[LabValue, ...]], list[str]]:
+    """Apply the rule above. Returns the time-sorted series per analyte and the notes to carry.
+    ``labels``: analyte -> its name in the notes; ``units``: unit code -> how the notes write it
+    (the knowledge base's unit display)."""
     out: dict[str, tuple[LabValue, ...]] = {}
     notes: list[str] = []
     for name, values in labs.items():
@@ -85,10 +95,10 @@ def resolve_same_time(labs: Mapping[str, list[LabValue] | tuple[LabValue, ...]],
             if len(group) == 1 or len({_key(v) for v in group}) == 1:  # one result, or duplicates of one
                 kept.append(group[0])
                 continue
-            shown = ", ".join(_describe(v) for v in group)
+            shown = ", ".join(_describe(v, units or {}) for v in group)
             if i == len(groups) - 1:
                 notes.append(f"{label}: {CONFLICT_MARK} ({_when(group[0].time)}): {shown}. "
-                             f"{label} is not assessed (treated as missing); resolve the duplicate in the "
+                             f"{label} {NOT_ASSESSED_MARK}; resolve the duplicate in the "
                              "laboratory system.")
                 kept = []
                 break

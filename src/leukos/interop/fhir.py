@@ -86,7 +86,7 @@ from leukos.interop.case_format import converter_for
 from leukos.interop.conflicts import resolve_same_time
 from leukos.interop.fhir_lean import CallMemo, lean_valid
 from leukos.interop.limits import UnitBudget, check_tree
-from leukos.interop.unusable import Unusable, leave_out_measurement, leave_out_results
+from leukos.interop.unusable import UNUSABLE_MARK, Unusable, leave_out_measurement, leave_out_results
 from leukos.knowledge import KnowledgeBase, load_knowledge
 
 __all__ = ["case_from_fhir", "warm_tables", "SUPPORTED_BUNDLE_TYPES", "READ_RESOURCE_TYPES"]
@@ -153,6 +153,7 @@ class _Tables:
     body: Mapping[str, Mapping[str, Any]]  # LOINC -> row
     medications: tuple[tuple[str, str, re.Pattern[str]], ...]  # (target, term, pattern)
     labels: Mapping[str, str]  # analyte -> its label (how notes about conflicting results name it)
+    units: Mapping[str, str]  # unit code -> how people write it (how those notes write a result's unit)
 
 
 @lru_cache(maxsize=1)
@@ -226,6 +227,7 @@ def _tables(kb: KnowledgeBase) -> _Tables:
         body=MappingProxyType(body),
         medications=tuple(meds),
         labels=MappingProxyType({name: a.label for name, a in kb.analytes.items()}),
+        units=kb.unit_display,
     )
     while len(_TABLES) >= _TABLES_KEPT:
         _TABLES.pop(next(iter(_TABLES)))
@@ -941,6 +943,13 @@ def _unit_of(q: Mapping[str, Any], ucum: str) -> tuple[str | None, str]:
     return None, "code"
 
 
+def _given_text(value: Any) -> str:
+    """A value as a note quotes it: a number as written (no float noise), anything else in quotes."""
+    if type(value) in (int, float):
+        return f"{value:.12g}"
+    return f"“{value}”"
+
+
 def _reference_range(first: dict, analyte: str, unit: str | None, factor: float, ref: str, i: int, imp: _Import):
     """``referenceRange[0]`` (``first``) in the canonical unit; ``factor`` converts the result's own ``unit``."""
     ucum = imp.t.ucum
@@ -952,9 +961,14 @@ def _reference_range(first: dict, analyte: str, unit: str | None, factor: float,
             continue
         v = value if type(value) is float and _isfinite(value) else _number(value)  # as _number reads a float
         if v is None or (v <= 0 if key == "high" else v < 0):
+            expected = "a finite number above 0" if key == "high" else "a finite number of at least 0"
+            if imp.leave_out:  # a CDS call: the result stands without the range (judged as if none were given)
+                imp.note(f"{ref}: its reference range {UNUSABLE_MARK} (the {'upper' if key == 'high' else 'lower'} "
+                         f"limit is {_given_text(value)}; expected {expected}), so the result is judged without it; "
+                         "correct the range in the laboratory system.")
+                return None, None
             imp.problem(ErrorDetail(f"{_entry(i)}.referenceRange[0].{key}.value", value if v is not None else str(value),
-                                    "a finite number above 0" if key == "high" else "a finite number of at least 0",
-                                    "copy the reference limit from the laboratory report, or leave the range out"))
+                                    expected, "copy the reference limit from the laboratory report, or leave the range out"))
             return None, None
         if unit is not None and q.get("code") == unit and q.get("system") in (None, ucum):
             out.append(v * factor)  # the usual limit: the result's own UCUM code (_unit_of reads it as below)
@@ -1276,7 +1290,7 @@ def _build(data: dict, patient_fields: dict[str, Any], imp: _Import) -> Case:
         if kept is not None:
             imp.body[target] = kept
         imp.notes.extend(notes)
-    labs, conflict_notes = resolve_same_time(imp.labs, imp.t.labels)
+    labs, conflict_notes = resolve_same_time(imp.labs, imp.t.labels, imp.t.units)
     imp.notes.extend(conflict_notes)
     genetics: dict[str, GeneticResult] = {}
     for gene, results in imp.genetics.items():

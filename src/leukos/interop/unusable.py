@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from leukos.domain.case import LabValue
+from leukos.interop.conflicts import NOT_ASSESSED_MARK
 
 __all__ = ["Unusable", "UNUSABLE_MARK", "is_unusable_note", "leave_out_results", "leave_out_measurement"]
 
@@ -64,7 +65,7 @@ def leave_out_results(labs: dict[str, list[LabValue]], unusable: Mapping[str, li
         series = labs.get(analyte, [])
         if _unusable_is_latest([v.time for v in series], bad):
             labs.pop(analyte, None)
-            verdict = f"{label} is not assessed (treated as missing); correct the result in the laboratory system."
+            verdict = f"{label} {NOT_ASSESSED_MARK}; correct the result in the laboratory system."
         else:
             verdict = "It is left out of the series; the later result is used."
         notes.extend(f"{label}: {u.why}, so it {UNUSABLE_MARK}. {verdict}" for u in bad)

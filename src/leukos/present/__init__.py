@@ -94,7 +94,9 @@ class Labels:
         if not code:
             return "none known"
         d = self.kb.tables.get("differential", {}).get("diagnoses", {}).get(code)
-        return d["label"] if d and d.get("label") else code.replace("_", " ")
+        if d and d.get("label"):
+            return d["label"]
+        return self.section("diagnosis").get(code) or code.replace("_", " ")
 
     def word(self, name: str) -> str:
         """The label of a code name; unknown names are spelt out, never shown raw."""
@@ -664,6 +666,38 @@ _STR = frozenset({str})
 _KEY_TYPES = _SCALAR_TYPES | {frozenset}  # a setting key's elements: scalars, or absent (the marker)
 
 
+# The diagnosis a piece of advice followed (leukos.rules.management.WorkingDiagnosis in the working):
+# one line in words, not its four members (whose "source" is no citation).
+_FOLLOWED_KEYS = frozenset({"code", "source", "likelihood", "advice_group"})
+
+
+def _followed_diagnosis(d: Mapping[str, Any], lab: Labels) -> str:
+    """E.g. "Acute myeloid leukaemia (stated in the case); advice for acute leukaemia"."""
+    code, source, likelihood, group = d["code"], d["source"], d["likelihood"], d["advice_group"]
+    if not code:
+        return "none known"
+    basis = lab.section("diagnosis_source").get(source) if type(source) is str else None
+    said = [basis or ("source " + _words(source, lab) if source else "source not recorded")]
+    if likelihood and source != "known":
+        said.append(f"likelihood {_words(likelihood, lab)}")
+    out = f"{lab.diagnosis(code)} ({', '.join(said)})"
+    return f"{out}; advice for {lab.word(group)}" if group else out
+
+
+# One criterion's points in a differential's working ({"feature", "weight", "status"}): one line.
+_POINT_KEYS = frozenset({"feature", "weight", "status"})
+
+
+def _point_words(d: Mapping[str, Any], lab: Labels) -> str:
+    """E.g. "Auer rods: 2 points · status U: unverified"."""
+    feature, weight, status = d["feature"], d["weight"], d["status"]
+    name = _words(lab.word(feature) if type(feature) is str else feature, lab)
+    points = f"{fmt_num(weight)} point{'' if weight in (1, -1) else 's'}"
+    if type(status) is str and status in lab.section("status"):
+        return f"{name}: {points} · status {status}: {lab.section('status')[status]}"
+    return f"{name}: {points}" + (f" · status {_words(status, lab)}" if status else "")
+
+
 def _text_or_members(obj: Any, lab: Labels, depth: int, rows: list[Row]) -> str:
     """The text of ``obj``'s row; for a mapping or list with members, "" once the rows of its members
     (at ``depth``, each followed by its own members) are appended to ``rows``."""
@@ -675,6 +709,10 @@ def _text_or_members(obj: Any, lab: Labels, depth: int, rows: list[Row]) -> str:
             return _quantity_text(obj, lab.kb, lab)
         if not obj:
             return "none"
+        if obj.keys() == _FOLLOWED_KEYS:
+            return _followed_diagnosis(obj, lab)
+        if obj.keys() == _POINT_KEYS:
+            return _point_words(obj, lab)
         words, texts = lab.word_cache, lab.text_cache
         for k, v in obj.items():
             tv = type(v)

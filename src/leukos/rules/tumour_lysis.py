@@ -92,7 +92,7 @@ def _criterion(case: Case, planned: _Planned, inputs: CaseInputs, gaps: Gaps) ->
             delta = (lv.value - base.value) / base.value
             hit = delta <= -float(frac.value) if change.falling else delta >= float(frac.value)
             w["baseline"] = base.to_working(case.time_text)
-            w["change_fraction"] = round(delta, 4)
+            w["measured_change"] = {"value": round(100 * delta, 1), "unit": "%"}
             w["change_rule"] = (f"{'fall' if change.falling else 'rise'} of {frac.value:.0%} from baseline: "
                                 f"{'met' if hit else 'not met'}")
     return met, w

@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 from leukos.domain.assessment import jsonable
 from leukos.domain.case import Case
 from leukos.errors import ErrorDetail, FhirInputError, LeukosUserError
-from leukos.interop.record_notes import shown_with_findings
+from leukos.interop.record_notes import not_assessed, shown_with_findings
 from leukos.service.cds.cards import cards_for
 from leukos.service.cds.models import Card, CdsRequest, CdsResponse, Discovery, Feedback, Service
 from leukos.service.cds.orders import order_cards, plan_problem, selected_orders
@@ -189,7 +189,10 @@ def with_notes(cards: list[Card], notes: list[str], call: HookCall) -> list[Card
                     else ""))
     if not cards:
         from leukos.service.cds.cards import short_summary, source_for
-        return [Card(summary=short_summary("Some patient data could not be read or disagree: not assessed"),
+        names = not_assessed(notes)
+        summary = (f"Not assessed: {', '.join(names)} (the record's results cannot be used; see the detail)"
+                   if names else "Some patient data could not be read or disagree: not assessed")
+        return [Card(summary=short_summary(summary),
                      detail="**Not everything could be assessed**\n\n" + text, indicator="info",
                      source=source_for(call.base_url))]
     block = "**Not everything could be assessed**\n\n" + text
