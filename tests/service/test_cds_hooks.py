@@ -6,6 +6,7 @@ bundled example cases, run the real importer and rules, and check the card rules
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -150,6 +151,17 @@ class TestCards:
         (card,) = dev_client.post(OS, json=req).json()["cards"]
         assert re.search(r"- Plan: TBV [0-9.]+ L \(Nadler formula\), process [0-9.]+ L", card["detail"]), card["detail"]
         assert "No volumes computed" not in card["detail"]
+
+    def test_the_page_behind_a_card_asks_for_a_missing_weight_in_the_ehr(self, dev_client):
+        """The page opened from a card shows the EHR record, with no form to edit: what the planner
+        needs is asked for in the EHR, not "add weight (kg) to the case"."""
+        cards = dev_client.post(PV, json=patient_view_request("01-aml-leukostasis.yaml")).json()["cards"]
+        page = dev_client.get(cards[0]["links"][0]["url"].replace("http://testserver", ""))
+        unavailable = re.search(r'<p id="plan-unavailable">(.*?)</p>', page.text, re.S)
+        assert unavailable is not None, page.text
+        text = html.unescape(unavailable.group(1))
+        assert "Record weight (kg) in the EHR (the next leukos card uses it)" in text, text
+        assert "to the case" not in text
 
     def test_leukapheresis_order_in_apl_is_critical(self, dev_client):
         cards = dev_client.post(OS, json=order_select_request("02-apl-coagulopathy.yaml", "leukapheresis")).json()[

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -542,8 +543,19 @@ def _chart(sim: Mapping[str, Any], kb, reference_only: bool, panel_h: int = 150)
                       window_min=(0.0, float(dur)) if dur else None, title=title, panel_h=panel_h)
 
 
-def result_context(st, case: Case, *, plan_anyway: bool = False) -> dict[str, Any]:
-    """Everything the result page and the report show (CPU-bound: call it off the event loop)."""
+# A fix that asks for a value "in the case" on a page whose case is the EHR record: the value is
+# recorded in the EHR (the next card brings it); this page has no form to add it to.
+_ADD_TO_CASE = re.compile(r"\b[Aa]dd (.+?) to the case\b")
+
+
+def _for_record(text: str) -> str:
+    return _ADD_TO_CASE.sub(r"Record \1 in the EHR (the next leukos card uses it)", text)
+
+
+def result_context(st, case: Case, *, plan_anyway: bool = False, from_record: bool = False) -> dict[str, Any]:
+    """Everything the result page and the report show (CPU-bound: call it off the event loop).
+    ``from_record``: the case is the EHR record behind a CDS card, so what is missing is asked for
+    in the EHR, not "in the case"."""
     kb = st.kb
     a = st.engines.assess(case, kb)
     views = finding_views(a, kb)
@@ -577,6 +589,8 @@ def result_context(st, case: Case, *, plan_anyway: bool = False) -> dict[str, An
         except LeukosUserError as exc:
             items, _ = _plain_errors(exc, kb)
             ctx["plan_error"] = f"{exc.title}. " + " ".join(i["text"] for i in items)
+            if from_record:
+                ctx["plan_error"] = _for_record(ctx["plan_error"])
         except EngineUnavailable as exc:
             ctx["plan_error"] = str(exc)
     return ctx
@@ -705,5 +719,6 @@ async def cds_page(token: str, request: Request) -> Response:
     case = await st.pool.run(st.pages.get, token)  # may import the kept request again: off the loop
     if case is None:
         return _page(request, "gone.html", {}, status=404)
-    ctx = await st.pool.run(result_context, st, case)  # the full assessment, as /api/assess gives it
+    # the full assessment, as /api/assess gives it
+    ctx = await st.pool.run(partial(result_context, st, case, from_record=True))
     return _page(request, "cds_page.html", ctx)
