@@ -192,6 +192,18 @@ def test_a_bad_reference_limit_in_a_cds_call_leaves_out_the_range_not_the_cards(
     assert potassium is not None and potassium.value == 6.4 and potassium.reference_high is None
 
 
+def test_swapped_reference_limits_in_a_cds_call_leave_out_the_range_and_refuse_on_rest(dev_client):
+    k = _obs("k1", 6.4, unit="mmol/L", loinc="2823-3",
+             referenceRange=[{"low": {"value": 5.1, "unit": "mmol/L"}, "high": {"value": 3.5, "unit": "mmol/L"}}])
+    cards = dev_client.post(PV, json=_pv([_obs("w1", 250), k])).json()["cards"]
+    assert any(c["summary"].startswith("Hyperleukocytosis: WBC 250") for c in cards)
+    for c in cards:
+        assert ("Observation/k1: its reference range cannot be used (the lower limit, 5.1, is not below the upper "
+                "limit, 3.5 mmol/L)") in c["detail"], c["detail"]
+    _assert_user_error(dev_client.post("/api/assess", json=_bundle(_obs("w1", 250), k), headers=FHIR),
+                       field="entry[2].resource.referenceRange[0].low.value")
+
+
 SURROGATE = "\\ud800"  # as it travels in JSON text: a lone high surrogate
 
 

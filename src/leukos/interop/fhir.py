@@ -918,9 +918,14 @@ def _observation(i: int, r: dict, imp: _Import) -> None:
     if isinstance(ranges, list) and ranges and isinstance(ranges[0], dict):
         low, high = _reference_range(ranges[0], analyte, unit, factor, ref, i, imp)
         if low is not None and high is not None and low >= high:
-            imp.problem(ErrorDetail(f"{_entry(i)}.referenceRange[0].low.value", low,
-                                    "less than referenceRange[0].high", "check that the two limits are not swapped"))
-            return
+            if imp.leave_out:  # a CDS call: the result stands without the range, as below
+                _range_not_used(imp, ref, f"the lower limit, {low:.4g}, is not below the upper limit, {high:.4g} "
+                                          f"{imp.kb.unit_display.get(a.unit, a.unit)}")
+                low = high = None
+            else:
+                imp.problem(ErrorDetail(f"{_entry(i)}.referenceRange[0].low.value", low,
+                                        "less than referenceRange[0].high", "check that the two limits are not swapped"))
+                return
     if via_text is not None:
         imp.note(f"{ref}: matched to {analyte} from the text {via_text!r}, not from a LOINC code")
     given = f"{comparator or ''}{value:g} {unit}" if unit else f"{comparator or ''}{value:g}"
@@ -943,6 +948,13 @@ def _unit_of(q: Mapping[str, Any], ucum: str) -> tuple[str | None, str]:
     return None, "code"
 
 
+def _range_not_used(imp: _Import, ref: str, why: str) -> None:
+    """During a CDS call, a reference range that cannot be used leaves the result without it (what the
+    range decides is then not assessed, never assumed normal); said with the findings on every card."""
+    imp.note(f"{ref}: its reference range {UNUSABLE_MARK} ({why}), so the result is judged without it; "
+             "correct the range in the laboratory system.")
+
+
 def _given_text(value: Any) -> str:
     """A value as a note quotes it: a number as written (no float noise), anything else in quotes."""
     if type(value) in (int, float):
@@ -963,9 +975,8 @@ def _reference_range(first: dict, analyte: str, unit: str | None, factor: float,
         if v is None or (v <= 0 if key == "high" else v < 0):
             expected = "a finite number above 0" if key == "high" else "a finite number of at least 0"
             if imp.leave_out:  # a CDS call: the result stands without the range (judged as if none were given)
-                imp.note(f"{ref}: its reference range {UNUSABLE_MARK} (the {'upper' if key == 'high' else 'lower'} "
-                         f"limit is {_given_text(value)}; expected {expected}), so the result is judged without it; "
-                         "correct the range in the laboratory system.")
+                _range_not_used(imp, ref, f"the {'upper' if key == 'high' else 'lower'} limit is "
+                                          f"{_given_text(value)}; expected {expected}")
                 return None, None
             imp.problem(ErrorDetail(f"{_entry(i)}.referenceRange[0].{key}.value", value if v is not None else str(value),
                                     expected, "copy the reference limit from the laboratory report, or leave the range out"))
