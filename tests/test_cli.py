@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -114,3 +115,22 @@ def test_a_100_mb_file_is_refused_quickly(tmp_path):
         fh.truncate(100 * 1024 * 1024)
     r = run("assess", str(big))
     assert r.exit_code == 2 and "MB" in r.output and "Traceback" not in r.output
+
+
+CODE_NAME = re.compile(r"\b(?:labs|findings|patient|symptoms)\.[a-z_.]+|\b[a-z]+_[a-z_]+\b|\{INR\}")
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_the_text_report_says_code_names_in_words(example):
+    """What could not be assessed, the warnings, the differential's notes and what would change it read
+    in words ("fibrin-related marker, PT prolongation"), as on the page and the cards: the text report
+    said "ISTH DIC score incomplete: fibrin_marker, pt_prolongation". Only the settings line keeps the
+    parameter names, which it shows as --set takes them."""
+    r = runner.invoke(app, ["assess", str(EXAMPLES / example), "--explain"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    text = r.output
+    if "Settings (as --set takes them)" in text:  # the settings line, however it wraps, up to the references
+        before, _, rest = text.partition("Settings (as --set takes them)")
+        text = before + rest[rest.index("References"):]
+    for line in text.splitlines():
+        assert not CODE_NAME.search(line), line

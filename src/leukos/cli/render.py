@@ -32,6 +32,15 @@ def _field_label(name: str) -> str:
     return load_knowledge().field_label(name)
 
 
+def _words(text: str) -> str:
+    """A text of the assessment with its code names put into words (``fibrin_marker``, ``labs.wbc``), as
+    the web page and the CDS cards say it (:func:`leukos.present.clinical_text`)."""
+    from leukos import present
+    from leukos.knowledge import load_knowledge
+
+    return present.clinical_text(text, load_knowledge())
+
+
 def _yn(v: bool | None, yes: str = "yes", no: str = "no") -> str:
     return "not assessed" if v is None else (yes if v else no)
 
@@ -106,13 +115,13 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     if a.not_assessed or a.missing_data:
         console.print("[bold]Could not assess[/]")
         for n in a.not_assessed:
-            console.print(f"  – {escape(n)}")
+            console.print(f"  – {escape(_words(n))}")
         if a.missing_data:
             console.print(f"  Missing: {escape(', '.join(_field_label(n) for n in a.missing_data))}")
     if a.warnings:
         console.print("[bold]Warnings[/]")
         for w in a.warnings:
-            console.print(f"  ! {escape(w)}")
+            console.print(f"  ! {escape(_words(w))}")
 
     if explain:
         console.print("[bold]Working[/]")
@@ -126,7 +135,7 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
         for e in a.differential:
             _explain_differential_entry(e, console)
         if a.settings:
-            console.print("[bold]Settings[/] " + escape(", ".join(f"{k}={v}" for k, v in a.settings.items())))
+            console.print("[bold]Settings[/] [dim](as --set takes them)[/] " + escape(", ".join(f"{k}={v}" for k, v in a.settings.items())))
         console.print("[bold]References[/]")
         for i, line in enumerate(_reference_lines(a.references), 1):
             console.print(f"  {i}. {escape(line[0])}[dim]{escape(line[1])}[/]")
@@ -154,9 +163,9 @@ def _render_differential(a: Assessment, console: Console) -> None:
         if e.likelihood != "low":
             for n in e.notes:
                 if not n.startswith("Not in the case format"):
-                    console.print(Padding(f"[dim]note:[/] {escape(n)}", (0, 0, 0, 5)))
+                    console.print(Padding(f"[dim]note:[/] {escape(_words(n))}", (0, 0, 0, 5)))
             for w in e.would_change:
-                console.print(Padding(f"[dim]would change:[/] {escape(w)}", (0, 0, 0, 5)))
+                console.print(Padding(f"[dim]would change:[/] {escape(_words(w))}", (0, 0, 0, 5)))
     console.print("[dim](U) = unverified criterion or threshold; points and likelihood bands are software choices. "
                   "--explain shows the features used.[/]")
 
