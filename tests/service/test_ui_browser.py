@@ -230,8 +230,9 @@ def test_picking_an_example_fills_the_form_visibly(page, live_url):
     assert page.input_value("#smear_auer_rods") == "yes" and page.locator("#smear_auer_rods").is_visible()
     assert page.input_value("#flt3_itd") == "positive" and page.input_value("#bcr_abl1") == "negative"
     note = page.inner_text("#example-note")
-    assert "hepatomegaly: no" in note  # what the form cannot show is listed, in words
+    assert "time of the values: 2026-03-01" in note  # what the form cannot show is listed, in words
     assert "Auer rods" not in note  # ...and what it shows is not listed twice
+    assert page.input_value("#hepatomegaly") == "no" and "hepatomegaly" not in note  # the examination is on the form
     _assert_clinical_language(note, "example note")
 
 

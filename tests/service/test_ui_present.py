@@ -94,6 +94,26 @@ def test_every_example_round_trips_through_the_form(example):
     for gene in GENES:
         assert alone.findings.gene(gene) == original.findings.gene(gene), gene
     assert alone.findings.smear == original.findings.smear and alone.findings.marrow == original.findings.marrow
+    for organ in ("splenomegaly", "hepatomegaly", "lymphadenopathy"):
+        assert getattr(alone.findings, organ) == getattr(original.findings, organ), organ
+
+
+def test_the_examination_is_on_the_form():
+    """Splenomegaly counts in the differential (CML, myelofibrosis, CNL against a reactive count), but the
+    form had no control for it, so a case typed on the page could not say so; the examination section
+    now holds splenomegaly, hepatomegaly and lymphadenopathy (not recorded, present or absent)."""
+    doc = case_dict_from_form({"lab_wbc": "180", "splenomegaly": "yes", "lymphadenopathy": "no"}, KB)
+    assert doc["findings"] == {"splenomegaly": True, "lymphadenopathy": False}
+    case = case_from_dict(doc, KB)
+    assert case.findings.splenomegaly is True and case.findings.hepatomegaly is None
+    # the report says them beside the symptoms, in words (not in the table of laboratory values)
+    from leukos.service import ui
+
+    aml = case_from_dict(_example("01-aml-leukostasis.yaml"), KB)
+    assert ui._examination(aml, KB) == "splenomegaly absent, hepatomegaly absent"
+    assert not any(label.lower() in ("splenomegaly", "hepatomegaly") for label, _ in ui._inputs(aml, KB))
+    form = form_from_document(_example("04-cml-chronic-phase.yaml"), KB)
+    assert form["splenomegaly"] == ("yes" if _example("04-cml-chronic-phase.yaml")["findings"]["splenomegaly"] else "no")
 
 
 def test_issue_9_fields_map_to_the_case_document():

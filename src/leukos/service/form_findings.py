@@ -1,4 +1,4 @@
-"""The form's findings fields (molecular genetics, blood smear, bone marrow) and the case-document
+"""The form's findings fields (molecular genetics, blood smear, bone marrow, examination) and the case-document
 path each one fills.
 
 One table serves every direction: the form builds the case document from it, fills itself from a
@@ -77,6 +77,12 @@ GROUPS: tuple[FindingGroup, ...] = (
                   FindingField("marrow_tumour_cells", "findings.marrow.tumour_cells", "flag",
                                label="Tumour cells (non-haematopoietic) in the marrow")),
                  yes="present", no="absent"),
+    FindingGroup("examination", "Spleen, liver and lymph nodes",
+                 (FindingField("splenomegaly", "findings.splenomegaly", "flag", label="Splenomegaly"),
+                  FindingField("hepatomegaly", "findings.hepatomegaly", "flag", label="Hepatomegaly"),
+                  FindingField("lymphadenopathy", "findings.lymphadenopathy", "flag", label="Lymphadenopathy")),
+                 hint="Leave “not recorded” when it was not examined: it counts as unknown, never as absent.",
+                 yes="present", no="absent"),
 )
 FIELDS: tuple[FindingField, ...] = tuple(f for g in GROUPS for f in g.fields)
 BY_PATH: Mapping[str, FindingField] = {f.path: f for f in FIELDS}
@@ -145,11 +151,13 @@ def form_values(case: Case, fmt_num) -> dict[str, str]:
     return out
 
 
-def recorded(case: Case, fmt_num, word) -> list[tuple[str, str]]:
-    """(label, value in words) of every genetics, smear and marrow finding the case records, in form order;
-    ``word`` names a path that has no form label (labels.toml)."""
+def recorded(case: Case, fmt_num, word, groups: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
+    """(label, value in words) of every finding of the form's groups (or of ``groups``, by id) that the
+    case records, in form order; ``word`` names a path that has no form label (labels.toml)."""
     rows: list[tuple[str, str]] = []
     for g in GROUPS:
+        if groups is not None and g.id not in groups:
+            continue
         for f in g.fields:
             v = _read(case, f.path)
             if v is None:

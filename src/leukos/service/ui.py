@@ -111,7 +111,8 @@ _GROUP_HINTS = {"Differential, absolute counts": "Give the percentage, the absol
 # Sections of the form after the symptoms: (id, title, its own selects, groups of form_findings).
 _FINDING_SECTIONS = (("diagnosis", "Diagnosis, immunophenotype and molecular genetics",
                       ("known_diagnosis", "immunophenotype"), ("genetics",)),
-                     ("morphology", "Blood smear and bone marrow", (), ("smear", "marrow")))
+                     # one folded section with the examination: each section is a Tab stop on the way to "Assess"
+                     ("morphology", "Blood smear, bone marrow and examination", (), ("smear", "marrow", "examination")))
 _PATIENT = (("age_years", "Age", "years"), ("weight_kg", "Weight", "kg"), ("height_cm", "Height", "cm"))
 _DIAGNOSES = ("AML", "APL", "ALL", "CML_CP", "CML_AP", "CML_BP", "CML", "CLL", "CNL", "CMML", "OTHER_MPN",
               "LEUKEMOID_REACTIVE", "LEUKEMOID_PARANEOPLASTIC")
@@ -566,7 +567,7 @@ def result_context(st, case: Case, *, plan_anyway: bool = False, from_record: bo
                            "chart": None, "case_id": case.id, "doses": doses,
                            "trees": {v.key: present.working_tree(v.working, kb) for v in views},
                            "indicated": bool(lp.indicated) and not lp.apl_suspected, "plan_anyway": plan_anyway,
-                           "inputs": _inputs(case, kb),
+                           "inputs": _inputs(case, kb), "examination": _examination(case, kb),
                            # what the record holds but could not be used: at the top, with the headline
                            "record_notes": [w for w in a.warnings if shown_with_findings(w)],
                            "other_warnings": [w for w in a.warnings if not shown_with_findings(w)]}
@@ -612,7 +613,14 @@ def _inputs(case: Case, kb) -> list[tuple[str, str]]:
         else:
             text = f"{given} (= {canon})"
         rows.append((re.sub(r"\s*\((?:% of leukocytes|pulse oximetry|arterial|serum)\)", "", kb.analytes[name].label), text))
-    return rows + form_findings.recorded(case, present.fmt_num, present.labels(kb).word)
+    return rows + form_findings.recorded(case, present.fmt_num, present.labels(kb).word, ("genetics", "smear", "marrow"))
+
+
+def _examination(case: Case, kb) -> str:
+    """The examination findings the case records, in a line ("splenomegaly present, hepatomegaly absent"):
+    the report says them beside the symptoms (signs), not in the table of laboratory values."""
+    return ", ".join(f"{label[:1].lower()}{label[1:]} {text}" for label, text in form_findings.recorded(
+        case, present.fmt_num, present.labels(kb).word, ("examination",)))
 
 
 async def _read_form(request: Request) -> tuple[dict[str, Any], str]:
