@@ -117,14 +117,15 @@ def test_a_100_mb_file_is_refused_quickly(tmp_path):
     assert r.exit_code == 2 and "MB" in r.output and "Traceback" not in r.output
 
 
-CODE_NAME = re.compile(r"\b(?:labs|findings|patient|symptoms)\.[a-z_.]+|\b[a-z]+_[a-z_]+\b|\{INR\}")
+CODE_NAME = re.compile(r"\b(?:labs|findings|patient|symptoms)\.[a-z_.]+|\b[a-z]+_[a-z_]+\b|\{INR\}|x10\^|⚠ [a-z]")
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_the_text_report_says_code_names_in_words(example):
     """What could not be assessed, the warnings, the differential's notes and what would change it read
     in words ("fibrin-related marker, PT prolongation"), as on the page and the cards: the text report
-    said "ISTH DIC score incomplete: fibrin_marker, pt_prolongation". Only the settings line keeps the
+    said "ISTH DIC score incomplete: fibrin_marker, pt_prolongation", an artefact under its code
+    ("⚠ hemoglobin") and units as "x10^9/L" beside "×10⁹/L". Only the settings line keeps the
     parameter names, which it shows as --set takes them."""
     r = runner.invoke(app, ["assess", str(EXAMPLES / example), "--explain"], env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output

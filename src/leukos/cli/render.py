@@ -65,7 +65,7 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     console.print(f"[dim]leukos {a.leukos_version} · ruleset {a.ruleset_version}"
                   + (f" · case {escape(a.case_id)}" if a.case_id else "") + "[/]")
     console.print(f"[italic]{escape(a.disclaimer)}[/]")
-    console.print(Panel(Text(a.headline), title=a.urgency.upper(), style=URGENCY_STYLE.get(a.urgency, ""), expand=True))
+    console.print(Panel(Text(_words(a.headline)), title=a.urgency.upper(), style=URGENCY_STYLE.get(a.urgency, ""), expand=True))
 
     if a.recommendations:
         for prio in (1, 2, 3):
@@ -75,21 +75,21 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
             console.print(f"[bold]{PRIORITY[prio]}[/]")
             for r in recs:
                 flag = " [magenta](unverified)[/]" if r.unverified else ""
-                console.print(f"  • {escape(r.text)}{flag}{_cites(r.citations, a)}")
+                console.print(f"  • {escape(_words(r.text))}{flag}{_cites(r.citations, a)}")
 
     t = Table(title="Findings", show_lines=False, expand=True, title_justify="left")
     t.add_column("Finding", style="bold", no_wrap=True)
     t.add_column("Result")
     hl = a.hyperleukocytosis
-    blasts = f"; absolute blasts {hl.absolute_blasts_10e9_per_l:g} x10^9/L" if hl.absolute_blasts_10e9_per_l is not None else ""
-    wbc = "missing" if hl.wbc_10e9_per_l is None else f"{hl.wbc_10e9_per_l:g} x10^9/L"
+    blasts = f"; absolute blasts {hl.absolute_blasts_10e9_per_l:g} ×10⁹/L" if hl.absolute_blasts_10e9_per_l is not None else ""
+    wbc = "missing" if hl.wbc_10e9_per_l is None else f"{hl.wbc_10e9_per_l:g} ×10⁹/L"
     t.add_row("Hyperleukocytosis", f"{_yn(hl.present, 'present', 'absent')} — WBC {wbc} (threshold > {hl.threshold_10e9_per_l:g}){blasts}"
-              + "".join(f"\n[dim]{escape(n)}[/]" for n in hl.lineage_notes))
+              + "".join(f"\n[dim]{escape(_words(n))}[/]" for n in hl.lineage_notes))
     ls = a.leukostasis
     organs = ", ".join(f"{o} {'?' if g is None else g}" for o, g in ls.organ_grades.items())
     grade = "not graded" if ls.grade is None else f"grade {ls.grade} ({ls.label})"
     t.add_row("Leukostasis", f"{grade} — organs: {organs} [magenta](grading table unverified)[/]"
-              + "".join(f"\n[dim]{escape(n)}[/]" for n in ls.notes if "unverified" not in n))
+              + "".join(f"\n[dim]{escape(_words(n))}[/]" for n in ls.notes if "unverified" not in n))
     tls = a.tls
     crit = ", ".join(_field_label(c) for c in tls.criteria_met) or "none"
     t.add_row("Tumour lysis", f"laboratory {_yn(tls.laboratory)} (criteria met: {crit}); clinical {_yn(tls.clinical)}; "
@@ -100,8 +100,8 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     lk = a.leukapheresis
     t.add_row("Leukapheresis", f"indicated {_yn(lk.indicated)}"
               + (f"; ASFA category {lk.asfa_category}" if lk.asfa_category else "")
-              + "".join(f"\n[red bold]CONTRAINDICATED: {escape(c)}[/]" for c in lk.contraindications)
-              + "".join(f"\n[dim]{escape(n)}[/]" for n in lk.notes))
+              + "".join(f"\n[red bold]CONTRAINDICATED: {escape(_words(c))}[/]" for c in lk.contraindications)
+              + "".join(f"\n[dim]{escape(_words(n))}[/]" for n in lk.notes))
     console.print(t)
 
     if a.differential:
@@ -110,7 +110,8 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     if a.artefacts:
         console.print("[bold]Possible lab artefacts[/]")
         for art in a.artefacts:
-            console.print(f"  ⚠ [bold]{art.lab}[/]: {escape(art.message)}\n    [green]Action:[/] {escape(art.action)}{_cites(art.citations, a)}")
+            console.print(f"  ⚠ [bold]{escape(_field_label(art.lab))}[/]: {escape(_words(art.message))}\n"
+                          f"    [green]Action:[/] {escape(_words(art.action))}{_cites(art.citations, a)}")
 
     if a.not_assessed or a.missing_data:
         console.print("[bold]Could not assess[/]")
@@ -159,7 +160,7 @@ def _render_differential(a: Assessment, console: Console) -> None:
         console.print(f"  [bold]{e.rank}. {escape(e.label or e.code)}[/] — [{style}]{e.likelihood}[/] [dim]({e.score:g} point{'' if abs(e.score) == 1 else 's'})[/]")
         for head, items in (("for", pro), ("against", con), ("next tests", tests)):
             if items:
-                console.print(Padding(f"[dim]{head}:[/] " + escape("; ".join(items)), (0, 0, 0, 5)))
+                console.print(Padding(f"[dim]{head}:[/] " + escape(_words("; ".join(items))), (0, 0, 0, 5)))
         if e.likelihood != "low":
             for n in e.notes:
                 if not n.startswith("Not in the case format"):
