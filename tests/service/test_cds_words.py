@@ -61,3 +61,30 @@ def test_card_uuid_is_uuid5_of_the_hook_instance_and_finding():
     check()
     assert card_uuid("d0f7c6a2-0000-4000-8000-000000000000", "tls") == str(
         uuid.uuid5(_NS, "d0f7c6a2-0000-4000-8000-000000000000/tls"))
+
+
+# a decimal number as a card writes it (not part of a version, a date, a reference or an id)
+DECIMAL = re.compile(r"(?<![\w.\-/:])(\d+\.\d+)(?![\w.\-/])")
+
+
+def _significant(number: str) -> int:
+    return len(number.replace(".", "").lstrip("0"))
+
+
+@pytest.mark.parametrize("patient", range(0, 40, 3))
+def test_card_numbers_carry_no_spurious_precision(dev_client, patient):
+    """A derived count is written as the working writes it: absolute blasts 219.891 ×10⁹/L (WBC x blasts %)
+    read as a measurement to the thousandth; the cards say 219.9, as their working does (a value "entered
+    as" is quoted as the laboratory sent it). And a percentage in the working carries its unit."""
+    from benchmarks.service_peers.request import patient_view_request as cohort_request
+
+    r = dev_client.post("/cds-services/leukos-patient-view", json=cohort_request(patient))
+    assert r.status_code == 200, r.text
+    cards = r.json()["cards"]
+    assert cards
+    for card in cards:
+        text = re.sub(r"\(entered as [^)]*\)", "", _read_as_a_clinician(card))  # as the laboratory sent it
+        over = [n for n in DECIMAL.findall(text) if _significant(n) > 4]
+        assert not over, (card["summary"], over)
+        bare = re.findall(r"\(% of leukocytes\): [0-9.]+(?! %)\s", text)
+        assert not bare, (card["summary"], bare)

@@ -81,8 +81,10 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     t.add_column("Finding", style="bold", no_wrap=True)
     t.add_column("Result")
     hl = a.hyperleukocytosis
-    blasts = f"; absolute blasts {hl.absolute_blasts_10e9_per_l:g} ×10⁹/L" if hl.absolute_blasts_10e9_per_l is not None else ""
-    wbc = "missing" if hl.wbc_10e9_per_l is None else f"{hl.wbc_10e9_per_l:g} ×10⁹/L"
+    from leukos.present import fmt_num  # as the page and the cards write a count (219.9, not 219.891)
+
+    blasts = f"; absolute blasts {fmt_num(hl.absolute_blasts_10e9_per_l)} ×10⁹/L" if hl.absolute_blasts_10e9_per_l is not None else ""
+    wbc = "missing" if hl.wbc_10e9_per_l is None else f"{fmt_num(hl.wbc_10e9_per_l)} ×10⁹/L"
     t.add_row("Hyperleukocytosis", f"{_yn(hl.present, 'present', 'absent')} — WBC {wbc} (threshold > {hl.threshold_10e9_per_l:g}){blasts}"
               + "".join(f"\n[dim]{escape(_words(n))}[/]" for n in hl.lineage_notes))
     ls = a.leukostasis

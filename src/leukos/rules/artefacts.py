@@ -71,10 +71,10 @@ def assess_artefacts(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> tup
 
     # Counts: blast fragments as platelets; turbidity raising Hb/MCV.
     plt = case.lab("platelets")
-    blasts = case.value("blasts_pct")
-    if extreme and plt is not None and ((blasts or 0) > 0 or case.diagnosis in ACUTE):
+    blasts = case.lab("blasts_pct")
+    if extreme and plt is not None and ((blasts.value if blasts else 0) > 0 or case.diagnosis in ACUTE):
         out.append(_make(gaps, "SPURIOUS_PLATELETS_POSSIBLE",
-                         {"platelets": lab_working(plt, case), "blasts_pct": blasts,
+                         {"platelets": lab_working(plt, case), "blasts_pct": lab_working(blasts, case),
                           "rule": "hyperleukocytosis with blasts: impedance counts include blast fragments"}))
     rbc_thr = gaps.p("artefacts.spurious_rbc_indices_wbc")
     if case.lab("hemoglobin") is not None or case.lab("hematocrit") is not None:

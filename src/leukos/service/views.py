@@ -13,7 +13,7 @@ from typing import Any
 
 from leukos.domain.assessment import Assessment
 from leukos.knowledge import KnowledgeBase
-from leukos.present import labels
+from leukos.present import fmt_num, labels
 
 __all__ = ["FindingView", "CitationView", "finding_views", "cite", "INDICATOR_ORDER"]
 
@@ -100,7 +100,8 @@ def _citation_view(kb: KnowledgeBase, k: str) -> CitationView:
 
 
 def _fmt(v: float | None, unit: str) -> str:
-    return "not recorded" if v is None else f"{v:g} {unit}"
+    """A count as the working writes it (:func:`leukos.present.fmt_num`: 219.9, not 219.891)."""
+    return "not recorded" if v is None else f"{fmt_num(v)} {unit}"
 
 
 def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
