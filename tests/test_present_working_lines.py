@@ -108,3 +108,30 @@ def test_a_conflict_note_writes_the_unit_in_words():
     note = next(w for w in case.import_notes if "conflicting" in w)
     assert "12 ×10³/µL" in note and "260 ×10³/µL" in note
     assert "10*3/uL" not in note
+
+
+def test_leukostasis_organs_not_recorded_are_said_so():
+    """Symptoms not recorded and one organ graded by the clinician: the other organs were not assessed,
+    so the card, the page and the report say "not recorded" for them, never "None" (a program value) or
+    "none" (which reads as "no symptom of that organ"), and the placements are not recorded either."""
+    from leukos.service.views import finding_views
+
+    a = assess(_case(AML_KNOWN + "leukostasis_grades: {pulmonary: 2}\n"), KB)
+    point = next(p for v in finding_views(a, KB) for p in v.points if "organ grades" in p)
+    assert "None" not in point
+    assert "pulmonary 2, neurological not recorded, other not recorded" in point
+    rows: dict[str, str] = {}
+    for _, label, text in _rows(a.leukostasis.working):
+        rows.setdefault(label, text)  # the organ basis comes first; the clinician's grades repeat the organs
+    assert rows["neurological"] == rows["other"] == "not recorded"
+    assert rows["pulmonary"] == "clinician grade 2"
+    assert rows["placements"] == rows["ungraded symptoms"] == "not recorded"
+
+
+def test_leukostasis_organs_without_symptoms_read_none_when_symptoms_were_recorded():
+    """Symptoms recorded as none: each organ's basis is empty ("none"), grade 0, as recorded."""
+    a = assess(_case(AML_KNOWN + "symptoms: []\n"), KB)
+    assert a.leukostasis.organ_grades == {"pulmonary": 0, "neurological": 0, "other": 0}
+    rows = {label: text for _, label, text in _rows(a.leukostasis.working)}
+    assert rows["neurological"] == rows["other"] == rows["pulmonary"] == "none"
+    assert rows["placements"] == rows["ungraded symptoms"] == "none"

@@ -81,14 +81,15 @@ def render_assessment(a: Assessment, console: Console, *, explain: bool = False)
     t.add_column("Finding", style="bold", no_wrap=True)
     t.add_column("Result")
     hl = a.hyperleukocytosis
-    from leukos.present import fmt_num  # as the page and the cards write a count (219.9, not 219.891)
+    from leukos.knowledge import load_knowledge
+    from leukos.present import fmt_num, organ_grades_text  # as the page and the cards write them
 
     blasts = f"; absolute blasts {fmt_num(hl.absolute_blasts_10e9_per_l)} ×10⁹/L" if hl.absolute_blasts_10e9_per_l is not None else ""
     wbc = "missing" if hl.wbc_10e9_per_l is None else f"{fmt_num(hl.wbc_10e9_per_l)} ×10⁹/L"
     t.add_row("Hyperleukocytosis", f"{_yn(hl.present, 'present', 'absent')} — WBC {wbc} (threshold > {hl.threshold_10e9_per_l:g}){blasts}"
               + "".join(f"\n[dim]{escape(_words(n))}[/]" for n in hl.lineage_notes))
     ls = a.leukostasis
-    organs = ", ".join(f"{o} {'?' if g is None else g}" for o, g in ls.organ_grades.items())
+    organs = organ_grades_text(ls.organ_grades, load_knowledge())
     grade = "not graded" if ls.grade is None else f"grade {ls.grade} ({ls.label})"
     t.add_row("Leukostasis", f"{grade} — organs: {organs} [magenta](grading table unverified)[/]"
               + "".join(f"\n[dim]{escape(_words(n))}[/]" for n in ls.notes if "unverified" not in n))

@@ -24,7 +24,7 @@ from leukos.knowledge import KnowledgeBase
 
 __all__ = ["Labels", "labels", "clinical_text", "unit_text", "fmt_num", "Node", "working_tree",
            "dose_for_weight", "order_sheet", "OrderSheet", "band_text", "cite_short", "citation_text",
-           "working_rows", "Row"]
+           "working_rows", "Row", "organ_grades_text"]
 
 _LABELS_FILE = Path(__file__).with_name("labels.toml")
 
@@ -185,6 +185,13 @@ def fmt_num(v: Any) -> str:
     if isinstance(v, float):
         return _fmt_float(v)
     return str(v)
+
+
+def organ_grades_text(organ_grades: Mapping[str, int | None], kb: KnowledgeBase) -> str:
+    """Leukostasis organ grades in words: "pulmonary 2, neurological not recorded, other 0" (an organ
+    whose symptoms were not recorded is said so, never shown as a blank or a program value)."""
+    lab = labels(kb)
+    return ", ".join(f"{lab.word(organ)} {'not recorded' if g is None else g}" for organ, g in organ_grades.items())
 
 
 def _fmt_float(v: float) -> str:

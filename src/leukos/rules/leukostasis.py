@@ -111,14 +111,16 @@ def assess_leukostasis(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> L
     notes.append("Grading table and aggregation rule unverified against Novotny 2005 (status U).")
 
     working = {
-        "organ_basis": {o: b for o, b in basis.items()},
+        # an organ with neither symptoms recorded nor a clinician's grade: not recorded (None), not "none"
+        "organ_basis": {o: (b if organ[o] is not None else None) for o, b in basis.items()},
         "aggregation": param_working(rule_p),
         "applies": param_working(scope_p),
         "hyperleukocytosis_present": hl.present,
         "symptoms": list(symptoms) if symptoms is not None else None,
-        "placements": {s.term: {"organ": s.organ, "grade": s.grade, "placement": s.placement, "status": s.status,
-                                "basis": s.grade_basis} for s in placed},
-        "ungraded_symptoms": ungraded,
+        "placements": None if symptoms is None else {
+            s.term: {"organ": s.organ, "grade": s.grade, "placement": s.placement, "status": s.status,
+                     "basis": s.grade_basis} for s in placed},
+        "ungraded_symptoms": None if symptoms is None else ungraded,
         "clinician_grades": dict(case.leukostasis_grades),
     }
     return LeukostasisResult(

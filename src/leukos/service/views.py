@@ -13,7 +13,7 @@ from typing import Any
 
 from leukos.domain.assessment import Assessment
 from leukos.knowledge import KnowledgeBase
-from leukos.present import fmt_num, labels
+from leukos.present import fmt_num, labels, organ_grades_text
 
 __all__ = ["FindingView", "CitationView", "finding_views", "cite", "INDICATOR_ORDER"]
 
@@ -123,7 +123,7 @@ def finding_views(a: Assessment, kb: KnowledgeBase) -> list[FindingView]:
         points = [f"WBC {_fmt(hl.wbc_10e9_per_l, '×10⁹/L')} (threshold {hl.threshold_10e9_per_l:g} ×10⁹/L)",
                   f"Absolute blasts {_fmt(hl.absolute_blasts_10e9_per_l, '×10⁹/L')}"]
         if ls.grade is not None:
-            organs = ", ".join(f"{k} {v}" for k, v in ls.organ_grades.items())
+            organs = organ_grades_text(ls.organ_grades, kb)
             points.append(f"Leukostasis grade {ls.grade} ({ls.label}); organ grades: {organs}")
         points += list(hl.lineage_notes) + list(ls.notes)
         page_points = list(points)
