@@ -253,3 +253,14 @@ def test_the_report_lists_genetics_smear_and_marrow_findings_used():
     assert rows["Blasts in the marrow aspirate"] == "2 %"
     rows01 = dict(_inputs(read_case(str(EXAMPLES / "01-aml-leukostasis.yaml"), kb), kb))
     assert "unknown" not in rows01.values()  # a test not done is not listed as a value used
+
+
+def test_symptoms_not_recorded_is_said_in_clinical_words(dev_client):
+    """A case typed on the form without symptoms: the page says what to record in words the form uses,
+    not the case file's syntax ("give symptoms: [] if there are none")."""
+    r = dev_client.post("/ui/assess", data={"lab_wbc": "250", "unit_wbc": "10*9/L", "lab_blasts_pct": "80"})
+    assert r.status_code == 200, r.text[:300]
+    visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style|textarea)\b.*?</\1>", "", r.text, flags=re.S))
+    assert "symptoms not recorded" in visible
+    assert "record that there are none" in visible
+    assert "[]" not in visible and "symptoms:" not in visible

@@ -67,7 +67,7 @@ def assess_leukostasis(case: Case, hl: HyperleukocytosisResult, gaps: Gaps) -> L
 
     if symptoms is None and not case.leukostasis_grades:
         gaps.need("symptoms")
-        gaps.cannot("Leukostasis grade: symptoms not recorded (give symptoms: [] if there are none)")
+        gaps.cannot("Leukostasis grade: symptoms not recorded (record them, or record that there are none)")
     if closest:
         notes.append("Placed by the closest row of the grading table (the table does not name them; status U): "
                      + ", ".join(kb.symptoms[t].label.lower() for t in closest)

@@ -263,7 +263,7 @@ def assess_leukapheresis(case: Case, hl: HyperleukocytosisResult, ls: Leukostasi
                                    notes=(f"Not decided: {dx.describe()} is a tissue finding, not a blood count.",),
                                    working=working, citations=tuple(citations))
     if ls.grade is None:
-        notes.append("Not decided: leukostasis could not be graded (record symptoms, or give symptoms: [] if none).")
+        notes.append("Not decided: leukostasis could not be graded (record the symptoms, or record that there are none).")
         return LeukapheresisResult(indicated=None, asfa_category=None, urgency="urgent", notes=tuple(notes),
                                    unverified=unverified, working=working, citations=tuple(citations))
     if symptomatic and apl.unresolved:
