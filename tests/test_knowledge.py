@@ -61,6 +61,9 @@ def test_overrides_make_a_new_knowledge_base_and_are_validated():
         load_knowledge({"hyperleukocytosis.wbc_treshold": 50})
     with pytest.raises(LeukosUserError, match="number"):
         load_knowledge({"tumour_lysis.potassium_min": "six"})
+    for bad in (float("nan"), float("inf"), float("-inf")):  # would compare false with every result
+        with pytest.raises(LeukosUserError, match="a finite number"):
+            load_knowledge({"tumour_lysis.uric_acid_min": bad})
 
 
 def test_a_title_ending_in_a_question_mark_gets_no_extra_full_stop():

@@ -55,14 +55,14 @@ def parse_document(text: str | bytes, *, name: str = "input") -> Any:
     """Parse JSON or YAML text into Python data, with a clear error for malformed input."""
     if isinstance(text, bytes):
         if len(text) > MAX_CASE_BYTES:
-            raise CaseFormatError(_too_big(name, len(text)))
+            raise CaseFormatError(_too_big(name))
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise CaseFormatError(ErrorDetail(name, f"byte {exc.start}", "UTF-8 text (JSON or YAML)",
                                               "save the file as UTF-8 text")) from None
     if len(text) > MAX_CASE_BYTES:
-        raise CaseFormatError(_too_big(name, len(text)))
+        raise CaseFormatError(_too_big(name))
     if not text.strip():
         raise CaseFormatError(ErrorDetail(name, "(empty)", "a case in JSON or YAML",
                                           "see `leukos schema case` and the examples/ folder"))
@@ -73,8 +73,10 @@ def parse_document(text: str | bytes, *, name: str = "input") -> Any:
     return _yaml_scalars_to_text(data)
 
 
-def _too_big(name: str, size: int) -> ErrorDetail:
-    return ErrorDetail(name, f"{size / 1e6:.1f} MB", f"a case of at most {MAX_CASE_BYTES // (1024 * 1024)} MB",
+def _too_big(name: str) -> ErrorDetail:
+    # Readers stop at the limit + 1 byte (a huge file is never read whole), so all that is known is "over".
+    limit_mb = MAX_CASE_BYTES // (1024 * 1024)
+    return ErrorDetail(name, f"more than {limit_mb} MB", f"a case of at most {limit_mb} MB",
                        "send one patient's case, not a data export (use `leukos screen` for tables)")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
@@ -271,6 +272,10 @@ class KnowledgeBase:
             if isinstance(p.value, (int, float)) and not isinstance(p.value, bool):
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     problems.append(ErrorDetail(key, value, f"a number in {p.unit}", "give a number"))
+                    continue
+                if not math.isfinite(value):  # NaN compares false with every limit: it would silently turn rules off
+                    problems.append(ErrorDetail(key, value, f"a finite number in {p.unit}",
+                                                f"give the site's value as a number, e.g. {p.value}"))
                     continue
             params[key] = replace(p, value=value, overridden_from=p.value)
         if problems:
