@@ -60,6 +60,21 @@ def test_bad_input_exits_2_without_traceback(args):
     assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
 
 
+@pytest.mark.parametrize("args, option", [
+    (["plan", AML, "--target", "inf"], "--target"),  # was an OverflowError traceback
+    (["plan", AML, "--goal", "stem-cells", "--target", "nan", "--cd34-per-ul", "50"], "--target"),  # ValueError
+    (["plan", AML, "--goal", "stem-cells", "--target", "5", "--cd34-per-ul", "50", "--recipient-weight-kg", "nan"],
+     "--recipient-weight-kg"),  # ValueError traceback
+    (["plan", AML, "--observed-pre", "200", "--observed-post", "100", "--observed-volume-l", "-1"], "--observed-volume-l"),
+    (["simulate", AML, "--blood-volumes", "inf"], "--blood-volumes"),
+])
+def test_a_number_option_that_is_not_finite_and_positive_is_named(args, option):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and not isinstance(r.exception, (OverflowError, ValueError))
+    assert f"{option}: got" in " ".join(r.output.split()) and "a finite number above 0" in " ".join(r.output.split())
+
+
 def test_simulate_json_and_plots(tmp_path):
     r = runner.invoke(app, ["simulate", AML, "--draws", "200", "--hours-after", "24", "-f", "json"])
     assert r.exit_code == 0, r.output

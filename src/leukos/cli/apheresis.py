@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from pathlib import Path
 
@@ -56,6 +57,16 @@ def _options(goal: str, target, blood_volumes, volume_l, device, tbv_method, cal
                        observed_volume_l=observed[2], **kw)
 
 
+def _positive_numbers(options: dict[str, float | None]) -> None:
+    """Refuse a number option that is not a finite number above 0, naming the option: NaN and infinity
+    pass every later range check that is written as a refusal (NaN > 0 is false, so `not nan > 0`
+    refuses, but `inf > 0` passes into arithmetic), and the planner's messages name its own fields."""
+    problems = [ErrorDetail(name, value, "a finite number above 0", "give a positive number without a unit (see --help for its unit)")
+                for name, value in options.items() if value is not None and not (math.isfinite(value) and value > 0)]
+    if problems:
+        raise LeukosUserError(problems, title="The input could not be used")
+
+
 _TARGET_HELP = ("Target: WBC ×10⁹/L for depletion (default 100), CD34+ ×10⁶/kg for stem-cells (required), "
                 "CD3+ ×10⁹ for car-t (default 2).")
 
@@ -90,6 +101,10 @@ def plan_cmd(
 
     if access not in (None, "yes", "no"):
         raise LeukosUserError(ErrorDetail("--access", access, "yes or no", "say whether a line is in place"))
+    _positive_numbers({"--target": target, "--blood-volumes": blood_volumes, "--volume-l": volume_l,
+                       "--cd34-per-ul": cd34, "--cd3-per-ul": cd3, "--recipient-weight-kg": recipient_kg,
+                       "--observed-pre": observed_pre, "--observed-post": observed_post,
+                       "--observed-volume-l": observed_volume_l})
     kb = load_knowledge(parse_overrides(settings))
     c = read_case(case, kb)
     p = plan_leukapheresis(c, _options(goal.value, target, blood_volumes, volume_l, device, tbv_method, calcium, liver,
@@ -120,6 +135,7 @@ def simulate_cmd(
     from leukos.cli.apheresis_render import render_simulation
     from leukos.knowledge import load_knowledge
 
+    _positive_numbers({"--blood-volumes": blood_volumes, "--volume-l": volume_l})
     problems = []
     if not (0 <= hours_after <= 240):
         problems.append(ErrorDetail("--hours-after", hours_after, "0-240 hours", "follow at most 10 days"))
