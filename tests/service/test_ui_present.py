@@ -264,3 +264,21 @@ def test_symptoms_not_recorded_is_said_in_clinical_words(dev_client):
     assert "symptoms not recorded" in visible
     assert "record that there are none" in visible
     assert "[]" not in visible and "symptoms:" not in visible
+
+
+@pytest.mark.parametrize("field", ["lab_wbc", "lab_platelets", "age_years", "marrow_blasts_pct"])
+@pytest.mark.parametrize("typed", ["1e400", "-1e400", "1e-400"])
+def test_a_number_beyond_a_double_is_refused_and_quoted_as_typed(dev_client, field, typed):
+    """1e400 in any number of the form was a 500 (quoting the refused value back ran int() of infinity);
+    it is a 422 page naming the field, with the value as typed (1e-400 must not read "0")."""
+    data = {"lab_wbc": "250", "unit_wbc": "10*9/L", field: typed}
+    r = dev_client.post("/ui/assess", data=data)
+    assert r.status_code == 422, r.text[:300]
+    visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style|textarea)\b.*?</\1>", "", r.text, flags=re.S))
+    assert f"“{typed}”" in visible and "cannot be used" in visible
+
+
+def test_a_number_that_is_not_finite_is_written_in_words():
+    from leukos.present import fmt_num
+
+    assert fmt_num(float("inf")) == "infinite" and fmt_num(float("-inf")) == "minus infinite"

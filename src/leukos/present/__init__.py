@@ -197,12 +197,15 @@ def organ_grades_text(organ_grades: Mapping[str, int | None], kb: KnowledgeBase)
 def _fmt_float(v: float) -> str:
     if v != v:
         return "not available"
+    if v in (_INF, -_INF):  # e.g. a refused 1e400, quoted back to the user: never int() of it
+        return "infinite" if v > 0 else "minus infinite"
     i = int(v)
     if v == i and -1e6 < v < 1e6:
         return str(i)
     return f"{v:.4g}" if -1000 < v < 1000 else f"{v:.0f}"
 
 
+_INF = float("inf")
 _TEXT_CACHE_MAX = 8192  # rule texts repeat from call to call; a pure function of (kb, text)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import math
 import re
 import secrets
 import threading
@@ -390,7 +391,10 @@ def _value_words(value: Any, kb) -> Any:
     m = re.fullmatch(r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)( .+)?", value)
     if m is None:
         return present.clinical_text(value, kb)  # the shared wording of unit codes and field names
-    return present.fmt_num(float(m[1])) + present.clinical_text(m[2] or "", kb)
+    x = float(m[1])
+    # 1e400 and 1e-400 are quoted as typed: written as a number they would read "infinite" and "0"
+    shown = present.fmt_num(x) if math.isfinite(x) and (x != 0 or not re.search(r"[1-9]", m[1])) else m[1]
+    return shown + present.clinical_text(m[2] or "", kb)
 
 
 def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[str, str]]:
