@@ -282,3 +282,30 @@ def test_a_number_that_is_not_finite_is_written_in_words():
     from leukos.present import fmt_num
 
     assert fmt_num(float("inf")) == "infinite" and fmt_num(float("-inf")) == "minus infinite"
+
+
+def _visible(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style|textarea)\b.*?</\1>", "", html, flags=re.S)).split())
+
+
+def test_leukapheresis_not_decided_is_never_shown_as_not_indicated(dev_client):
+    """WBC 250 with 80 % blasts and symptoms not recorded: the assessment cannot decide (indicated is
+    null). The page and the report said in bold "Not indicated", a negative answer to a question
+    that was not answered; they say "Not decided" with the reason, and a reference plan says why it
+    is for reference only."""
+    form = {"lab_wbc": "250", "unit_wbc": "10*9/L", "lab_blasts_pct": "80"}
+    page = _visible(dev_client.post("/ui/assess", data=form).text)
+    assert "Not decided. Why:" in page and "Not indicated" not in page
+    report = dev_client.post("/ui/report?format=html", data=form)
+    assert report.status_code == 200
+    assert "Not decided." in _visible(report.text) and "Not indicated" not in _visible(report.text)
+    plan = _visible(dev_client.post("/ui/assess", data={**form, "weight_kg": "70", "height_cm": "175", "sex": "male",
+                                                       "plan_anyway": "1"}).text)
+    assert "could not decide whether leukapheresis is indicated" in plan
+    assert "not indicated by the assessment" not in plan
+
+
+def test_a_report_format_that_cannot_be_made_is_refused_not_answered_with_a_pdf(dev_client):
+    r = dev_client.post("/ui/report?format=docx", data={"lab_wbc": "250", "unit_wbc": "10*9/L"})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert "“docx” cannot be made" in _visible(r.text)

@@ -830,8 +830,9 @@ class OrderSheet:
     references: str
 
 
-def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) -> OrderSheet:
-    """Rows of the order sheet from the plan's own values (``ProcedurePlan.to_dict()``)."""
+def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool | None) -> OrderSheet:
+    """Rows of the order sheet from the plan's own values (``ProcedurePlan.to_dict()``). ``indicated``: the
+    assessment's answer, ``None`` when it could not decide (the sheet is then for reference only, and says why)."""
     lab = labels(kb)
     L = lab.section("order_sheet")
     w = plan.get("working", {})
@@ -915,8 +916,10 @@ def order_sheet(plan: Mapping[str, Any], kb: KnowledgeBase, *, indicated: bool) 
                                      else x, kb) for x in plan.get("unverified", []))
     warnings = tuple(clinical_text(x, kb) for x in plan.get("warnings", []) if x not in access)
     reference_only = not indicated or not plan.get("recommended", True) or bool(plan.get("contraindications"))
-    status = ("FOR REFERENCE ONLY: leukapheresis is not indicated by the assessment" if reference_only
-              else "Indicated by the assessment: for review and signature by the responsible physician")
+    status = ("Indicated by the assessment: for review and signature by the responsible physician" if not reference_only
+              else "FOR REFERENCE ONLY: the assessment could not decide whether leukapheresis is indicated "
+                   "(see what could not be assessed)" if indicated is None
+              else "FOR REFERENCE ONLY: leukapheresis is not indicated by the assessment")
     return OrderSheet(reference_only, status, tuple(rows), calcium, checklist, warnings, unverified,
                       cite_short(kb, plan.get("citations", [])))
 

@@ -541,7 +541,7 @@ def _chart(sim: Mapping[str, Any], kb, reference_only: bool, panel_h: int = 150)
              "ionized_calcium_mmol_per_l": line("apheresis.ica_symptom_threshold_mmol_per_l", "symptoms below"),
              "platelets_10e9_per_l": line("management.platelet_threshold_non_apl_low", "commonly kept above")}
     dur = sim.get("duration_min")
-    title = (("FOR REFERENCE ONLY (not indicated). " if reference_only else "")
+    title = (("FOR REFERENCE ONLY (not an order). " if reference_only else "")
              + f"Simulated course of one procedure ({present.fmt_num(sim.get('blood_volumes_processed'))} × TBV, "
              f"{present.fmt_num(dur)} min) and the following hours: model prediction, not a measurement")
     return course_svg(sim["times_min"], panels_from_simulation(sim, lines),
@@ -571,6 +571,8 @@ def result_context(st, case: Case, *, plan_anyway: bool = False, from_record: bo
                            "chart": None, "case_id": case.id, "doses": doses,
                            "trees": {v.key: present.working_tree(v.working, kb) for v in views},
                            "indicated": bool(lp.indicated) and not lp.apl_suspected, "plan_anyway": plan_anyway,
+                           # not decided (e.g. symptoms not recorded): never shown as "not indicated"
+                           "undecided": lp.indicated is None and not lp.apl_suspected,
                            "inputs": _inputs(case, kb), "examination": _examination(case, kb),
                            # what the record holds but could not be used: at the top, with the headline
                            "record_notes": [w for w in a.warnings if shown_with_findings(w)],
@@ -586,7 +588,7 @@ def result_context(st, case: Case, *, plan_anyway: bool = False, from_record: bo
         try:
             plan = jsonable(st.engines.plan(case, {}, kb, a))
             ctx["plan"] = plan
-            ctx["sheet"] = present.order_sheet(plan, kb, indicated=ctx["indicated"])
+            ctx["sheet"] = present.order_sheet(plan, kb, indicated=None if ctx["undecided"] else ctx["indicated"])
             if st.engines.simulate_fn is not None:
                 sim = jsonable(st.engines.simulate(case, {}, kb))
                 ctx["chart"] = Markup(_chart(sim, kb, ctx["sheet"].reference_only))
@@ -692,6 +694,9 @@ async def ui_report(request: Request, format: str = "pdf", _caller=Depends(api_c
     request.state.audit_subtype = "ui-report"
     st = service_state(request)
     form, paste = await _read_form(request)
+    if format not in ("pdf", "html"):  # e.g. docx: was answered with a PDF, as if asked for one
+        item = {"field": "", "text": f"Report format “{format[:40]}” cannot be made: choose the PDF report or the printable page."}
+        return _page(request, "index.html", {"form": form, "error_items": [item], "field_errors": {}}, status=422)
     try:
         case, _base = await st.pool.run(_case, request, form, paste)
     except LeukosUserError as exc:
