@@ -309,3 +309,14 @@ def test_a_report_format_that_cannot_be_made_is_refused_not_answered_with_a_pdf(
     r = dev_client.post("/ui/report?format=docx", data={"lab_wbc": "250", "unit_wbc": "10*9/L"})
     assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
     assert "“docx” cannot be made" in _visible(r.text)
+
+
+def test_a_case_without_a_white_count_is_not_assessed_not_routine(dev_client):
+    """A pasted case with no WBC has nothing assessed: the page's badge said "Routine" and "No finding
+    calls for attention", which reads as a reassuring answer."""
+    r = dev_client.post("/ui/assess", data={"paste": '{"format": "leukos-case/1", "labs": {}}'})
+    assert r.status_code == 200
+    page = _visible(r.text[r.text.index('id="assessment"'):])
+    assert page.split("White cell count")[0].strip().endswith("Not assessed")  # the badge before the headline
+    assert "Routine" not in page and "No finding calls for attention" not in page
+    assert "hyperleukocytosis was not assessed" in page

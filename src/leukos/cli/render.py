@@ -61,11 +61,18 @@ def _short(a: Assessment, key: str) -> str:
     return f"{first} {ref['year']}"
 
 
+def _urgency(a: Assessment) -> str:
+    from leukos import present
+    from leukos.knowledge import load_knowledge
+
+    return present.urgency_label(a, load_knowledge())
+
+
 def render_assessment(a: Assessment, console: Console, *, explain: bool = False) -> None:
     console.print(f"[dim]leukos {a.leukos_version} · ruleset {a.ruleset_version}"
                   + (f" · case {escape(a.case_id)}" if a.case_id else "") + "[/]")
     console.print(f"[italic]{escape(a.disclaimer)}[/]")
-    console.print(Panel(Text(_words(a.headline)), title=a.urgency.upper(), style=URGENCY_STYLE.get(a.urgency, ""), expand=True))
+    console.print(Panel(Text(_words(a.headline)), title=_urgency(a).upper(), style=URGENCY_STYLE.get(a.urgency, ""), expand=True))
 
     if a.recommendations:
         for prio in (1, 2, 3):

@@ -187,6 +187,20 @@ def fmt_num(v: Any) -> str:
     return str(v)
 
 
+def urgency_key(a: Any) -> str:
+    """The assessment's urgency as its badge says it (labels.toml [urgency]): "not_assessed", not
+    "routine", when hyperleukocytosis could not be assessed (no or a censored white cell count) and
+    nothing urgent was found: nothing found is not the same as nothing there."""
+    if a.hyperleukocytosis.present is None and a.urgency == "routine":
+        return "not_assessed"
+    return a.urgency
+
+
+def urgency_label(a: Any, kb: KnowledgeBase) -> str:
+    key = urgency_key(a)
+    return labels(kb).section("urgency").get(key, key)
+
+
 def organ_grades_text(organ_grades: Mapping[str, int | None], kb: KnowledgeBase) -> str:
     """Leukostasis organ grades in words: "pulmonary 2, neurological not recorded, other 0" (an organ
     whose symptoms were not recorded is said so, never shown as a blank or a program value)."""

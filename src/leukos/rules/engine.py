@@ -171,4 +171,6 @@ def _headline(hl: HyperleukocytosisResult, ls: LeukostasisResult, apl: bool, urg
         parts.append("laboratory TLS")
     if dic_overt:
         parts.append("overt DIC")
-    return "; ".join(parts) + f" — {urg.upper()}"
+    # nothing urgent found is not "routine" when the count itself could not be assessed
+    said = "NOT ASSESSED" if hl.present is None and urg == "routine" else urg.upper()
+    return "; ".join(parts) + f" — {said}"

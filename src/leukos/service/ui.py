@@ -50,7 +50,7 @@ __all__ = ["router", "PageCache", "FORM_LABS", "FORM_SECTIONS", "case_dict_from_
 
 router = APIRouter(include_in_schema=False)
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-_TEMPLATES.env.globals.update(version=__version__, disclaimer=DISCLAIMER)
+_TEMPLATES.env.globals.update(version=__version__, disclaimer=DISCLAIMER, urgency_key=present.urgency_key)
 # The pages these routes render (each with what it extends, includes and imports: compile_pages).
 PAGES = ("index.html", "about.html", "cds_page.html", "gone.html", "report.html")
 
@@ -83,7 +83,7 @@ _TEMPLATES.env.filters.update(
     clin=pass_context(lambda ctx, s: present.clinical_text(s, ctx["kb"])),
     num=present.fmt_num,
     # the urgency is the badge beside the headline: not repeated in capitals at its end
-    headline=lambda s: re.sub(r"\s*[—-]\s*(EMERGENT|URGENT|ROUTINE)\s*$", "", s),
+    headline=lambda s: re.sub(r"\s*[—-]\s*(EMERGENT|URGENT|ROUTINE|NOT ASSESSED)\s*$", "", s),
     cite=pass_context(lambda ctx, key: present.citation_text(ctx["kb"], key)),
     cites=cites_filter,
     unit=pass_context(lambda ctx, u: present.unit_text(ctx["kb"], u)))
