@@ -173,3 +173,13 @@ def test_planner_gives_a_plan_or_a_user_error_never_a_crash(weight, height, age,
     post = d["predicted"]["post_wbc_10e9_per_l"]
     assert 0 <= post["p05"] <= post["median"] <= post["p95"]
     assert post["median"] <= wbc + 1e-6
+
+
+def test_the_platelet_row_says_why_there_is_no_prediction_not_none():
+    """Without platelets before the run there is no predicted count after it: the checklist read
+    "(predicted after: None)", a program value on the order sheet."""
+    case = make_case(labs={"platelets": None})
+    row = next(c for c in _plan(case).to_dict()["checklist"] if c["risk"].startswith("Platelet"))
+    assert "None" not in row["watch"] and "platelets before not recorded" in row["watch"]
+    with_plt = next(c for c in _plan().to_dict()["checklist"] if c["risk"].startswith("Platelet"))
+    assert "predicted after: " in with_plt["watch"] and "×10⁹/L" in with_plt["watch"]

@@ -200,7 +200,8 @@ def _checklist(kb: KnowledgeBase, plan_bits: dict[str, Any]) -> tuple[dict[str, 
          "action": "lower AC rate or raise the inlet:AC ratio within device limits; calcium",
          "citations": ["scilit_acd_infusion", "bolan2001", "korean2004_lvl"]},
         {"risk": "Platelet (and red-cell) loss to the product",
-         "watch": f"platelets before and after (predicted after: {plan_bits.get('plt_post', 'n/a')}); Hb",
+         "watch": "platelets before and after (" + (f"predicted after: {plan_bits['plt_post']}" if plan_bits.get("plt_post")
+                                            else "no prediction: platelets before not recorded") + "); Hb",
          "threshold": f"platelets ≥ {plt_lo:g}-{plt_hi:g} ×10⁹/L commonly kept in non-APL hyperleukocytosis "
                       f"(≥ {plt_bleed:g} with bleeding/DIC) [unverified]",
          "action": "transfuse platelets as needed (platelets do not raise viscosity meaningfully)",
