@@ -36,7 +36,8 @@ class ErrorDetail:
         return {"field": self.field, "value": _short(self.value), "expected": self.expected, "fix": self.fix}
 
     def __str__(self) -> str:
-        return f"{self.field}: got {_short(self.value)!r}; expected {self.expected}. Fix: {self.fix}"
+        got = "nothing (not given)" if self.value is None else repr(_short(self.value))  # never "got None"
+        return f"{self.field}: got {got}; expected {self.expected}. Fix: {self.fix}"
 
 
 def _short(value: Any, limit: int = 80) -> Any:

@@ -183,3 +183,28 @@ def test_a_file_that_is_not_a_table_is_exit_2(tmp_path, name, content):
     res = CliRunner().invoke(app, ["screen", str(path), "-f", "table", "-o", str(tmp_path / "o")])
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output and "INPUT" in res.output
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--gap-hours", "nan"], "--gap-hours"),  # accepted: NaN ends no episode
+    (["--gap-hours", "inf"], "--gap-hours"),
+    (["--gap-hours", "-1"], "--gap-hours"),
+    (["--threads", "-3"], "--threads"),  # was a DuckDB SyntaxException traceback
+    (["--threads", "100000"], "--threads"),  # DuckDB stalled starting the threads
+    (["--memory-limit", "abc"], "--memory-limit"),  # was a DuckDB ParserException traceback
+])
+def test_a_screening_option_that_cannot_be_used_is_named_exit_2(tmp_path, args, option):
+    register()
+    path = tmp_path / "labs.csv"
+    path.write_text("person,time,name,value,unit\n1,2024-01-01T00:00,wbc,150,10*9/L\n")
+    res = CliRunner().invoke(app, ["screen", str(path), "-f", "table", "-o", str(tmp_path / "o"), *args])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and f"{option}: got" in " ".join(res.output.split())
+
+
+def test_a_missing_column_is_said_in_words_not_got_none(tmp_path):
+    register()
+    path = tmp_path / "labs.csv"
+    path.write_text("person,time,value,unit\n1,2024-01-01T00:00,150,10*9/L\n")
+    res = CliRunner().invoke(app, ["screen", str(path), "-f", "table", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "got None" not in res.output and "got nothing" in res.output

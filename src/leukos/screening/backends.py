@@ -111,12 +111,22 @@ def connect_duckdb(database: str | Path | None = None, *, memory_limit: str | No
     else:
         con = ibis.duckdb.connect()
     raw = con.con
-    if memory_limit:
-        raw.execute(f"SET memory_limit = '{_sql_text(memory_limit)}'")
-    if temp_directory:
-        raw.execute(f"SET temp_directory = '{_sql_text(str(temp_directory))}'")
-    if threads:
-        raw.execute(f"SET threads = {int(threads)}")
+    settings = [("--memory-limit", memory_limit, f"SET memory_limit = '{_sql_text(str(memory_limit))}'",
+                 "a size such as 2GB or 500MB", "give the memory DuckDB may use, e.g. --memory-limit 2GB"),
+                ("--temp-directory", temp_directory, f"SET temp_directory = '{_sql_text(str(temp_directory))}'",
+                 "a folder DuckDB can write to", "name a writable folder with room to spill"),
+                ("--threads", threads, f"SET threads = {int(threads) if threads else 0}", "a number of threads, 1 or more",
+                 "give the number of cores to use")]
+    import duckdb
+
+    for option, value, sql, expected, fix in settings:
+        if not value:
+            continue
+        try:
+            raw.execute(sql)
+        except duckdb.Error as exc:  # DuckDB's refusal (e.g. 'abc' as a memory limit), named by the option
+            raise LeukosUserError(ErrorDetail(option, str(value), expected, f"{fix} (DuckDB: {str(exc)[:120]})"),
+                                  title="The screening options cannot be used") from None
     raw.execute("SET enable_progress_bar = true")
     raw.execute("SET enable_progress_bar_print = false")
     raw.execute("SET preserve_insertion_order = false")  # lets large scans stream and spill
@@ -152,7 +162,13 @@ def spark_session(master: str | None = None, *, app_name: str = "leukos-screen")
                    .config("spark.sql.shuffle.partitions", os.environ.get("LEUKOS_SPARK_PARTITIONS", partitions))
                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                    .config("spark.sql.ansi.enabled", "false"))
-        session = builder.getOrCreate()
+        try:
+            session = builder.getOrCreate()
+        except Exception as exc:  # noqa: BLE001 - Spark/Java start-up failures have no common base class
+            raise LeukosUserError(ErrorDetail(
+                "--spark-master", master, "a Spark master that answers: spark://HOST:PORT, or local[N]",
+                f"check the URL and that the cluster is running ({type(exc).__name__})"),
+                title="Spark could not be started") from None
         session.sparkContext.setLogLevel("ERROR")
         return session
 

@@ -9,6 +9,7 @@ above ``memory_limit``); only small results (unit pairs, counts, episodes) reach
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,9 @@ from leukos.screening.sources import read_source
 __all__ = ["ScreenOptions", "ScreenResult", "screen", "FORMATS"]
 
 FORMATS = ("omop", "mimic", "table")
+# A software bound (not clinical): DuckDB starts one thread per unit asked for, and 100,000 of them
+# stalled the run; no machine leukos screens on has more cores than this.
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,20 @@ class ScreenOptions:
     default_units: dict[str, str] = field(default_factory=dict)  # analyte -> unit of its unit-less results
     now: datetime | None = None  # results after this are "future"; default: the time of the run (UTC)
     report: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        gap = self.gap_hours
+        if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float))
+                                or not math.isfinite(gap) or gap <= 0):
+            # NaN compares false with every gap (no episode would ever end), infinity never ends one
+            problems.append(ErrorDetail("--gap-hours", gap, "a finite number of hours above 0",
+                                        "give e.g. --gap-hours 72, or leave it out for the ruleset's value"))
+        if self.threads is not None and not (1 <= self.threads <= MAX_THREADS):
+            problems.append(ErrorDetail("--threads", self.threads, f"1-{MAX_THREADS}",
+                                        "give the number of cores to use, or leave it out for all of them"))
+        if problems:
+            raise LeukosUserError(problems, title="The screening options cannot be used")
 
 
 @dataclass(frozen=True)
