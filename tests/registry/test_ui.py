@@ -158,6 +158,10 @@ def test_a_stored_white_cell_count_of_0_does_not_stop_the_page(client):
            "more than 0" in text
     assert "Femoral catheter" in text and "Needs attention" in text  # the rest of the course is still there
     assert not CODE.search(text.split("Recent laboratory results")[0]), CODE.search(text)
+    # the API's follow-up (and so the CDS follow-up card) says the same, instead of a 422 for good
+    f = client.get("/api/patients/LK-0001/follow-up")
+    assert f.status_code == 200, f.text[:300]
+    assert any("a white cell count that a fall is predicted from is 0 ×10⁹/L" in n for n in f.json()["not_assessed"])
 
 
 @pytest.mark.parametrize(("method", "url", "status", "says"), [

@@ -14,6 +14,7 @@ per-patient learning, reached through one adapter (:mod:`leukos.followup.model_u
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -154,6 +155,30 @@ class CourseModel:
     warnings: tuple[str, ...]
 
 
+_MODEL_VALUES = {"pre_wbc_10e9_per_l": ("the white cell count before a session", " ×10⁹/L"),
+                 "post_wbc_10e9_per_l": ("the white cell count after a session", " ×10⁹/L"),
+                 "blood_volumes": ("the blood volumes processed", " blood volumes")}
+
+
+def model_refusal(exc: LeukosUserError) -> str:
+    """The model's refusal of a stored course, in words (its field names are the model's, not the nurse's)."""
+    reasons = []
+    for d in exc.details:
+        name = d.field.rsplit(".", 1)[-1]
+        in_session = d.field.startswith("sessions[")
+        if not in_session and name == "post_wbc_10e9_per_l":
+            continue  # the next session is checked as a session from the latest count to itself: said once
+        what, unit = _MODEL_VALUES.get(name, ("a recorded value", ""))
+        if not in_session:
+            what = {"pre_wbc_10e9_per_l": "a white cell count that a fall is predicted from"}.get(name, what)
+        value = (f"{d.value:g}{unit}" if isinstance(d.value, (int, float)) and math.isfinite(d.value)
+                 else "not a number")
+        expected = d.expected.replace("a positive number", "more than 0").replace("TBV", "total blood volumes")
+        reasons.append(f"{what} is {value}, and the model needs {expected}")
+    return ("The predicted and observed falls and the next session could not be computed: " + "; ".join(reasons)
+            + ". If a count was entered in error, have the record corrected.")
+
+
 def course_model(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequence[SessionRecord], *,
                  kb: KnowledgeBase) -> CourseModel:
     """Predicted vs observed fall per session, the per-patient update carried forward, the next session.
@@ -178,54 +203,57 @@ def course_model(patient: PatientFacts, labs: Sequence[LabPoint], sessions: Sequ
     tbv = bv.tbv_l
     working.append(f"Blood volume {tbv:.2f} L ({bv.method.capitalize()} formula): volumes processed are counted in "
                    "blood volumes.")
-    observed: list[tuple[float, float, float]] = []
-    before = None
-    for k, s in enumerate(sessions, start=1):
-        bvs = s.volume_processed_l / tbv
-        if s.pre_wbc_10e9_per_l is None:
-            outcomes.append(SessionOutcome(k, s.ref, s.started_at, None, s.post_wbc_10e9_per_l, None, None, None, None,
-                                           len(observed), "pre-session count not recorded: not modelled"))
-            working.append(f"Session {k}: no pre-session count; not modelled.")
-            continue
-        if not 0 < bvs <= 5:
-            outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, None,
-                                           None, None, None, len(observed),
-                                           f"{bvs:.1f} blood volumes processed: outside the model's range"))
-            continue
-        learned = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
-                                    pre_wbc_10e9_per_l=s.pre_wbc_10e9_per_l, blood_volumes=bvs)
-        pred = learned.pct_fall
-        before = learned.fall_rate
-        if s.post_wbc_10e9_per_l is None:
-            outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, None, pred, None, before, None,
-                                           len(observed), "post-session count not recorded: the model is not updated"))
-            working.append(f"Session {k}: predicted {_pct(pred)}; observed: post-session count not recorded.")
-            continue
-        observed_pct = round(100.0 * (1.0 - s.post_wbc_10e9_per_l / s.pre_wbc_10e9_per_l), 1)
-        observed.append((s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, bvs))
-        after = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
-                                  pre_wbc_10e9_per_l=s.pre_wbc_10e9_per_l, blood_volumes=bvs).fall_rate
-        outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, pred,
-                                       observed_pct, before, after, len(observed), "model updated on this session"))
-        working.append(f"Session {k}: predicted {_pct(pred)}, observed {observed_pct:.0f} % "
-                       f"({s.pre_wbc_10e9_per_l:g} → {s.post_wbc_10e9_per_l:g} ×10⁹/L, {bvs:.2f} blood volumes); "
-                       f"fall rate updated {_rate(before)} → {_rate(after)} per blood volume.")
-    if wbc:
-        last = wbc[-1]
-        bvs = (sessions[-1].volume_processed_l / tbv) if sessions else float(kb.value("apheresis.blood_volumes_default"))
-        bvs = min(max(bvs, 0.1), 5.0)
-        learned = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
-                                    pre_wbc_10e9_per_l=last.value, blood_volumes=bvs)
-        nxt = NextSession(number=len(sessions) + 1, from_wbc_10e9_per_l=last.value, from_time=last.taken_at,
-                          volume_processed_l=round(bvs * tbv, 2), predicted_fall_pct=learned.pct_fall,
-                          predicted_post_wbc_10e9_per_l=learned.end_of_run, updated_on_sessions=len(observed))
-        basis = (f"this patient's {len(observed)} recorded session(s)" if observed
-                 else "the population (no completed session yet)")
-        working.append(f"Session {nxt.number} predicted {_pct(nxt.predicted_fall_pct)} from the latest count "
-                       f"{last.value:g} ×10⁹/L with {bvs:.2f} blood volumes ({basis}).")
-        working += [f"Model: {w}" for w in learned.working]
-    else:
-        not_assessed.append("Next-session prediction: no white cell count recorded.")
+    try:  # a stored value the model refuses (e.g. a count of 0) leaves the model part not assessed, with why
+        observed: list[tuple[float, float, float]] = []
+        before = None
+        for k, s in enumerate(sessions, start=1):
+            bvs = s.volume_processed_l / tbv
+            if s.pre_wbc_10e9_per_l is None:
+                outcomes.append(SessionOutcome(k, s.ref, s.started_at, None, s.post_wbc_10e9_per_l, None, None, None, None,
+                                               len(observed), "pre-session count not recorded: not modelled"))
+                working.append(f"Session {k}: no pre-session count; not modelled.")
+                continue
+            if not 0 < bvs <= 5:
+                outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, None,
+                                               None, None, None, len(observed),
+                                               f"{bvs:.1f} blood volumes processed: outside the model's range"))
+                continue
+            learned = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
+                                        pre_wbc_10e9_per_l=s.pre_wbc_10e9_per_l, blood_volumes=bvs)
+            pred = learned.pct_fall
+            before = learned.fall_rate
+            if s.post_wbc_10e9_per_l is None:
+                outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, None, pred, None, before, None,
+                                               len(observed), "post-session count not recorded: the model is not updated"))
+                working.append(f"Session {k}: predicted {_pct(pred)}; observed: post-session count not recorded.")
+                continue
+            observed_pct = round(100.0 * (1.0 - s.post_wbc_10e9_per_l / s.pre_wbc_10e9_per_l), 1)
+            observed.append((s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, bvs))
+            after = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
+                                      pre_wbc_10e9_per_l=s.pre_wbc_10e9_per_l, blood_volumes=bvs).fall_rate
+            outcomes.append(SessionOutcome(k, s.ref, s.started_at, s.pre_wbc_10e9_per_l, s.post_wbc_10e9_per_l, pred,
+                                           observed_pct, before, after, len(observed), "model updated on this session"))
+            working.append(f"Session {k}: predicted {_pct(pred)}, observed {observed_pct:.0f} % "
+                           f"({s.pre_wbc_10e9_per_l:g} → {s.post_wbc_10e9_per_l:g} ×10⁹/L, {bvs:.2f} blood volumes); "
+                           f"fall rate updated {_rate(before)} → {_rate(after)} per blood volume.")
+        if wbc:
+            last = wbc[-1]
+            bvs = (sessions[-1].volume_processed_l / tbv) if sessions else float(kb.value("apheresis.blood_volumes_default"))
+            bvs = min(max(bvs, 0.1), 5.0)
+            learned = learn_and_predict(kb, diagnosis=patient.diagnosis, observed=observed,
+                                        pre_wbc_10e9_per_l=last.value, blood_volumes=bvs)
+            nxt = NextSession(number=len(sessions) + 1, from_wbc_10e9_per_l=last.value, from_time=last.taken_at,
+                              volume_processed_l=round(bvs * tbv, 2), predicted_fall_pct=learned.pct_fall,
+                              predicted_post_wbc_10e9_per_l=learned.end_of_run, updated_on_sessions=len(observed))
+            basis = (f"this patient's {len(observed)} recorded session(s)" if observed
+                     else "the population (no completed session yet)")
+            working.append(f"Session {nxt.number} predicted {_pct(nxt.predicted_fall_pct)} from the latest count "
+                           f"{last.value:g} ×10⁹/L with {bvs:.2f} blood volumes ({basis}).")
+            working += [f"Model: {w}" for w in learned.working]
+        else:
+            not_assessed.append("Next-session prediction: no white cell count recorded.")
+    except LeukosUserError as exc:
+        return CourseModel((), None, tuple(working[:1]), (model_refusal(exc),), ())
     return CourseModel(sessions=tuple(outcomes), next_session=nxt, working=tuple(working),
                        not_assessed=tuple(not_assessed), warnings=())
 

@@ -20,10 +20,8 @@ from fastapi.templating import Jinja2Templates
 from leukos import __version__
 from leukos.domain.assessment import DISCLAIMER
 from leukos.errors import ErrorDetail, LeukosUserError
-from leukos.followup.course import CourseModel, follow_up
 from leukos.registry.errors import UnknownRecordError
 from leukos.registry.inputs import ProcedureIn, parse, vocabulary
-from leukos.registry.store import course_inputs
 from leukos.service.deps import api_caller, service_state
 from leukos.service.registry_api import registry_of
 from leukos.service.ui import _not_a_number, cites_filter, compile_pages, parse_number
@@ -203,40 +201,6 @@ def _dt(v: Any) -> dt.datetime:
     return dt.datetime.fromisoformat(v) if isinstance(v, str) else v
 
 
-_MODEL_VALUES = {"pre_wbc_10e9_per_l": ("the white cell count before a session", " ×10⁹/L"),
-                 "post_wbc_10e9_per_l": ("the white cell count after a session", " ×10⁹/L"),
-                 "blood_volumes": ("the blood volumes processed", " blood volumes")}
-
-
-def _prediction_failure(exc: LeukosUserError) -> str:
-    """The model's refusal of a stored course, in words (its field names are the model's, not the nurse's)."""
-    reasons = []
-    for d in exc.details:
-        name = d.field.rsplit(".", 1)[-1]
-        in_session = d.field.startswith("sessions[")
-        if not in_session and name == "post_wbc_10e9_per_l":
-            continue  # the next session is checked as a session from the latest count to itself: said once
-        what, unit = _MODEL_VALUES.get(name, ("a recorded value", ""))
-        if not in_session:
-            what = {"pre_wbc_10e9_per_l": "a white cell count that a fall is predicted from"}.get(name, what)
-        value = _num(d.value) + unit if isinstance(d.value, (int, float)) and math.isfinite(d.value) else "not a number"
-        expected = d.expected.replace("a positive number", "more than 0").replace("TBV", "total blood volumes")
-        reasons.append(f"{what} is {value}, and the model needs {expected}")
-    return ("The predicted and observed falls and the next session could not be computed: " + "; ".join(reasons)
-            + ". If a count was entered in error, have the record corrected.")
-
-
-def _follow_up(reg: Any, pseudonym: str, t: dict[str, Any]) -> dict[str, Any]:
-    """The follow-up; when the model refuses a stored value, the rest of it (trend, flags) with the reason."""
-    try:
-        return reg.follow_up(pseudonym).to_dict()
-    except LeukosUserError as exc:
-        facts, labs, sessions = course_inputs(t)
-        model = CourseModel(sessions=(), next_session=None, working=(), not_assessed=(_prediction_failure(exc),),
-                            warnings=())
-        return follow_up(facts, labs, sessions, now=reg.clock(), kb=reg.kb, model=model).to_dict()
-
-
 @router.get("/ui/patients/{pseudonym}", response_class=HTMLResponse)
 def timeline_page(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> HTMLResponse:
     _audit(request, "read", pseudonym)
@@ -245,7 +209,7 @@ def timeline_page(request: Request, pseudonym: str, _caller=Depends(api_caller))
         t = reg.timeline(pseudonym)
     except UnknownRecordError:
         return _unknown_patient(request, pseudonym)
-    f = _follow_up(reg, pseudonym, t)
+    f = reg.follow_up(pseudonym).to_dict()  # a stored value the model refuses: said in its not-assessed part
     agents = vocabulary(service_state(request).kb, "cytoreduction")
     for x in t["treatments"]:
         x["label"] = agents.get(x["agent"], x["agent"])
