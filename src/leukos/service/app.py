@@ -311,6 +311,9 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
     # Outermost last: the audit sees every call, including the ones refused for size.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, audit=state.audit)
+    from leukos.service.page_errors import PageErrors
+
+    app.add_middleware(PageErrors)  # outermost: a JSON error on a page address (413, 405, 500 ...) becomes a page
     return app
 
 

@@ -52,7 +52,7 @@ router = APIRouter(include_in_schema=False)
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 _TEMPLATES.env.globals.update(version=__version__, disclaimer=DISCLAIMER, urgency_key=present.urgency_key)
 # The pages these routes render (each with what it extends, includes and imports: compile_pages).
-PAGES = ("index.html", "about.html", "cds_page.html", "gone.html", "report.html")
+PAGES = ("index.html", "about.html", "cds_page.html", "gone.html", "report.html", "page_error.html")
 
 
 def compile_pages(templates: Jinja2Templates, pages: tuple[str, ...]) -> None:
@@ -485,6 +485,14 @@ def _finding_groups(lab: present.Labels) -> list[tuple[str, tuple[Any, list[dict
             rows.append({"f": f, "label": label, "options": options, "empty": empty, "hint": hint})
         out.append((g.id, (g, rows)))
     return out
+
+
+def error_page(request: Request, title: str, lines: list[str], *, status: int) -> HTMLResponse:
+    """A page of the site saying what went wrong (see :mod:`leukos.service.page_errors`)."""
+    kb = service_state(request).kb
+    ctx = {"request": request, "kb": kb, "title": title, "lines": lines,
+           "registry": request.url.path.startswith("/ui/patients")}
+    return _TEMPLATES.TemplateResponse(request, "page_error.html", ctx, status_code=status, headers=_headers())
 
 
 def _page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
