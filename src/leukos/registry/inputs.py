@@ -74,16 +74,32 @@ class _PatientFacts(_In):
     target_wbc_10e9_per_l: Num | None = Field(None, gt=0, le=1000)
 
 
+def _fhir_id(v: Any) -> Any:
+    """A FHIR Patient id as a CDS call sends it (``context.patientId``): a FHIR id, else no call could match it."""
+    from leukos.interop.patient_ref import FHIR_ID
+
+    if isinstance(v, str) and not FHIR_ID.fullmatch(v.strip()):
+        raise ValueError("a FHIR id: 1-64 characters A-Z, a-z, 0-9, '-' or '.' (the Patient resource's id, "
+                         "not a URL, a path or the MRN)")
+    return v
+
+
+FhirId = Annotated[str, BeforeValidator(_fhir_id)]
+
+
 class PatientIn(_PatientFacts):
     pseudonym: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
                                   description="Local pseudonymous id; generated when absent")
     mrn: str | None = Field(None, min_length=1, max_length=64, description="Hospital number: stored in its own column, never logged")
-    fhir_patient_id: str | None = Field(None, max_length=128, description="FHIR Patient id (links CDS Hooks calls)")
+    fhir_patient_id: FhirId | None = Field(None, max_length=64, description="FHIR Patient id (links CDS Hooks calls and "
+                                           "FHIR imports); one registered patient per id")
 
 
 class PatientUpdate(_PatientFacts):
     version: Int = Field(..., ge=1, le=2**62, description="The version you read (optimistic concurrency)")
     active: StrictBool | None = None
+    fhir_patient_id: FhirId | None = Field(None, max_length=64, description="FHIR Patient id (links CDS Hooks calls and "
+                                           "FHIR imports); null removes the link")
 
 
 class LabIn(_In):

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from leukos.domain.assessment import jsonable
 from leukos.errors import LeukosUserError
 from leukos.registry import RegistrySettings, open_registry
-from leukos.registry.errors import ConflictError, UnknownRecordError
+from leukos.registry.errors import ConflictError, MigrationBlockedError, UnknownRecordError
 from leukos.registry.inputs import (
     FeedbackIn,
     LabIn,
@@ -160,7 +160,7 @@ def import_fhir(request: Request, pseudonym: str, body: dict[str, Any] = Body(..
     from leukos.registry.fhir_io import labs_from_bundle
 
     reg = _reg(request, pseudonym, "write")
-    labs, notes = labs_from_bundle(body, reg.kb)
+    labs, notes = labs_from_bundle(body, reg.kb, reg.get_patient(pseudonym))
     return reg.add_labs(pseudonym, labs, recorded_by=_caller.label) | {"notes": notes}
 
 
@@ -186,10 +186,11 @@ def issue_assessment(request: Request, pseudonym: str, body: dict[str, Any] = Bo
                      _caller=Depends(api_caller)) -> dict[str, Any]:
     import json
 
+    from leukos.registry.fhir_io import check_case_about_patient
     from leukos.service.engines import load_case
 
     reg = _reg(request, pseudonym, "write")
-    reg.get_patient(pseudonym)  # 404 before any work
+    check_case_about_patient(body, reg.get_patient(pseudonym))  # 404 before any work; FHIR about this patient
     st = service_state(request)
     case = load_case(json.dumps(body), st.kb, name="body")
     out = st.engines.assess(case, st.kb).to_dict()
@@ -201,10 +202,11 @@ def issue_plan(request: Request, pseudonym: str, body: dict[str, Any] = Body(...
                _caller=Depends(api_caller)) -> dict[str, Any]:
     import json
 
+    from leukos.registry.fhir_io import check_case_about_patient
     from leukos.service.engines import load_case
 
     reg = _reg(request, pseudonym, "write")
-    reg.get_patient(pseudonym)
+    check_case_about_patient(body, reg.get_patient(pseudonym))
     st = service_state(request)
     case = load_case(json.dumps(body), st.kb, name="body")
     out = jsonable(st.engines.plan(case, {}, st.kb, st.engines.assess(case, st.kb)))
@@ -322,6 +324,7 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(UnknownRecordError, _status_handler(404))
     app.add_exception_handler(ConflictError, _status_handler(409))
+    app.add_exception_handler(MigrationBlockedError, _status_handler(409))
     app.add_exception_handler(405, _method_not_allowed)
     app.include_router(router)
     app.include_router(registry_ui.router)
