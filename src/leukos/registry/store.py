@@ -46,6 +46,7 @@ from leukos.registry.inputs import (
     canonical_lab,
     check_procedure,
     check_treatment,
+    time_problems,
 )
 from leukos.registry.models import (
     AdverseEvent,
@@ -285,7 +286,9 @@ class Registry:
         """Add lab results (canonical units); a repeated ``source_ref`` is skipped (idempotent import)."""
         labs = list(labs)
         rows = []
-        problems = []
+        problems = time_problems([(f"{lab.source_ref} (effective time)" if lab.source == "fhir" and lab.source_ref
+                                   and lab.source_ref.startswith("Observation/") else f"labs[{i}].taken_at", lab.taken_at)
+                                  for i, lab in enumerate(labs)], self.clock())
         for i, lab in enumerate(labs):
             try:
                 rows.append((lab, *canonical_lab(self.kb, lab.analyte, lab.value, lab.unit, field=f"labs[{i}]")))
@@ -355,7 +358,7 @@ class Registry:
                                                  "leave plan_id out, or give the number of one of this patient's plans"))
 
     def record_procedure(self, pseudonym: str, data: ProcedureIn) -> dict[str, Any]:
-        counts = check_procedure(data, self.kb)
+        counts = check_procedure(data, self.kb, now=self.clock())
         with self._tx() as s:
             p = self._patient(s, pseudonym)
             self._check_plan(s, p, data.plan_id)
@@ -370,7 +373,7 @@ class Registry:
 
     def update_procedure(self, pseudonym: str, procedure_id: int, data: ProcedureUpdate) -> dict[str, Any]:
         """Replace a procedure record; ``data.version`` must be the version read (else ConflictError)."""
-        counts = check_procedure(data, self.kb)
+        counts = check_procedure(data, self.kb, now=self.clock())
         with self._tx() as s:
             p = self._patient(s, pseudonym)
             proc = s.get(Procedure, procedure_id)
@@ -394,7 +397,7 @@ class Registry:
             return _procedure_dict(s.get(Procedure, proc.id), rows)
 
     def add_treatment(self, pseudonym: str, data: TreatmentIn) -> dict[str, Any]:
-        check_treatment(data, self.kb)
+        check_treatment(data, self.kb, now=self.clock())
         with self._tx() as s:
             p = self._patient(s, pseudonym)
             t = Treatment(patient_id=p.id, agent=data.agent, dose=data.dose, started_at=data.started_at,

@@ -246,17 +246,29 @@ class RegistryFeedbackStore:
 def registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
     """patient-view: one card on the registered course ("session 2 due; post-session count missing"),
     or none when the patient is not in the registry. Called by the CDS route (run it in a thread).
-    Most calls find no registry: that answer comes before any import the card needs."""
+    Most calls find no registry: that answer comes before any import the card needs.
+
+    The registry is an extra: nothing that goes wrong while building its card (a database outage, a
+    stored record the follow-up model cannot take, a bug) may withhold the other cards. Any exception
+    is logged (its type only: no identifiers, no message that could quote a record) and no registry
+    card is given."""
     try:
-        reg = registry_if_present(app) if patient_fhir_id else None
-        pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
-        if pseudonym is None:
-            return []
-        f = reg.follow_up(pseudonym)
-    except _database_error() as exc:  # the registry is an extra: its outage must not withhold the other cards
+        return _registry_cards(app, patient_fhir_id, hook_instance=hook_instance, base_url=base_url)
+    except _database_error() as exc:
         logging.getLogger("leukos.service").warning("registry unavailable for the patient-view card: %s",
                                                     type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - see the docstring: the other cards must still be given
+        logging.getLogger("leukos.service").error("registry follow-up card not given (%s while building it)",
+                                                  type(exc).__name__)
+    return []
+
+
+def _registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
+    reg = registry_if_present(app) if patient_fhir_id else None
+    pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
+    if pseudonym is None:
         return []
+    f = reg.follow_up(pseudonym)
     from leukos.service.cds.cards import short_summary, source_for
     from leukos.service.cds.models import Card, Link
 
