@@ -16,7 +16,9 @@ A patient without a recorded FHIR id cannot be checked, so a Bundle is refused u
 recorded. Then the existing importer (:func:`leukos.interop.fhir.case_from_fhir`) reads the Bundle; each
 lab value becomes a :class:`LabIn` whose ``source_ref`` is its Observation id (or a digest of
 analyte, time and value when the Observation has no id), so importing the same Bundle twice adds
-nothing the second time.
+nothing the second time. The importer's notes (statuses ignored, codes not used, ...) are returned
+with the result; a value with a comparator (``>5``) is a bound, which the registry (exact values
+only) cannot hold, so it is left out with a note rather than stored as if exact.
 """
 
 from __future__ import annotations
@@ -180,11 +182,16 @@ def labs_from_bundle(bundle: Any, kb: KnowledgeBase, patient: dict[str, Any]) ->
     check_about_patient(bundle, patient)
     case = case_from_fhir(bundle, kb)
     labs: list[LabIn] = []
-    notes: list[str] = []
+    notes: list[str] = list(case.import_notes)  # what the importer skipped or read from text, said as it said it
     for analyte, series in case.labs.items():
         for lv in series:
             if lv.time is None:
                 notes.append(f"{lv.source.removeprefix('fhir:')}: no effective time; not imported")
+                continue
+            if lv.comparator:  # '>5': a bound, not a result; the registry stores exact values only
+                notes.append(f"{lv.source.removeprefix('fhir:')}: {lv.describe()} is a bound, not an exact value; "
+                             "not imported (the registry stores exact results: record the exact value if the lab "
+                             "gives one)")
                 continue
             t = lv.time if lv.time.tzinfo else lv.time.replace(tzinfo=dt.UTC)
             ref = lv.source.removeprefix("fhir:")

@@ -313,18 +313,32 @@ def _status_handler(status: int):
     return handler
 
 
-async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+async def _method_not_allowed(request: Request, exc: Exception):
     """405 with every method the path supports in ``Allow`` (Starlette names only the first route's,
-    and /api/patients has GET and POST on separate routes)."""
+    and /api/patients has GET and POST on separate routes), in the service's common error shape
+    (error, title, details with field, value, expected and fix)."""
     from starlette.routing import Match
 
-    allowed: set[str] = set()
-    for route in request.app.router.routes:
+    from leukos.service.http_errors import error_response
+
+    def routes(items):  # FastAPI >= 0.165 keeps an included router's routes behind effective_candidates()
+        for route in items:
+            nested = getattr(route, "effective_candidates", None)
+            if callable(nested):
+                yield from routes(nested())
+            else:
+                yield route
+
+    allowed: set[str] = {m.strip() for m in (getattr(exc, "headers", None) or {}).get("Allow", "").split(",") if m.strip()}
+    for route in routes(request.app.router.routes):
         match, _ = route.matches({**request.scope, "method": "__none__"})
         if match != Match.NONE and getattr(route, "methods", None):
             allowed |= set(route.methods)
-    return JSONResponse(status_code=405, content={"detail": "Method Not Allowed"},
-                        headers={"Allow": ", ".join(sorted(allowed))})
+    allow = ", ".join(sorted(allowed))
+    return error_response(405, "MethodNotAllowed", "This address does not take this method", [
+        {"field": "(method)", "value": request.method, "expected": f"one of {allow}" if allow else "another method",
+         "fix": "use a method listed in the Allow header (see /docs for what each one does)"}],
+        headers={"Allow": allow})
 
 
 def install(app: FastAPI) -> None:
