@@ -17,6 +17,7 @@ from .records import PATIENT, iso, procedure
 
 TOKEN = "registry-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AML_BUNDLE_PATIENT = "pat-aml-01"  # the Patient id of examples/fhir-bundle-aml.json
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_openapi_lists_the_registry(client):
 def test_fhir_export_validates_and_fhir_import_is_idempotent(client):
     from fhir.resources.R4B.bundle import Bundle
 
-    client.post("/api/patients", json=PATIENT, headers=AUTH)
+    client.post("/api/patients", json=PATIENT | {"fhir_patient_id": AML_BUNDLE_PATIENT}, headers=AUTH)
     client.post("/api/patients/LK-0001/procedures", json=procedure(), headers=AUTH)
     bundle = json.loads((EXAMPLES / "fhir-bundle-aml.json").read_text())
     first = client.post("/api/patients/LK-0001/labs/fhir", json=bundle, headers=AUTH).json()

@@ -24,9 +24,9 @@ def run(tmp_path):
     return go
 
 
-def _patient(run):
+def _patient(run, *more: str):
     r = run("patient", "add", "--pseudonym", PATIENT["pseudonym"], "--mrn", PATIENT["mrn"], "--sex", "male", "--age", "54",
-            "--weight-kg", "70", "--height-cm", "175", "--diagnosis", "AML", "--ward", "H5")
+            "--weight-kg", "70", "--height-cm", "175", "--diagnosis", "AML", "--ward", "H5", *more)
     assert r.exit_code == 0, r.output
     assert PATIENT["mrn"] not in r.output
 
@@ -85,13 +85,13 @@ def test_export_is_pseudonymised_and_backup_is_a_database(run, tmp_path):
     con.close()
     r = run("registry", "migrate", "--down", "--revision", "base")
     assert r.exit_code == 0 and "base" in r.output
-    assert run("registry", "migrate").output.strip().endswith("revision 0002.")
+    assert run("registry", "migrate").output.strip().endswith("revision 0003.")
 
 
 def test_fhir_round_trip_and_issued_outputs(run, tmp_path):
     from tests.conftest import EXAMPLES
 
-    _patient(run)
+    _patient(run, "--fhir-id", "pat-aml-01")  # the Bundle's patient
     bundle = str(EXAMPLES / "fhir-bundle-aml.json")
     first = json.loads(run("patient", "fhir-import", "LK-0001", bundle, "--format", "json").output)
     again = json.loads(run("patient", "fhir-import", "LK-0001", bundle, "--format", "json").output)

@@ -50,13 +50,13 @@ def _writer(base: str, wid: int, stop: threading.Event, acked_labs: list, acked_
             k += 1
             try:
                 if k % 4 == 0:
-                    r = c.post("/api/patients/LK-0001/procedures", json=procedure(day=k % 30, pre=200 + wid, post=150 + k % 40))
+                    r = c.post("/api/patients/LK-0001/procedures", json=procedure(day=-(k % 30), pre=200 + wid, post=150 + k % 40))
                     if r.status_code == 201:
                         acked_procs.append((r.json()["id"], 200 + wid, 150 + k % 40))
                 else:
                     ref = f"Observation/w{wid}-{k}"
                     r = c.post("/api/patients/LK-0001/labs", json=[
-                        {"analyte": "wbc", "value": 100 + k % 50, "taken_at": iso(k / 10), "source": "fhir", "source_ref": ref}])
+                        {"analyte": "wbc", "value": 100 + k % 50, "taken_at": iso(-k / 10), "source": "fhir", "source_ref": ref}])
                     if r.status_code == 201 and r.json()["added"] == 1:
                         acked_labs.append(ref)
             except httpx.HTTPError:

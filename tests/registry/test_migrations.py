@@ -17,7 +17,7 @@ def test_upgrade_downgrade_upgrade(settings):
     engine = make_engine(settings)
     upgrade(engine)
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     downgrade(engine, "0001")  # one step back: only the treatments table goes
     assert set(inspect(engine).get_table_names()) >= TABLES - {"treatments"}
     assert "treatments" not in inspect(engine).get_table_names()
@@ -25,7 +25,7 @@ def test_upgrade_downgrade_upgrade(settings):
     assert not TABLES & set(inspect(engine).get_table_names())
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     engine.dispose()
 
 
@@ -58,3 +58,36 @@ def test_default_data_dir_is_beside_the_working_directory(tmp_path):
     assert s.data_dir == tmp_path / "leukos-data" and s.is_sqlite
     pg = RegistrySettings.from_env({"LEUKOS_DATABASE_URL": "postgresql+psycopg://u:secret@db.example/leukos"})
     assert "secret" not in pg.describe() and not pg.is_sqlite
+
+
+def test_unique_fhir_id_migration_refuses_existing_duplicates_and_keeps_the_data(settings):
+    """Two patients with one FHIR id (possible before 0003): the upgrade stops with the fix, names no
+    patient, changes nothing; once the data are corrected it goes through."""
+    import datetime as dt
+
+    import pytest
+    from sqlalchemy import text
+
+    from leukos.registry.errors import MigrationBlockedError
+
+    engine = make_engine(settings)
+    upgrade(engine, "0002")
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with engine.begin() as c:
+        for pseudonym, mrn in (("LK-A", "MRN-111"), ("LK-B", "MRN-222")):
+            c.execute(text("INSERT INTO patients (pseudonym, mrn, fhir_patient_id, active, created_at, version) "
+                           "VALUES (:p, :m, 'pat-1', :a, :t, 1)"), {"p": pseudonym, "m": mrn, "a": True, "t": now})
+    with pytest.raises(MigrationBlockedError) as err:
+        upgrade(engine)
+    d = err.value.details[0]
+    assert d.field == "patients.fhir_patient_id" and "1 FHIR Patient id" in str(d.value)
+    assert "leukos registry migrate" in d.fix and "SELECT" in d.fix
+    assert not any(x in str(err.value.to_dict()) for x in ("LK-A", "LK-B", "MRN-111", "pat-1"))
+    assert current_revision(engine) == "0002"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM patients WHERE fhir_patient_id = 'pat-1'")).scalar() == 2
+    with engine.begin() as c:
+        c.execute(text("UPDATE patients SET fhir_patient_id = NULL WHERE pseudonym = 'LK-B'"))
+    upgrade(engine)
+    assert current_revision(engine) == "0003"
+    engine.dispose()

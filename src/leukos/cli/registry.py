@@ -192,7 +192,7 @@ def patient_fhir_import(pseudonym: str = typer.Argument(...), bundle: str = type
     from leukos.registry.fhir_io import labs_from_bundle
 
     reg = _registry()
-    labs, notes = labs_from_bundle(_read(bundle), reg.kb)
+    labs, notes = labs_from_bundle(_read(bundle), reg.kb, reg.get_patient(pseudonym))
     r = reg.add_labs(pseudonym, labs, recorded_by=by)
     if fmt == "json":
         _json(r | {"notes": notes})
@@ -208,13 +208,17 @@ def patient_assess(pseudonym: str = typer.Argument(...), case: str = typer.Argum
                    "format or FHIR Bundle)."), plan: bool = typer.Option(False, "--plan", help="Also plan a leukapheresis."),
                    fmt: str = FMT) -> None:
     """Assess a case (and optionally plan) and keep the output as issued in the patient's record."""
-    from leukos.cli.inputs import read_case
+    from leukos.cli.inputs import read_bytes
     from leukos.domain.assessment import jsonable
+    from leukos.interop.case_format import load_case_text, parse_document
+    from leukos.registry.fhir_io import check_case_about_patient
     from leukos.rules import assess
 
     reg = _registry()
-    reg.get_patient(pseudonym)
-    c = read_case(case, reg.kb)
+    patient = reg.get_patient(pseudonym)
+    raw, name = read_bytes(case)
+    check_case_about_patient(parse_document(raw, name=name), patient)  # FHIR input must be about this patient
+    c = load_case_text(raw, reg.kb, name=name)
     a = assess(c, reg.kb)
     ids = {"assessment": reg.record_issued(pseudonym, "assessment", a.to_dict())}
     if plan:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from leukos.errors import LeukosUserError
 
-__all__ = ["UnknownRecordError", "ConflictError"]
+__all__ = ["UnknownRecordError", "ConflictError", "MigrationBlockedError"]
 
 
 class UnknownRecordError(LeukosUserError):
@@ -18,4 +18,12 @@ class ConflictError(LeukosUserError):
     """The record changed since the caller read it (HTTP 409, CLI exit 2): nothing was written."""
 
     default_title = "The record was changed by someone else"
+    status = 409
+
+
+class MigrationBlockedError(LeukosUserError):
+    """The database holds data a schema migration cannot take as it is (e.g. two patients with one FHIR
+    id before the unique index): nothing was changed; a person must correct the data first."""
+
+    default_title = "The registry database cannot be upgraded until its data are corrected"
     status = 409

@@ -9,10 +9,16 @@ mild/moderate/severe for the WAA scale; a CTCAE grade as text). Every resource i
 No SNOMED CT code for therapeutic leukocytapheresis is in the knowledge base, so Procedure.code is
 text only rather than a guessed code.
 
-Import: the existing importer (:func:`leukos.interop.fhir.case_from_fhir`) reads the Bundle; each
+Import: the Bundle must be about the registered patient (:func:`check_about_patient`, the same rule
+as a CDS call's, :mod:`leukos.interop.patient_ref`): a Patient resource with that patient's
+recorded FHIR id, and every Observation, Condition and MedicationRequest naming it in ``subject``.
+A patient without a recorded FHIR id cannot be checked, so a Bundle is refused until the id is
+recorded. Then the existing importer (:func:`leukos.interop.fhir.case_from_fhir`) reads the Bundle; each
 lab value becomes a :class:`LabIn` whose ``source_ref`` is its Observation id (or a digest of
 analyte, time and value when the Observation has no id), so importing the same Bundle twice adds
-nothing the second time.
+nothing the second time. The importer's notes (statuses ignored, codes not used, ...) are returned
+with the result; a value with a comparator (``>5``) is a bound, which the registry (exact values
+only) cannot hold, so it is left out with a note rather than stored as if exact.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from leukos.errors import ErrorDetail, FhirInputError
 from leukos.knowledge import KnowledgeBase
 from leukos.registry.inputs import LabIn
 
-__all__ = ["export_bundle", "labs_from_bundle"]
+__all__ = ["export_bundle", "labs_from_bundle", "check_about_patient", "check_case_about_patient",
+           "NotThisPatientError"]
 
 _NS = uuid.UUID("0b3f5f4e-6f1e-4a53-9d67-1c2e3f4a5b6c")
 LOINC = "http://loinc.org"
@@ -122,20 +129,69 @@ def export_bundle(timeline: dict[str, Any], kb: KnowledgeBase | None = None) -> 
     return bundle
 
 
-def labs_from_bundle(bundle: Any, kb: KnowledgeBase) -> tuple[list[LabIn], list[str]]:
-    """Lab results of a FHIR Bundle (through the existing importer) as registry inputs, with notes."""
+class NotThisPatientError(FhirInputError):
+    """FHIR input that is not (or cannot be confirmed to be) about the registered patient (HTTP 422)."""
+
+    default_title = "The FHIR input is not about this registered patient: nothing stored"
+
+
+def check_about_patient(data: Any, patient: dict[str, Any], *, where: str = "body") -> None:
+    """Raise :class:`NotThisPatientError` unless every resource of ``data`` (a FHIR resource or Bundle)
+    is about ``patient`` (:meth:`Registry.get_patient`): the rule of :mod:`leukos.interop.patient_ref`
+    against the patient's recorded ``fhir_patient_id``. Without a recorded id nothing links the
+    Bundle to this patient, so it is refused with the fix (record the id first)."""
+    from leukos.interop.patient_ref import Wording, check_resources_patient
+
+    pseudonym, fhir_id = patient["pseudonym"], patient.get("fhir_patient_id")
+    if not fhir_id:
+        raise NotThisPatientError(ErrorDetail(
+            "fhir_patient_id", None,
+            f"the FHIR Patient id of {pseudonym} recorded in the registry, so that the FHIR input can be checked "
+            "to be about this patient",
+            f"record the patient's FHIR Patient id first (PATCH /api/patients/{pseudonym} with fhir_patient_id and "
+            "the version you read), then send the FHIR input again"))
+    wording = Wording(
+        expected_id=f"the FHIR Patient id recorded for {pseudonym} ({fhir_id})",
+        expected_ref="{ref} (the FHIR Patient id recorded for " + pseudonym + ")",
+        fix_patient=f"send {pseudonym}'s own Bundle only, or check that {pseudonym} is the right patient",
+        fix_subject=f"send {pseudonym}'s resources only: this one is another patient's")
+    problems: list[ErrorDetail] = []
+    check_resources_patient(where, data, fhir_id, require_subject=True, problems=problems, wording=wording)
+    if problems:
+        raise NotThisPatientError(problems[:20])
+
+
+def check_case_about_patient(data: Any, patient: dict[str, Any]) -> None:
+    """A case to be assessed or planned for ``patient``: when it is FHIR (a Bundle or a resource),
+    :func:`check_about_patient`. A case in the leukos format names no patient, so there is nothing
+    to compare."""
+    if isinstance(data, dict) and data.get("resourceType") is not None:
+        check_about_patient(data, patient)
+
+
+def labs_from_bundle(bundle: Any, kb: KnowledgeBase, patient: dict[str, Any]) -> tuple[list[LabIn], list[str]]:
+    """Lab results of a FHIR Bundle (through the existing importer) as registry inputs, with notes.
+
+    ``patient`` (:meth:`Registry.get_patient`) is whom the results are for: the Bundle must be about
+    them (:func:`check_about_patient`)."""
     from leukos.interop.fhir import case_from_fhir
 
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirInputError(ErrorDetail("body.resourceType", bundle.get("resourceType") if isinstance(bundle, dict) else None,
                                          "a FHIR R4 Bundle", "send a Bundle of Observations"))
+    check_about_patient(bundle, patient)
     case = case_from_fhir(bundle, kb)
     labs: list[LabIn] = []
-    notes: list[str] = []
+    notes: list[str] = list(case.import_notes)  # what the importer skipped or read from text, said as it said it
     for analyte, series in case.labs.items():
         for lv in series:
             if lv.time is None:
                 notes.append(f"{lv.source.removeprefix('fhir:')}: no effective time; not imported")
+                continue
+            if lv.comparator:  # '>5': a bound, not a result; the registry stores exact values only
+                notes.append(f"{lv.source.removeprefix('fhir:')}: {lv.describe()} is a bound, not an exact value; "
+                             "not imported (the registry stores exact results: record the exact value if the lab "
+                             "gives one)")
                 continue
             t = lv.time if lv.time.tzinfo else lv.time.replace(tzinfo=dt.UTC)
             ref = lv.source.removeprefix("fhir:")

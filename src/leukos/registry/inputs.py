@@ -28,7 +28,8 @@ from leukos.knowledge import KnowledgeBase
 from leukos.units import converter_for
 
 __all__ = ["PatientIn", "PatientUpdate", "LabIn", "CountIn", "AdverseEventIn", "ProcedureIn", "ProcedureUpdate", "FeedbackIn", "TreatmentIn", "check_treatment",
-           "parse", "canonical_lab", "check_procedure", "vocabulary", "SOURCES", "DIAGNOSES"]
+           "parse", "canonical_lab", "check_procedure", "vocabulary", "SOURCES", "DIAGNOSES", "time_problems",
+           "EARLIEST_TIME", "FUTURE_ALLOWANCE"]
 
 SOURCES = ("typed", "fhir", "screening")
 DIAGNOSES = ("AML", "APL", "ALL", "CML", "CLL", "other", "unknown")
@@ -74,16 +75,32 @@ class _PatientFacts(_In):
     target_wbc_10e9_per_l: Num | None = Field(None, gt=0, le=1000)
 
 
+def _fhir_id(v: Any) -> Any:
+    """A FHIR Patient id as a CDS call sends it (``context.patientId``): a FHIR id, else no call could match it."""
+    from leukos.interop.patient_ref import FHIR_ID
+
+    if isinstance(v, str) and not FHIR_ID.fullmatch(v.strip()):
+        raise ValueError("a FHIR id: 1-64 characters A-Z, a-z, 0-9, '-' or '.' (the Patient resource's id, "
+                         "not a URL, a path or the MRN)")
+    return v
+
+
+FhirId = Annotated[str, BeforeValidator(_fhir_id)]
+
+
 class PatientIn(_PatientFacts):
     pseudonym: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
                                   description="Local pseudonymous id; generated when absent")
     mrn: str | None = Field(None, min_length=1, max_length=64, description="Hospital number: stored in its own column, never logged")
-    fhir_patient_id: str | None = Field(None, max_length=128, description="FHIR Patient id (links CDS Hooks calls)")
+    fhir_patient_id: FhirId | None = Field(None, max_length=64, description="FHIR Patient id (links CDS Hooks calls and "
+                                           "FHIR imports); one registered patient per id")
 
 
 class PatientUpdate(_PatientFacts):
     version: Int = Field(..., ge=1, le=2**62, description="The version you read (optimistic concurrency)")
     active: StrictBool | None = None
+    fhir_patient_id: FhirId | None = Field(None, max_length=64, description="FHIR Patient id (links CDS Hooks calls and "
+                                           "FHIR imports); null removes the link")
 
 
 class LabIn(_In):
@@ -148,8 +165,8 @@ class TreatmentIn(_In):
     recorded_by: str = Field(..., min_length=1, max_length=64)
 
 
-def check_treatment(t: TreatmentIn, kb: KnowledgeBase) -> None:
-    problems = []
+def check_treatment(t: TreatmentIn, kb: KnowledgeBase, *, now: dt.datetime) -> None:
+    problems = time_problems([("started_at", t.started_at), ("ended_at", t.ended_at)], now)
     agents = vocabulary(kb, "cytoreduction")
     if t.agent not in agents:
         problems.append(ErrorDetail("agent", t.agent, f"one of {', '.join(agents)}", "choose a listed treatment"))
@@ -193,6 +210,39 @@ def canonical_lab(kb: KnowledgeBase, analyte: str, value: float, unit: str | Non
     return canonical, a.unit, given
 
 
+# The plausible window of a recorded time. A SOFTWARE bound chosen for leukos, not a clinical threshold
+# and not from a source: a time outside it is a typing, unit or clock error (a year 2062 for 2026, a
+# device clock never set), and times at the ends of the calendar (year 1, year 9999) overflow the date
+# arithmetic of the follow-up model. One day ahead of the server clock allows for time zones and for
+# a lab system's clock that runs a little ahead. See docs/registry.md ("Times").
+EARLIEST_TIME = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+FUTURE_ALLOWANCE = dt.timedelta(days=1)
+
+
+def time_problems(times: list[tuple[str, dt.datetime | None]], now: dt.datetime) -> list[ErrorDetail]:
+    """A problem for each (field, time) outside [EARLIEST_TIME, now + FUTURE_ALLOWANCE] (software window)."""
+    latest = now + FUTURE_ALLOWANCE
+    out = []
+    for field, t in times:
+        if t is not None and not EARLIEST_TIME <= t <= latest:
+            out.append(ErrorDetail(
+                field, t.isoformat(),
+                f"a time from {EARLIEST_TIME:%Y-%m-%d} to at most one day after now ({latest:%Y-%m-%d %H:%M} UTC); "
+                "a software plausibility window, not a clinical rule",
+                "check the date and the year (and the device's or lab system's clock); give the time it was "
+                "actually taken or done"))
+    return out
+
+
+def _procedure_times(p: ProcedureIn) -> list[tuple[str, dt.datetime | None]]:
+    times: list[tuple[str, dt.datetime | None]] = [("started_at", p.started_at), ("ended_at", p.ended_at)]
+    for name in ("pre_wbc", "post_wbc", "pre_platelets", "post_platelets"):
+        c = getattr(p, name)
+        times.append((f"{name}.taken_at", None if c is None else c.taken_at))
+    times += [(f"ionized_calcium[{i}].taken_at", c.taken_at) for i, c in enumerate(p.ionized_calcium)]
+    return times
+
+
 def _in(problems: list[ErrorDetail], field: str, value: float | None, lo: float, hi: float, unit: str, fix: str,
         *, low_open: bool = False) -> None:
     if value is None:
@@ -202,12 +252,13 @@ def _in(problems: list[ErrorDetail], field: str, value: float | None, lo: float,
         problems.append(ErrorDetail(field, value, f"{'>' if low_open else '≥'} {lo:g} and ≤ {hi:g} {unit}", fix))
 
 
-def check_procedure(p: ProcedureIn, kb: KnowledgeBase) -> dict[str, tuple[float, str, str, dt.datetime]]:
+def check_procedure(p: ProcedureIn, kb: KnowledgeBase, *, now: dt.datetime) -> dict[str, tuple[float, str, str, dt.datetime]]:
     """Every semantic check of a procedure record; returns its counts in canonical units.
 
+    ``now`` is the server's clock (the times must be in the plausible window, :func:`time_problems`).
     Raises LeukosUserError listing every problem (nothing is written then).
     """
-    problems: list[ErrorDetail] = []
+    problems: list[ErrorDetail] = time_problems(_procedure_times(p), now)
     devices = kb.table("apheresis")["devices"]
     dev = devices.get(p.device)
     if dev is None:

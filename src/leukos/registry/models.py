@@ -64,7 +64,7 @@ class Patient(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
     mrn: Mapped[str | None] = mapped_column(String(64), unique=True)       # never logged, never exported by default
-    fhir_patient_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    fhir_patient_id: Mapped[str | None] = mapped_column(String(128), index=True, unique=True)  # one patient per id
     sex: Mapped[str | None] = mapped_column(String(16))
     age_years: Mapped[float | None] = mapped_column(Float)
     weight_kg: Mapped[float | None] = mapped_column(Float)

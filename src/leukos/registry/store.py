@@ -10,6 +10,7 @@ procedure raises :class:`UnknownRecordError`; an update that names a stale ``ver
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -45,6 +46,7 @@ from leukos.registry.inputs import (
     canonical_lab,
     check_procedure,
     check_treatment,
+    time_problems,
 )
 from leukos.registry.models import (
     AdverseEvent,
@@ -65,7 +67,9 @@ def _find_by_fhir_id_sql(engine: Engine) -> tuple[str, Callable[[str], Any]]:
     """The follow-up card's lookup in ``engine``'s dialect, rendered once by SQLAlchemy from the model:
     its SQL, and a function giving the DBAPI parameters for one FHIR id (in the dialect's parameter
     style; the LIMIT is a parameter too)."""
-    stmt = select(Patient.pseudonym).where(Patient.fhir_patient_id == bindparam("fhir_id")).limit(1)
+    # LIMIT 2, not 1: a second row means two patients share the id (a database from before the unique
+    # index of migration 0003), and then no patient may be picked.
+    stmt = select(Patient.pseudonym).where(Patient.fhir_patient_id == bindparam("fhir_id")).limit(2)
     compiled = stmt.compile(dialect=engine.dialect)
     fixed = compiled.construct_params({"fhir_id": None})
     if compiled.positional:
@@ -146,10 +150,24 @@ class Registry:
 
     # -- patients ------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _fhir_id_free(s: Session, fhir_patient_id: str | None, patient_id: int | None = None) -> None:
+        """ConflictError if another patient is registered with this FHIR id (checked in the writing
+        transaction; the unique index of migration 0003 is the backstop against a concurrent writer).
+        The other patient is not named: the caller may not be allowed to know who it is."""
+        if fhir_patient_id is None:
+            return
+        q = select(Patient.id).where(Patient.fhir_patient_id == fhir_patient_id)
+        if patient_id is not None:
+            q = q.where(Patient.id != patient_id)
+        if s.scalar(q.limit(1)) is not None:
+            raise _fhir_id_taken(fhir_patient_id)
+
     def add_patient(self, data: PatientIn) -> dict[str, Any]:
         pseudonym = data.pseudonym or f"P-{secrets.token_hex(4).upper()}"
         try:
             with self._tx() as s:
+                self._fhir_id_free(s, data.fhir_patient_id)
                 p = Patient(pseudonym=pseudonym, mrn=data.mrn, fhir_patient_id=data.fhir_patient_id, sex=data.sex,
                             age_years=data.age_years, weight_kg=data.weight_kg, height_cm=data.height_cm,
                             diagnosis=data.diagnosis, ward=data.ward, target_wbc_10e9_per_l=data.target_wbc_10e9_per_l,
@@ -159,8 +177,14 @@ class Registry:
                 s.add(Episode(patient_id=p.id, started_at=p.created_at, reason="registered"))
                 return _patient_dict(p)
         except IntegrityError:
+            if data.fhir_patient_id is not None and self._fhir_id_used(data.fhir_patient_id):
+                raise _fhir_id_taken(data.fhir_patient_id) from None  # a concurrent registration won the race
             raise ConflictError(ErrorDetail("pseudonym / mrn", pseudonym, "a pseudonym and MRN not already registered",
                                             "look the patient up (leukos patient list) instead of adding them again")) from None
+
+    def _fhir_id_used(self, fhir_patient_id: str) -> bool:
+        with self._sessions() as s:
+            return s.scalar(select(Patient.id).where(Patient.fhir_patient_id == fhir_patient_id).limit(1)) is not None
 
     def get_patient(self, pseudonym: str) -> dict[str, Any]:
         with self._sessions() as s:
@@ -174,7 +198,10 @@ class Registry:
         through an ORM session it cost ~0.5 ms a call, and on SQLite it began a write transaction
         (``BEGIN IMMEDIATE``, see :mod:`leukos.registry.db`) for one read. The connection goes back
         to the pool on close, which rolls back whatever the driver began. A database error is raised
-        as SQLAlchemy's (:class:`~sqlalchemy.exc.DBAPIError`), as every other method raises it."""
+        as SQLAlchemy's (:class:`~sqlalchemy.exc.DBAPIError`), as every other method raises it.
+
+        Never picks one of several: if more than one patient has the id (a database from before
+        the unique index), the answer is None and a warning is logged (no identifiers)."""
         sql, params = self._find_sql
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         raw = self.engine.raw_connection()
@@ -182,28 +209,38 @@ class Registry:
             cur = raw.cursor()
             try:
                 cur.execute(sql, params(fhir_patient_id))
-                row = cur.fetchone()
+                rows = cur.fetchall()
             finally:
                 cur.close()
         except dbapi_error as exc:  # the driver's error, raised as SQLAlchemy raises it (callers catch that)
             raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
         finally:
             raw.close()
-        return None if row is None else row[0]
+        if len(rows) > 1:  # only in a database the unique index (migration 0003) has not reached
+            logging.getLogger("leukos.registry").warning(
+                "more than one registered patient has the FHIR id of a CDS call: no follow-up card given "
+                "(correct the duplicate FHIR ids, then run 'leukos registry migrate')")
+            return None
+        return rows[0][0] if rows else None
 
     def update_patient(self, pseudonym: str, data: PatientUpdate) -> dict[str, Any]:
         changes = data.model_dump(exclude_unset=True, exclude={"version"})
         if changes.get("active", False) is None:
             del changes["active"]  # active is yes or no; null leaves it as it is
-        with self._tx() as s:
-            p = self._patient(s, pseudonym)
-            res = s.execute(update(Patient).where(Patient.id == p.id, Patient.version == data.version)
-                            .values(**changes, version=Patient.version + 1))
-            if res.rowcount != 1:
-                raise ConflictError(ErrorDetail("version", data.version, f"the current version {p.version}",
-                                                "reload the patient, re-apply your change and save again"))
-            s.refresh(p)
-            return _patient_dict(p)
+        try:
+            with self._tx() as s:
+                p = self._patient(s, pseudonym)
+                if "fhir_patient_id" in changes:
+                    self._fhir_id_free(s, changes["fhir_patient_id"], p.id)
+                res = s.execute(update(Patient).where(Patient.id == p.id, Patient.version == data.version)
+                                .values(**changes, version=Patient.version + 1))
+                if res.rowcount != 1:
+                    raise ConflictError(ErrorDetail("version", data.version, f"the current version {p.version}",
+                                                    "reload the patient, re-apply your change and save again"))
+                s.refresh(p)
+                return _patient_dict(p)
+        except IntegrityError:  # the unique FHIR id: a concurrent writer took it after the check
+            raise _fhir_id_taken(changes.get("fhir_patient_id")) from None
 
     def ward_list(self, *, page: int = 1, per_page: int = 50, ward: str | None = None,
                   active_only: bool = True) -> dict[str, Any]:
@@ -249,7 +286,9 @@ class Registry:
         """Add lab results (canonical units); a repeated ``source_ref`` is skipped (idempotent import)."""
         labs = list(labs)
         rows = []
-        problems = []
+        problems = time_problems([(f"{lab.source_ref} (effective time)" if lab.source == "fhir" and lab.source_ref
+                                   and lab.source_ref.startswith("Observation/") else f"labs[{i}].taken_at", lab.taken_at)
+                                  for i, lab in enumerate(labs)], self.clock())
         for i, lab in enumerate(labs):
             try:
                 rows.append((lab, *canonical_lab(self.kb, lab.analyte, lab.value, lab.unit, field=f"labs[{i}]")))
@@ -319,7 +358,7 @@ class Registry:
                                                  "leave plan_id out, or give the number of one of this patient's plans"))
 
     def record_procedure(self, pseudonym: str, data: ProcedureIn) -> dict[str, Any]:
-        counts = check_procedure(data, self.kb)
+        counts = check_procedure(data, self.kb, now=self.clock())
         with self._tx() as s:
             p = self._patient(s, pseudonym)
             self._check_plan(s, p, data.plan_id)
@@ -334,7 +373,7 @@ class Registry:
 
     def update_procedure(self, pseudonym: str, procedure_id: int, data: ProcedureUpdate) -> dict[str, Any]:
         """Replace a procedure record; ``data.version`` must be the version read (else ConflictError)."""
-        counts = check_procedure(data, self.kb)
+        counts = check_procedure(data, self.kb, now=self.clock())
         with self._tx() as s:
             p = self._patient(s, pseudonym)
             proc = s.get(Procedure, procedure_id)
@@ -358,7 +397,7 @@ class Registry:
             return _procedure_dict(s.get(Procedure, proc.id), rows)
 
     def add_treatment(self, pseudonym: str, data: TreatmentIn) -> dict[str, Any]:
-        check_treatment(data, self.kb)
+        check_treatment(data, self.kb, now=self.clock())
         with self._tx() as s:
             p = self._patient(s, pseudonym)
             t = Treatment(patient_id=p.id, agent=data.agent, dose=data.dose, started_at=data.started_at,
@@ -443,6 +482,13 @@ class Registry:
     def feedback_count(self) -> int:
         with self._sessions() as s:
             return s.scalar(select(func.count(CdsFeedback.id))) or 0
+
+
+def _fhir_id_taken(fhir_patient_id: str | None) -> ConflictError:
+    return ConflictError(ErrorDetail(
+        "fhir_patient_id", fhir_patient_id, "a FHIR Patient id not registered for another patient (one patient per id)",
+        "check the id against the EHR: it is already linked to another registered patient. If that link is wrong, "
+        "correct the other patient's record first; if it is the same person, use that record instead of a new one"))
 
 
 def _procedure_fields(d: ProcedureIn) -> dict[str, Any]:

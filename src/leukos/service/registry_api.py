@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from leukos.domain.assessment import jsonable
 from leukos.errors import LeukosUserError
 from leukos.registry import RegistrySettings, open_registry
-from leukos.registry.errors import ConflictError, UnknownRecordError
+from leukos.registry.errors import ConflictError, MigrationBlockedError, UnknownRecordError
 from leukos.registry.inputs import (
     FeedbackIn,
     LabIn,
@@ -160,7 +160,7 @@ def import_fhir(request: Request, pseudonym: str, body: dict[str, Any] = Body(..
     from leukos.registry.fhir_io import labs_from_bundle
 
     reg = _reg(request, pseudonym, "write")
-    labs, notes = labs_from_bundle(body, reg.kb)
+    labs, notes = labs_from_bundle(body, reg.kb, reg.get_patient(pseudonym))
     return reg.add_labs(pseudonym, labs, recorded_by=_caller.label) | {"notes": notes}
 
 
@@ -186,10 +186,11 @@ def issue_assessment(request: Request, pseudonym: str, body: dict[str, Any] = Bo
                      _caller=Depends(api_caller)) -> dict[str, Any]:
     import json
 
+    from leukos.registry.fhir_io import check_case_about_patient
     from leukos.service.engines import load_case
 
     reg = _reg(request, pseudonym, "write")
-    reg.get_patient(pseudonym)  # 404 before any work
+    check_case_about_patient(body, reg.get_patient(pseudonym))  # 404 before any work; FHIR about this patient
     st = service_state(request)
     case = load_case(json.dumps(body), st.kb, name="body")
     out = st.engines.assess(case, st.kb).to_dict()
@@ -201,10 +202,11 @@ def issue_plan(request: Request, pseudonym: str, body: dict[str, Any] = Body(...
                _caller=Depends(api_caller)) -> dict[str, Any]:
     import json
 
+    from leukos.registry.fhir_io import check_case_about_patient
     from leukos.service.engines import load_case
 
     reg = _reg(request, pseudonym, "write")
-    reg.get_patient(pseudonym)
+    check_case_about_patient(body, reg.get_patient(pseudonym))
     st = service_state(request)
     case = load_case(json.dumps(body), st.kb, name="body")
     out = jsonable(st.engines.plan(case, {}, st.kb, st.engines.assess(case, st.kb)))
@@ -244,17 +246,29 @@ class RegistryFeedbackStore:
 def registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
     """patient-view: one card on the registered course ("session 2 due; post-session count missing"),
     or none when the patient is not in the registry. Called by the CDS route (run it in a thread).
-    Most calls find no registry: that answer comes before any import the card needs."""
+    Most calls find no registry: that answer comes before any import the card needs.
+
+    The registry is an extra: nothing that goes wrong while building its card (a database outage, a
+    stored record the follow-up model cannot take, a bug) may withhold the other cards. Any exception
+    is logged (its type only: no identifiers, no message that could quote a record) and no registry
+    card is given."""
     try:
-        reg = registry_if_present(app) if patient_fhir_id else None
-        pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
-        if pseudonym is None:
-            return []
-        f = reg.follow_up(pseudonym)
-    except _database_error() as exc:  # the registry is an extra: its outage must not withhold the other cards
+        return _registry_cards(app, patient_fhir_id, hook_instance=hook_instance, base_url=base_url)
+    except _database_error() as exc:
         logging.getLogger("leukos.service").warning("registry unavailable for the patient-view card: %s",
                                                     type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - see the docstring: the other cards must still be given
+        logging.getLogger("leukos.service").error("registry follow-up card not given (%s while building it)",
+                                                  type(exc).__name__)
+    return []
+
+
+def _registry_cards(app: FastAPI, patient_fhir_id: str | None, *, hook_instance: str, base_url: str) -> list:
+    reg = registry_if_present(app) if patient_fhir_id else None
+    pseudonym = reg.find_by_fhir_id(patient_fhir_id) if reg is not None else None
+    if pseudonym is None:
         return []
+    f = reg.follow_up(pseudonym)
     from leukos.service.cds.cards import short_summary, source_for
     from leukos.service.cds.models import Card, Link
 
@@ -299,18 +313,32 @@ def _status_handler(status: int):
     return handler
 
 
-async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+async def _method_not_allowed(request: Request, exc: Exception):
     """405 with every method the path supports in ``Allow`` (Starlette names only the first route's,
-    and /api/patients has GET and POST on separate routes)."""
+    and /api/patients has GET and POST on separate routes), in the service's common error shape
+    (error, title, details with field, value, expected and fix)."""
     from starlette.routing import Match
 
-    allowed: set[str] = set()
-    for route in request.app.router.routes:
+    from leukos.service.http_errors import error_response
+
+    def routes(items):  # FastAPI >= 0.165 keeps an included router's routes behind effective_candidates()
+        for route in items:
+            nested = getattr(route, "effective_candidates", None)
+            if callable(nested):
+                yield from routes(nested())
+            else:
+                yield route
+
+    allowed: set[str] = {m.strip() for m in (getattr(exc, "headers", None) or {}).get("Allow", "").split(",") if m.strip()}
+    for route in routes(request.app.router.routes):
         match, _ = route.matches({**request.scope, "method": "__none__"})
         if match != Match.NONE and getattr(route, "methods", None):
             allowed |= set(route.methods)
-    return JSONResponse(status_code=405, content={"detail": "Method Not Allowed"},
-                        headers={"Allow": ", ".join(sorted(allowed))})
+    allow = ", ".join(sorted(allowed))
+    return error_response(405, "MethodNotAllowed", "This address does not take this method", [
+        {"field": "(method)", "value": request.method, "expected": f"one of {allow}" if allow else "another method",
+         "fix": "use a method listed in the Allow header (see /docs for what each one does)"}],
+        headers={"Allow": allow})
 
 
 def install(app: FastAPI) -> None:
@@ -322,6 +350,7 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(UnknownRecordError, _status_handler(404))
     app.add_exception_handler(ConflictError, _status_handler(409))
+    app.add_exception_handler(MigrationBlockedError, _status_handler(409))
     app.add_exception_handler(405, _method_not_allowed)
     app.include_router(router)
     app.include_router(registry_ui.router)
