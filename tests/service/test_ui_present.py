@@ -320,3 +320,19 @@ def test_a_case_without_a_white_count_is_not_assessed_not_routine(dev_client):
     assert page.split("White cell count")[0].strip().endswith("Not assessed")  # the badge before the headline
     assert "Routine" not in page and "No finding calls for attention" not in page
     assert "hyperleukocytosis was not assessed" in page
+
+
+@pytest.mark.parametrize("typed, says, never", [
+    ({"marrow_fibrosis_grade": "12,5"}, "expected a whole number, or empty (not recorded)", "integer or null"),
+    ({"weight_kg": "0"}, "expected more than 0", "exclusiveMinimum"),
+    ({"age_years": "-5"}, "“-5” cannot be used", "-5.0"),
+    ({"paste": "<script>alert(1)</script>"}, "The pasted text is plain text, not a case", "“str”"),
+    ({"paste": "[1, 2]"}, "The pasted text is a list, not a case", "“list”"),
+    ({"example": "../../etc/passwd"}, "“../../etc/passwd” cannot be used", "././"),
+])
+def test_form_errors_are_worded_for_the_clinician(dev_client, typed, says, never):
+    data = typed if ("paste" in typed or "example" in typed) else {"lab_wbc": "250", "unit_wbc": "10*9/L", **typed}
+    r = dev_client.post("/ui/assess", data=data)
+    assert r.status_code == 422
+    page = _visible(r.text)
+    assert says in page and never not in page

@@ -353,7 +353,9 @@ def case_from_dict(data: Any, kb: KnowledgeBase | None = None, *, name: str = "c
     kb = kb or load_knowledge()
     check_tree(data, name=name)
     if not isinstance(data, dict):
-        raise CaseFormatError(ErrorDetail(name, type(data).__name__, "a mapping (JSON object / YAML mapping)",
+        kind = {"str": "plain text", "list": "a list", "int": "a number", "float": "a number", "bool": "yes/no",
+                "NoneType": "nothing"}.get(type(data).__name__, type(data).__name__)  # in words, not Python's type name
+        raise CaseFormatError(ErrorDetail(name, kind, "a mapping (JSON object / YAML mapping)",
                                           "the case must start with fields such as patient:, labs:"))
     problems = _schema_problems(data, kb)
     notes: list[str] = []

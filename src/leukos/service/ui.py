@@ -386,6 +386,8 @@ def _field_id(field: str) -> str:
 
 def _value_words(value: Any, kb) -> Any:
     """A refused value as the clinician typed it: "-3.0 10*9/L" reads "-3 ×10⁹/L" (units as people write them)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return present.fmt_num(value)  # -5, not the case model's -5.0
     if not isinstance(value, str):
         return value
     m = re.fullmatch(r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)( .+)?", value)
@@ -395,6 +397,10 @@ def _value_words(value: Any, kb) -> Any:
     # 1e400 and 1e-400 are quoted as typed: written as a number they would read "infinite" and "0"
     shown = present.fmt_num(x) if math.isfinite(x) and (x != 0 or not re.search(r"[1-9]", m[1])) else m[1]
     return shown + present.clinical_text(m[2] or "", kb)
+
+
+_BOUND_WORDS = {"maximum": "at most ", "minimum": "at least ", "exclusiveMaximum": "less than ",
+                "exclusiveMinimum": "more than "}
 
 
 def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[str, str]]:
@@ -408,14 +414,17 @@ def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[
         on_form = form_findings.BY_PATH.get(d.field)
         if on_form is not None and on_form.label:
             what = on_form.label  # the words of the control the message sits beside
-        value = _value_words(d.to_dict().get("value"), kb)
+        value = d.to_dict().get("value")
+        value = value if d.field == "example" else _value_words(value, kb)  # a file name is shown as typed
         expected = present.clinical_text(d.expected, kb).replace("UCUM", "standard")
         fix = present.clinical_text(d.fix, kb).replace("use UCUM", "choose a unit from the list")
         # yes/no findings: the case model's words for them, as the form's lists say them
         expected = expected.replace("boolean or null", "yes, no or not recorded")
         fix = fix.replace("give a boolean or null (not recorded)", "pick an answer from the list")
-        expected = re.sub(r"^(maximum|minimum) (\S+)$", lambda m: ("at most " if m[1] == "maximum" else "at least ")
-                          + m[2], expected)
+        expected = expected.replace("integer or null", "a whole number, or empty (not recorded)")
+        fix = fix.replace("give a integer or null (not recorded)", "type a whole number, or leave the field empty")
+        expected = re.sub(r"^(maximum|minimum|exclusiveMaximum|exclusiveMinimum) (\S+)$",
+                          lambda m: _BOUND_WORDS[m[1]] + m[2], expected)
         fix = re.sub(r"see `leukos schema case`[^.;]*", "see the bundled examples", fix)
         if value in (None, "(empty)", ""):
             msg = f"{what[:1].upper() + what[1:]} is not recorded: {expected}. {fix[:1].upper() + fix[1:]}."
@@ -423,7 +432,12 @@ def _plain_errors(exc: LeukosUserError, kb) -> tuple[list[dict[str, str]], dict[
                 msg = f"{what[:1].upper() + what[1:]}: {fix[:1].upper() + fix[1:]}."
         else:
             msg = f"{what[:1].upper() + what[1:]}: “{value}” cannot be used; expected {expected}. {fix[:1].upper() + fix[1:]}."
-        msg = msg.replace("..", ".")
+        if d.field == "pasted case" and d.expected.startswith("a mapping"):  # the text pasted is not a case at all
+            msg = (f"The pasted text is {value}, not a case: paste a case in JSON or YAML, starting with fields "
+                   "such as patient: and labs: (see the bundled examples).")
+        msg = re.sub(r"\.\.(?=\s|$)", ".", msg)  # a sentence's full stop doubled (not a path's ../)
+        if any(i["text"] == msg for i in items):
+            continue  # the same problem found twice (e.g. by the schema and by the case model): said once
         by_field.setdefault(fid, msg)
         items.append({"field": fid, "text": msg})
     return items, by_field
