@@ -132,3 +132,21 @@ def test_follow_up_is_repeatable():
     a = follow_up(FACTS, _labs(sessions), sessions, now=h(60), kb=KB).to_dict()
     b = follow_up(FACTS, _labs(sessions), sessions, now=h(60), kb=KB).to_dict()
     assert a == b
+
+
+def test_a_session_stored_in_year_9999_does_not_break_the_follow_up():
+    """Before times were bounded at input, a session could be stored at 9999-12-31; its next-session
+    due date (+ the session interval) overflowed, and the ward list, the follow-up and the CDS call
+    answered 500. Such a record now has no due date; the rest of the follow-up is given."""
+    import datetime as dt
+
+    from leukos.followup.course import LabPoint, PatientFacts, SessionRecord, follow_up
+    from leukos.knowledge import load_knowledge
+
+    t = dt.datetime(9999, 12, 31, 18, tzinfo=dt.UTC)
+    s = SessionRecord(started_at=t, ended_at=t + dt.timedelta(hours=3), volume_processed_l=9.0, device="optia",
+                      pre_wbc_10e9_per_l=250.0, pre_at=t, post_wbc_10e9_per_l=150.0, post_at=t + dt.timedelta(hours=3))
+    labs = [LabPoint("wbc", 250.0, "10*9/L", t), LabPoint("wbc", 150.0, "10*9/L", t + dt.timedelta(hours=3))]
+    f = follow_up(PatientFacts(70, 175, "male", 50, "AML"), labs, [s], now=dt.datetime(2026, 12, 3, tzinfo=dt.UTC),
+                  kb=load_knowledge())
+    assert f.to_dict()["sessions"] and all(fl.code != "next_session_due" for fl in f.flags)

@@ -54,7 +54,10 @@ def next_session_due_at(sessions: Sequence[SessionRecord], kb: KnowledgeBase) ->
     if not sessions:
         return None
     last = max(sessions, key=lambda s: s.started_at)
-    return last.started_at + dt.timedelta(hours=float(kb.value("apheresis.session_interval_h")))
+    try:
+        return last.started_at + dt.timedelta(hours=float(kb.value("apheresis.session_interval_h")))
+    except OverflowError:  # a session stored in year 9999 (before times were bounded at input): no due date
+        return None
 
 
 def monitoring_flags(labs: Sequence[LabPoint], sessions: Sequence[SessionRecord], *, now: dt.datetime,
