@@ -182,3 +182,21 @@ def test_patient_view_still_answers_when_the_registry_lookup_fails(tmp_path):
     r = Client(app).post("/cds-services/leukos-patient-view", json=patient_view_request("01-aml-leukostasis.yaml"))
     assert r.status_code == 200 and r.json()["cards"]
     assert not any("leukapheresis follow-up" in (x.get("detail") or "").lower() for x in r.json()["cards"])
+
+
+def test_a_procedure_overlapping_a_recorded_one_is_refused(client):
+    """The same form sent twice stored two identical sessions (the follow-up then counted the fall
+    twice), and a run inside another run was accepted. Both are 409 naming the time; nothing stored.
+    The next day's session and a correction of the procedure itself are accepted."""
+    client.post("/api/patients", json=PATIENT, headers=AUTH)
+    first = client.post("/api/patients/LK-0001/procedures", json=procedure(), headers=AUTH)
+    assert first.status_code == 201
+    for again in (procedure(), procedure(started_at=iso(1), ended_at=iso(2), run_time_min=60)):
+        r = client.post("/api/patients/LK-0001/procedures", json=again, headers=AUTH)
+        assert r.status_code == 409, r.text
+        d = r.json()["details"][0]
+        assert d["field"] == "started_at" and "already recorded" in r.json()["title"] and "correct the record" in d["fix"]
+    assert client.post("/api/patients/LK-0001/procedures", json=procedure(day=1), headers=AUTH).status_code == 201
+    url = f"/api/patients/LK-0001/procedures/{first.json()['id']}"
+    assert client.request("PUT", url, json=procedure(post=180) | {"version": 1}, headers=AUTH).status_code == 200
+    assert len(client.get("/api/patients/LK-0001", headers=AUTH).json()["procedures"]) == 2

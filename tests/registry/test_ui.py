@@ -296,3 +296,12 @@ def test_timeline_flags_render_with_their_references(client, days_after):
         refs = text.split("Next session due", 1)[1].split("References:", 1)[1][:200]
         assert "Schwartz J 2013" in refs and "Connelly-Smith L 2023" in refs
         assert "knowledge base" not in refs and "leukos_" not in refs
+
+
+def test_the_same_form_sent_twice_is_refused_on_the_form_in_words(client):
+    assert client.post("/ui/patients/LK-0001/procedures", data=FORM).status_code == 303
+    r = client.post("/ui/patients/LK-0001/procedures", data=FORM)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")  # the form, to correct
+    said = _errors(r.text)
+    assert "already recorded from 2026-12-01" in said and "correct the record" in said
+    assert not CODE.search(said), CODE.search(said)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from leukos.errors import LeukosUserError
 
-__all__ = ["UnknownRecordError", "ConflictError", "MigrationBlockedError"]
+__all__ = ["UnknownRecordError", "ConflictError", "OverlapError", "MigrationBlockedError"]
 
 
 class UnknownRecordError(LeukosUserError):
@@ -19,6 +19,12 @@ class ConflictError(LeukosUserError):
 
     default_title = "The record was changed by someone else"
     status = 409
+
+
+class OverlapError(ConflictError):
+    """A procedure overlapping one already recorded for the patient (HTTP 409, CLI exit 2): nothing written."""
+
+    default_title = "A procedure of this patient is already recorded at this time"
 
 
 class MigrationBlockedError(LeukosUserError):

@@ -34,7 +34,7 @@ from leukos.followup import (
 )
 from leukos.followup.flags import next_session_due_at
 from leukos.knowledge import KnowledgeBase
-from leukos.registry.errors import ConflictError, UnknownRecordError
+from leukos.registry.errors import ConflictError, OverlapError, UnknownRecordError
 from leukos.registry.inputs import (
     FeedbackIn,
     LabIn,
@@ -357,11 +357,25 @@ class Registry:
             raise UnknownRecordError(ErrorDetail("plan_id", plan_id, f"a plan issued for {p.pseudonym}",
                                                  "leave plan_id out, or give the number of one of this patient's plans"))
 
+    @staticmethod
+    def _check_overlap(s: Session, p: Patient, data: ProcedureIn, procedure_id: int | None = None) -> None:
+        """One patient is on one device at a time: a run overlapping a recorded one is the same session
+        sent twice (a form resubmitted) or a wrong time, and would count its fall twice in the follow-up."""
+        start, end = _utc(data.started_at), _utc(data.ended_at)
+        for other in s.execute(select(Procedure).where(Procedure.patient_id == p.id)).scalars():
+            if other.id != procedure_id and _utc(other.started_at) < end and start < _utc(other.ended_at):
+                raise OverlapError(ErrorDetail(
+                    "started_at", data.started_at.isoformat(),
+                    f"a time outside the procedure already recorded from {_utc(other.started_at):%Y-%m-%d %H:%M} "
+                    f"to {_utc(other.ended_at):%H:%M} UTC",
+                    "if this is that procedure, correct the record instead of adding it again; otherwise check the times"))
+
     def record_procedure(self, pseudonym: str, data: ProcedureIn) -> dict[str, Any]:
         counts = check_procedure(data, self.kb, now=self.clock())
         with self._tx() as s:
             p = self._patient(s, pseudonym)
             self._check_plan(s, p, data.plan_id)
+            self._check_overlap(s, p, data)
             proc = Procedure(patient_id=p.id, recorded_at=self.clock(), version=1, **_procedure_fields(data))
             proc.adverse_events = [AdverseEvent(**ae.model_dump()) for ae in data.adverse_events]
             s.add(proc)
@@ -381,6 +395,7 @@ class Registry:
                 raise UnknownRecordError(ErrorDetail("procedure", procedure_id, f"a procedure of patient {pseudonym}",
                                                      "check the procedure number"))
             self._check_plan(s, p, data.plan_id)
+            self._check_overlap(s, p, data, procedure_id=proc.id)
             res = s.execute(update(Procedure).where(Procedure.id == proc.id, Procedure.version == data.version)
                             .values(**_procedure_fields(data), version=Procedure.version + 1))
             if res.rowcount != 1:
@@ -489,6 +504,11 @@ def _fhir_id_taken(fhir_patient_id: str | None) -> ConflictError:
         "fhir_patient_id", fhir_patient_id, "a FHIR Patient id not registered for another patient (one patient per id)",
         "check the id against the EHR: it is already linked to another registered patient. If that link is wrong, "
         "correct the other patient's record first; if it is the same person, use that record instead of a new one"))
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    """A stored or given time as UTC-aware (SQLite returns stored times without their zone: they are UTC)."""
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 def _procedure_fields(d: ProcedureIn) -> dict[str, Any]:
