@@ -300,7 +300,7 @@ async def call_service(service_id: str, request: Request) -> JsonBytes:
                                    credentials)
     if call is not None:  # prefetch to read from the fhirServer: awaited on the loop, then the rest in the pool
         call.prefetch = await gather(call.req, st.kb, timeout_s=st.settings.fhir_timeout_s,
-                                     allowlist=st.settings.fhir_server_allowlist, notes=call.notes)
+                                     allowlist=st.settings.fhir_server_allowlist, notes=call.notes, run=st.pool.run)
         done = await st.pool.run(_run_hook, svc, call)
     payload, card_ids = done
     request.state.audit_cards = card_ids
