@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from .conftest import needs_engine, needs_fhir
 from .fhir_data import PATIENT_ID, order_select_request, patient_view_request
 
@@ -80,3 +82,15 @@ def test_patient_id_that_is_not_a_fhir_id_is_refused_before_any_url_is_built(dev
     r = dev_client.post(PV, json=req)
     assert r.status_code == 422
     assert r.json()["details"][0]["field"] == "context.patientId"
+
+
+@pytest.mark.parametrize("dots", [".", "..", "..."])
+def test_a_patient_id_of_dots_alone_is_refused(dev_client, dots):
+    """'.' and '..' match the FHIR id pattern, but in a URL they are path segments: Patient/.. read
+    the server's base, and Patient/. a search of every patient, with the EHR's token."""
+    req = patient_view_request("01-aml-leukostasis.yaml")
+    req["context"]["patientId"] = dots
+    del req["prefetch"]["patient"]
+    req["fhirServer"] = "http://127.0.0.1:9/fhir"
+    r = dev_client.post(PV, json=req)
+    assert r.status_code == 422 and r.json()["details"][0]["field"] == "context.patientId"

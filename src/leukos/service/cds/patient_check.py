@@ -41,10 +41,12 @@ def check_patient_id(value: Any) -> str:
         raise FhirInputError(ErrorDetail(field="context.patientId", value=value if isinstance(value, str) else None,
                                          expected="the FHIR id of the patient",
                                          fix="send context.patientId as the hook definition requires"))
-    if not FHIR_ID.fullmatch(value):
+    # "." and ".." match the FHIR id pattern but are path segments in a URL: Patient/.. reads the
+    # server's base (and Patient/. a search of every patient) with the EHR's token. No server issues them.
+    if not FHIR_ID.fullmatch(value) or not value.strip("."):
         raise FhirInputError(ErrorDetail(
             field="context.patientId", value="(not shown)",
-            expected="a FHIR id: 1-64 characters A-Z, a-z, 0-9, '-' or '.'",
+            expected="a FHIR id: 1-64 characters A-Z, a-z, 0-9, '-' or '.', not dots alone",
             fix="send the logical id of the Patient resource (not a URL, path or identifier)"))
     return value
 
