@@ -247,7 +247,9 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
     ------
     SettingsError
         A setting that cannot be served with. :class:`~leukos.service.audit.AuditLogCorrupt` if the
-        audit file's chain is broken before its last line.
+        audit file's chain is broken before its last line; ``AuditLogUnusable`` (a folder, a device,
+        not writable), ``PseudonymKeyUnusable`` (the key file), ``StateStoreUnusable`` (the data
+        folder or its state file): all user errors with one message, never a traceback.
     """
     from importlib import import_module
 

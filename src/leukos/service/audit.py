@@ -17,6 +17,7 @@ import hmac
 import json
 import os
 import secrets
+import stat
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ from typing import Any
 
 from leukos.errors import ErrorDetail, LeukosUserError
 
-__all__ = ["AuditLog", "AuditRecord", "AuditUnavailable", "AuditLogCorrupt", "load_pseudonym_key", "verify_chain",
-           "GENESIS", "KEY_FILE"]
+__all__ = ["AuditLog", "AuditRecord", "AuditUnavailable", "AuditLogCorrupt", "AuditLogUnusable", "PseudonymKeyUnusable",
+           "load_pseudonym_key", "verify_chain", "GENESIS", "KEY_FILE"]
 
 GENESIS = "0" * 64
 KEY_FILE = "audit-pseudonym.key"
@@ -105,6 +106,34 @@ class AuditLogCorrupt(LeukosUserError):
                                      fix="keep the file for investigation and set a new LEUKOS_AUDIT_LOG_PATH"))
 
 
+class AuditLogUnusable(LeukosUserError):
+    """``LEUKOS_AUDIT_LOG_PATH`` cannot hold the audit trail (a folder, a device, not writable ...)."""
+
+    default_title = "The audit trail cannot be written"
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(ErrorDetail(
+            field="LEUKOS_AUDIT_LOG_PATH", value=str(path),
+            expected=f"a regular file leukos can append to, or a new file in a folder it can create; {reason}",
+            fix="give a writable file path, e.g. /var/lib/leukos/audit.jsonl (every call is recorded there: "
+                "a device such as /dev/null would throw the audit trail away)"))
+
+
+class PseudonymKeyUnusable(LeukosUserError):
+    """The audit pseudonym key file in ``LEUKOS_DATA_DIR`` cannot be used. Its content is never shown."""
+
+    default_title = "The audit pseudonym key cannot be used"
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(ErrorDetail(
+            field=f"LEUKOS_DATA_DIR ({KEY_FILE})", value=str(path),
+            expected=f"a file holding the audit pseudonym key, 64 hex characters (leukos writes it on first "
+                     f"start, mode 0600); {reason}",
+            fix="restore the file from the backup of LEUKOS_DATA_DIR, or set LEUKOS_AUDIT_KEY to the key kept as a "
+                "secret; only if the key is lost, move the file aside so that a new key is made (the patient "
+                "pseudonyms of the audit trail then no longer match the earlier ones)"))
+
+
 def _clean(text: str | None) -> str | None:
     """Text that can always be written as UTF-8 (a lone surrogate becomes its escape)."""
     if text is None or text.isascii():
@@ -123,23 +152,40 @@ def load_pseudonym_key(hex_key: str | None, data_dir: Path | None) -> tuple[byte
         return bytes.fromhex(hex_key), "LEUKOS_AUDIT_KEY"
     if data_dir is None:
         return secrets.token_bytes(32), "random for this process (no LEUKOS_DATA_DIR)"
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / KEY_FILE
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        text = path.read_text(encoding="ascii").strip()
-        try:
-            key = bytes.fromhex(text)
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise AuditLogCorrupt(f"{path} does not hold a 64-hex-character key") from None
-        return key, str(path)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        key = secrets.token_bytes(32)
-        fh.write(key.hex() + "\n")
+        return _read_key_file(path), str(path)
+    except OSError as exc:
+        raise PseudonymKeyUnusable(path, f"it cannot be created ({exc.strerror or type(exc).__name__})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            key = secrets.token_bytes(32)
+            fh.write(key.hex() + "\n")
+    except OSError as exc:
+        path.unlink(missing_ok=True)  # never leave a half-written key for the next start
+        raise PseudonymKeyUnusable(path, f"it cannot be written ({exc.strerror or type(exc).__name__})") from None
     return key, str(path)
+
+
+def _read_key_file(path: Path) -> bytes:
+    """The key in an existing key file; :class:`PseudonymKeyUnusable` (without its content) otherwise."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise PseudonymKeyUnusable(path, "this is not a regular file (a folder?)")
+        with open(path, "rb") as fh:
+            data = fh.read(256)  # a key file is 65 bytes; a larger one is not a key file
+    except OSError as exc:
+        raise PseudonymKeyUnusable(path, f"it cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        key = bytes.fromhex(data.decode("ascii").strip())
+    except ValueError:  # UnicodeDecodeError included
+        key = b""
+    if len(key) != 32:
+        raise PseudonymKeyUnusable(path, "this file does not hold 64 hex characters")
+    return key
 
 
 class AuditLog:
@@ -168,10 +214,31 @@ class AuditLog:
         self._recent: deque[bytes] = deque(maxlen=1000)  # the newest lines, for :attr:`records`
         self._fd: int | None = None
         if path is not None:
+            self._open(path)
+
+    def _open(self, path: Path) -> None:
+        """Open (and first verify) the audit file; :class:`AuditLogUnusable` if it cannot hold the trail.
+
+        Only a regular file is accepted: a device (``/dev/null``), a pipe or a folder would lose the
+        trail or block the start."""
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists():
+            try:
+                mode = os.stat(path).st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and not stat.S_ISREG(mode):
+                kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
+                raise AuditLogUnusable(path, f"this is {kind}, not a regular file")
+            if mode is not None:
                 self._recover(path)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):  # replaced between the checks
+                os.close(self._fd)
+                self._fd = None
+                raise AuditLogUnusable(path, "this is not a regular file")
+        except OSError as exc:
+            raise AuditLogUnusable(path, f"it cannot be used ({exc.strerror or type(exc).__name__})") from None
 
     def _recover(self, path: Path) -> None:
         data = path.read_bytes()

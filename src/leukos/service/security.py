@@ -26,11 +26,65 @@ from typing import Any
 import jwt
 from jwt import PyJWK, PyJWKClient
 
-from leukos.service.settings import ServiceSettings
+from leukos.errors import ErrorDetail
+from leukos.service.settings import ServiceSettings, SettingsError
 
-__all__ = ["ASYMMETRIC_ALGORITHMS", "AuthError", "Caller", "JwtVerifier", "ReplayCache", "check_api_token"]
+__all__ = ["ASYMMETRIC_ALGORITHMS", "AuthError", "Caller", "JwtVerifier", "ReplayCache", "check_api_token",
+           "load_jwks", "jwks_keys"]
 
 ASYMMETRIC_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+
+
+_JWKS_EXPECTED = ('a JWKS file: JSON {"keys": [...]}, each key an object with a kid and the public key '
+                  'material of an RSA or EC key')
+_JWKS_FIX = "give the JWKS the CDS client publishes (its public keys), or unset LEUKOS_JWKS_PATH"
+
+
+def _jwks_error(value: Any, expected: str) -> SettingsError:
+    return SettingsError(ErrorDetail(field="LEUKOS_JWKS_PATH", value=value, expected=expected, fix=_JWKS_FIX),
+                         title="The trusted clients' keys could not be loaded")
+
+
+def load_jwks(path: Any) -> Any:
+    """The JSON of the JWKS file at ``path``; :class:`SettingsError` naming ``LEUKOS_JWKS_PATH`` if it
+    cannot be read (missing, a folder, not UTF-8 JSON). Its shape is checked by :func:`jwks_keys`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _jwks_error(str(path), _JWKS_EXPECTED + "; there is no file at this path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a readable UTF-8 text file"
+        raise _jwks_error(str(path), f"{_JWKS_EXPECTED}; this one cannot be read ({reason})") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise _jwks_error(str(path), f"{_JWKS_EXPECTED}; this file is not JSON") from None
+
+
+def jwks_keys(jwks: Any, source: str) -> dict[str, PyJWK]:
+    """``kid`` → key of a JWKS, every key checked: a key that cannot be used is refused at start
+    (:class:`SettingsError`) rather than making every JWT naming it fail later. A symmetric (``oct``)
+    key is refused: a shared secret does not belong in a file of public keys, and HMAC JWTs are refused."""
+    if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
+        raise _jwks_error(source, f'{_JWKS_EXPECTED}; this one is not an object with a "keys" list')
+    keys: dict[str, PyJWK] = {}
+    for i, k in enumerate(jwks["keys"]):
+        where = f"{source}: keys[{i}]"
+        if not isinstance(k, Mapping):
+            raise _jwks_error(where, f"{_JWKS_EXPECTED}; this key is not an object")
+        kid = k.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _jwks_error(where, f"{_JWKS_EXPECTED}; this key has no kid (JWTs name their key by kid)")
+        if k.get("kty") == "oct":
+            raise _jwks_error(f"{where} (kid {kid!r})", f"{_JWKS_EXPECTED}; this key is symmetric (oct)")
+        if kid in keys:
+            raise _jwks_error(f"{where} (kid {kid!r})", f"{_JWKS_EXPECTED}; this kid is given twice")
+        try:
+            keys[kid] = PyJWK(dict(k))
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError, AttributeError):
+            raise _jwks_error(f"{where} (kid {kid!r})",
+                              f"{_JWKS_EXPECTED}; this key's material is missing or cannot be read") from None
+    return keys
 
 
 class AuthError(Exception):
@@ -86,12 +140,10 @@ class JwtVerifier:
         # anything with check_and_add(iss, jti, expires_at) -> bool; the service passes its
         # persistent SQLite store (leukos.service.state_store) so a restart forgets no jti
         self.replay = replay if replay is not None else ReplayCache(clock)
+        source = "(JWKS given to the app)"
         if jwks is None and settings.jwks_path is not None:
-            jwks = json.loads(settings.jwks_path.read_text(encoding="utf-8"))
-        self._keys: dict[str, PyJWK] = {}
-        for k in (jwks or {}).get("keys", []):
-            if "kid" in k:
-                self._keys[k["kid"]] = PyJWK(k)
+            jwks, source = load_jwks(settings.jwks_path), str(settings.jwks_path)
+        self._keys: dict[str, PyJWK] = {} if jwks is None else jwks_keys(jwks, source)
         self._jku_clients: dict[str, PyJWKClient] = {}
 
     def _key_for(self, header: Mapping[str, Any], iss: str) -> Any:

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["StateStore", "ReplayStore", "FeedbackStore", "STATE_FILE"]
+from leukos.errors import ErrorDetail, LeukosUserError
+
+__all__ = ["StateStore", "StateStoreUnusable", "ReplayStore", "FeedbackStore", "STATE_FILE"]
 
 STATE_FILE = "state.sqlite3"
 
@@ -43,22 +45,52 @@ class FeedbackStore(Protocol):
     def __len__(self) -> int: ...
 
 
+class StateStoreUnusable(LeukosUserError):
+    """``LEUKOS_DATA_DIR`` or its ``state.sqlite3`` cannot be used: the service refuses to start."""
+
+    default_title = "The service's state cannot be kept"
+
+    def __init__(self, path: Path, expected: str, fix: str):
+        super().__init__(ErrorDetail(field="LEUKOS_DATA_DIR", value=str(path), expected=expected, fix=fix))
+
+
 class StateStore:
-    """Replay store and feedback store on one SQLite database (``path=None``: in memory)."""
+    """Replay store and feedback store on one SQLite database (``path=None``: in memory).
+
+    A data folder that cannot be created or written, or a state file that is not a SQLite database,
+    is a :class:`StateStoreUnusable` (one message naming ``LEUKOS_DATA_DIR``), not a traceback.
+    """
 
     def __init__(self, path: Path | None, clock: Callable[[], float] = time.time):
         self.path = path
         self._clock = clock
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            folder = path.parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateStoreUnusable(
+                    folder, f"a folder leukos can create or use; this one cannot be created "
+                            f"({exc.strerror or type(exc).__name__}: a file in the way, or no permission)",
+                    "give a folder path this service's user may create and write, e.g. /var/lib/leukos") from None
         self._db = sqlite3.connect(str(path) if path is not None else ":memory:", check_same_thread=False,
                                    isolation_level=None)
-        self._lock = threading.Lock()
-        with self._lock:
+        try:
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            if path is None:
+                raise
+            raise StateStoreUnusable(
+                path, f"{STATE_FILE}: the service's SQLite state (JWT replay store, CDS feedback), readable and "
+                      f"writable; this one cannot be used ({type(exc).__name__}: {exc})",
+                f"check the permissions of {path.parent}; if the file is damaged, move it aside (keep it for "
+                "investigation) and leukos makes a new one: the feedback in it and the JWT ids already used are "
+                "then not known (restart after the longest JWT lifetime)") from None
+        self._lock = threading.Lock()
         self._adds = 0
 
     @classmethod
