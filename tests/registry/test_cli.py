@@ -84,7 +84,9 @@ def test_export_is_pseudonymised_and_backup_is_a_database(run, tmp_path):
     assert con.execute("select pseudonym from patients").fetchall() == [("LK-0001",)]
     con.close()
     r = run("registry", "migrate", "--down", "--revision", "base")
-    assert r.exit_code == 0 and "base" in r.output
+    assert r.exit_code == 2 and "--yes-lose-data" in r.output  # the records would go
+    r = run("registry", "migrate", "--down", "--revision", "base", "--yes-lose-data")
+    assert r.exit_code == 0 and "base" in r.output and "before-downgrade" in r.output
     assert run("registry", "migrate").output.strip().endswith("revision 0003.")
 
 

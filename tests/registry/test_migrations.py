@@ -91,3 +91,23 @@ def test_unique_fhir_id_migration_refuses_existing_duplicates_and_keeps_the_data
     upgrade(engine)
     assert current_revision(engine) == "0003"
     engine.dispose()
+
+
+def test_the_tables_each_downgrade_drops_are_declared(settings):
+    """``DOWNGRADE_DROPS`` (what ``leukos registry migrate --down`` refuses to lose without --yes-lose-data)
+    matches what each migration's downgrade really drops, for every revision shipped."""
+    from alembic.script import ScriptDirectory
+
+    from leukos.registry.db import DOWNGRADE_DROPS, alembic_config
+
+    engine = make_engine(settings)
+    revisions = [s.revision for s in ScriptDirectory.from_config(alembic_config(engine)).walk_revisions()]
+    assert sorted(revisions) == sorted(DOWNGRADE_DROPS)
+    for rev in sorted(revisions):
+        upgrade(engine, rev)
+        before = set(inspect(engine).get_table_names())
+        downgrade(engine, "-1")
+        gone = before - set(inspect(engine).get_table_names()) - {"alembic_version"}
+        assert gone == set(DOWNGRADE_DROPS[rev]), rev
+        upgrade(engine, rev)
+    engine.dispose()

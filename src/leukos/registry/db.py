@@ -10,15 +10,20 @@ The schema is created on first use by running the Alembic migrations shipped in 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from importlib import resources
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.registry.settings import RegistrySettings
 
 __all__ = ["make_engine", "alembic_config", "upgrade", "downgrade", "current_revision", "open_database",
+           "rows_a_downgrade_drops", "DOWNGRADE_DROPS",
            "SQLITE_BUSY_TIMEOUT_MS"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -39,12 +44,61 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _where(settings: RegistrySettings) -> str:
+    return "LEUKOS_DATABASE_URL" if settings.database_url else "LEUKOS_DATA_DIR"
+
+
+def _db_error(settings: RegistrySettings, value: str, expected: str, fix: str) -> LeukosUserError:
+    return LeukosUserError(ErrorDetail(_where(settings), value, expected, fix),
+                           title="The registry database cannot be opened")
+
+
+def _check_sqlite_file(settings: RegistrySettings) -> None:
+    """The SQLite file's folder exists (created for LEUKOS_DATA_DIR), and the file, if there, is a database."""
+    path = settings.sqlite_path
+    assert path is not None  # in-memory URLs are refused by the settings
+    if not settings.database_url:
+        try:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it will hold identifiers
+        except (FileExistsError, NotADirectoryError):
+            raise _db_error(settings, str(settings.data_dir), "a folder (the registry's SQLite file is kept in it)",
+                            "name a folder, or a path that does not exist yet (it is created)") from None
+        except OSError as exc:
+            raise _db_error(settings, str(settings.data_dir), "a folder leukos may create and write",
+                            f"check the path and its permissions ({exc.strerror})") from None
+    elif not path.absolute().parent.is_dir():
+        raise _db_error(settings, settings.describe(), "a SQLite file in an existing folder",
+                        "create the folder first, or correct the path in the URL")
+    if path.is_dir():
+        raise _db_error(settings, settings.describe(), "a SQLite database file, not a folder",
+                        "name the database file (e.g. …/registry.sqlite3)")
+    if path.is_file():
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise _db_error(settings, settings.describe(), "a SQLite database file leukos may read",
+                            f"check the file's permissions ({exc.strerror})") from None
+        if head and head != SQLITE_HEADER:
+            raise _db_error(settings, settings.describe(), "a SQLite database file (this file is something else)",
+                            "name the registry's database file; nothing was written to this one")
+    elif not os.path.lexists(path):
+        # created owner-only (it will hold MRNs; SQLite gives its -wal and -shm files the same mode)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+
+
 def make_engine(settings: RegistrySettings) -> Engine:
-    """An engine for the settings' database; the SQLite data directory is created on first use."""
+    """An engine for the settings' database; the SQLite data directory is created on first use.
+
+    SQL parameters (patient data, the MRN) are never put into error messages or logs (``hide_parameters``)."""
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.url, connect_args={"check_same_thread": False,
-                                                           "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _check_sqlite_file(settings)
+        engine = create_engine(settings.url, hide_parameters=True,
+                               connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "connect")
@@ -53,7 +107,12 @@ def make_engine(settings: RegistrySettings) -> Engine:
 
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(settings.url, pool_pre_ping=True)
+    try:
+        return create_engine(settings.url, pool_pre_ping=True, hide_parameters=True)
+    except (ImportError, NoSuchModuleError, ArgumentError):
+        raise _db_error(settings, settings.url.split("://")[0] + "://…",
+                        "postgresql+psycopg://… (the psycopg 3 driver installed with leukos)",
+                        "write the URL as postgresql+psycopg://user@host/leukos") from None
 
 
 def alembic_config(engine: Engine):
@@ -65,18 +124,73 @@ def alembic_config(engine: Engine):
     return cfg
 
 
+# The tables each revision's downgrade drops, with every row in them. Checked against the migrations by
+# tests/registry/test_migrations.py, so a new migration must add its entry; a revision missing here is
+# taken to drop every table.
+DOWNGRADE_DROPS: dict[str, tuple[str, ...]] = {
+    "0003": (),  # the unique FHIR id index becomes a plain index again
+    "0002": ("treatments",),
+    "0001": ("patients", "episodes", "lab_results", "assessments", "plans", "procedures", "adverse_events",
+             "cds_feedback"),
+}
+
+
+def _revision_error(revision: str, exc: Exception) -> LeukosUserError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return LeukosUserError(ErrorDetail("--revision", revision, "head, base, a revision id of the registry "
+                                       f"({', '.join(DOWNGRADE_DROPS)}) or a relative step such as -1, "
+                                       "reachable from the current revision",
+                                       f"check the revision ({first[:120]})"),
+                           title="The registry schema cannot be migrated to this revision")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
 
     with _migrate_lock:
-        command.upgrade(alembic_config(engine), revision)
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        except (CommandError, RevisionError) as exc:
+            raise _revision_error(revision, exc) from None
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
 
     with _migrate_lock:
-        command.downgrade(alembic_config(engine), revision)
+        try:
+            command.downgrade(alembic_config(engine), revision)
+        except (CommandError, RevisionError) as exc:
+            raise _revision_error(revision, exc) from None
+
+
+def rows_a_downgrade_drops(engine: Engine, revision: str) -> dict[str, int]:
+    """The tables that downgrading to ``revision`` would drop, with their row counts (nothing is changed)."""
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+    from sqlalchemy import func, inspect, select, table
+
+    from leukos.registry.models import Base
+
+    current = current_revision(engine)
+    if current is None:
+        return {}
+    try:
+        undone = [sc.revision for sc in ScriptDirectory.from_config(alembic_config(engine))
+                  .iterate_revisions(current, revision)]
+    except (CommandError, RevisionError) as exc:
+        raise _revision_error(revision, exc) from None
+    every = tuple(t.name for t in Base.metadata.sorted_tables)
+    dropped = {t for rev in undone for t in DOWNGRADE_DROPS.get(rev, every)}
+    present = set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        return {t: conn.execute(select(func.count()).select_from(table(t))).scalar_one()
+                for t in sorted(dropped & present)}
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -148,8 +148,9 @@ def check_about_patient(data: Any, patient: dict[str, Any], *, where: str = "bod
             "fhir_patient_id", None,
             f"the FHIR Patient id of {pseudonym} recorded in the registry, so that the FHIR input can be checked "
             "to be about this patient",
-            f"record the patient's FHIR Patient id first (PATCH /api/patients/{pseudonym} with fhir_patient_id and "
-            "the version you read), then send the FHIR input again"))
+            f"record the patient's FHIR Patient id first (command line: leukos patient update {pseudonym} --fhir-id ID; "
+            f"REST: PATCH /api/patients/{pseudonym} with fhir_patient_id and the version you read), then send the "
+            "FHIR input again"))
     wording = Wording(
         expected_id=f"the FHIR Patient id recorded for {pseudonym} ({fhir_id})",
         expected_ref="{ref} (the FHIR Patient id recorded for " + pseudonym + ")",
