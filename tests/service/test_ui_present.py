@@ -336,3 +336,13 @@ def test_form_errors_are_worded_for_the_clinician(dev_client, typed, says, never
     assert r.status_code == 422
     page = _visible(r.text)
     assert says in page and never not in page
+
+
+def test_a_plan_that_cannot_be_made_asks_for_what_the_form_offers(dev_client):
+    """Without a height the web page said "Add height (cm) to the case, or choose the mL/kg method
+    explicitly (TBV method=ml per (kg), ...)": a case-file choice no control of the form offers."""
+    r = dev_client.post("/ui/assess", data={"lab_wbc": "250", "unit_wbc": "10*9/L", "lab_blasts_pct": "80",
+                                            "weight_kg": "70", "plan_anyway": "1"})
+    said = _visible(r.text.split('id="plan-unavailable"', 1)[1].split("</p>", 1)[0])
+    assert "Enter height (cm) on the form" in said
+    assert "TBV method" not in said and "to the case" not in said and "mL/kg method" not in said

@@ -575,8 +575,16 @@ def _chart(sim: Mapping[str, Any], kb, reference_only: bool, panel_h: int = 150)
 _ADD_TO_CASE = re.compile(r"\b[Aa]dd (.+?) to the case\b")
 
 
+# A planner fix that names a choice of the case file and the CLI (tbv_method): no control of the page offers it.
+_CASE_FILE_ONLY = re.compile(r",? or choose the mL/kg method explicitly \(.*?\)(?=\.|$)")
+
+
 def _for_record(text: str) -> str:
-    return _ADD_TO_CASE.sub(r"Record \1 in the EHR (the next leukos card uses it)", text)
+    return _ADD_TO_CASE.sub(r"Record \1 in the EHR (the next leukos card uses it)", _CASE_FILE_ONLY.sub("", text))
+
+
+def _for_form(text: str) -> str:
+    return _ADD_TO_CASE.sub(r"Enter \1 on the form", _CASE_FILE_ONLY.sub("", text))
 
 
 def result_context(st, case: Case, *, plan_anyway: bool = False, from_record: bool = False) -> dict[str, Any]:
@@ -618,8 +626,7 @@ def result_context(st, case: Case, *, plan_anyway: bool = False, from_record: bo
         except LeukosUserError as exc:
             items, _ = _plain_errors(exc, kb)
             ctx["plan_error"] = f"{exc.title}. " + " ".join(i["text"] for i in items)
-            if from_record:
-                ctx["plan_error"] = _for_record(ctx["plan_error"])
+            ctx["plan_error"] = (_for_record if from_record else _for_form)(ctx["plan_error"])
         except EngineUnavailable as exc:
             ctx["plan_error"] = str(exc)
     return ctx
