@@ -346,3 +346,10 @@ def test_a_plan_that_cannot_be_made_asks_for_what_the_form_offers(dev_client):
     said = _visible(r.text.split('id="plan-unavailable"', 1)[1].split("</p>", 1)[0])
     assert "Enter height (cm) on the form" in said
     assert "TBV method" not in said and "to the case" not in said and "mL/kg method" not in said
+
+
+def test_a_number_of_400_digits_is_quoted_as_typed_not_as_infinity(dev_client):
+    r = dev_client.post("/ui/assess", data={"lab_wbc": "9" * 400, "unit_wbc": "10*9/L"})
+    page = _visible(r.text)
+    assert r.status_code == 422 and "far too large to be a measurement" in page
+    assert "Infinity" not in page and "1.8e308" not in page

@@ -181,7 +181,10 @@ def parse_number(text: str) -> float:
         t = t.replace(",", ".")
     if not _NUMBER.match(t):
         raise ValueError(text)
-    return float(t)
+    value = float(t)
+    if not math.isfinite(value):
+        raise ValueError("too large")  # 400 digits: beyond any number a computer holds, never a count
+    return value
 
 
 def _num(form: Mapping[str, str], key: str, field: str, label: str, problems: list[ErrorDetail]) -> float | None:
@@ -203,6 +206,9 @@ def _not_a_number(text: str, field: str, label: str) -> ErrorDetail:
             return ErrorDetail(field=field, value=text, expected=f"a number for {label} that cannot be misread",
                                fix="a comma before three digits may be a thousands separator: write "
                                    f"{text.replace(',', '')} or {text.replace(',', '.')}")
+        if str(exc) == "too large":
+            return ErrorDetail(field=field, value=text, expected=f"a number for {label}",
+                               fix="the number typed is far too large to be a measurement: check it")
     return ErrorDetail(field=field, value=text, expected=f"a number for {label}",
                        fix="type digits only, with a decimal point or comma (e.g. 6.8 or 6,8)")
 
