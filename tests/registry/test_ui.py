@@ -305,3 +305,12 @@ def test_the_same_form_sent_twice_is_refused_on_the_form_in_words(client):
     said = _errors(r.text)
     assert "already recorded from 2026-12-01" in said and "correct the record" in said
     assert not CODE.search(said), CODE.search(said)
+
+
+def test_a_time_that_names_its_own_offset_keeps_it(client):
+    """08:00+05:00 was stored as 08:00 in the form's zone (the offset silently replaced)."""
+    form = FORM | {k: v + "+05:00" for k, v in FORM.items() if k in ("started_at", "ended_at") or k.endswith("_at")}
+    form["utc_offset_min"] = "0"
+    assert client.post("/ui/patients/LK-0001/procedures", data=form).status_code == 303
+    x = client.get("/api/patients/LK-0001").json()["procedures"][0]
+    assert x["started_at"].startswith("2026-12-01T03:00") and x["ended_at"].startswith("2026-12-01T06:00")

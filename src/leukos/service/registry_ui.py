@@ -236,7 +236,10 @@ def _form_time(form: dict[str, str], key: str, problems: list[ErrorDetail], zone
     if not raw:
         return None
     try:
-        t = dt.datetime.fromisoformat(raw).replace(tzinfo=zone)
+        t = dt.datetime.fromisoformat(raw)
+        # the form's inputs send a local time (the browser's zone); a time that names its own offset
+        # keeps it (it was replaced by the form's zone: 08:00+05:00 stored as 08:00 local)
+        t = t if t.tzinfo is not None else t.replace(tzinfo=zone)
         t.astimezone(dt.UTC)  # stored in UTC: 0001-01-01 00:00 an hour east of UTC is not a time that can be
     except (ValueError, OverflowError):
         problems.append(ErrorDetail(key, raw, "a date and time (YYYY-MM-DD HH:MM)", "pick the date and time"))
