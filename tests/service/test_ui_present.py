@@ -353,3 +353,14 @@ def test_a_number_of_400_digits_is_quoted_as_typed_not_as_infinity(dev_client):
     page = _visible(r.text)
     assert r.status_code == 422 and "far too large to be a measurement" in page
     assert "Infinity" not in page and "1.8e308" not in page
+
+
+@pytest.mark.parametrize("literal, quoted", [("9" * 400, "999999999999… (a number of 400 digits)"),
+                                             ("1e400", "1e400"), ("-2.5E+401", "-2.5E+401")])
+def test_a_pasted_case_quotes_a_huge_number_as_written_not_as_infinity(dev_client, literal, quoted):
+    """A pasted case with a WBC of 400 digits (or 1e400) read "Infinity (or a number beyond ±1.8e308)":
+    not what was typed, and no hint that the number is simply too large to be a count."""
+    r = dev_client.post("/ui/assess", data={"paste": '{"format": "leukos-case/1", "labs": {"wbc": ' + literal + "}}"})
+    page = _visible(r.text)
+    assert r.status_code == 422 and quoted in page and "far too large to be a measurement" in page
+    assert "Infinity" not in page and "1.8e308" not in page

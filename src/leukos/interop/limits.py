@@ -103,7 +103,7 @@ def loads_json_bytes(raw: bytes, *, name: str = "input") -> Any:
 def loads_json(text: str, *, name: str = "input") -> Any:
     """``json.loads`` with the limits of this module checked on the result."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise CaseFormatError(ErrorDetail(name, f"line {exc.lineno}, column {exc.colno}",
                                           "valid JSON", f"fix the JSON syntax there: {exc.msg}")) from None
@@ -281,11 +281,50 @@ def _surrogate(field: str, s: str) -> ErrorDetail:
                        "send the text as valid UTF-8; an unpaired \\ud800-\\udfff escape is not a character")
 
 
+class _Typed(float):
+    """A non-finite number from JSON text, with the text as it was written (``1e400``, ``NaN``), so
+    that the error quotes what was sent. Only :func:`check_tree` sees one: it refuses every
+    non-finite number, so none is ever returned."""
+
+    typed: str
+
+
+def _typed(x: float, text: str) -> float:
+    t = _Typed(x)
+    t.typed = text
+    return t
+
+
+def _float(text: str) -> float:
+    x = float(text)
+    return x if math.isfinite(x) else _typed(x, text)
+
+
+def _constant(text: str) -> float:  # NaN, Infinity, -Infinity: not JSON, but Python's parser reads them
+    return _typed(float(text), text)
+
+
+_NOT_MEASURED = "leave the field out (or null) if it was not measured"
+
+
 def _not_finite(field: str, x: float | int) -> ErrorDetail:
-    shown = "NaN" if isinstance(x, float) and math.isnan(x) else (
-        ("-" if x < 0 else "") + "Infinity (or a number beyond ±1.8e308)")
-    return ErrorDetail(field, shown, "a finite number",
-                       "send the measured value; leave the field out (or null) if it was not measured")
+    """The error for a number that is not a finite double, quoting it as written where that is known."""
+    if isinstance(x, int):  # beyond a double: quote its start and its length, not the whole number
+        if x.bit_length() < 14_000:  # str() refuses ints of more than 4,300 digits (sys.get_int_max_str_digits)
+            text = str(x)
+            shown = f"{text[:12]}… (a number of {len(text.lstrip('-'))} digits)"
+        else:
+            shown = f"a number of about {int(x.bit_length() * math.log10(2)) + 1} digits"
+        return ErrorDetail(field, shown, "a finite number",
+                           f"the number is far too large to be a measurement: check it; {_NOT_MEASURED}")
+    typed = getattr(x, "typed", None)
+    if math.isnan(x):
+        return ErrorDetail(field, typed or "NaN", "a finite number", f"send the measured value; {_NOT_MEASURED}")
+    if typed is not None and typed.lstrip("-") != "Infinity":  # written as a number: it overflowed
+        return ErrorDetail(field, typed[:40], "a finite number",
+                           f"the number is far too large to be a measurement: check it; {_NOT_MEASURED}")
+    return ErrorDetail(field, typed or ("-" if x < 0 else "") + "Infinity (or a number beyond ±1.8e308)",
+                       "a finite number", f"send the measured value; {_NOT_MEASURED}")
 
 
 class UnitBudget:
