@@ -277,3 +277,27 @@ def test_messages_say_what_is_expected_in_plain_words(name, value):
     assert "Input should" not in err.message
     assert "correct the environment variable or the command-line option" not in err.message
     assert "unset" in err.details[0].fix or "give" in err.details[0].fix
+
+
+@pytest.mark.parametrize("how", ["env", "option"])
+def test_an_examples_folder_that_is_not_there_is_one_message(serve, tmp_path, how):
+    """A mistyped LEUKOS_EXAMPLES_DIR (or --examples) was accepted, and the web form then offered no
+    example, with no word of why."""
+    if how == "env":  # the fixture runs in tmp_path: a relative name keeps the message on one line
+        r, ran = serve({"LEUKOS_EXAMPLES_DIR": "exmaples"})
+        flat = _one_message(r, "LEUKOS_EXAMPLES_DIR", "got 'exmaples';")
+    else:
+        r, ran = serve({}, "--examples", "exmaples")
+        flat = _one_message(r, "--examples", "got 'exmaples';")
+    assert "an existing folder of example cases" in flat and "Path(" not in flat and not ran
+
+
+def test_an_examples_path_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "case.yaml"
+    f.write_text("id: x\n")
+    err = _refused({"LEUKOS_EXAMPLES_DIR": str(f)})
+    assert err.details[0].field == "LEUKOS_EXAMPLES_DIR" and "existing folder" in err.details[0].expected
+
+
+def test_an_existing_examples_folder_is_accepted(tmp_path):
+    assert ServiceSettings.from_env({"LEUKOS_EXAMPLES_DIR": str(tmp_path)}).examples_dir == tmp_path

@@ -364,6 +364,10 @@ class ServiceSettings(BaseModel):
                 name = str(e["loc"][0]) if e["loc"] else ""
                 own = e["type"] == "value_error"
                 problem(name, raw.get(name, e.get("input")), str(e["ctx"]["error"]) if own else None)
+        else:
+            examples = settings.examples_dir
+            if examples is not None and not examples.is_dir():  # else the form offers no example, silently
+                problem("examples_dir", str(examples), "an existing folder of example cases (.yaml files)")
         if problems:
             raise SettingsError(problems)
         return settings
