@@ -314,3 +314,29 @@ def test_a_time_that_names_its_own_offset_keeps_it(client):
     assert client.post("/ui/patients/LK-0001/procedures", data=form).status_code == 303
     x = client.get("/api/patients/LK-0001").json()["procedures"][0]
     assert x["started_at"].startswith("2026-12-01T03:00") and x["ended_at"].startswith("2026-12-01T06:00")
+
+
+@pytest.mark.parametrize("raw_name, body", [
+    ("recorded_by", b"recorded_by=Nurse%20%FFB"),  # a percent-escape that is not UTF-8: was stored as "Nurse �B"
+    ("recorded_by", b"recorded_by=Nurse \xffB"),  # a raw byte that is not UTF-8: was stored as "Nurse ÿB"
+])
+def test_a_form_value_that_is_not_utf8_is_refused_not_stored_as_a_guess(client, raw_name, body):
+    from urllib.parse import urlencode
+
+    rest = urlencode({k: v for k, v in FORM.items() if k != raw_name}).encode()
+    r = client.post("/ui/patients/LK-0001/procedures", content=rest + b"&" + body,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422
+    errors = _errors(r.text)
+    assert "Recorded by" in errors and "readable text (UTF-8)" in errors and raw_name not in errors
+    assert client.get("/api/patients/LK-0001").json()["procedures"] == []
+
+
+def test_a_multipart_form_value_that_is_not_utf8_is_refused(client):
+    parts = b"".join(b'--xx\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v.encode())
+                     for k, v in FORM.items() if k != "recorded_by")
+    body = parts + b'--xx\r\nContent-Disposition: form-data; name="recorded_by"\r\n\r\nNurse \xffB\r\n--xx--\r\n'
+    r = client.post("/ui/patients/LK-0001/procedures", content=body,
+                    headers={"Content-Type": "multipart/form-data; boundary=xx"})
+    assert r.status_code == 422 and "Recorded by" in _errors(r.text)
+    assert client.get("/api/patients/LK-0001").json()["procedures"] == []

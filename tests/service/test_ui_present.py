@@ -364,3 +364,17 @@ def test_a_pasted_case_quotes_a_huge_number_as_written_not_as_infinity(dev_clien
     page = _visible(r.text)
     assert r.status_code == 422 and quoted in page and "far too large to be a measurement" in page
     assert "Infinity" not in page and "1.8e308" not in page
+
+
+@pytest.mark.parametrize("case_id", [b"A%FFB", b"A\xffB"])
+def test_a_form_value_that_is_not_utf8_is_refused_not_assessed_as_a_guess(dev_client, case_id):
+    """A case id sent as bytes that are not UTF-8 was read as "A�B" or "AÿB" and the case assessed
+    under a name nobody typed."""
+    r = dev_client.post("/ui/assess", content=b"lab_wbc=250&unit_wbc=10*9%2FL&case_id=" + case_id,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    page = _visible(r.text)
+    assert r.status_code == 422 and "not readable text (it is not UTF-8)" in page
+    assert "A\ufffdB" not in r.text and "AÿB" not in r.text and "Hyperleukocytosis" not in page
+    ok = dev_client.post("/ui/assess", content=b"lab_wbc=250&unit_wbc=10*9%2FL&case_id=A%C3%A9B",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert ok.status_code == 200 and "AéB" in ok.text

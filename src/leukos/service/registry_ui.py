@@ -22,6 +22,7 @@ from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.registry.errors import UnknownRecordError
 from leukos.registry.inputs import ProcedureIn, parse, vocabulary
 from leukos.service.deps import api_caller, service_state
+from leukos.service.form_text import read_form
 from leukos.service.registry_api import registry_of
 from leukos.service.ui import _not_a_number, cites_filter, compile_pages, parse_number
 
@@ -366,7 +367,7 @@ def form_problems(exc: LeukosUserError, form: dict[str, str], vocab: dict[str, d
     zone = _form_zone(form, [])
     out: list[dict[str, Any]] = []
     if isinstance(exc, FormError):
-        return [{"field": LABELS[d.field], "value": None if d.value is None else _as_shown(_typed(form, d.field)),
+        return [{"field": LABELS.get(d.field, "The record"), "value": None if d.value is None else _as_shown(_typed(form, d.field)),
                  "expected": d.expected, "fix": d.fix} for d in exc.details]
     details = exc.details
     fields = {d.field for d in details}
@@ -442,8 +443,14 @@ async def procedure_submit(request: Request, pseudonym: str, _caller=Depends(api
         p = await run_in_threadpool(reg.get_patient, pseudonym)
     except UnknownRecordError:
         return _unknown_patient(request, pseudonym)
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    data_in, unreadable = await read_form(request)
+    form = {k: str(v) for k, v in data_in.items() if k not in unreadable}  # never store the parser's guess
     try:
+        if unreadable:
+            raise FormError([ErrorDetail(k, None, "readable text (UTF-8)", "retype it, or clear it")
+                             for k in unreadable if k in LABELS] or
+                            [ErrorDetail("record", None, "a form of readable text (UTF-8)",
+                                         "submit the form again from this page")])
         data = procedure_from_form(form)
         await run_in_threadpool(reg.record_procedure, pseudonym, data)
     except UnknownRecordError:

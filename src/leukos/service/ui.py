@@ -42,6 +42,7 @@ from leukos.service import form_findings
 from leukos.service.chart import Line, course_svg, panels_from_simulation
 from leukos.service.deps import api_caller, service_state
 from leukos.service.engines import EngineUnavailable, load_case
+from leukos.service.form_text import read_form
 from leukos.service.views import finding_views
 from leukos.units import normalise_unit
 
@@ -664,11 +665,20 @@ def _examination(case: Case, kb) -> str:
         case, present.fmt_num, present.labels(kb).word, ("examination",)))
 
 
-async def _read_form(request: Request) -> tuple[dict[str, Any], str]:
-    data = await request.form()
-    form: dict[str, Any] = {k: v for k, v in data.items() if isinstance(v, str) and k != "symptom"}
-    form["symptoms"] = [s for s in data.getlist("symptom") if isinstance(s, str)]
-    return form, (form.get("paste") or "").strip()
+_UNREADABLE = {"field": "", "text": "A value sent with the form is not readable text (it is not UTF-8), so nothing "
+                                   "was assessed. Submit the form again from this page; a program that posts it "
+                                   "must send UTF-8."}
+
+
+async def _read_form(request: Request) -> tuple[dict[str, Any], str, bool]:
+    """(the form's text fields, the pasted case, whether every field was readable UTF-8 text).
+
+    A field that is not UTF-8 is left out: the parser's guess ("�", or Latin-1) is not what was typed."""
+    data, unreadable = await read_form(request)
+    form: dict[str, Any] = {k: v for k, v in data.items() if isinstance(v, str) and k != "symptom"
+                            and k not in unreadable}
+    form["symptoms"] = [s for s in data.getlist("symptom") if isinstance(s, str)] if "symptom" not in unreadable else []
+    return form, (form.get("paste") or "").strip(), not unreadable
 
 
 def _case(request: Request, form: dict[str, Any], paste: str) -> tuple[Case, dict | None]:
@@ -692,8 +702,10 @@ def _case(request: Request, form: dict[str, Any], paste: str) -> tuple[Case, dic
 async def ui_assess(request: Request, _caller=Depends(api_caller)) -> HTMLResponse:
     request.state.audit_subtype = "ui-assess"
     st = service_state(request)
-    form, paste = await _read_form(request)
+    form, paste, readable = await _read_form(request)
     ctx: dict[str, Any] = {"form": form}
+    if not readable:
+        return _page(request, "index.html", {**ctx, "error_items": [_UNREADABLE], "field_errors": {}}, status=422)
     plan_anyway = form.get("plan_anyway") == "1"
 
     def work() -> tuple[str | None, dict[str, Any]]:  # parse, assess, plan, simulate: in the worker pool
@@ -728,7 +740,10 @@ async def ui_report(request: Request, format: str = "pdf", _caller=Depends(api_c
     """The 1-2 page report of the submitted case: PDF (WeasyPrint, if installed) or ``?format=html`` to print."""
     request.state.audit_subtype = "ui-report"
     st = service_state(request)
-    form, paste = await _read_form(request)
+    form, paste, readable = await _read_form(request)
+    if not readable:
+        return _page(request, "index.html", {"form": form, "error_items": [_UNREADABLE], "field_errors": {}},
+                     status=422)
     if format not in ("pdf", "html"):  # e.g. docx: was answered with a PDF, as if asked for one
         item = {"field": "", "text": f"Report format “{format[:40]}” cannot be made: choose the PDF report or the printable page."}
         return _page(request, "index.html", {"form": form, "error_items": [item], "field_errors": {}}, status=422)
