@@ -154,6 +154,25 @@ def test_the_database_file_and_its_folder_are_owner_only(cli, tmp_path):
     assert _mode(tmp_path / "data" / "registry.sqlite3") == 0o600 and _mode(tmp_path / "data") == 0o700
 
 
+def test_a_database_file_others_can_read_is_named_with_the_fix(cli, tmp_path, caplog):
+    """A registry file made before files were created owner-only (or copied in with 0644) was used
+    without a word, though it holds MRNs. Its mode is left alone (the operator may have a reason): a
+    warning names the file, the mode and the command that fixes it, and never a record's content."""
+    _add(cli)
+    db = tmp_path / "data" / "registry.sqlite3"
+    os.chmod(db, 0o644)
+    with caplog.at_level("WARNING", logger="leukos.registry.db"):
+        r = cli("patient", "list", "--format", "json")
+    assert r.exit_code == 0 and _mode(db) == 0o644
+    said = " ".join(m.getMessage() for m in caplog.records if m.name == "leukos.registry.db")
+    assert str(db) in said and "mode 644" in said and f"chmod 600 {db}" in said and MRN not in said
+    caplog.clear()
+    os.chmod(db, 0o600)
+    with caplog.at_level("WARNING", logger="leukos.registry.db"):
+        cli("patient", "list", "--format", "json")
+    assert not [m for m in caplog.records if m.name == "leukos.registry.db"]
+
+
 # -- 4. hostile input and database settings ----------------------------------------------------------------
 
 

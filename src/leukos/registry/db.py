@@ -11,7 +11,9 @@ The schema is created on first use by running the Alembic migrations shipped in 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import stat
 import threading
 from importlib import resources
 
@@ -21,6 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.registry.settings import RegistrySettings
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["make_engine", "alembic_config", "upgrade", "downgrade", "current_revision", "open_database",
            "rows_a_downgrade_drops", "DOWNGRADE_DROPS",
@@ -85,10 +89,24 @@ def _check_sqlite_file(settings: RegistrySettings) -> None:
         if head and head != SQLITE_HEADER:
             raise _db_error(settings, settings.describe(), "a SQLite database file (this file is something else)",
                             "name the registry's database file; nothing was written to this one")
+        _warn_if_shared(path)
     elif not os.path.lexists(path):
         # created owner-only (it will hold MRNs; SQLite gives its -wal and -shm files the same mode)
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+
+
+def _warn_if_shared(path) -> None:
+    """Say so when the registry file may be read by other users of the machine.
+
+    leukos creates the file owner-only (0600), but a file made by an older version, copied in, or
+    restored from a backup may be readable by the group or by everyone, and it holds MRNs. The
+    operator may have a reason (a backup user in the group), so the mode is not changed behind their
+    back: a warning names the file, its mode and the command that fixes it, each time it is opened."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        _log.warning("The registry database %s can be read or written by other users of this machine (mode %s); "
+                     "it holds medical record numbers. Make it owner-only: chmod 600 %s", path, oct(mode)[2:], path)
 
 
 def make_engine(settings: RegistrySettings) -> Engine:
