@@ -16,9 +16,12 @@ from urllib.parse import unquote_to_bytes
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
+from leukos.service.deps import service_state
+
 __all__ = ["read_form", "unreadable_fields"]
 
 _PART_NAME = re.compile(rb'name="([^"]*)"')
+_NON_ASCII = re.compile(rb"%[89a-fA-F]|[\x80-\xff]")  # a byte beyond ASCII, percent-escaped or raw
 
 
 def _text(raw: bytes) -> str | None:
@@ -33,6 +36,8 @@ def _shown(raw: bytes) -> str:
 
 
 def _urlencoded(body: bytes) -> list[str]:
+    if _NON_ASCII.search(body) is None:  # the usual form: nothing beyond ASCII, escaped or raw
+        return []
     bad: list[str] = []
     for pair in body.split(b"&"):
         name, _, value = pair.partition(b"=")
@@ -66,6 +71,11 @@ def unreadable_fields(body: bytes, content_type: str) -> list[str]:
 
 
 async def read_form(request: Request) -> tuple[FormData, list[str]]:
-    """The form, and the names of its fields that are not UTF-8 text (their values are not to be used)."""
+    """The form, and the names of its fields that are not UTF-8 text (their values are not to be used).
+
+    The check runs in the service's worker pool: a body of the largest size allowed takes tens of
+    milliseconds, which the event loop must not spend."""
     body = await request.body()  # read once: the form parser below reads the same bytes
-    return await request.form(), unreadable_fields(body, request.headers.get("content-type", ""))
+    unreadable = await service_state(request).pool.run(unreadable_fields, body,
+                                                         request.headers.get("content-type", ""))
+    return await request.form(), unreadable
