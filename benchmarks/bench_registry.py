@@ -27,6 +27,7 @@ from sqlalchemy import insert, text
 
 from leukos.knowledge import load_knowledge
 from leukos.registry import RegistrySettings, open_registry
+from leukos.registry.changes import Actor
 from leukos.registry.inputs import LabIn, PatientIn, ProcedureIn
 from leukos.registry.models import LabResult, Patient
 
@@ -65,7 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     kb = load_knowledge()
     with tempfile.TemporaryDirectory() as d:
-        reg = open_registry(RegistrySettings(data_dir=Path(d)), kb)
+        reg = open_registry(RegistrySettings(data_dir=Path(d)), kb).acting_as(Actor("benchmark", "cli"))
         # the busy patient: 1,000 results (5 analytes x 200 times) and 20 procedures
         for name in ("BENCH-READ", "BENCH-WRITE"):
             reg.add_patient(PatientIn(pseudonym=name, sex="male", age_years=60, weight_kg=75, height_cm=178, diagnosis="AML"))

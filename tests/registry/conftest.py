@@ -9,10 +9,12 @@ import pytest
 
 from leukos.knowledge import load_knowledge
 from leukos.registry import RegistrySettings, open_registry
+from leukos.registry.changes import Actor
 
 from .pg import PgServer, pg_bin
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+TEST_ACTOR = Actor("test-suite", "cli")  # the store refuses writes without an actor
 _n = itertools.count()
 
 
@@ -44,7 +46,7 @@ def settings(request, tmp_path) -> RegistrySettings:
 
 @pytest.fixture
 def registry(settings):
-    reg = open_registry(settings, load_knowledge())
+    reg = open_registry(settings, load_knowledge()).acting_as(TEST_ACTOR)
     reg.clock = lambda: at(0)
     yield reg
     reg.engine.dispose()
@@ -52,7 +54,7 @@ def registry(settings):
 
 @pytest.fixture
 def sqlite_registry(tmp_path):
-    reg = open_registry(RegistrySettings(data_dir=tmp_path / "data"), load_knowledge())
+    reg = open_registry(RegistrySettings(data_dir=tmp_path / "data"), load_knowledge()).acting_as(TEST_ACTOR)
     reg.clock = lambda: at(0)
     yield reg
     reg.engine.dispose()

@@ -64,7 +64,7 @@ def test_downgrade_that_drops_records_is_refused_without_the_flag_and_backed_up_
 
     r = cli("registry", "migrate", "--down", "--revision", "base", "--yes-lose-data")
     assert r.exit_code == 0 and "base (empty)" in r.output
-    [saved] = (tmp_path / "data").glob("registry.sqlite3.before-downgrade-from-0003-*.sqlite3")
+    [saved] = (tmp_path / "data").glob("registry.sqlite3.before-downgrade-from-0004-*.sqlite3")
     assert str(saved) in "".join(r.output.split())
     assert _patients(saved) == ["P1"] and _mode(saved) == 0o600
     assert MRN not in r.output
@@ -72,6 +72,9 @@ def test_downgrade_that_drops_records_is_refused_without_the_flag_and_backed_up_
 
 def test_a_downgrade_that_drops_no_records_needs_no_flag_but_is_backed_up(cli, tmp_path):
     _add(cli)
+    r = cli("registry", "migrate", "--down", "--revision", "-1")  # 0004 -> 0003 drops the change history: records
+    assert r.exit_code == 2 and "registry_changes (1 row)" in r.output
+    assert cli("registry", "migrate", "--down", "--revision", "-1", "--yes-lose-data").exit_code == 0
     r = cli("registry", "migrate", "--down", "--revision", "-1")  # 0003 -> 0002: an index only
     assert r.exit_code == 0 and "revision 0002" in r.output and "before-downgrade-from-0003" in r.output
     assert _patients(tmp_path / "data" / "registry.sqlite3") == ["P1"]

@@ -10,22 +10,71 @@ from leukos.registry.db import current_revision, downgrade, make_engine, upgrade
 from leukos.registry.models import Base
 
 TABLES = {"patients", "episodes", "lab_results", "assessments", "plans", "procedures", "adverse_events", "cds_feedback",
-          "treatments"}
+          "treatments", "registry_changes"}
 
 
 def test_upgrade_downgrade_upgrade(settings):
     engine = make_engine(settings)
     upgrade(engine)
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0003"
-    downgrade(engine, "0001")  # one step back: only the treatments table goes
-    assert set(inspect(engine).get_table_names()) >= TABLES - {"treatments"}
-    assert "treatments" not in inspect(engine).get_table_names()
+    assert current_revision(engine) == "0004"
+    downgrade(engine, "0001")  # back to the first schema: the treatments and the change history go
+    assert set(inspect(engine).get_table_names()) >= TABLES - {"treatments", "registry_changes"}
+    assert not {"treatments", "registry_changes"} & set(inspect(engine).get_table_names())
     downgrade(engine, "base")
     assert not TABLES & set(inspect(engine).get_table_names())
     assert current_revision(engine) is None
     upgrade(engine)
+    assert current_revision(engine) == "0004"
+    engine.dispose()
+
+
+def test_change_history_migration_round_trip_keeps_the_records(settings):
+    """0004 adds registry_changes to a database holding records (and drops only it on the way down);
+    upgrading again gives an empty, working history beside the untouched records."""
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    engine = make_engine(settings)
+    upgrade(engine, "0003")
+    assert "registry_changes" not in inspect(engine).get_table_names()
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO patients (pseudonym, active, created_at, version) VALUES ('LK-1', :a, :t, 1)"),
+                  {"a": True, "t": dt.datetime(2026, 12, 1)})
+    upgrade(engine, "0004")
+    cols = {c["name"] for c in inspect(engine).get_columns("registry_changes")}
+    assert cols == {"id", "at", "actor", "surface", "action", "patient_id", "record_id", "fields"}
+    fks = inspect(engine).get_foreign_keys("registry_changes")
+    assert [(f["referred_table"], f["constrained_columns"]) for f in fks] == [("patients", ["patient_id"])]
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO registry_changes (at, actor, surface, action, patient_id, record_id) "
+                       "SELECT :t, 'alice', 'cli', 'patient.add', id, id FROM patients"), {"t": dt.datetime(2026, 12, 1)})
+    downgrade(engine, "0003")
     assert current_revision(engine) == "0003"
+    assert "registry_changes" not in inspect(engine).get_table_names()
+    with engine.connect() as c:
+        assert c.execute(text("SELECT pseudonym FROM patients")).scalars().all() == ["LK-1"]
+    upgrade(engine)
+    assert current_revision(engine) == "0004"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM registry_changes")).scalar() == 0
+    engine.dispose()
+
+
+def test_change_history_takes_only_the_three_surfaces(settings):
+    """The database itself refuses a change row from a surface other than api, web or cli."""
+    import datetime as dt
+
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    engine = make_engine(settings)
+    upgrade(engine)
+    with pytest.raises(IntegrityError), engine.begin() as c:
+        c.execute(text("INSERT INTO registry_changes (at, actor, surface, action) VALUES (:t, 'x', 'email', 'import')"),
+                  {"t": dt.datetime(2026, 12, 1)})
     engine.dispose()
 
 
@@ -88,7 +137,7 @@ def test_unique_fhir_id_migration_refuses_existing_duplicates_and_keeps_the_data
         assert c.execute(text("SELECT count(*) FROM patients WHERE fhir_patient_id = 'pat-1'")).scalar() == 2
     with engine.begin() as c:
         c.execute(text("UPDATE patients SET fhir_patient_id = NULL WHERE pseudonym = 'LK-B'"))
-    upgrade(engine)
+    upgrade(engine, "0003")
     assert current_revision(engine) == "0003"
     engine.dispose()
 

@@ -42,9 +42,12 @@ def _settings():
 
 
 def _registry():
+    """The registry, writing as the operating-system user through the command line (its change history
+    says so)."""
     from leukos.registry import open_registry
+    from leukos.registry.changes import cli_actor
 
-    return open_registry(_settings())
+    return open_registry(_settings()).acting_as(cli_actor())
 
 
 def _option_name(fn: Callable[..., Any], name: str) -> str:
@@ -298,7 +301,7 @@ def patient_fhir_import(pseudonym: str = typer.Argument(...), bundle: str = type
 
     reg = _registry()
     labs, notes = labs_from_bundle(_read(bundle), reg.kb, reg.get_patient(pseudonym))
-    r = reg.add_labs(pseudonym, labs, recorded_by=by)
+    r = reg.import_labs(pseudonym, labs, recorded_by=by)
     if fmt == "json":
         _json(r | {"notes": notes})
         return
@@ -385,6 +388,26 @@ def registry_migrate(revision: str = typer.Option("head", help="head, base, a re
         typer.echo(f"{settings.describe()}: schema at revision {current_revision(engine) or 'base (empty)'}.")
     finally:
         engine.dispose()
+
+
+@registry_app.command("changes")
+@_registry_command
+def registry_changes(patient: str | None = typer.Option(None, "--patient", help="Only this patient's changes "
+                                                        "(pseudonym)."),
+                     limit: int = typer.Option(50, "--limit", help="How many changes, newest first."),
+                     fmt: str = FMT) -> None:
+    """Who changed what, newest first: time, who, surface, what, which record, which fields (names only)."""
+    from leukos.registry.changes import describe_change
+
+    changes = _registry().changes(patient, limit=limit)
+    if fmt == "json":
+        _json(changes)
+        return
+    if not changes:
+        typer.echo("No changes recorded" + (f" for {patient}." if patient else "."))
+        return
+    for c in changes:
+        typer.echo(describe_change(c))
 
 
 @registry_app.command("export")

@@ -146,6 +146,7 @@ def alembic_config(engine: Engine):
 # tests/registry/test_migrations.py, so a new migration must add its entry; a revision missing here is
 # taken to drop every table.
 DOWNGRADE_DROPS: dict[str, tuple[str, ...]] = {
+    "0004": ("registry_changes",),  # the history of who changed what
     "0003": (),  # the unique FHIR id index becomes a plain index again
     "0002": ("treatments",),
     "0001": ("patients", "episodes", "lab_results", "assessments", "plans", "procedures", "adverse_events",

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = ["Base", "Patient", "Episode", "LabResult", "IssuedAssessment", "IssuedPlan", "Procedure",
-           "AdverseEvent", "Treatment", "CdsFeedback", "UtcDateTime"]
+           "AdverseEvent", "Treatment", "CdsFeedback", "RegistryChange", "UtcDateTime"]
 
 
 class UtcDateTime(TypeDecorator):
@@ -197,3 +198,23 @@ class CdsFeedback(Base):
     accepted_suggestions: Mapped[list[Any]]
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"))
     received_at: Mapped[dt.datetime]
+
+
+class RegistryChange(Base):
+    """One create or update of a registry record: when, who (the authenticated caller or the operating-system
+    user), through which surface, what kind of change, which patient and row, and for an update the names of
+    the fields that changed. Written in the transaction of the change, so the two commit or roll back together.
+
+    Never values, free text, MRNs or tokens: the patient is its row id. ``patient_id`` is set to NULL (not
+    deleted with the patient) so that the history of who changed what outlives an erased patient row."""
+
+    __tablename__ = "registry_changes"
+    __table_args__ = (CheckConstraint("surface IN ('api', 'web', 'cli')", name="ck_registry_changes_surface"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(128))                 # JWT iss, "api-token", "anonymous-dev", OS user
+    surface: Mapped[str] = mapped_column(String(8))                 # api / web / cli
+    action: Mapped[str] = mapped_column(String(32))                 # patient.add, procedure.update, ...
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
+    record_id: Mapped[int | None] = mapped_column(Integer)          # the row of the action's table, when one
+    fields: Mapped[str | None] = mapped_column(Text)                # updates: names of the changed fields, comma-separated

@@ -9,6 +9,7 @@ procedure raises :class:`UnknownRecordError`; an update that names a stale ``ver
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import secrets
@@ -22,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from leukos import __version__
-from leukos.errors import ErrorDetail
+from leukos.errors import ErrorDetail, LeukosUserError
 from leukos.followup import (
     CourseModel,
     FollowUp,
@@ -35,6 +36,7 @@ from leukos.followup import (
 )
 from leukos.followup.flags import next_session_due_at
 from leukos.knowledge import KnowledgeBase
+from leukos.registry.changes import Actor, MissingActorError
 from leukos.registry.errors import ConflictError, OverlapError, UnknownRecordError
 from leukos.registry.inputs import (
     FeedbackIn,
@@ -58,6 +60,7 @@ from leukos.registry.models import (
     LabResult,
     Patient,
     Procedure,
+    RegistryChange,
     Treatment,
 )
 
@@ -126,17 +129,38 @@ def _procedure_dict(p: Procedure, counts: Sequence[Any] = ()) -> dict[str, Any]:
 
 
 class Registry:
-    """Patients, labs, procedures, issued outputs and CDS feedback on one database."""
+    """Patients, labs, procedures, issued outputs and CDS feedback on one database.
 
-    def __init__(self, engine: Engine, kb: KnowledgeBase, *, clock: Callable[[], dt.datetime] = utcnow):
-        self.engine, self.kb, self.clock = engine, kb, clock
+    Reads need nothing more; writes need an actor (:meth:`acting_as`), recorded with each change."""
+
+    def __init__(self, engine: Engine, kb: KnowledgeBase, *, clock: Callable[[], dt.datetime] = utcnow,
+                 actor: Actor | None = None):
+        self.engine, self.kb, self.clock, self.actor = engine, kb, clock, actor
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._find_sql = _find_by_fhir_id_sql(engine)
         # the follow-up model (Monte Carlo) of a course, by its exact inputs: recomputed when anything changes
         self._models: dict[tuple, CourseModel] = {}
         self._models_lock = threading.Lock()
 
+    def acting_as(self, actor: Actor) -> Registry:
+        """This registry, writing as ``actor``: a shallow copy sharing the engine, sessions and model cache,
+        so a service keeps one registry and binds each request's caller to it without a shared mutable field."""
+        bound = copy.copy(self)
+        bound.actor = actor
+        return bound
+
     # -- helpers -------------------------------------------------------------------------------------
+
+    def _changed(self, s: Session, action: str, patient_id: int | None, record_id: int | None = None,
+                 fields: Iterable[str] | None = None) -> None:
+        """Record one change in the writing transaction ``s``: it commits, or rolls back, with the change.
+        Names only (the action, row ids, field names in alphabetical order), never values."""
+        if self.actor is None:
+            raise MissingActorError("a registry write needs an actor: call it on registry.acting_as(Actor(...))")
+        s.add(RegistryChange(at=self.clock(), actor=self.actor.name, surface=self.actor.surface, action=action,
+                             patient_id=patient_id, record_id=record_id,
+                             fields=None if fields is None else ",".join(sorted(fields))))
+
 
     def _tx(self) -> Session:
         return self._sessions.begin()  # type: ignore[return-value]
@@ -176,6 +200,7 @@ class Registry:
                 s.add(p)
                 s.flush()
                 s.add(Episode(patient_id=p.id, started_at=p.created_at, reason="registered"))
+                self._changed(s, "patient.add", p.id, p.id)
                 return _patient_dict(p)
         except IntegrityError:
             if data.fhir_patient_id is not None and self._fhir_id_used(data.fhir_patient_id):
@@ -233,11 +258,13 @@ class Registry:
                 p = self._patient(s, pseudonym)
                 if "fhir_patient_id" in changes:
                     self._fhir_id_free(s, changes["fhir_patient_id"], p.id)
+                differ = [k for k, v in changes.items() if getattr(p, k) != v]
                 res = s.execute(update(Patient).where(Patient.id == p.id, Patient.version == data.version)
                                 .values(**changes, version=Patient.version + 1))
                 if res.rowcount != 1:
                     raise ConflictError(ErrorDetail("version", data.version, f"the current version {p.version}",
                                                     "reload the patient, re-apply your change and save again"))
+                self._changed(s, "patient.update", p.id, p.id, differ)
                 s.refresh(p)
                 return _patient_dict(p)
         except IntegrityError:  # the unique FHIR id: a concurrent writer took it after the check
@@ -297,7 +324,14 @@ class Registry:
 
     def add_labs(self, pseudonym: str, labs: Iterable[LabIn], *, recorded_by: str | None = None) -> dict[str, int]:
         """Add lab results (canonical units); a repeated ``source_ref`` is skipped (idempotent import)."""
-        labs = list(labs)
+        return self._save_labs(pseudonym, list(labs), recorded_by, "labs.add")
+
+    def import_labs(self, pseudonym: str, labs: Iterable[LabIn], *, recorded_by: str | None = None) -> dict[str, int]:
+        """:meth:`add_labs` for the results read from a FHIR Bundle: the same checks and writes, recorded in
+        the change history as an import (a repeat that adds nothing records nothing)."""
+        return self._save_labs(pseudonym, list(labs), recorded_by, "labs.import")
+
+    def _save_labs(self, pseudonym: str, labs: list[LabIn], recorded_by: str | None, action: str) -> dict[str, int]:
         rows = []
         problems = time_problems([(f"{lab.source_ref} (effective time)" if lab.source == "fhir" and lab.source_ref
                                    and lab.source_ref.startswith("Observation/") else f"labs[{i}].taken_at", lab.taken_at)
@@ -306,21 +340,18 @@ class Registry:
             try:
                 rows.append((lab, *canonical_lab(self.kb, lab.analyte, lab.value, lab.unit, field=f"labs[{i}]")))
             except Exception as exc:  # LeukosUserError: collect all, write nothing
-                from leukos.errors import LeukosUserError
-
                 if not isinstance(exc, LeukosUserError):
                     raise
                 problems.extend(exc.details)
         if problems:
-            from leukos.errors import LeukosUserError
-
             raise LeukosUserError(problems, title="The lab results cannot be saved")
         try:
-            return self._insert_labs(pseudonym, rows, labs, recorded_by)
+            return self._insert_labs(pseudonym, rows, labs, recorded_by, action)
         except IntegrityError:  # a concurrent import of the same source ids won the race: read again
-            return self._insert_labs(pseudonym, rows, labs, recorded_by)
+            return self._insert_labs(pseudonym, rows, labs, recorded_by, action)
 
-    def _insert_labs(self, pseudonym: str, rows: list, labs: list[LabIn], recorded_by: str | None) -> dict[str, int]:
+    def _insert_labs(self, pseudonym: str, rows: list, labs: list[LabIn], recorded_by: str | None,
+                     action: str) -> dict[str, int]:
         now = self.clock()
         with self._tx() as s:
             p = self._patient(s, pseudonym)
@@ -336,6 +367,8 @@ class Registry:
                                 taken_at=lab.taken_at, source=lab.source, source_ref=lab.source_ref, recorded_at=now,
                                 recorded_by=recorded_by))
                 added += 1
+            if added:  # a repeated import changes nothing, so records nothing
+                self._changed(s, action, p.id)
         return {"added": added, "already_present": len(rows) - added}
 
     # -- issued outputs ------------------------------------------------------------------------------
@@ -350,6 +383,7 @@ class Registry:
                         leukos_version=str(output.get("leukos_version") or __version__))
             s.add(row)
             s.flush()
+            self._changed(s, f"{kind}.issue", p.id, row.id)
             return row.id
 
     # -- procedures ----------------------------------------------------------------------------------
@@ -394,6 +428,7 @@ class Registry:
             s.add(proc)
             s.flush()
             self._write_counts(s, p, proc, counts, data.recorded_by)
+            self._changed(s, "procedure.record", p.id, proc.id)
             s.flush()
             rows = s.execute(select(LabResult).where(LabResult.procedure_id == proc.id)).scalars().all()
             return _procedure_dict(proc, rows)
@@ -409,6 +444,7 @@ class Registry:
                                                      "check the procedure number"))
             self._check_plan(s, p, data.plan_id)
             self._check_overlap(s, p, data, procedure_id=proc.id)
+            differ = _procedure_changes(s, proc, data, counts)
             res = s.execute(update(Procedure).where(Procedure.id == proc.id, Procedure.version == data.version)
                             .values(**_procedure_fields(data), version=Procedure.version + 1))
             if res.rowcount != 1:
@@ -419,6 +455,7 @@ class Registry:
             for ae in data.adverse_events:
                 s.add(AdverseEvent(procedure_id=proc.id, **ae.model_dump()))
             self._write_counts(s, p, proc, counts, data.recorded_by)
+            self._changed(s, "procedure.update", p.id, proc.id, differ)
             s.flush()
             s.expire(proc)
             rows = s.execute(select(LabResult).where(LabResult.procedure_id == proc.id)).scalars().all()
@@ -432,6 +469,7 @@ class Registry:
                           ended_at=data.ended_at, recorded_by=data.recorded_by, recorded_at=self.clock())
             s.add(t)
             s.flush()
+            self._changed(s, "treatment.add", p.id, t.id)
             return _treatment_dict(t)
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -499,10 +537,13 @@ class Registry:
                     CdsFeedback.outcome == item.outcome, CdsFeedback.outcome_timestamp == item.outcomeTimestamp))
                 if exists is not None:
                     return False
-                s.add(CdsFeedback(service_id=service_id, card=item.card, outcome=item.outcome,
+                row = CdsFeedback(service_id=service_id, card=item.card, outcome=item.outcome,
                                   outcome_timestamp=item.outcomeTimestamp, override_reasons=list(item.overrideReasons),
                                   accepted_suggestions=list(item.acceptedSuggestions), patient_id=pid,
-                                  received_at=self.clock()))
+                                  received_at=self.clock())
+                s.add(row)
+                s.flush()
+                self._changed(s, "feedback.add", pid, row.id)
                 return True
         except IntegrityError:
             return False  # a concurrent identical report won the race: still idempotent
@@ -510,6 +551,59 @@ class Registry:
     def feedback_count(self) -> int:
         with self._sessions() as s:
             return s.scalar(select(func.count(CdsFeedback.id))) or 0
+
+    # -- change history ------------------------------------------------------------------------------
+
+    def changes(self, pseudonym: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The change history, newest first: every change, or one patient's. The patient is shown by its
+        pseudonym (None once the patient row is gone); fields as a list of names. Not part of
+        :meth:`timeline`, which every CDS patient-view reads through :meth:`follow_up`."""
+        if not 1 <= limit <= CHANGES_MAX:
+            raise LeukosUserError(ErrorDetail("--limit", limit, f"a number of changes from 1 to {CHANGES_MAX:,}",
+                                              "give a number from 1 to 100,000 (default 50); narrow the list with --patient"))
+        with self._sessions() as s:
+            q = (select(RegistryChange, Patient.pseudonym).outerjoin(Patient, Patient.id == RegistryChange.patient_id)
+                 .order_by(RegistryChange.id.desc()).limit(limit))
+            if pseudonym is not None:
+                q = q.where(RegistryChange.patient_id == self._patient(s, pseudonym).id)
+            return [_change_dict(c, who) for c, who in s.execute(q).all()]
+
+
+CHANGES_MAX = 100_000
+
+
+def _change_dict(c: RegistryChange, pseudonym: str | None) -> dict[str, Any]:
+    return {"id": c.id, "at": c.at, "actor": c.actor, "surface": c.surface, "action": c.action, "patient": pseudonym,
+            "record_id": c.record_id, "fields": c.fields.split(",") if c.fields else []}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as stored (SQLite gives times back without their zone: they are UTC)."""
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+        return _utc(a) == _utc(b)
+    return a == b
+
+
+def _count_key(role: str | None, analyte: str) -> str:
+    return "ionized_calcium" if analyte == "ionized_calcium" else f"{role}_{analyte}"
+
+
+def _procedure_changes(s: Session, proc: Procedure, data: ProcedureIn, counts: dict) -> list[str]:
+    """The names of the fields a correction changes (the record's fields, its adverse events, its counts by
+    name): what the change history says was changed, without the values."""
+    changed = [k for k, v in _procedure_fields(data).items() if not _same(getattr(proc, k), v)]
+    old_events = [(a.type, a.scale, a.severity, a.action, a.run_stopped) for a in proc.adverse_events]
+    new_events = [(a.type, a.scale, a.severity, a.action, a.run_stopped) for a in data.adverse_events]
+    if old_events != new_events:
+        changed.append("adverse_events")
+    old: dict[str, list] = defaultdict(list)
+    for r in s.execute(select(LabResult).where(LabResult.procedure_id == proc.id)).scalars():
+        old[_count_key(r.role, r.analyte)].append((r.value, r.unit, _utc(r.taken_at)))
+    new: dict[str, list] = defaultdict(list)
+    for name, (value, unit, _given, at) in counts.items():
+        new["ionized_calcium" if name.startswith("ionized_calcium") else name].append((value, unit, _utc(at)))
+    changed += sorted(k for k in old.keys() | new.keys() if sorted(old[k]) != sorted(new[k]))
+    return changed
 
 
 def _fhir_id_taken(fhir_patient_id: str | None) -> ConflictError:

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 from leukos.domain.assessment import jsonable
 from leukos.errors import LeukosUserError
 from leukos.registry import RegistrySettings, open_registry
+from leukos.registry.changes import Actor
 from leukos.registry.errors import ConflictError, MigrationBlockedError, UnknownRecordError
 from leukos.registry.inputs import (
     FeedbackIn,
@@ -49,7 +50,7 @@ from leukos.service.deps import api_caller, service_state
 if TYPE_CHECKING:
     from leukos.registry.store import Registry
 
-__all__ = ["router", "install", "registry_of", "registry_if_present", "registry_cards", "warm_up", "RegistryFeedbackStore"]
+__all__ = ["router", "install", "registry_of", "caller_actor", "registry_if_present", "registry_cards", "warm_up", "RegistryFeedbackStore"]
 
 _ERR = {"content": {"application/json": {"schema": {"type": "object"}}}}
 router = APIRouter(prefix="/api/patients", tags=["registry"], responses={
@@ -112,10 +113,20 @@ def _sqlite_file(data_dir: str | None, cwd: str) -> str:
 
 
 def _reg(request: Request, pseudonym: str | None, kind: str) -> Registry:
+    """The registry for one call, tagged for the audit log; a write acts as the authenticated caller (the
+    audit log's requestor), so the registry's change history names the same caller."""
     request.state.audit_subtype = f"registry-{kind}"
     if pseudonym:
         request.state.audit_patient = pseudonym
-    return registry_of(request.app)
+    reg = registry_of(request.app)
+    return reg.acting_as(caller_actor(request, "api")) if kind == "write" else reg
+
+
+def caller_actor(request: Request, surface: str) -> Actor:
+    """The actor of a service write: the caller :func:`~leukos.service.deps.api_caller` authenticated (the
+    JWT issuer, "api-token" or "anonymous-dev"), as the audit middleware names the requestor."""
+    caller = getattr(request.state, "caller", None)
+    return Actor(caller.label if caller is not None else "unauthenticated", surface)
 
 
 @router.get("", summary="Ward list: active patients, latest WBC, next session, flags (paginated)")
@@ -161,7 +172,7 @@ def import_fhir(request: Request, pseudonym: str, body: dict[str, Any] = Body(..
 
     reg = _reg(request, pseudonym, "write")
     labs, notes = labs_from_bundle(body, reg.kb, reg.get_patient(pseudonym))
-    return reg.add_labs(pseudonym, labs, recorded_by=_caller.label) | {"notes": notes}
+    return reg.import_labs(pseudonym, labs, recorded_by=_caller.label) | {"notes": notes}
 
 
 @router.post("/{pseudonym}/procedures", status_code=201, summary="Record a leukapheresis as performed")
@@ -230,11 +241,12 @@ class RegistryFeedbackStore:
     def __init__(self, app: FastAPI, fallback: Any):
         self.app, self.fallback = app, fallback
 
-    def add(self, service_id: str, item: dict[str, Any]) -> bool:
+    def add(self, service_id: str, item: dict[str, Any], *, requestor: str = "unknown") -> bool:
+        """``requestor``: the CDS client that sent the feedback (its JWT issuer), for the change history."""
         reg = registry_if_present(self.app)
         if reg is None:
-            return self.fallback.add(service_id, item)
-        return reg.add_feedback(service_id, parse(FeedbackIn, {
+            return self.fallback.add(service_id, item, requestor=requestor)
+        return reg.acting_as(Actor(requestor, "api")).add_feedback(service_id, parse(FeedbackIn, {
             k: item[k] for k in ("card", "outcome", "outcomeTimestamp", "overrideReasons", "acceptedSuggestions")
             if item.get(k) is not None}))
 

@@ -23,7 +23,7 @@ from leukos.registry.errors import UnknownRecordError
 from leukos.registry.inputs import ProcedureIn, parse, vocabulary
 from leukos.service.deps import api_caller, service_state
 from leukos.service.form_text import read_form
-from leukos.service.registry_api import registry_of
+from leukos.service.registry_api import caller_actor, registry_of
 from leukos.service.ui import _not_a_number, cites_filter, compile_pages, parse_number
 
 __all__ = ["router", "procedure_from_form", "warm_up"]
@@ -438,7 +438,7 @@ async def procedure_submit(request: Request, pseudonym: str, _caller=Depends(api
     from starlette.concurrency import run_in_threadpool
 
     _audit(request, "write", pseudonym)
-    reg = registry_of(request.app)
+    reg = registry_of(request.app).acting_as(caller_actor(request, "web"))
     try:
         p = await run_in_threadpool(reg.get_patient, pseudonym)
     except UnknownRecordError:

@@ -40,7 +40,7 @@ class ReplayStore(Protocol):
 
 
 class FeedbackStore(Protocol):
-    def add(self, service_id: str, item: dict[str, Any]) -> bool: ...
+    def add(self, service_id: str, item: dict[str, Any], *, requestor: str = "unknown") -> bool: ...
 
     def __len__(self) -> int: ...
 
@@ -113,8 +113,9 @@ class StateStore:
             return True
 
     # -- FeedbackStore ----------------------------------------------------------------------------
-    def add(self, service_id: str, item: dict[str, Any]) -> bool:
-        """Store one card outcome; False if the same (service, card, outcome, time) was stored before."""
+    def add(self, service_id: str, item: dict[str, Any], *, requestor: str = "unknown") -> bool:
+        """Store one card outcome; False if the same (service, card, outcome, time) was stored before.
+        ``requestor`` (who sent it) is for the registry's change history; this store keeps no history."""
         with self._lock:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO feedback (service_id, card, outcome, outcome_timestamp, item, received_at) "

@@ -350,9 +350,9 @@ def _parse_and_run(raw: bytes, svc: _Registered, st: Any, base_url: str, app: An
     return None, _run_hook(svc, call)
 
 
-def _store_feedback(raw: bytes, service_id: str, store: Any) -> tuple[int, int, list[str]]:
+def _store_feedback(raw: bytes, service_id: str, store: Any, requestor: str) -> tuple[int, int, list[str]]:
     body = parse_json_body(raw, Feedback)
-    new = sum(store.add(service_id, f.model_dump(mode="json")) for f in body.feedback)
+    new = sum(store.add(service_id, f.model_dump(mode="json"), requestor=requestor) for f in body.feedback)
     return len(body.feedback), new, [f.card for f in body.feedback]
 
 
@@ -364,6 +364,6 @@ async def feedback(service_id: str, request: Request, _caller=Depends(cds_caller
     st = service_state(request)
     request.state.audit_subtype = "feedback"
     raw = await request.body()
-    received, new, cards = await st.pool.run(_store_feedback, raw, service_id, st.feedback)
+    received, new, cards = await st.pool.run(_store_feedback, raw, service_id, st.feedback, _caller.label)
     request.state.audit_cards = cards
     return {"received": received, "new": new, "at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")}
