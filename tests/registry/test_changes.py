@@ -338,3 +338,12 @@ def test_actor_names_are_stored_printable_and_bounded():
     assert Actor("   ", "cli").name == "unknown"
     with pytest.raises(ValueError):
         Actor("alice", "email")
+
+
+def test_export_includes_the_change_history(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice")
+    run("patient", "add", "--pseudonym", "LK-0001", "--mrn", "MRN-7734129")
+    out = tmp_path / "export.json"
+    assert run("registry", "export", "--out", str(out)).exit_code == 0
+    [row] = json.loads(out.read_text())["registry_changes"]
+    assert (row["action"], row["actor"], row["surface"]) == ("patient.add", "alice", "cli")
