@@ -347,3 +347,31 @@ def test_export_includes_the_change_history(run, tmp_path, monkeypatch):
     assert run("registry", "export", "--out", str(out)).exit_code == 0
     [row] = json.loads(out.read_text())["registry_changes"]
     assert (row["action"], row["actor"], row["surface"]) == ("patient.add", "alice", "cli")
+
+
+def test_a_client_jwt_is_recorded_by_its_issuer(tmp_path):
+    """A write with a CDS client JWT names the JWT's issuer, as the audit log's requestor does; so does the
+    card feedback that client sends."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.service.conftest import BASE, ISSUER, KID, mint
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    pub = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())) | {"kid": KID, "alg": "ES384", "use": "sig"}
+    app = create_app(ServiceSettings(trusted_issuers=(ISSUER,), api_token=TOKEN, audit_log_path=tmp_path / "a.jsonl",
+                                     examples_dir=EXAMPLES, public_base_url=BASE, data_dir=tmp_path / "service"),
+                     jwks={"keys": [pub]})
+    app.state.registry_settings = RegistrySettings(data_dir=tmp_path / "data")
+    client = Client(app)
+
+    def bearer(path: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint(key, aud=BASE + path)}"}
+
+    assert client.post("/api/patients", json=PATIENT, headers=bearer("/api/patients")).status_code == 201
+    url = "/cds-services/leukos-patient-view/feedback"
+    fb = {"feedback": [{"card": "9b3a7e1c-0000-4000-8000-000000000001", "outcome": "accepted",
+                        "outcomeTimestamp": "2026-12-01T10:00:00Z"}]}
+    assert client.post(url, json=fb, headers=bearer(url)).status_code == 200
+    assert [(r["action"], r["surface"], r["actor"]) for r in _changes(app.state.registry)] == [
+        ("patient.add", "api", ISSUER), ("feedback.add", "api", ISSUER)]
