@@ -161,7 +161,6 @@ class Registry:
                              patient_id=patient_id, record_id=record_id,
                              fields=None if fields is None else ",".join(sorted(fields))))
 
-
     def _tx(self) -> Session:
         return self._sessions.begin()  # type: ignore[return-value]
 
