@@ -314,6 +314,22 @@ def test_api_writes_record_the_requestor(tmp_path):
     assert "api-token" in json.dumps(events[0])
 
 
+def test_the_api_shows_a_patients_change_history_to_an_authenticated_caller(tmp_path):
+    client = _service(tmp_path, api_token=TOKEN)
+    client.post("/api/patients", json=PATIENT, headers=AUTH)
+    client.request("PATCH", "/api/patients/LK-0001", json={"ward": "H7", "version": 1}, headers=AUTH)
+    assert client.get("/api/patients/LK-0001/changes").status_code == 401  # no token, no history
+    got = client.get("/api/patients/LK-0001/changes", headers=AUTH).json()["changes"]
+    assert [(c["action"], c["actor"], c["surface"], c["patient"], c["fields"]) for c in got] == [
+        ("patient.update", "api-token", "api", "LK-0001", ["ward"]), ("patient.add", "api-token", "api", "LK-0001", [])]
+    assert "MRN" not in json.dumps(got) and PATIENT["mrn"] not in json.dumps(got)
+    assert [c["action"] for c in client.get("/api/patients/LK-0001/changes?limit=1", headers=AUTH).json()["changes"]] \
+        == ["patient.update"]
+    bad = client.get("/api/patients/LK-0001/changes?limit=0", headers=AUTH)
+    assert bad.status_code == 422 and "limit" in json.dumps(bad.json()["details"])
+    assert client.get("/api/patients/NOPE/changes", headers=AUTH).status_code == 404
+
+
 def test_web_form_and_cds_feedback_record_their_caller(tmp_path):
     client = _service(tmp_path, auth_disabled=True)
     client.post("/api/patients", json=PATIENT)

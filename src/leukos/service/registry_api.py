@@ -153,6 +153,13 @@ def update_patient(request: Request, pseudonym: str, body: PatientUpdate, _calle
     return jsonable(_reg(request, pseudonym, "write").update_patient(pseudonym, body))
 
 
+@router.get("/{pseudonym}/changes", summary="Who changed this patient's records, when, through which surface, "
+                                            "what and which fields (newest first; names only, never values)")
+def changes(request: Request, pseudonym: str, limit: int = Query(50, ge=1, le=1000),
+            _caller=Depends(api_caller)) -> dict[str, Any]:
+    return {"changes": jsonable(_reg(request, pseudonym, "read").changes(pseudonym, limit=limit))}
+
+
 @router.get("/{pseudonym}/follow-up", summary="Count trend, predicted vs observed fall per session, next session, flags")
 def follow_up(request: Request, pseudonym: str, _caller=Depends(api_caller)) -> dict[str, Any]:
     return _reg(request, pseudonym, "read").follow_up(pseudonym).to_dict()
