@@ -1,4 +1,4 @@
-"""The web UI's CPU work (parse, assess, plan, simulate, report) runs in the bounded worker pool.
+"""The web UI's CPU work (parse, assess, plan, simulate, report) runs in the pages' bounded worker pool.
 
 Brief: "CPU-bound work never runs on the async event loop". The assessment of a UI request is held
 inside the worker until the health check has answered: if the handler ran it on the event loop,
@@ -54,5 +54,5 @@ def test_health_answers_while_a_ui_assessment_runs_in_the_pool(tmp_path, monkeyp
     health, page = asyncio.run(scenario())
     assert health.status_code == 200
     assert seen.get("released") is True, "the UI assessment blocked the event loop"
-    assert str(seen["thread"]).startswith("leukos-work"), seen["thread"]  # the service's bounded pool
+    assert str(seen["thread"]).startswith("leukos-pages"), seen["thread"]  # the pages' own bounded pool
     assert page.status_code == 200 and "leukapheresis" in page.text.lower()

@@ -56,6 +56,7 @@ class ServiceState:
     feedback: Any = None  # leukos.service.state_store.FeedbackStore
     pages: Any = None  # leukos.service.ui.PageCache: the cases behind CDS card links
     pool: WorkPool | None = None  # CPU-bound work goes here, never on the event loop
+    page_pool: WorkPool | None = None  # the web pages' CPU work: apart, so that it never holds up an EHR's call
     store: StateStore | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # room for other modules' state
 
@@ -274,7 +275,9 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
     state = ServiceState(settings=settings, kb=kb, engines=engines,
                          verifier=JwtVerifier(settings, jwks, replay=store), audit=audit, feedback=store,
                          pages=PageCache(), store=store,
-                         pool=WorkPool(settings.workers, settings.work_queue, settings.request_timeout_s))
+                         pool=WorkPool(settings.workers, settings.work_queue, settings.request_timeout_s),
+                         page_pool=WorkPool(settings.page_workers, settings.work_queue, settings.request_timeout_s,
+                                             name="leukos-pages"))
     if settings.auth_disabled:
         log.warning("!!! AUTHENTICATION IS DISABLED (LEUKOS_AUTH_DISABLED) — loopback development only; "
                     "every caller on %s is trusted !!!", settings.host)

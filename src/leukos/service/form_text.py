@@ -73,9 +73,9 @@ def unreadable_fields(body: bytes, content_type: str) -> list[str]:
 async def read_form(request: Request) -> tuple[FormData, list[str]]:
     """The form, and the names of its fields that are not UTF-8 text (their values are not to be used).
 
-    The check runs in the service's worker pool: a body of the largest size allowed takes tens of
+    The check runs in the pages' worker pool: a body of the largest size allowed takes tens of
     milliseconds, which the event loop must not spend."""
     body = await request.body()  # read once: the form parser below reads the same bytes
-    unreadable = await service_state(request).pool.run(unreadable_fields, body,
+    unreadable = await service_state(request).page_pool.run(unreadable_fields, body,
                                                          request.headers.get("content-type", ""))
     return await request.form(), unreadable

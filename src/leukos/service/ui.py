@@ -138,7 +138,7 @@ class PageCache:
     again when the page is opened). A served call then leaves one bytes object behind instead of the
     hundreds of small objects of a case: with 1000 cases kept, every call's objects were spread over
     the holes the oldest case left, and a CDS call cost ~5-8 % more CPU than with none kept.
-    :meth:`get` may therefore import: call it in the worker pool.
+    :meth:`get` may therefore import: call it in a worker pool.
     """
 
     def __init__(self, ttl_s: float = 3600, size: int = 1000):
@@ -708,7 +708,7 @@ async def ui_assess(request: Request, _caller=Depends(api_caller)) -> HTMLRespon
         return _page(request, "index.html", {**ctx, "error_items": [_UNREADABLE], "field_errors": {}}, status=422)
     plan_anyway = form.get("plan_anyway") == "1"
 
-    def work() -> tuple[str | None, dict[str, Any]]:  # parse, assess, plan, simulate: in the worker pool
+    def work() -> tuple[str | None, dict[str, Any]]:  # parse, assess, plan, simulate: in the pages' pool
         case, base = _case(request, form, paste)
         out = result_context(st, case, plan_anyway=plan_anyway)
         if base is not None:
@@ -716,7 +716,7 @@ async def ui_assess(request: Request, _caller=Depends(api_caller)) -> HTMLRespon
         return case.id, out
 
     try:
-        case_id, result = await st.pool.run(work)
+        case_id, result = await st.page_pool.run(work)
         request.state.audit_patient = case_id
         ctx.update(result)
     except LeukosUserError as exc:
@@ -748,7 +748,7 @@ async def ui_report(request: Request, format: str = "pdf", _caller=Depends(api_c
         item = {"field": "", "text": f"Report format “{format[:40]}” cannot be made: choose the PDF report or the printable page."}
         return _page(request, "index.html", {"form": form, "error_items": [item], "field_errors": {}}, status=422)
     try:
-        case, _base = await st.pool.run(_case, request, form, paste)
+        case, _base = await st.page_pool.run(_case, request, form, paste)
     except LeukosUserError as exc:
         items, by_field = _plain_errors(exc, st.kb)
         return _page(request, "index.html", {"form": form, "error_items": items, "field_errors": by_field},
@@ -756,12 +756,12 @@ async def ui_report(request: Request, format: str = "pdf", _caller=Depends(api_c
     request.state.audit_patient = case.id
     plan_anyway = form.get("plan_anyway") == "1"
 
-    def report_html(printable: bool) -> str:  # assess, plan, simulate, render: in the worker pool
+    def report_html(printable: bool) -> str:  # assess, plan, simulate, render: in the pages' pool
         return _report_html(request, result_context(st, case, plan_anyway=plan_anyway), printable=printable)
 
     if format == "html":
-        return HTMLResponse(await st.pool.run(report_html, True), headers=_headers())
-    pdf, pages = await st.pool.run(lambda: render_pdf(report_html(False)))
+        return HTMLResponse(await st.page_pool.run(report_html, True), headers=_headers())
+    pdf, pages = await st.page_pool.run(lambda: render_pdf(report_html(False)))
     name = "leukos-report-" + re.sub(r"[^A-Za-z0-9._-]", "_", case.id or "case")[:60] + ".pdf"
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Report-Pages": str(pages),
@@ -783,9 +783,9 @@ def render_pdf(html: str) -> tuple[bytes, int]:
 async def cds_page(token: str, request: Request) -> Response:
     st = service_state(request)
     request.state.audit_subtype = "ui-cds-link"
-    case = await st.pool.run(st.pages.get, token)  # may import the kept request again: off the loop
+    case = await st.page_pool.run(st.pages.get, token)  # may import the kept request again: off the loop
     if case is None:
         return _page(request, "gone.html", {}, status=404)
     # the full assessment, as /api/assess gives it
-    ctx = await st.pool.run(partial(result_context, st, case, from_record=True))
+    ctx = await st.page_pool.run(partial(result_context, st, case, from_record=True))
     return _page(request, "cds_page.html", ctx)

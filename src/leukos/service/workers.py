@@ -35,9 +35,9 @@ class ServiceBusy(Exception):
 class WorkPool:
     """``workers`` threads, at most ``queue`` waiting calls, ``timeout_s`` wall time per call."""
 
-    def __init__(self, workers: int, queue: int, timeout_s: float):
+    def __init__(self, workers: int, queue: int, timeout_s: float, *, name: str = "leukos-work"):
         self.workers, self.queue, self.timeout_s = workers, queue, timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leukos-work")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._pending = 0
         self._lock = threading.Lock()
 
