@@ -258,7 +258,7 @@ def test_a_stuck_computation_gets_503_retry_after_and_health_still_answers(tmp_p
         release.wait(30)
         raise RuntimeError("released")
 
-    c = Client(create_app(ServiceSettings(auth_disabled=True, request_timeout_s=0.3, workers=1, work_queue=0),
+    c = Client(create_app(ServiceSettings(auth_disabled=True, request_timeout_s=0.3, api_workers=1, work_queue=0),
                           engines=Engines(assess_fn=stuck)))
     try:
         r = c.post("/api/assess", content=CASE)

@@ -76,7 +76,7 @@ def _case(body: bytes, fhir: bool, st: Any):
 
 
 async def _compute(request: Request, subtype: str, work: Callable[[Any, Any], Any]) -> JsonBytes:
-    """Read the body, then parse + compute + render in the worker pool (never on the event loop)."""
+    """Read the body, then parse + compute + render in the REST API's worker pool (never on the event loop)."""
     request.state.audit_subtype = subtype
     st = service_state(request)
     body = await request.body()
@@ -86,7 +86,7 @@ async def _compute(request: Request, subtype: str, work: Callable[[Any, Any], An
         case = _case(body, fhir, st)
         return case.id, json_bytes(work(case, st))
 
-    case_id, payload = await st.pool.run(job)
+    case_id, payload = await st.api_pool.run(job)
     request.state.audit_patient = case_id
     return JsonBytes(payload)
 

@@ -55,8 +55,11 @@ class ServiceState:
     audit: AuditLog
     feedback: Any = None  # leukos.service.state_store.FeedbackStore
     pages: Any = None  # leukos.service.ui.PageCache: the cases behind CDS card links
-    pool: WorkPool | None = None  # CPU-bound work goes here, never on the event loop
-    page_pool: WorkPool | None = None  # the web pages' CPU work: apart, so that it never holds up an EHR's call
+    # CPU-bound work runs in a worker pool, never on the event loop: one pool per surface, so that no
+    # surface can hold up another (the CDS services, the EHR's calls, have the largest)
+    pool: WorkPool | None = None  # CDS Hooks services and JWT checks
+    api_pool: WorkPool | None = None  # REST API computations (/api/assess, /api/plan, /api/simulate)
+    page_pool: WorkPool | None = None  # the web pages (assessment page, reports, PDFs, the page of a card link)
     store: StateStore | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # room for other modules' state
 
@@ -276,6 +279,8 @@ def create_app(settings: ServiceSettings, *, kb: KnowledgeBase | None = None, en
                          verifier=JwtVerifier(settings, jwks, replay=store), audit=audit, feedback=store,
                          pages=PageCache(), store=store,
                          pool=WorkPool(settings.workers, settings.work_queue, settings.request_timeout_s),
+                         api_pool=WorkPool(settings.api_workers, settings.work_queue, settings.request_timeout_s,
+                                           name="leukos-api"),
                          page_pool=WorkPool(settings.page_workers, settings.work_queue, settings.request_timeout_s,
                                              name="leukos-pages"))
     if settings.auth_disabled:

@@ -153,6 +153,7 @@ _HELP: dict[str, tuple[str, str]] = {
                               "list each FHIR server's base URL, e.g. https://ehr.example.org/fhir"),
     "workers": ("a whole number of threads from 1 to 64", "unset it for 4"),
     "page_workers": ("a whole number of threads from 1 to 64", "unset it for 2"),
+    "api_workers": ("a whole number of threads from 1 to 64", "unset it for 2"),
     "work_queue": ("a whole number of waiting calls from 0 to 10000", "unset it for 64"),
     "request_timeout_s": (f"a number of seconds from {TIMEOUT_MIN_S} (software bound) to 300",
                           "unset it for 15 s"),
@@ -207,12 +208,13 @@ class ServiceSettings(BaseModel):
         FHIR base URLs (``https://ehr.example.org/fhir``) a CDS request's ``fhirServer`` may name.
         Any other server is never contacted (SSRF guard); the request's bearer token goes only there.
     workers, work_queue, request_timeout_s
-        The worker pool for CPU-bound work: threads, calls allowed to wait, and the wall time of a
-        call before it is answered 503 with ``Retry-After``.
-    page_workers
-        The threads of a second pool, for the web pages' work (the assessment page, reports, PDFs,
-        the page behind a CDS card link), with the same queue and wall-time bounds. A report takes
-        about a second of CPU; in the CDS and API pool, a few reports at once held up every EHR call
+        The CDS Hooks services' worker pool for CPU-bound work: threads, calls allowed to wait, and
+        the wall time of a call before it is answered 503 with ``Retry-After``.
+    api_workers, page_workers
+        The threads of the REST API's pool (``/api/assess``, ``/api/plan``, ``/api/simulate``) and of
+        the web pages' pool (the assessment page, reports, PDFs, the page behind a CDS card link),
+        with the same queue and wall-time bounds. A PDF report takes about a second of CPU and a
+        simulation a tenth of one: sharing the CDS pool, a few of them at once held up every EHR call
         for seconds. Apart, they never take a thread an EHR call needs (a software choice).
 
     Software bounds (:data:`JWT_MAX_AGE_MAX_S`, :data:`MAX_BODY_BYTES_MAX`, :data:`TIMEOUT_MIN_S`,
@@ -240,6 +242,7 @@ class ServiceSettings(BaseModel):
     audit_key: str | None = Field(None, repr=False, pattern=r"^[0-9a-fA-F]{64}$")
     fhir_server_allowlist: tuple[str, ...] = ()
     workers: int = Field(4, ge=1, le=64)
+    api_workers: int = Field(2, ge=1, le=64)
     page_workers: int = Field(2, ge=1, le=64)
     work_queue: int = Field(64, ge=0, le=10_000)
     request_timeout_s: float = Field(15.0, ge=TIMEOUT_MIN_S, le=300, allow_inf_nan=False)

@@ -1,13 +1,14 @@
-"""Benchmark: does the web pages' work hold up an EHR's CDS call?
+"""Benchmark: does the work of the web pages or of the REST API hold up an EHR's CDS call?
 
 A real server (``leukos serve --dev`` on a free loopback port) answers CDS patient-view calls from one
-client, a call every 50 ms, first alone (the baseline of this run), then while ``--reports`` clients
-each ask for PDF reports of a bundled example without pause (about a second of CPU each). Reported:
-the CDS latency (median, 90th centile, worst) in both phases, their ratio, and the reports answered.
-Before the pages had their own pool (issue 11, 2026-12-03), eight report clients made the CDS median
-7.8 s against 6 ms alone.
+client, a call every 50 ms, first alone (the baseline of this run), then while ``--clients`` clients
+each send, without pause, ``--load report`` (a PDF report of a bundled example, about a second of
+CPU) or ``--load simulate`` (``/api/simulate`` of it, about a tenth of a second). Reported: the CDS
+latency (median, 90th centile, worst) in both phases, their ratio, and the other calls answered.
+When one pool served everything (issue 11, 2026-12-03), eight report clients made the CDS median
+7.8 s and eight simulation clients 1.2 s, against 6-7 ms alone.
 
-    python benchmarks/bench_page_isolation.py [--reports 8] [--seconds 12]
+    python benchmarks/bench_bulkheads.py [--load report|simulate] [--clients 8] [--seconds 12]
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ from benchmarks.service_peers.request import patient_view_request  # noqa: E402
 
 PV = "/cds-services/leukos-patient-view"
 EXAMPLE = "01-aml-leukostasis.yaml"
+CASE = (REPO / "examples" / EXAMPLE).read_bytes()
+LOADS = {  # name -> (method path, request keyword arguments)
+    "report": ("/ui/report?format=pdf", {"data": {"example": EXAMPLE}}),
+    "simulate": ("/api/simulate", {"content": CASE, "headers": {"Content-Type": "application/yaml"}}),
+}
 
 
 def _free_port() -> int:
@@ -81,7 +87,8 @@ def _summary(ms: list[float]) -> tuple[float, float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reports", type=int, default=8, help="clients asking for PDF reports without pause")
+    ap.add_argument("--load", choices=sorted(LOADS), default="report", help="what the other clients ask for")
+    ap.add_argument("--clients", type=int, default=8, help="clients sending that load without pause")
     ap.add_argument("--seconds", type=float, default=12.0, help="length of each phase")
     args = ap.parse_args()
     port = _free_port()
@@ -91,15 +98,16 @@ def main() -> None:
         _wait_ready(base, proc)
         _cds_latencies(base, 2)  # warm-up
         alone, alone_codes = _cds_latencies(base, args.seconds)
-        stop, report_codes = threading.Event(), {}
+        stop, load_codes = threading.Event(), {}
+        path, kwargs = LOADS[args.load]
 
-        def reports() -> None:
+        def load() -> None:
             with httpx.Client(timeout=120) as c:
                 while not stop.is_set():
-                    r = c.post(base + "/ui/report?format=pdf", data={"example": EXAMPLE})
-                    report_codes[r.status_code] = report_codes.get(r.status_code, 0) + 1
+                    r = c.post(base + path, **kwargs)
+                    load_codes[r.status_code] = load_codes.get(r.status_code, 0) + 1
 
-        clients = [threading.Thread(target=reports) for _ in range(args.reports)]
+        clients = [threading.Thread(target=load) for _ in range(args.clients)]
         for t in clients:
             t.start()
         time.sleep(2)
@@ -112,12 +120,12 @@ def main() -> None:
         proc.wait(timeout=30)
     print(f"CDS patient-view, one client, a call every 50 ms, {args.seconds:g} s per phase")
     print(f"{'phase':36s} {'calls':>6s} {'p50 ms':>8s} {'p90 ms':>8s} {'max ms':>8s}  answers")
-    for name, ms, codes in (("alone", alone, alone_codes), (f"with {args.reports} PDF report clients", loaded,
+    for name, ms, codes in (("alone", alone, alone_codes), (f"with {args.clients} {args.load} clients", loaded,
                                                                loaded_codes)):
         p50, p90, worst = _summary(ms)
         print(f"{name:36s} {len(ms):6d} {p50:8.1f} {p90:8.1f} {worst:8.1f}  {codes}")
-    print(f"median with reports / median alone: {_summary(loaded)[0] / _summary(alone)[0]:.2f}x")
-    print(f"reports answered: {report_codes}")
+    print(f"median with the {args.load} clients / median alone: {_summary(loaded)[0] / _summary(alone)[0]:.2f}x")
+    print(f"{args.load} calls answered: {load_codes}")
 
 
 if __name__ == "__main__":
