@@ -200,3 +200,19 @@ def test_a_procedure_overlapping_a_recorded_one_is_refused(client):
     url = f"/api/patients/LK-0001/procedures/{first.json()['id']}"
     assert client.request("PUT", url, json=procedure(post=180) | {"version": 1}, headers=AUTH).status_code == 200
     assert len(client.get("/api/patients/LK-0001", headers=AUTH).json()["procedures"]) == 2
+
+
+@pytest.mark.parametrize("path", ["/api/patients", "/api/patients/LK-0001/labs", "/api/patients/LK-0001/assessments",
+                                  "/api/patients/LK-0001/procedures"])
+@pytest.mark.parametrize("body, says", [("[" * 100_000 + "]" * 100_000, "levels of nesting"),
+                                        ('{"a": ' * 5000 + "1" + "}" * 5000, "levels of nesting")])
+def test_a_body_too_deep_to_parse_is_named_not_a_bare_400(client, path, body, says):
+    """A deeply nested JSON body sent to a registry route was answered 400 "There was an error parsing
+    the body" with no detail: not the field, value, expectation and fix every other route gives."""
+    client.post("/api/patients", json=PATIENT, headers=AUTH)
+    r = client.post(path, content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text[:300]
+    got = r.json()
+    assert got["title"] == "The request body cannot be read"
+    d = got["details"][0]
+    assert d["field"] == "body" and says in d["value"] and d["expected"] and d["fix"]

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import traceback
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -121,6 +122,32 @@ def parse_json_body(raw: bytes, model: type[BaseModel], *, name: str = "body") -
         raise validation_error(exc.errors(include_url=False), prefix=name) from None
 
 
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"  # fastapi.routing: a JSON body its parser refused
+_UNREADABLE_BODY = "The request body cannot be read"
+
+
+async def _unparsable_body(request: Request) -> Response:
+    """A JSON body FastAPI could not parse for a route that declares one (the registry's), answered as
+    every other route answers it: 422 naming where and why (a syntax error's line and column, nesting
+    beyond the bound, NaN ...), not 400 "There was an error parsing the body" with nothing to act on.
+    The body is parsed again by the project's bounded parser, in the REST API's pool."""
+    try:
+        raw = await request.body()
+    except Exception:  # noqa: BLE001 - the body can no longer be read: say what is known
+        raw = None
+    if raw is not None:
+        st = getattr(request.app.state, "leukos", None)
+        pool = getattr(st, "api_pool", None)
+        parse = partial(loads_json_bytes, raw, name="body")
+        try:
+            await pool.run(parse) if pool is not None else parse()
+        except LeukosUserError as exc:
+            return user_error_response(CaseFormatError(list(exc.details), title=_UNREADABLE_BODY))
+    return user_error_response(CaseFormatError(ErrorDetail("body", None, "a JSON document",
+                                                            "send the request body as valid JSON"),
+                                               title=_UNREADABLE_BODY))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers of the table above. Other modules add theirs with ``app.exception_handler``."""
     from leukos.service.cds.prefetch import FhirServerError, PrefetchMissing
@@ -163,6 +190,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+            return await _unparsable_body(request)
         kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
         return error_response(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
 
