@@ -216,3 +216,32 @@ def test_a_body_too_deep_to_parse_is_named_not_a_bare_400(client, path, body, sa
     assert got["title"] == "The request body cannot be read"
     d = got["details"][0]
     assert d["field"] == "body" and says in d["value"] and d["expected"] and d["fix"]
+
+
+def test_registry_computations_are_bounded_and_timed_like_the_rest_of_the_api(tmp_path):
+    """The registry's assessment and plan routes ran in the web framework's own threads: no bound on how
+    many at once and no wall time, beside the REST API's pool. They now share that pool: a stuck one is
+    answered 503 with Retry-After and, with the pool full, the next is refused at once."""
+    import threading
+
+    from leukos.service.engines import Engines
+
+    release = threading.Event()
+
+    def stuck(case, kb):
+        release.wait(5)
+        raise RuntimeError("released")
+
+    a = create_app(ServiceSettings(auth_disabled=True, examples_dir=EXAMPLES, request_timeout_s=0.3, api_workers=1,
+                                   work_queue=0, audit_log_path=tmp_path / "a.jsonl"), engines=Engines(assess_fn=stuck))
+    a.state.registry_settings = RegistrySettings(data_dir=tmp_path / "data")
+    c = Client(a)
+    try:
+        assert c.post("/api/patients", json=PATIENT).status_code == 201
+        case = {"format": "leukos-case/1", "labs": {"wbc": 250}}
+        for path in ("/api/patients/LK-0001/assessments", "/api/patients/LK-0001/plans"):
+            r = c.post(path, json=case)
+            assert r.status_code == 503 and r.json()["error"] == "ServiceBusy", (path, r.text[:200])
+            assert int(r.headers["Retry-After"]) >= 1
+    finally:
+        release.set()

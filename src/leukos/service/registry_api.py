@@ -173,13 +173,17 @@ def add_labs(request: Request, pseudonym: str, body: list[LabIn], _caller=Depend
 
 @router.post("/{pseudonym}/labs/fhir", status_code=201,
              summary="Import counts from a FHIR R4 Bundle (idempotent: Observation ids are remembered)")
-def import_fhir(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
-                _caller=Depends(api_caller)) -> dict[str, Any]:
+async def import_fhir(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
+                      _caller=Depends(api_caller)) -> dict[str, Any]:
     from leukos.registry.fhir_io import labs_from_bundle
 
     reg = _reg(request, pseudonym, "write")
-    labs, notes = labs_from_bundle(body, reg.kb, reg.get_patient(pseudonym))
-    return reg.import_labs(pseudonym, labs, recorded_by=_caller.label) | {"notes": notes}
+
+    def job() -> dict[str, Any]:  # FHIR validation and unit conversion are CPU work
+        labs, notes = labs_from_bundle(body, reg.kb, reg.get_patient(pseudonym))
+        return reg.import_labs(pseudonym, labs, recorded_by=_caller.label) | {"notes": notes}
+
+    return await service_state(request).api_pool.run(job)
 
 
 @router.post("/{pseudonym}/procedures", status_code=201, summary="Record a leukapheresis as performed")
@@ -200,35 +204,41 @@ def add_treatment(request: Request, pseudonym: str, body: TreatmentIn, _caller=D
 
 
 @router.post("/{pseudonym}/assessments", status_code=201, summary="Assess a case and store the assessment as issued")
-def issue_assessment(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
-                     _caller=Depends(api_caller)) -> dict[str, Any]:
-    import json
+async def issue_assessment(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
+                           _caller=Depends(api_caller)) -> dict[str, Any]:
+    st, reg = service_state(request), _reg(request, pseudonym, "write")
 
-    from leukos.registry.fhir_io import check_case_about_patient
-    from leukos.service.engines import load_case
+    def job() -> dict[str, Any]:
+        case = _case_of_patient(body, reg, pseudonym, st.kb)
+        out = st.engines.assess(case, st.kb).to_dict()
+        return {"id": reg.record_issued(pseudonym, "assessment", out), "assessment": out}
 
-    reg = _reg(request, pseudonym, "write")
-    check_case_about_patient(body, reg.get_patient(pseudonym))  # 404 before any work; FHIR about this patient
-    st = service_state(request)
-    case = load_case(json.dumps(body), st.kb, name="body")
-    out = st.engines.assess(case, st.kb).to_dict()
-    return {"id": reg.record_issued(pseudonym, "assessment", out), "assessment": out}
+    return await st.api_pool.run(job)  # the REST API's computations share its bounded pool (not the CDS one)
 
 
 @router.post("/{pseudonym}/plans", status_code=201, summary="Plan a leukapheresis for a case and store the plan as issued")
-def issue_plan(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
-               _caller=Depends(api_caller)) -> dict[str, Any]:
+async def issue_plan(request: Request, pseudonym: str, body: dict[str, Any] = Body(...),
+                     _caller=Depends(api_caller)) -> dict[str, Any]:
+    st, reg = service_state(request), _reg(request, pseudonym, "write")
+
+    def job() -> dict[str, Any]:
+        case = _case_of_patient(body, reg, pseudonym, st.kb)
+        out = jsonable(st.engines.plan(case, {}, st.kb, st.engines.assess(case, st.kb)))
+        return {"id": reg.record_issued(pseudonym, "plan", out), "plan": out}
+
+    return await st.api_pool.run(job)
+
+
+def _case_of_patient(body: dict[str, Any], reg: Registry, pseudonym: str, kb: Any) -> Any:
+    """The case of a request body, once it is known to be about this registered patient (404 for an
+    unknown patient before any work; a FHIR Bundle about another patient is refused)."""
     import json
 
     from leukos.registry.fhir_io import check_case_about_patient
     from leukos.service.engines import load_case
 
-    reg = _reg(request, pseudonym, "write")
     check_case_about_patient(body, reg.get_patient(pseudonym))
-    st = service_state(request)
-    case = load_case(json.dumps(body), st.kb, name="body")
-    out = jsonable(st.engines.plan(case, {}, st.kb, st.engines.assess(case, st.kb)))
-    return {"id": reg.record_issued(pseudonym, "plan", out), "plan": out}
+    return load_case(json.dumps(body), kb, name="body")
 
 
 @router.get("/{pseudonym}/fhir", summary="The patient's course as a FHIR R4 Bundle (Patient, Procedure, Observation, AdverseEvent)",
