@@ -98,3 +98,35 @@ def test_any_failure_of_the_follow_up_card_leaves_the_other_cards(client, monkey
     assert not any("leukapheresis follow-up" in (x.get("detail") or "").lower() for x in r.json()["cards"])
     logged = " ".join(x.getMessage() for x in caplog.records)
     assert "OverflowError" in logged and "LK-0001" not in logged and PATIENT_ID not in logged
+
+
+@pytest.mark.parametrize("stored", ["9999-12-31 23:59:59.000000", "0001-01-01 00:00:00.000000"])
+def test_rows_stored_before_the_window_existed_are_read_by_every_surface(client, tmp_path, stored):
+    """A registry written before times were bounded may hold a lab, a session and a treatment dated
+    year 9999 or year 1 (here written into the file as such a version stored them: the second session,
+    its last lab result and the treatment). With the session in year 9999 the old code answered 500
+    on the ward list (its next-session date overflowed). Every read surface still answers: the ward
+    list, the timeline, the follow-up, the FHIR export, the change history, the registry pages and
+    the CDS patient-view with its cards."""
+    import sqlite3
+
+    from tests.registry.records import iso, procedure
+
+    assert client.post("/api/patients/LK-0001/procedures", json=procedure()).status_code == 201
+    assert client.post("/api/patients/LK-0001/procedures", json=procedure(day=1)).status_code == 201
+    assert client.post("/api/patients/LK-0001/treatments", json={"agent": "hydroxyurea", "started_at": iso(0),
+                                                                 "recorded_by": "dr A"}).status_code == 201
+    con = sqlite3.connect(tmp_path / "data" / "registry.sqlite3")
+    with con:
+        for table, cols in (("lab_results", ("taken_at",)), ("procedures", ("started_at", "ended_at")),
+                            ("treatments", ("started_at", "ended_at"))):
+            sets = ", ".join(f"{c} = ?" for c in cols)
+            n = con.execute(f"UPDATE {table} SET {sets} WHERE id = (SELECT max(id) FROM {table})",  # noqa: S608
+                            (stored,) * len(cols)).rowcount
+            assert n == 1, table
+    con.close()
+    for url in ("/api/patients", "/api/patients/LK-0001", "/api/patients/LK-0001/follow-up",
+                "/api/patients/LK-0001/fhir", "/api/patients/LK-0001/changes", "/ui/patients", "/ui/patients/LK-0001"):
+        assert client.get(url).status_code == 200, url
+    r = client.post("/cds-services/leukos-patient-view", json=patient_view_request("01-aml-leukostasis.yaml"))
+    assert r.status_code == 200 and any(c["indicator"] == "critical" for c in r.json()["cards"])
