@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 
 import pytest
 
@@ -108,10 +109,6 @@ def test_rows_stored_before_the_window_existed_are_read_by_every_surface(client,
     on the ward list (its next-session date overflowed). Every read surface still answers: the ward
     list, the timeline, the follow-up, the FHIR export, the change history, the registry pages and
     the CDS patient-view with its cards."""
-    import sqlite3
-
-    from tests.registry.records import iso, procedure
-
     assert client.post("/api/patients/LK-0001/procedures", json=procedure()).status_code == 201
     assert client.post("/api/patients/LK-0001/procedures", json=procedure(day=1)).status_code == 201
     assert client.post("/api/patients/LK-0001/treatments", json={"agent": "hydroxyurea", "started_at": iso(0),
