@@ -58,3 +58,18 @@ def sqlite_registry(tmp_path):
     reg.clock = lambda: at(0)
     yield reg
     reg.engine.dispose()
+
+
+@pytest.fixture
+def run(tmp_path):
+    """The ``leukos`` command line on a SQLite registry in ``tmp_path/data``: ``run(*args, input=None)``."""
+    from typer.testing import CliRunner
+
+    from leukos.cli.main import app, register
+
+    register()
+    env = {"LEUKOS_DATA_DIR": str(tmp_path / "data"), "LEUKOS_DATABASE_URL": ""}
+
+    def go(*args, input=None):
+        return CliRunner().invoke(app, list(args), env=env, input=input)
+    return go

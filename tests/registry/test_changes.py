@@ -9,7 +9,6 @@ import json
 
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
 
 from leukos.errors import LeukosUserError
 from leukos.registry import RegistrySettings
@@ -190,18 +189,6 @@ def test_history_outlives_a_deleted_patient_row(registry):
 
 
 # -- the command line: the operating-system user, surface 'cli' ----------------------------------------
-
-
-@pytest.fixture
-def run(tmp_path):
-    from leukos.cli.main import app, register
-
-    register()
-    env = {"LEUKOS_DATA_DIR": str(tmp_path / "data"), "LEUKOS_DATABASE_URL": ""}
-
-    def go(*args, input=None):
-        return CliRunner().invoke(app, list(args), env=env, input=input)
-    return go
 
 
 def _db(tmp_path):

@@ -5,23 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import pytest
 import yaml
-from typer.testing import CliRunner
-
-from leukos.cli.main import app, register
 
 from .records import PATIENT, iso, procedure
-
-
-@pytest.fixture
-def run(tmp_path):
-    register()
-    env = {"LEUKOS_DATA_DIR": str(tmp_path / "data"), "LEUKOS_DATABASE_URL": ""}
-
-    def go(*args, input=None):
-        return CliRunner().invoke(app, list(args), env=env, input=input)
-    return go
 
 
 def _patient(run, *more: str):
